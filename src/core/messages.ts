@@ -1,0 +1,131 @@
+/**
+ * Control messages carried in MESSAGE records (docs/protocol.md §6), UTF-8 JSON, one per record.
+ * Everything that arrives is hostile until `parseMessage` has checked its shape, types and
+ * ranges; unknown types and unknown fields are refused.
+ *
+ * Sender → recipient:  offer, then per file: file, DATA records, file-end; then done; END.
+ * Recipient → sender:  accept | decline, then received (after every file verified); END.
+ * Either side:         error (then END), which ends the transfer.
+ */
+import { TscCrocError } from './errors.js';
+
+export const PROTOCOL_VERSION = 1;
+/** Most names an offer lists for the recipient to look at before accepting. */
+export const MAX_OFFER_NAMES = 10;
+const MAX_PATH_CHARS = 4096;
+const MAX_MESSAGE_TEXT = 1024;
+
+export interface OfferMessage {
+  type: 'offer';
+  v: number;
+  totalFiles: number;
+  totalBytes: number;
+  names: string[];
+}
+export interface FileMessage {
+  type: 'file';
+  /** Relative path, '/'-separated; checked by src/core/path.ts before any use. */
+  path: string;
+  size: number;
+  /** Permission bits (0..0o777). */
+  mode: number;
+  /** Modification time, ms since the epoch. */
+  mtime: number;
+}
+export interface FileEndMessage {
+  type: 'file-end';
+  /** SHA-256 of the file's bytes, lowercase hex. */
+  sha256: string;
+}
+export interface DoneMessage {
+  type: 'done';
+}
+export interface AcceptMessage {
+  type: 'accept';
+}
+export interface DeclineMessage {
+  type: 'decline';
+}
+export interface ReceivedMessage {
+  type: 'received';
+}
+export interface ErrorMessage {
+  type: 'error';
+  code: string;
+  message: string;
+}
+
+export type SenderMessage = OfferMessage | FileMessage | FileEndMessage | DoneMessage | ErrorMessage;
+export type RecipientMessage = AcceptMessage | DeclineMessage | ReceivedMessage | ErrorMessage;
+export type Message = SenderMessage | RecipientMessage;
+
+export function encodeMessage(m: Message): Buffer {
+  return Buffer.from(JSON.stringify(m), 'utf8');
+}
+
+type Fields = Record<string, unknown>;
+
+function bad(what: string): never {
+  throw new TscCrocError('ERR_PROTOCOL', `malformed message from the other side: ${what}`);
+}
+
+function exactKeys(o: Fields, keys: readonly string[]): void {
+  const got = Object.keys(o);
+  if (got.length !== keys.length || !got.every((k) => keys.includes(k))) bad(`unexpected fields in '${String(o.type)}'`);
+}
+
+function uint(o: Fields, k: string, max = Number.MAX_SAFE_INTEGER): number {
+  const v = o[k];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max) bad(`'${k}' must be an integer in [0, ${max}]`);
+  return v;
+}
+
+function str(o: Fields, k: string, max: number): string {
+  const v = o[k];
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) bad(`'${k}' must be a string of 1..${max} characters`);
+  return v;
+}
+
+const SHA256_RE = /^[0-9a-f]{64}$/;
+
+/** Parse and check a message's JSON. `from` says which side sent it; the other side's types are refused. */
+export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Message {
+  let o: unknown;
+  try {
+    o = JSON.parse(payload.toString('utf8'));
+  } catch {
+    bad('not JSON');
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) bad('not an object');
+  const m = o as Fields;
+  const type = m.type;
+  const senderTypes = ['offer', 'file', 'file-end', 'done', 'error'];
+  const recipientTypes = ['accept', 'decline', 'received', 'error'];
+  if (typeof type !== 'string' || !(from === 'sender' ? senderTypes : recipientTypes).includes(type))
+    bad(`unexpected message type from the ${from}`);
+  switch (type) {
+    case 'offer': {
+      exactKeys(m, ['type', 'v', 'totalFiles', 'totalBytes', 'names']);
+      if (m.v !== PROTOCOL_VERSION) bad(`unsupported protocol version ${String(m.v)}`);
+      const names = m.names;
+      if (!Array.isArray(names) || names.length > MAX_OFFER_NAMES) bad(`'names' must be a list of at most ${MAX_OFFER_NAMES}`);
+      for (const n of names) if (typeof n !== 'string' || n.length === 0 || n.length > MAX_PATH_CHARS) bad("'names' entries must be strings");
+      return { type, v: PROTOCOL_VERSION, totalFiles: uint(m, 'totalFiles'), totalBytes: uint(m, 'totalBytes'), names: names as string[] };
+    }
+    case 'file':
+      exactKeys(m, ['type', 'path', 'size', 'mode', 'mtime']);
+      return { type, path: str(m, 'path', MAX_PATH_CHARS), size: uint(m, 'size'), mode: uint(m, 'mode', 0o777), mtime: uint(m, 'mtime') };
+    case 'file-end': {
+      exactKeys(m, ['type', 'sha256']);
+      const sha256 = str(m, 'sha256', 64);
+      if (!SHA256_RE.test(sha256)) bad("'sha256' must be 64 lowercase hex digits");
+      return { type, sha256 };
+    }
+    case 'error':
+      exactKeys(m, ['type', 'code', 'message']);
+      return { type, code: str(m, 'code', 64), message: str(m, 'message', MAX_MESSAGE_TEXT) };
+    default:
+      exactKeys(m, ['type']);
+      return { type } as DoneMessage | AcceptMessage | DeclineMessage | ReceivedMessage;
+  }
+}

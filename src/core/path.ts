@@ -1,0 +1,44 @@
+/**
+ * Safety of names received from the other side, before they touch the disk.
+ *
+ * A received path is relative and '/'-separated. Refused: empty names or segments, absolute
+ * paths, '.' and '..', backslashes, drive letters, NUL and every control character (C0, DEL,
+ * C1: the ESC of a terminal escape sequence among them), Unicode bidi and invisible format
+ * controls that make a name display as another, and ill-formed Unicode. The file-system side
+ * (src/transfer/file-sink.ts) additionally refuses to follow symlinks out of the output folder.
+ */
+import { TscCrocError } from './errors.js';
+
+export const MAX_PATH_BYTES = 4096;
+export const MAX_SEGMENT_BYTES = 255;
+
+// C0 controls, DEL, C1 controls; bidi embeddings/overrides/isolates; zero-width and other format characters.
+const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/u;
+const DRIVE = /^[a-zA-Z]:/;
+
+function unsafe(why: string): never {
+  throw new TscCrocError('ERR_UNSAFE_PATH', `refused a file name from the sender: ${why}`);
+}
+
+/** Check a received relative path; returns its segments. Error text never echoes raw control characters. */
+export function checkRelativePath(path: string): string[] {
+  if (typeof path !== 'string' || path.length === 0) unsafe('empty name');
+  if (!path.isWellFormed()) unsafe('ill-formed Unicode');
+  if (Buffer.byteLength(path, 'utf8') > MAX_PATH_BYTES) unsafe(`longer than ${MAX_PATH_BYTES} bytes`);
+  if (FORBIDDEN.test(path)) unsafe(`it contains control or invisible characters (${JSON.stringify(path).slice(0, 80)})`);
+  if (path.includes('\\')) unsafe(`backslash in ${JSON.stringify(path)}`);
+  if (path.startsWith('/')) unsafe(`absolute path ${JSON.stringify(path)}`);
+  if (DRIVE.test(path)) unsafe(`drive letter in ${JSON.stringify(path)}`);
+  const segments = path.split('/');
+  for (const s of segments) {
+    if (s.length === 0) unsafe(`empty path segment in ${JSON.stringify(path)}`);
+    if (s === '.' || s === '..') unsafe(`'${s}' in ${JSON.stringify(path)}`);
+    if (Buffer.byteLength(s, 'utf8') > MAX_SEGMENT_BYTES) unsafe(`a path segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
+  }
+  return segments;
+}
+
+/** A name safe to show on a terminal: control and format characters replaced by U+FFFD. */
+export function displayName(name: string): string {
+  return name.replace(new RegExp(FORBIDDEN.source, 'gu'), '\ufffd');
+}
