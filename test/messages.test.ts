@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { encodeMessage, parseMessage, PROTOCOL_VERSION, type Message } from '../src/core/messages.js';
+import { TscCrocError } from '../src/core/errors.js';
+
+const proto = (e: unknown) => e instanceof TscCrocError && e.code === 'ERR_PROTOCOL';
+const raw = (o: unknown) => Buffer.from(JSON.stringify(o));
+
+test('valid messages round-trip', () => {
+  const msgs = [
+    { type: 'offer', v: PROTOCOL_VERSION, totalFiles: 1, totalBytes: 10, names: ['a.txt'] },
+    { type: 'file', path: 'a.txt', size: 10, mode: 0o644, mtime: 1700000000000 },
+    { type: 'file-end', sha256: 'a'.repeat(64) },
+    { type: 'done' },
+    { type: 'error', code: 'ERR_IO', message: 'disk on fire' },
+  ] as Message[];
+  for (const m of msgs) assert.deepEqual(parseMessage(encodeMessage(m), 'sender'), m);
+  for (const t of ['accept', 'decline', 'received'] as const) assert.deepEqual(parseMessage(encodeMessage({ type: t }), 'recipient'), { type: t });
+});
+
+test('hostile messages are refused', () => {
+  const bad: [unknown, 'sender' | 'recipient'][] = [
+    [{ type: 'accept' }, 'sender'],
+    [{ type: 'offer', v: 1, totalFiles: 1, totalBytes: 1, names: [] }, 'recipient'],
+    [{ type: 'offer', v: 2, totalFiles: 1, totalBytes: 1, names: [] }, 'sender'],
+    [{ type: 'offer', v: 1, totalFiles: -1, totalBytes: 1, names: [] }, 'sender'],
+    [{ type: 'offer', v: 1, totalFiles: 1, totalBytes: 2 ** 60, names: [] }, 'sender'],
+    [{ type: 'offer', v: 1, totalFiles: 1, totalBytes: 1, names: new Array(11).fill('a') }, 'sender'],
+    [{ type: 'file', path: 'a', size: 1.5, mode: 0, mtime: 0 }, 'sender'],
+    [{ type: 'file', path: 'a', size: 1, mode: 0o4755, mtime: 0 }, 'sender'],
+    [{ type: 'file', path: '', size: 1, mode: 0, mtime: 0 }, 'sender'],
+    [{ type: 'file', path: 'a', size: 1, mode: 0, mtime: 0, extra: true }, 'sender'],
+    [{ type: 'file-end', sha256: 'XYZ' }, 'sender'],
+    [{ type: 'done', x: 1 }, 'sender'],
+    [{ type: 'nope' }, 'sender'],
+    [[1, 2], 'sender'],
+    [null, 'sender'],
+  ];
+  for (const [m, from] of bad) assert.throws(() => parseMessage(raw(m), from), proto, JSON.stringify(m));
+  assert.throws(() => parseMessage(Buffer.from('{not json'), 'sender'), proto);
+});
