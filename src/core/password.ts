@@ -1,0 +1,79 @@
+/**
+ * The SPAKE2 password scalar w (RFC 9382 §3.2: "typically w = MHF(pw) mod p") from the secret
+ * words of a code, with scrypt (RFC 7914) as the memory-hard function, salted by curve and channel.
+ * @module
+ */
+import { scrypt } from 'node:crypto';
+import { bytesToNumberBE } from '@noble/curves/utils.js';
+import { astring } from './assert.js';
+import { CHANNEL_PATTERN, type CurveName } from './relay-api.js';
+import { SUITES, assertCurve } from './spake2-suites.js';
+
+/** scrypt CPU/memory cost N (RFC 7914 §2). 2^16 with r = 8 takes 64 MiB. */
+export const SCRYPT_N = 2 ** 16;
+/** scrypt block size r. */
+export const SCRYPT_R = 8;
+/** scrypt parallelization p. */
+export const SCRYPT_P = 1;
+/** Output bytes: 512 bits, so reduction mod a ~256-bit order has bias < 2^-250. */
+export const SCRYPT_DKLEN = 64;
+/** Domain-separation prefix of the salt. */
+export const PASSWORD_SALT_LABEL = 'tsc-croc/v1/spake2/w';
+/** Longest secret accepted, in UTF-16 code units. */
+export const MAX_SECRET_LENGTH = 1024;
+
+export interface PasswordContext {
+  curve: CurveName;
+  channel: string;
+}
+
+export interface PasswordOptions {
+  /** FOR TESTS ONLY: a smaller scrypt N (a power of two). Production code must not set it. */
+  N?: number;
+}
+
+const CHANNEL_RE = new RegExp(CHANNEL_PATTERN);
+
+/** salt = UTF-8(label) || 0x00 || UTF-8(curve) || 0x00 || UTF-8(channel). */
+export function passwordSalt(ctx: PasswordContext): Uint8Array {
+  if (typeof ctx !== 'object' || ctx === null) throw new TypeError('ctx must be an object');
+  assertCurve(ctx.curve, 'ctx.curve');
+  astring(ctx.channel, 'ctx.channel', 32);
+  if (!CHANNEL_RE.test(ctx.channel)) throw new RangeError(`ctx.channel must match ${CHANNEL_PATTERN}`);
+  return Uint8Array.from(Buffer.from(`${PASSWORD_SALT_LABEL}\0${ctx.curve}\0${ctx.channel}`, 'utf8'));
+}
+
+function scryptAsync(password: Uint8Array, salt: Uint8Array, N: number): Promise<Uint8Array> {
+  // scrypt needs 128 * N * r bytes of V plus small buffers; allow twice that.
+  const maxmem = 256 * N * SCRYPT_R;
+  return new Promise((resolve, reject) => {
+    scrypt(password, salt, SCRYPT_DKLEN, { N, r: SCRYPT_R, p: SCRYPT_P, maxmem }, (err, key) => {
+      if (err) reject(err);
+      else resolve(new Uint8Array(key.buffer, key.byteOffset, key.byteLength));
+    });
+  });
+}
+
+/**
+ * w = scrypt(UTF-8(secret), salt, N = 2^16, r = 8, p = 1, 64 bytes) as a big-endian integer mod p,
+ * where p is the order of the curve's group. The caller normalizes `secret`. Never 0.
+ */
+export async function derivePasswordScalar(
+  secret: string,
+  ctx: PasswordContext,
+  opts: PasswordOptions = {},
+): Promise<bigint> {
+  astring(secret, 'secret', MAX_SECRET_LENGTH);
+  if (secret.length === 0) throw new RangeError('secret must not be empty');
+  const salt = passwordSalt(ctx);
+  const N = opts.N ?? SCRYPT_N;
+  if (!Number.isSafeInteger(N) || N < 2 || N > 2 ** 20 || (N & (N - 1)) !== 0)
+    throw new RangeError('opts.N must be a power of two in [2, 2^20]');
+  const password = Uint8Array.from(Buffer.from(secret, 'utf8'));
+  const out = await scryptAsync(password, salt, N);
+  password.fill(0);
+  const w = bytesToNumberBE(out) % SUITES[ctx.curve].order;
+  out.fill(0);
+  if (w === 0n) throw new RangeError('the password scalar is 0; choose another code');
+  return w;
+}
