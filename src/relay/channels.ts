@@ -1,0 +1,405 @@
+/**
+ * The relay's channel state machine: who joined, which PAKE fields are written, whether the TCP
+ * connections are stapled, whether the channel is closed. Pure: no sockets, no HTTP, no timers;
+ * the clock and the randomness come from the caller. docs/relay-api.md lists every transition.
+ *
+ * A channel's life: created by a sender join (version 1) → a recipient joins → x (sender) →
+ * y + hh_k together (recipient) → h_k (sender) → stapled (the TCP side) → closed → removed.
+ * Every change bumps `version` by one and wakes the channel's watchers (the long-polls).
+ */
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import {
+  CLOSE_REASONS,
+  DEFAULT_CURVE,
+  type ChannelRequest,
+  type ChannelState,
+  type CloseReason,
+  type CurveName,
+  type JoinRequest,
+  type RelayErrorCode,
+  type Role,
+} from '../core/relay-api.js';
+
+/** The HTTP status of every relay error code: the one place this mapping lives. */
+export const RELAY_ERROR_STATUS: Readonly<Record<RelayErrorCode, number>> = Object.freeze({
+  ERR_BAD_REQUEST: 400,
+  ERR_UNAUTHORIZED: 401,
+  ERR_UNKNOWN_PARTICIPANT: 403,
+  ERR_ADDRESS_MISMATCH: 403,
+  ERR_WRONG_ROLE: 403,
+  ERR_CHANNEL_NOT_FOUND: 404,
+  ERR_NOT_FOUND: 404,
+  ERR_CHANNEL_OCCUPIED: 409,
+  ERR_CHANNEL_FULL: 409,
+  ERR_FIELD_ALREADY_SET: 409,
+  ERR_OUT_OF_ORDER: 409,
+  ERR_CHANNEL_CLOSED: 410,
+  ERR_BODY_TOO_LARGE: 413,
+  ERR_RATE_LIMITED: 429,
+  ERR_INTERNAL: 500,
+  ERR_TOO_MANY_CHANNELS: 503,
+});
+
+/** A refused request: a stable code, its HTTP status, and a message without secrets. */
+export class RelayError extends Error {
+  readonly code: RelayErrorCode;
+  readonly statusCode: number;
+  constructor(code: RelayErrorCode, message: string) {
+    super(message);
+    this.name = 'RelayError';
+    this.code = code;
+    this.statusCode = RELAY_ERROR_STATUS[code];
+  }
+}
+
+export function isRelayError(e: unknown, code?: RelayErrorCode): e is RelayError {
+  return e instanceof RelayError && (code === undefined || e.code === code);
+}
+
+/** One joined peer. The uuid is its bearer token; it is valid only from `address`. */
+export interface Participant {
+  readonly uuid: string;
+  readonly role: Role;
+  readonly address: string;
+}
+
+export interface JoinResult {
+  participant: Participant;
+  state: ChannelState;
+}
+
+export interface ChannelStoreConfig {
+  now: () => number;
+  /** A uniform integer in [min, max). */
+  randomInt: (min: number, max: number) => number;
+  maxChannels: number;
+  channelTtlMs: number;
+  closedRetentionMs: number;
+}
+
+/** What expire() did. */
+export interface ExpireResult {
+  /** Open channels closed (reason 'error') because they were not stapled within channelTtlMs. */
+  closed: string[];
+  /** Closed channels removed after closedRetentionMs. */
+  removed: string[];
+}
+
+interface Channel {
+  readonly name: string;
+  readonly curve: CurveName;
+  readonly createdAt: number;
+  version: number;
+  sender: Participant | null;
+  recipient: Participant | null;
+  x: string | null;
+  y: string | null;
+  hh_k: string | null;
+  h_k: string | null;
+  stapled: boolean;
+  closed: boolean;
+  closeReason: CloseReason | null;
+  closedAt: number | null;
+  readonly watchers: Set<() => void>;
+}
+
+/** Relay-picked names start with 3 digits (1..999) and grow by one digit when a range is crowded. */
+const FIRST_DIGITS = 3;
+const LAST_DIGITS = 12; // 10^12 < 2^48, crypto.randomInt's range limit
+const PICKS_PER_RANGE = 8;
+/** A range is used while the store holds fewer than 1/4 of its names. */
+const LOAD_FACTOR = 4;
+
+const closeReasons: ReadonlySet<string> = new Set(CLOSE_REASONS);
+
+/** '::ffff:1.2.3.4' (an IPv4 peer on a dual-stack socket) and '1.2.3.4' are the same peer. */
+export function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+function sameToken(a: string, b: string): boolean {
+  const ab = Buffer.from(a, 'utf8');
+  const bb = Buffer.from(b, 'utf8');
+  return ab.length === bb.length && timingSafeEqual(ab, bb);
+}
+
+function snapshot(c: Channel): ChannelState {
+  return {
+    channel: c.name,
+    curve: c.curve,
+    version: c.version,
+    sender: c.sender !== null,
+    recipient: c.recipient !== null,
+    x: c.x,
+    y: c.y,
+    hh_k: c.hh_k,
+    h_k: c.h_k,
+    stapled: c.stapled,
+    closed: c.closed,
+    closeReason: c.closeReason,
+  };
+}
+
+export class ChannelStore {
+  readonly #config: ChannelStoreConfig;
+  readonly #channels = new Map<string, Channel>();
+  readonly #closeListeners = new Set<(channel: string, reason: CloseReason) => void>();
+
+  constructor(config: ChannelStoreConfig) {
+    this.#config = config;
+  }
+
+  /** Channels held, open or closed-but-retained. */
+  get size(): number {
+    return this.#channels.size;
+  }
+
+  /**
+   * POST /join. A sender creates the channel (named by it, or picked by the relay); a recipient
+   * takes the second seat of an existing one.
+   */
+  join(req: JoinRequest, address: string): JoinResult {
+    return req.role === 'sender' ? this.#joinSender(req, address) : this.#joinRecipient(req, address);
+  }
+
+  #joinSender(req: JoinRequest, address: string): JoinResult {
+    if (req.channel !== undefined && this.#channels.has(req.channel))
+      throw new RelayError('ERR_CHANNEL_OCCUPIED', `channel ${req.channel} already has a sender`);
+    if (this.#channels.size >= this.#config.maxChannels)
+      throw new RelayError('ERR_TOO_MANY_CHANNELS', 'the relay holds too many channels, try again later');
+    const name = req.channel ?? this.#pickName();
+    const participant: Participant = { uuid: randomUUID(), role: 'sender', address: normalizeAddress(address) };
+    const channel: Channel = {
+      name,
+      curve: req.curve ?? DEFAULT_CURVE,
+      createdAt: this.#config.now(),
+      version: 1,
+      sender: participant,
+      recipient: null,
+      x: null,
+      y: null,
+      hh_k: null,
+      h_k: null,
+      stapled: false,
+      closed: false,
+      closeReason: null,
+      closedAt: null,
+      watchers: new Set(),
+    };
+    this.#channels.set(name, channel);
+    return { participant, state: snapshot(channel) };
+  }
+
+  #joinRecipient(req: JoinRequest, address: string): JoinResult {
+    if (req.channel === undefined) throw new RelayError('ERR_BAD_REQUEST', 'a recipient must name the channel');
+    const c = this.#find(req.channel);
+    if (c.closed) throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed`);
+    if (c.recipient !== null) throw new RelayError('ERR_CHANNEL_FULL', `channel ${c.name} already has a recipient`);
+    if (req.curve !== undefined && req.curve !== c.curve)
+      throw new RelayError('ERR_BAD_REQUEST', `channel ${c.name} uses curve ${c.curve}, not ${req.curve}`);
+    const participant: Participant = { uuid: randomUUID(), role: 'recipient', address: normalizeAddress(address) };
+    c.recipient = participant;
+    this.#bump(c);
+    return { participant, state: snapshot(c) };
+  }
+
+  /** A free decimal name; terminates: PICKS_PER_RANGE tries per range, then a wider range. */
+  #pickName(): string {
+    let digits = FIRST_DIGITS;
+    while (digits < LAST_DIGITS && 10 ** digits <= this.#channels.size * LOAD_FACTOR) digits++;
+    for (; digits <= LAST_DIGITS; digits++) {
+      for (let i = 0; i < PICKS_PER_RANGE; i++) {
+        const n = this.#config.randomInt(1, 10 ** digits);
+        if (!Number.isSafeInteger(n) || n < 1 || n >= 10 ** digits) continue;
+        const name = String(n);
+        if (!this.#channels.has(name)) return name;
+      }
+    }
+    throw new RelayError('ERR_TOO_MANY_CHANNELS', 'no free channel name found, try again later');
+  }
+
+  /** Check that `uuid` is a participant of `channel` and uses it from the address it joined from. */
+  authenticate(channel: string, uuid: string, address: string): Participant {
+    const c = this.#find(channel);
+    return this.#authenticate(c, uuid, address);
+  }
+
+  #authenticate(c: Channel, uuid: string, address: string): Participant {
+    const p = [c.sender, c.recipient].find((q): q is Participant => q !== null && sameToken(q.uuid, uuid));
+    if (p === undefined) throw new RelayError('ERR_UNKNOWN_PARTICIPANT', `not a participant of channel ${c.name}`);
+    if (p.address !== normalizeAddress(address))
+      throw new RelayError('ERR_ADDRESS_MISMATCH', `the ${p.role} of channel ${c.name} joined from another address`);
+    return p;
+  }
+
+  /** POST /channel without writes: the state, for a participant (closed channels too, until removed). */
+  read(ref: { channel: string; uuid: string }, address: string): ChannelState {
+    const c = this.#find(ref.channel);
+    this.#authenticate(c, ref.uuid, address);
+    return snapshot(c);
+  }
+
+  /**
+   * POST /channel: authenticate, then apply the writes (x; y with hh_k; h_k) and `close`, all or
+   * nothing, as one change (one version bump). `wait` and `since` are the HTTP layer's business.
+   */
+  update(req: ChannelRequest, address: string): ChannelState {
+    const c = this.#find(req.channel);
+    const p = this.#authenticate(c, req.uuid, address);
+    const writes = req.x !== undefined || req.y !== undefined || req.hh_k !== undefined || req.h_k !== undefined;
+    if (req.reason !== undefined && req.close !== true)
+      throw new RelayError('ERR_BAD_REQUEST', 'reason is only allowed with close: true');
+    if (req.reason !== undefined && !closeReasons.has(req.reason))
+      throw new RelayError('ERR_BAD_REQUEST', 'unknown close reason');
+    if (!writes && req.close !== true) return snapshot(c);
+    if (c.closed) {
+      if (!writes) return snapshot(c); // closing twice is harmless: both peers may say goodbye
+      throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed`);
+    }
+    if (writes) this.#checkWrites(c, p, req);
+
+    if (req.x !== undefined) c.x = req.x;
+    if (req.y !== undefined) c.y = req.y;
+    if (req.hh_k !== undefined) c.hh_k = req.hh_k;
+    if (req.h_k !== undefined) c.h_k = req.h_k;
+    if (req.close === true) this.#close(c, req.reason ?? 'done');
+    else this.#bump(c);
+    return snapshot(c);
+  }
+
+  #checkWrites(c: Channel, p: Participant, req: ChannelRequest): void {
+    if ((req.y === undefined) !== (req.hh_k === undefined))
+      throw new RelayError('ERR_BAD_REQUEST', 'y and hh_k are written together, in one request');
+    if (req.x !== undefined) {
+      if (p.role !== 'sender') throw new RelayError('ERR_WRONG_ROLE', 'only the sender writes x');
+      if (c.x !== null) throw new RelayError('ERR_FIELD_ALREADY_SET', 'x is already set');
+    }
+    if (req.y !== undefined) {
+      if (p.role !== 'recipient') throw new RelayError('ERR_WRONG_ROLE', 'only the recipient writes y and hh_k');
+      if (c.y !== null) throw new RelayError('ERR_FIELD_ALREADY_SET', 'y and hh_k are already set');
+      if (c.x === null) throw new RelayError('ERR_OUT_OF_ORDER', 'y and hh_k follow x');
+    }
+    if (req.h_k !== undefined) {
+      if (p.role !== 'sender') throw new RelayError('ERR_WRONG_ROLE', 'only the sender writes h_k');
+      if (c.h_k !== null) throw new RelayError('ERR_FIELD_ALREADY_SET', 'h_k is already set');
+      if (c.y === null) throw new RelayError('ERR_OUT_OF_ORDER', 'h_k follows y and hh_k');
+    }
+  }
+
+  /** The state of a channel, or undefined if there is none. */
+  get(channel: string): ChannelState | undefined {
+    const c = this.#channels.get(channel);
+    return c === undefined ? undefined : snapshot(c);
+  }
+
+  /** The participant seated as `role`, if any (for the stapler's bookkeeping and tests). */
+  participant(channel: string, role: Role): Participant | undefined {
+    const c = this.#channels.get(channel);
+    return (role === 'sender' ? c?.sender : c?.recipient) ?? undefined;
+  }
+
+  /** The TCP side joined both peers' connections. Throws if the channel is gone or closed. */
+  markStapled(channel: string): ChannelState {
+    const c = this.#find(channel);
+    if (c.closed) throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed`);
+    if (!c.stapled) {
+      c.stapled = true;
+      this.#bump(c);
+    }
+    return snapshot(c);
+  }
+
+  /** Close a channel (idempotent). Its state stays readable until expire() removes it. */
+  close(channel: string, reason: CloseReason): ChannelState {
+    const c = this.#find(channel);
+    if (!c.closed) this.#close(c, reason);
+    return snapshot(c);
+  }
+
+  /** Forget a channel now. Watchers are woken (they will find it gone); close listeners run if it was open. */
+  remove(channel: string): boolean {
+    const c = this.#channels.get(channel);
+    if (c === undefined) return false;
+    this.#channels.delete(channel);
+    const wasOpen = !c.closed;
+    if (wasOpen) {
+      c.closed = true;
+      c.closeReason = 'error';
+    }
+    this.#wake(c);
+    if (wasOpen) this.#notifyClosed(c.name, 'error');
+    return true;
+  }
+
+  /**
+   * Close open channels that were not stapled within channelTtlMs of their creation (reason 'error'),
+   * and remove closed channels older than closedRetentionMs.
+   */
+  expire(now: number): ExpireResult {
+    const result: ExpireResult = { closed: [], removed: [] };
+    for (const c of [...this.#channels.values()]) {
+      if (c.closed) {
+        if (c.closedAt !== null && now - c.closedAt >= this.#config.closedRetentionMs) {
+          this.remove(c.name);
+          result.removed.push(c.name);
+        }
+      } else if (!c.stapled && now - c.createdAt >= this.#config.channelTtlMs) {
+        this.#close(c, 'error');
+        result.closed.push(c.name);
+      }
+    }
+    return result;
+  }
+
+  /** Call `fn` after every change of `channel` (and when it is removed). Returns the unsubscribe function. */
+  subscribe(channel: string, fn: () => void): () => void {
+    const c = this.#find(channel);
+    c.watchers.add(fn);
+    return () => {
+      c.watchers.delete(fn);
+    };
+  }
+
+  /** Watchers of one channel, or of all channels: a leak check for tests. */
+  watcherCount(channel?: string): number {
+    if (channel !== undefined) return this.#channels.get(channel)?.watchers.size ?? 0;
+    let n = 0;
+    for (const c of this.#channels.values()) n += c.watchers.size;
+    return n;
+  }
+
+  /** Call `fn` whenever a channel becomes closed or an open channel is removed. */
+  onClose(fn: (channel: string, reason: CloseReason) => void): () => void {
+    this.#closeListeners.add(fn);
+    return () => {
+      this.#closeListeners.delete(fn);
+    };
+  }
+
+  #find(channel: string): Channel {
+    const c = this.#channels.get(channel);
+    if (c === undefined) throw new RelayError('ERR_CHANNEL_NOT_FOUND', `no channel ${channel}`);
+    return c;
+  }
+
+  #close(c: Channel, reason: CloseReason): void {
+    c.closed = true;
+    c.closeReason = reason;
+    c.closedAt = this.#config.now();
+    this.#bump(c);
+    this.#notifyClosed(c.name, reason);
+  }
+
+  #bump(c: Channel): void {
+    c.version++;
+    this.#wake(c);
+  }
+
+  #wake(c: Channel): void {
+    for (const fn of [...c.watchers]) fn();
+  }
+
+  #notifyClosed(name: string, reason: CloseReason): void {
+    for (const fn of [...this.#closeListeners]) fn(name, reason);
+  }
+}

@@ -1,0 +1,319 @@
+/**
+ * The relay's HTTP side (docs/relay-api.md): POST /join, POST /channel (with long-poll), GET /health.
+ * buildRelay() wires the channel store, the HTTP app and the TCP stapler together without
+ * listening, so tests can drive the app with inject(); listen() binds both ports.
+ */
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import {
+  CHANNEL_PATTERN,
+  CLOSE_REASONS,
+  CONFIRM_PATTERN,
+  CURVES,
+  MAX_WAIT_MS,
+  RELAY_ERROR_CODES,
+  RELAY_PROTOCOL_VERSION,
+  ROLES,
+  SHARE_PATTERN,
+  UUID_PATTERN,
+  type ChannelRequest,
+  type ChannelState,
+  type JoinRequest,
+  type JoinResponse,
+  type RelayErrorBody,
+} from '../core/relay-api.js';
+import { ChannelStore, RelayError, isRelayError } from './channels.js';
+import { resolveRelayOptions, type RelayLoggerOptions, type RelayOptions } from './options.js';
+import { Stapler } from './stapler.js';
+
+export interface Relay {
+  /** The fastify app (not listening until listen()); use app.inject() in tests. */
+  readonly app: FastifyInstance;
+  /** The TCP stapler (not listening until listen()). */
+  readonly tcp: Stapler;
+  readonly store: ChannelStore;
+  readonly options: Readonly<RelayOptions>;
+  /** Bind the TCP port, then the HTTP port, then start the expiry sweep. */
+  listen(): Promise<{ httpPort: number; tcpPort: number }>;
+  /** Answer pending long-polls, stop both servers, destroy every TCP connection. Idempotent. */
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- schemas
+
+const errorSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['code', 'message'],
+  properties: {
+    code: { type: 'string', enum: RELAY_ERROR_CODES },
+    message: { type: 'string' },
+  },
+} as const;
+
+const errorResponses = { '4xx': errorSchema, '5xx': errorSchema } as const;
+
+const joinBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['role'],
+  properties: {
+    role: { type: 'string', enum: ROLES },
+    channel: { type: 'string', pattern: CHANNEL_PATTERN },
+    curve: { type: 'string', enum: CURVES },
+  },
+} as const;
+
+const joinResponseSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['version', 'channel', 'uuid', 'role', 'curve', 'tcpPort'],
+  properties: {
+    version: { type: 'integer' },
+    channel: { type: 'string' },
+    uuid: { type: 'string' },
+    role: { type: 'string', enum: ROLES },
+    curve: { type: 'string', enum: CURVES },
+    tcpPort: { type: 'integer' },
+  },
+} as const;
+
+const channelBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['channel', 'uuid'],
+  properties: {
+    channel: { type: 'string', pattern: CHANNEL_PATTERN },
+    uuid: { type: 'string', pattern: UUID_PATTERN },
+    x: { type: 'string', pattern: SHARE_PATTERN },
+    y: { type: 'string', pattern: SHARE_PATTERN },
+    hh_k: { type: 'string', pattern: CONFIRM_PATTERN },
+    h_k: { type: 'string', pattern: CONFIRM_PATTERN },
+    close: { type: 'boolean' },
+    reason: { type: 'string', enum: CLOSE_REASONS },
+    wait: { type: 'integer', minimum: 0, maximum: MAX_WAIT_MS },
+    since: { type: 'integer', minimum: 0 },
+  },
+} as const;
+
+const nullableString = { type: ['string', 'null'] } as const;
+
+const channelStateSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['channel', 'curve', 'version', 'sender', 'recipient', 'x', 'y', 'hh_k', 'h_k', 'stapled', 'closed', 'closeReason'],
+  properties: {
+    channel: { type: 'string' },
+    curve: { type: 'string', enum: CURVES },
+    version: { type: 'integer' },
+    sender: { type: 'boolean' },
+    recipient: { type: 'boolean' },
+    x: nullableString,
+    y: nullableString,
+    hh_k: nullableString,
+    h_k: nullableString,
+    stapled: { type: 'boolean' },
+    closed: { type: 'boolean' },
+    closeReason: { type: ['string', 'null'], enum: [...CLOSE_REASONS, null] },
+  },
+} as const;
+
+const healthResponseSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['ok', 'version'],
+  properties: { ok: { type: 'boolean' }, version: { type: 'integer' } },
+} as const;
+
+// ---------------------------------------------------------------- errors and logging
+
+/** Log keys that could carry a PAKE field or a bearer token: censored whatever the caller's options. */
+const REDACT_PATHS = [
+  'x', 'y', 'hh_k', 'h_k', 'uuid',
+  '*.x', '*.y', '*.hh_k', '*.h_k', '*.uuid',
+  'req.body', 'req.headers.authorization', 'req.headers.cookie',
+];
+
+function loggerOptions(opt: boolean | RelayLoggerOptions): false | RelayLoggerOptions {
+  if (opt === false) return false;
+  const base: RelayLoggerOptions = opt === true ? {} : opt;
+  const r = base.redact;
+  const paths = [...(r === undefined ? [] : Array.isArray(r) ? r : r.paths), ...REDACT_PATHS];
+  const redact = r === undefined || Array.isArray(r) ? { paths, censor: '[redacted]' } : { ...r, paths };
+  return { level: 'info', ...base, redact };
+}
+
+const channelRe = new RegExp(CHANNEL_PATTERN);
+const WRITABLE = ['x', 'y', 'hh_k', 'h_k'] as const;
+
+/** The channel a request names, if it names a well-formed one (for log lines). */
+function channelOf(request: FastifyRequest): string | undefined {
+  const body = request.body;
+  if (typeof body !== 'object' || body === null) return undefined;
+  const channel = (body as Record<string, unknown>).channel;
+  return typeof channel === 'string' && channelRe.test(channel) ? channel : undefined;
+}
+
+/** Every failure becomes `{ code, message }` with a stable code; unknown ones hide their message. */
+export function toErrorAnswer(err: unknown): { statusCode: number; body: RelayErrorBody } {
+  if (isRelayError(err)) return { statusCode: err.statusCode, body: { code: err.code, message: err.message } };
+  const e = err as Partial<FastifyError> | null;
+  if (e !== null && typeof e === 'object') {
+    if (Array.isArray(e.validation))
+      return { statusCode: 400, body: { code: 'ERR_BAD_REQUEST', message: e.message ?? 'invalid request body' } };
+    switch (e.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return { statusCode: 413, body: { code: 'ERR_BODY_TOO_LARGE', message: 'request body is too large' } };
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+        return { statusCode: 400, body: { code: 'ERR_BAD_REQUEST', message: 'request body is not valid JSON' } };
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return { statusCode: 400, body: { code: 'ERR_BAD_REQUEST', message: 'request body is empty' } };
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return { statusCode: 400, body: { code: 'ERR_BAD_REQUEST', message: 'content-type must be application/json' } };
+    }
+    const status = e.statusCode;
+    if (status === 413) return { statusCode: 413, body: { code: 'ERR_BODY_TOO_LARGE', message: 'request body is too large' } };
+    if (typeof status === 'number' && status >= 400 && status < 500)
+      return { statusCode: 400, body: { code: 'ERR_BAD_REQUEST', message: 'bad request' } };
+  }
+  return { statusCode: 500, body: { code: 'ERR_INTERNAL', message: 'internal relay error' } };
+}
+
+function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const { statusCode, body } = toErrorAnswer(err);
+  const fields = { channel: channelOf(request), address: request.ip, status: statusCode, code: body.code };
+  if (statusCode >= 500) request.log.error({ ...fields, err }, 'request failed');
+  else request.log.info(fields, 'request refused');
+  void reply.code(statusCode).send(body);
+}
+
+// ---------------------------------------------------------------- the app
+
+/** Build the relay: store, HTTP app, TCP stapler. Nothing listens until listen(). */
+export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
+  const opts = resolveRelayOptions(options);
+  const store = new ChannelStore({
+    now: opts.now,
+    randomInt: opts.randomInt,
+    maxChannels: opts.maxChannels,
+    channelTtlMs: opts.channelTtlMs,
+    closedRetentionMs: opts.closedRetentionMs,
+  });
+  const app = Fastify({
+    logger: loggerOptions(opts.logger),
+    bodyLimit: opts.bodyLimit,
+    // Reject unknown fields and wrong types instead of silently dropping or coercing them.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+    frameworkErrors: (error, request, reply) => sendError(error, request, reply),
+  });
+  const tcp = new Stapler(store, { helloTimeoutMs: opts.helloTimeoutMs, log: app.log.child({ component: 'stapler' }) });
+
+  /** Pending long-polls; answered at once when the relay shuts down. */
+  const waiters = new Set<() => void>();
+  let sweep: NodeJS.Timeout | undefined;
+
+  app.setErrorHandler((err, request, reply) => sendError(err, request, reply));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(new RelayError('ERR_NOT_FOUND', `no route ${request.method} ${(request.url.split('?')[0] ?? '').slice(0, 100)}`), request, reply),
+  );
+  app.addHook('preClose', async () => {
+    for (const finish of [...waiters]) finish();
+  });
+  app.addHook('onClose', async () => {
+    clearInterval(sweep);
+    await tcp.close();
+  });
+
+  app.get('/health', { schema: { response: { 200: healthResponseSchema, ...errorResponses } } }, async () => ({
+    ok: true,
+    version: RELAY_PROTOCOL_VERSION,
+  }));
+
+  app.post<{ Body: JoinRequest }>(
+    '/join',
+    { schema: { body: joinBodySchema, response: { 200: joinResponseSchema, ...errorResponses } } },
+    async (request): Promise<JoinResponse> => {
+      const { participant, state } = store.join(request.body, request.ip);
+      request.log.info({ channel: state.channel, role: participant.role, address: participant.address }, 'joined');
+      return {
+        version: RELAY_PROTOCOL_VERSION,
+        channel: state.channel,
+        uuid: participant.uuid,
+        role: participant.role,
+        curve: state.curve,
+        tcpPort: tcp.port ?? opts.tcpPort,
+      };
+    },
+  );
+
+  app.post<{ Body: ChannelRequest }>(
+    '/channel',
+    { schema: { body: channelBodySchema, response: { 200: channelStateSchema, ...errorResponses } } },
+    async (request, reply): Promise<ChannelState> => {
+      const body = request.body;
+      let state = store.update(body, request.ip);
+      const wrote = WRITABLE.filter((k) => body[k] !== undefined);
+      if (wrote.length > 0 || body.close === true)
+        request.log.info({ channel: state.channel, address: request.ip, wrote, closeReason: state.closeReason, version: state.version }, 'channel updated');
+      const wait = body.wait ?? 0;
+      const since = body.since ?? state.version;
+      if (wait > 0 && state.version <= since) {
+        await waitForChange(store, waiters, body.channel, since, wait, reply);
+        state = store.read(body, request.ip);
+      }
+      return state;
+    },
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    tcp,
+    store,
+    options: opts,
+    async listen() {
+      const tcpPort = await tcp.listen(opts.tcpPort, opts.host);
+      await app.listen({ port: opts.port, host: opts.host });
+      const address = app.server.address();
+      const httpPort = address !== null && typeof address === 'object' ? address.port : opts.port;
+      sweep = setInterval(() => store.expire(opts.now()), opts.sweepIntervalMs);
+      sweep.unref();
+      app.log.info({ httpPort, tcpPort, host: opts.host }, 'relay listening');
+      return { httpPort, tcpPort };
+    },
+    close() {
+      closing ??= app.close();
+      return closing;
+    },
+  };
+}
+
+/**
+ * Resolve when `channel`'s version exceeds `since`, the channel goes away, `ms` elapse, the client
+ * disconnects or the relay shuts down; every path unsubscribes.
+ */
+function waitForChange(
+  store: ChannelStore,
+  waiters: Set<() => void>,
+  channel: string,
+  since: number,
+  ms: number,
+  reply: FastifyReply,
+): Promise<void> {
+  return new Promise((resolve) => {
+    if (reply.raw.destroyed) return resolve();
+    const finish = (): void => {
+      clearTimeout(timer);
+      unsubscribe();
+      reply.raw.off('close', finish);
+      waiters.delete(finish);
+      resolve();
+    };
+    const unsubscribe = store.subscribe(channel, () => {
+      const state = store.get(channel);
+      if (state === undefined || state.version > since) finish();
+    });
+    const timer = setTimeout(finish, ms);
+    reply.raw.once('close', finish);
+    waiters.add(finish);
+  });
+}

@@ -1,0 +1,48 @@
+/**
+ * The relay: an HTTP rendezvous for the PAKE messages and a TCP stapler that joins the two peers'
+ * connections (docs/relay-api.md). startRelay() is the one-call entry point; buildRelay() gives the
+ * unstarted pieces (for inject() tests or custom wiring).
+ */
+import { buildRelay } from './http.js';
+import type { RelayOptions } from './options.js';
+
+export { buildRelay, toErrorAnswer, type Relay } from './http.js';
+export { RELAY_DEFAULTS, resolveRelayOptions, type RelayLoggerOptions, type RelayOptions } from './options.js';
+export {
+  ChannelStore,
+  RELAY_ERROR_STATUS,
+  RelayError,
+  isRelayError,
+  normalizeAddress,
+  type ChannelStoreConfig,
+  type ExpireResult,
+  type JoinResult,
+  type Participant,
+} from './channels.js';
+export { Stapler, type StaplerOptions } from './stapler.js';
+
+export interface RunningRelay {
+  /** A URL peers on this machine can use: a wildcard host is reported as loopback. */
+  httpUrl: string;
+  httpPort: number;
+  tcpPort: number;
+  close(): Promise<void>;
+}
+
+/** Build the relay, bind both ports and return where it listens. */
+export async function startRelay(options: Partial<RelayOptions> = {}): Promise<RunningRelay> {
+  const relay = buildRelay(options);
+  let ports: { httpPort: number; tcpPort: number };
+  try {
+    ports = await relay.listen();
+  } catch (e) {
+    await relay.close();
+    throw e;
+  }
+  return { httpUrl: urlFor(relay.options.host, ports.httpPort), ...ports, close: () => relay.close() };
+}
+
+function urlFor(host: string, port: number): string {
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return reachable.includes(':') ? `http://[${reachable}]:${port}` : `http://${reachable}:${port}`;
+}

@@ -1,0 +1,83 @@
+/**
+ * Relay options: the defaults live in RELAY_DEFAULTS, the checks in resolveRelayOptions.
+ * Nothing else in src/relay supplies a default or validates an option.
+ */
+import { randomInt } from 'node:crypto';
+import type { FastifyServerOptions } from 'fastify';
+import { aint, astring } from '../core/assert.js';
+
+/** The pino options fastify accepts (level, redact, transport...). */
+export type RelayLoggerOptions = Exclude<NonNullable<FastifyServerOptions['logger']>, boolean>;
+
+export interface RelayOptions {
+  /** Address both servers bind to. The library binds to loopback; the CLI passes its own. */
+  host: string;
+  /** HTTP port; 0 picks a free one. */
+  port: number;
+  /** TCP stapling port; 0 picks a free one. */
+  tcpPort: number;
+  /** An open channel that is not stapled this long after its creation is closed (reason 'error'). */
+  channelTtlMs: number;
+  /** A closed channel stays readable this long (so the other peer learns why), then is removed. */
+  closedRetentionMs: number;
+  /** Period of the expiry sweep started by listen(). */
+  sweepIntervalMs: number;
+  /** Most channels held at once (open or closed-but-retained); beyond it a sender join gets 503. */
+  maxChannels: number;
+  /** A TCP peer must send its whole hello within this time. */
+  helloTimeoutMs: number;
+  /** Largest HTTP request body, in bytes; beyond it 413 ERR_BODY_TOO_LARGE. */
+  bodyLimit: number;
+  /** false: silent; true: pino at 'info'; an object: pino options (secrets are redacted regardless). */
+  logger: boolean | RelayLoggerOptions;
+  /** The clock, in milliseconds. Injectable for tests. */
+  now: () => number;
+  /** A uniform integer in [min, max): picks relay-chosen channel names. Injectable for tests. */
+  randomInt: (min: number, max: number) => number;
+}
+
+const MAX_TIMER_MS = 2_147_483_647; // setTimeout's limit
+
+export const RELAY_DEFAULTS: Readonly<RelayOptions> = Object.freeze({
+  host: '127.0.0.1',
+  port: 9009,
+  tcpPort: 9010,
+  channelTtlMs: 10 * 60_000,
+  closedRetentionMs: 60_000,
+  sweepIntervalMs: 5_000,
+  maxChannels: 10_000,
+  helloTimeoutMs: 5_000,
+  bodyLimit: 4096,
+  logger: false,
+  now: () => Date.now(),
+  randomInt: (min: number, max: number) => randomInt(min, max),
+});
+
+const KNOWN = new Set(Object.keys(RELAY_DEFAULTS));
+
+/** Merge `partial` over RELAY_DEFAULTS and check every option; throws TypeError/RangeError naming it. */
+export function resolveRelayOptions(partial: Partial<RelayOptions> = {}): RelayOptions {
+  if (typeof partial !== 'object' || partial === null) throw new TypeError('relay options must be an object');
+  for (const key of Object.keys(partial)) {
+    if (!KNOWN.has(key)) throw new TypeError(`unknown relay option "${key}"`);
+  }
+  const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined));
+  const o: RelayOptions = { ...RELAY_DEFAULTS, ...defined };
+
+  astring(o.host, 'host', 255);
+  if (o.host.length === 0) throw new RangeError('host must not be empty');
+  aint(o.port, 'port', 0, 65_535);
+  aint(o.tcpPort, 'tcpPort', 0, 65_535);
+  if (o.port !== 0 && o.port === o.tcpPort) throw new RangeError(`tcpPort must differ from port, both are ${o.port}`);
+  aint(o.channelTtlMs, 'channelTtlMs', 1, MAX_TIMER_MS);
+  aint(o.closedRetentionMs, 'closedRetentionMs', 0, MAX_TIMER_MS);
+  aint(o.sweepIntervalMs, 'sweepIntervalMs', 1, MAX_TIMER_MS);
+  aint(o.maxChannels, 'maxChannels', 1, 10_000_000);
+  aint(o.helloTimeoutMs, 'helloTimeoutMs', 1, MAX_TIMER_MS);
+  aint(o.bodyLimit, 'bodyLimit', 512, 1 << 20);
+  if (typeof o.logger !== 'boolean' && (typeof o.logger !== 'object' || o.logger === null || Array.isArray(o.logger)))
+    throw new TypeError('logger must be a boolean or a pino options object');
+  if (typeof o.now !== 'function') throw new TypeError('now must be a function');
+  if (typeof o.randomInt !== 'function') throw new TypeError('randomInt must be a function');
+  return o;
+}

@@ -1,0 +1,289 @@
+/**
+ * The relay's TCP side: each peer opens a connection, sends a hello naming its channel and uuid,
+ * and once both participants of a channel are connected the relay "staples" the two sockets:
+ * it answers `{v:1,type:'stapled'}` to both and then copies bytes both ways, with backpressure,
+ * until both sides are done. The bytes are opaque here (encrypted end to end by the peers).
+ *
+ * Per socket: hello (≤ helloTimeoutMs, ≤ MAX_HELLO_BYTES) → admitted (waiting for the partner,
+ * early bytes buffered; an end here gives the seat back) → stapled (piped) → closed. Any refusal is an error control frame
+ * followed by the end of the socket. Nothing a client sends may throw out of this module.
+ */
+import net from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
+import {
+  RELAY_PROTOCOL_VERSION,
+  encodeControlFrame,
+  isTcpHello,
+  parseControlFrame,
+  type Role,
+  type TcpHello,
+  type TcpReply,
+} from '../core/relay-api.js';
+import { isRelayError, normalizeAddress, type ChannelStore } from './channels.js';
+
+/** Bytes a peer may send after its hello while waiting for its partner before it is paused. */
+const EARLY_BYTES_LIMIT = 64 * 1024;
+
+type ErrorCode = Extract<TcpReply, { type: 'error' }>['code'];
+
+interface Peer {
+  readonly socket: net.Socket;
+  readonly role: Role;
+  /** Bytes received after the hello, before stapling. */
+  early: Buffer[];
+  earlyBytes: number;
+  /** Stop buffering early bytes (called when stapling). */
+  detach: () => void;
+  closed: boolean;
+  cleanClose: boolean;
+}
+
+interface Pair {
+  readonly channel: string;
+  sender: Peer | null;
+  recipient: Peer | null;
+  stapled: boolean;
+  bytes: number;
+}
+
+export interface StaplerOptions {
+  helloTimeoutMs: number;
+  log: FastifyBaseLogger;
+}
+
+export class Stapler {
+  readonly server: net.Server;
+  readonly #store: ChannelStore;
+  readonly #helloTimeoutMs: number;
+  readonly #log: FastifyBaseLogger;
+  readonly #pairs = new Map<string, Pair>();
+  readonly #sockets = new Set<net.Socket>();
+  readonly #unsubscribe: () => void;
+  #bytesRelayed = 0;
+
+  constructor(store: ChannelStore, options: StaplerOptions) {
+    this.#store = store;
+    this.#helloTimeoutMs = options.helloTimeoutMs;
+    this.#log = options.log;
+    this.server = net.createServer({ allowHalfOpen: true }, (socket) => this.#onConnection(socket));
+    this.server.on('error', (err) => this.#log.error({ err }, 'tcp server error'));
+    // A channel closed over HTTP, expired or removed takes its sockets with it.
+    this.#unsubscribe = store.onClose((channel) => this.#dropChannel(channel));
+  }
+
+  /** Bytes copied between stapled peers so far (both directions, all channels). */
+  get bytesRelayed(): number {
+    return this.#bytesRelayed;
+  }
+
+  /** Open TCP connections (in any phase). */
+  get connectionCount(): number {
+    return this.#sockets.size;
+  }
+
+  /** Peers admitted and waiting for their partner. */
+  get waitingCount(): number {
+    let n = 0;
+    for (const pair of this.#pairs.values()) if (!pair.stapled) n += Number(pair.sender !== null) + Number(pair.recipient !== null);
+    return n;
+  }
+
+  /** The listening port, or undefined before listen(). */
+  get port(): number | undefined {
+    const a = this.server.address();
+    return a !== null && typeof a === 'object' ? a.port : undefined;
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once('error', onError);
+      this.server.listen({ port, host }, () => {
+        this.server.off('error', onError);
+        resolve(this.port ?? port);
+      });
+    });
+  }
+
+  /** Stop listening and destroy every connection. */
+  async close(): Promise<void> {
+    this.#unsubscribe();
+    for (const s of this.#sockets) s.destroy();
+    this.#pairs.clear();
+    if (!this.server.listening) return;
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  #onConnection(socket: net.Socket): void {
+    this.#sockets.add(socket);
+    socket.on('error', (err: NodeJS.ErrnoException) => this.#log.debug({ code: err.code }, 'tcp socket error'));
+    socket.once('close', () => this.#sockets.delete(socket));
+    socket.setNoDelay(true);
+    const address = normalizeAddress(socket.remoteAddress ?? '');
+
+    let buf: Buffer = Buffer.alloc(0);
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('close', done);
+    };
+    const timer = setTimeout(() => {
+      done();
+      this.#refuse(socket, address, 'ERR_HELLO', `no hello within ${this.#helloTimeoutMs} ms`);
+    }, this.#helloTimeoutMs);
+    const onData = (chunk: Buffer): void => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      const parsed = parseControlFrame(buf);
+      if (parsed.kind === 'need-more') return;
+      done();
+      if (parsed.kind === 'invalid') return this.#refuse(socket, address, 'ERR_HELLO', parsed.reason);
+      if (!isTcpHello(parsed.body))
+        return this.#refuse(socket, address, 'ERR_HELLO', `not a version ${RELAY_PROTOCOL_VERSION} hello`);
+      this.#admit(socket, address, parsed.body, parsed.rest);
+    };
+    const onEnd = (): void => {
+      done();
+      this.#refuse(socket, address, 'ERR_HELLO', 'connection ended before the hello');
+    };
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.once('close', done);
+  }
+
+  /** Check the hello against the store; seat the socket or refuse it. */
+  #admit(socket: net.Socket, address: string, hello: TcpHello, rest: Buffer): void {
+    const state = this.#store.get(hello.channel);
+    if (state === undefined)
+      return this.#refuse(socket, address, 'ERR_CHANNEL_NOT_FOUND', `no channel ${hello.channel}`);
+    if (state.closed) return this.#refuse(socket, address, 'ERR_CHANNEL_CLOSED', `channel ${hello.channel} is closed`);
+    let role: Role;
+    try {
+      role = this.#store.authenticate(hello.channel, hello.uuid, address).role;
+    } catch (e) {
+      if (isRelayError(e)) return this.#refuse(socket, address, e.code, e.message);
+      this.#log.error({ err: e }, 'tcp admission failed');
+      return this.#refuse(socket, address, 'ERR_INTERNAL', 'internal relay error');
+    }
+    let pair = this.#pairs.get(hello.channel);
+    if (pair === undefined) {
+      pair = { channel: hello.channel, sender: null, recipient: null, stapled: false, bytes: 0 };
+      this.#pairs.set(hello.channel, pair);
+    }
+    if (pair[role] !== null)
+      return this.#refuse(socket, address, 'ERR_CHANNEL_FULL', `the ${role} of channel ${hello.channel} is already connected`);
+
+    const peer: Peer = {
+      socket,
+      role,
+      early: rest.length > 0 ? [rest] : [],
+      earlyBytes: rest.length,
+      detach: () => {},
+      closed: false,
+      cleanClose: false,
+    };
+    const onEarlyData = (chunk: Buffer): void => {
+      peer.early.push(chunk);
+      peer.earlyBytes += chunk.length;
+      if (peer.earlyBytes >= EARLY_BYTES_LIMIT) socket.pause();
+    };
+    // Peers wait for 'stapled' before they send their stream, so an end before it means the peer
+    // left: free the seat (it may come back with the same uuid).
+    const onEarlyEnd = (): void => {
+      socket.destroy();
+    };
+    peer.detach = () => {
+      socket.off('data', onEarlyData);
+      socket.off('end', onEarlyEnd);
+    };
+    socket.on('data', onEarlyData);
+    socket.once('end', onEarlyEnd);
+    const owner = pair;
+    socket.once('close', (hadError: boolean) => this.#onPeerClose(owner, peer, hadError));
+    if (peer.earlyBytes >= EARLY_BYTES_LIMIT) socket.pause();
+    pair[role] = peer;
+    this.#log.info({ channel: hello.channel, role, address }, 'tcp peer admitted');
+
+    if (pair.sender !== null && pair.recipient !== null) this.#staple(pair, pair.sender, pair.recipient);
+  }
+
+  #staple(pair: Pair, a: Peer, b: Peer): void {
+    try {
+      this.#store.markStapled(pair.channel);
+    } catch (e) {
+      // The channel closed between the hellos: nothing to staple.
+      this.#log.info({ channel: pair.channel, code: isRelayError(e) ? e.code : 'ERR_INTERNAL' }, 'staple refused');
+      this.#dropChannel(pair.channel);
+      return;
+    }
+    pair.stapled = true;
+    const frame = encodeControlFrame({ v: RELAY_PROTOCOL_VERSION, type: 'stapled' });
+    a.socket.write(frame);
+    b.socket.write(frame);
+    this.#forward(pair, a, b);
+    this.#forward(pair, b, a);
+    this.#log.info({ channel: pair.channel }, 'stapled');
+  }
+
+  /** Copy from → to: the early bytes, then a pipe (backpressure; from's end ends to's write side). */
+  #forward(pair: Pair, from: Peer, to: Peer): void {
+    // Synchronous hand-over from the early-data listener to the pipe: no chunk can fall in between.
+    from.detach();
+    for (const chunk of from.early) to.socket.write(chunk);
+    this.#count(pair, from.earlyBytes);
+    from.early = [];
+    from.earlyBytes = 0;
+    from.socket.on('data', (chunk: Buffer) => this.#count(pair, chunk.length));
+    from.socket.pipe(to.socket);
+  }
+
+  #count(pair: Pair, n: number): void {
+    pair.bytes += n;
+    this.#bytesRelayed += n;
+  }
+
+  #onPeerClose(pair: Pair, peer: Peer, hadError: boolean): void {
+    peer.closed = true;
+    peer.cleanClose = !hadError && peer.socket.readableEnded && peer.socket.writableFinished;
+    if (!pair.stapled) {
+      // A peer that leaves before its partner arrives frees its seat.
+      if (pair[peer.role] === peer) pair[peer.role] = null;
+      if (pair.sender === null && pair.recipient === null && this.#pairs.get(pair.channel) === pair)
+        this.#pairs.delete(pair.channel);
+      return;
+    }
+    const other = peer.role === 'sender' ? pair.recipient : pair.sender;
+    // A clean close means both directions of this peer ended, so the other one is finishing too;
+    // anything else (an error, a reset, a destroy) takes the other side down with it.
+    if (!peer.cleanClose) other?.socket.destroy();
+    if (other !== null && !other.closed) return;
+
+    if (this.#pairs.get(pair.channel) === pair) this.#pairs.delete(pair.channel);
+    const clean = peer.cleanClose && (other?.cleanClose ?? true);
+    this.#log.info({ channel: pair.channel, bytes: pair.bytes, clean }, 'stapled pair done');
+    const state = this.#store.get(pair.channel);
+    if (state !== undefined && !state.closed) this.#store.close(pair.channel, clean ? 'done' : 'error');
+  }
+
+  /** Destroy every socket seated in `channel`. */
+  #dropChannel(channel: string): void {
+    const pair = this.#pairs.get(channel);
+    if (pair === undefined) return;
+    this.#pairs.delete(channel);
+    pair.sender?.socket.destroy();
+    pair.recipient?.socket.destroy();
+  }
+
+  /** Answer an error control frame, then end the socket; discard whatever else the client sends. */
+  #refuse(socket: net.Socket, address: string, code: ErrorCode, message: string): void {
+    this.#log.info({ address, code }, 'tcp hello refused');
+    socket.on('data', () => {});
+    socket.resume();
+    if (!socket.destroyed && !socket.writableEnded)
+      socket.end(encodeControlFrame({ v: RELAY_PROTOCOL_VERSION, type: 'error', code, message: message.slice(0, 200) }));
+    // A client that never closes its side must not hold the socket forever.
+    const linger = setTimeout(() => socket.destroy(), this.#helloTimeoutMs);
+    linger.unref();
+    socket.once('close', () => clearTimeout(linger));
+  }
+}
