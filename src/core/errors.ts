@@ -35,6 +35,7 @@ export const ERROR_CODES = [
   'ERR_DECLINED',
   'ERR_CANCELLED',
   'ERR_PEER_ERROR',
+  'ERR_CONNECTION_LOST',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

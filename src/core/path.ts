@@ -15,6 +15,7 @@ export const MAX_SEGMENT_BYTES = 255;
 // C0 controls, DEL, C1 controls; bidi embeddings/overrides/isolates; zero-width and other format characters.
 const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/u;
 const DRIVE = /^[a-zA-Z]:/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 function unsafe(why: string): never {
   throw new TscCrocError('ERR_UNSAFE_PATH', `refused a file name from the sender: ${why}`);
@@ -23,7 +24,7 @@ function unsafe(why: string): never {
 /** Check a received relative path; returns its segments. Error text never echoes raw control characters. */
 export function checkRelativePath(path: string): string[] {
   if (typeof path !== 'string' || path.length === 0) unsafe('empty name');
-  if (!path.isWellFormed()) unsafe('ill-formed Unicode');
+  if (LONE_SURROGATE.test(path)) unsafe('ill-formed Unicode');
   if (Buffer.byteLength(path, 'utf8') > MAX_PATH_BYTES) unsafe(`longer than ${MAX_PATH_BYTES} bytes`);
   if (FORBIDDEN.test(path)) unsafe(`it contains control or invisible characters (${JSON.stringify(path).slice(0, 80)})`);
   if (path.includes('\\')) unsafe(`backslash in ${JSON.stringify(path)}`);

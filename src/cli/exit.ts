@@ -1,0 +1,35 @@
+/** The one place where errors become exit codes and stderr lines (docs/cli.md lists them). */
+import { isTscCrocError, type ErrorCode } from '../core/errors.js';
+
+export const EXIT = {
+  OK: 0,
+  ERROR: 1,
+  USAGE: 2,
+  WRONG_CODE: 3,
+  DECLINED_OR_CANCELLED: 4,
+  NETWORK: 5,
+} as const;
+
+const BY_CODE: Partial<Record<ErrorCode, number>> = {
+  ERR_INVALID_ARGUMENT: EXIT.USAGE,
+  ERR_BAD_CODE_FORMAT: EXIT.USAGE,
+  ERR_WRONG_CODE: EXIT.WRONG_CODE,
+  ERR_DECLINED: EXIT.DECLINED_OR_CANCELLED,
+  ERR_CANCELLED: EXIT.DECLINED_OR_CANCELLED,
+  ERR_NEEDS_CONSENT: EXIT.DECLINED_OR_CANCELLED,
+  ERR_RELAY_UNREACHABLE: EXIT.NETWORK,
+  ERR_CONNECTION_LOST: EXIT.NETWORK,
+  ERR_TIMEOUT: EXIT.NETWORK,
+};
+
+/** Print one clear line for `e` and return the exit code. Never prints a stack for expected errors. */
+export function reportError(e: unknown, write: (line: string) => void): number {
+  if (isTscCrocError(e)) {
+    write(`tsc-croc: ${e.message} [${e.code}]`);
+    return BY_CODE[e.code] ?? EXIT.ERROR;
+  }
+  const err = e as Error;
+  write(`tsc-croc: unexpected error: ${err?.message ?? String(e)}`);
+  if (process.env.TSC_CROC_DEBUG) write(String(err?.stack));
+  return EXIT.ERROR;
+}

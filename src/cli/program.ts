@@ -1,0 +1,177 @@
+/**
+ * The commands. A thin layer over the library (src/index.ts): parse options, wire the UI,
+ * map errors to exit codes (src/cli/exit.ts). Defaults may come from TSC_CROC_* variables.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { TscCrocError } from '../core/errors.js';
+import { CURVES, DEFAULT_CURVE, type CurveName } from '../core/relay-api.js';
+import { startRelay } from '../relay/index.js';
+import { receive } from '../transfer/receive.js';
+import { send } from '../transfer/send.js';
+import { EXIT, reportError } from './exit.js';
+import { TransferUi, confirm, describeOffer } from './ui.js';
+
+export interface CliIo {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  stdin: NodeJS.ReadStream;
+  env: NodeJS.ProcessEnv;
+}
+
+const VERSION = '0.1.0';
+
+function relayFrom(opt: string | undefined, env: NodeJS.ProcessEnv): string {
+  const relay = opt ?? env.TSC_CROC_RELAY;
+  if (!relay)
+    throw new TscCrocError(
+      'ERR_INVALID_ARGUMENT',
+      'no relay configured: pass --relay http://HOST:9009 or set TSC_CROC_RELAY (run your own with `tsc-croc relay`)',
+    );
+  return relay;
+}
+
+function port(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new TscCrocError('ERR_INVALID_ARGUMENT', `${name} must be a port number (0-65535)`);
+    return n;
+  };
+}
+
+/** Cancel on the first Ctrl-C / SIGTERM; the second one exits at once. */
+function cancelOnSignals(): { signal: AbortSignal; dispose: () => void } {
+  const ac = new AbortController();
+  const handler = () => {
+    if (ac.signal.aborted) process.exit(EXIT.DECLINED_OR_CANCELLED);
+    ac.abort();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return {
+    signal: ac.signal,
+    dispose: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
+}
+
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('tsc-croc')
+    .description('Send files between two computers, end-to-end encrypted with a short code (SPAKE2 + AES-256-GCM).')
+    .version(VERSION)
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .exitOverride();
+
+  const relayOpt = () => new Option('--relay <url>', 'relay address, e.g. http://relay.example:9009 (env: TSC_CROC_RELAY)');
+  const outputOpts = (c: Command) =>
+    c.option('--json', 'print one JSON event per line on stdout (for scripts)').option('--no-progress', 'no progress bar');
+
+  outputOpts(
+    program
+      .command('send')
+      .description('send files; prints a code for the other side')
+      .argument('<files...>', 'files to send')
+      .addOption(relayOpt())
+      .option('--code <code>', 'use this code (<channel>-<words>) instead of a random one; visible to other users in process lists, prefer env TSC_CROC_SECRET')
+      .addOption(new Option('--curve <curve>', 'SPAKE2 group').choices([...CURVES]).default(DEFAULT_CURVE)),
+  ).action(async (files: string[], o: { relay?: string; code?: string; curve: CurveName; json?: boolean; progress: boolean }) => {
+    const relay = relayFrom(o.relay, io.env);
+    const ui = new TransferUi({ json: !!o.json, progress: o.progress && !!io.stderr.isTTY, stderr: io.stderr, stdout: io.stdout, stages: ['connecting', 'waiting', 'securing', 'transferring'] });
+    const { signal, dispose } = cancelOnSignals();
+    try {
+      await send({
+        relay,
+        files,
+        code: o.code ?? io.env.TSC_CROC_SECRET,
+        curve: o.curve,
+        signal,
+        onEvent: (e) => {
+          if (e.type === 'code' && !o.json) {
+            io.stdout.write(`Code is: ${e.code}\n`);
+            ui.info(`On the other computer run:\n  tsc-croc receive --relay ${relay} ${e.code}`);
+          }
+          ui.onEvent(e);
+        },
+      });
+    } finally {
+      ui.stop();
+      dispose();
+    }
+  });
+
+  outputOpts(
+    program
+      .command('receive')
+      .description('receive files sent with a code')
+      .argument('[code]', 'the code the sender shows (or env TSC_CROC_SECRET)')
+      .addOption(relayOpt())
+      .option('--out <dir>', 'folder to save into', '.')
+      .option('-y, --yes', 'accept the offer without asking')
+      .option('--overwrite', 'replace files that already exist'),
+  ).action(async (codeArg: string | undefined, o: { relay?: string; out: string; yes?: boolean; overwrite?: boolean; json?: boolean; progress: boolean }) => {
+    const relay = relayFrom(o.relay, io.env);
+    const code = codeArg ?? io.env.TSC_CROC_SECRET;
+    if (!code) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'give the code the sender shows: tsc-croc receive <code>');
+    const ui = new TransferUi({ json: !!o.json, progress: o.progress && !!io.stderr.isTTY, stderr: io.stderr, stdout: io.stdout, stages: ['connecting', 'securing', 'transferring'] });
+    const { signal, dispose } = cancelOnSignals();
+    try {
+      await receive({
+        relay,
+        code,
+        outDir: o.out,
+        overwrite: !!o.overwrite,
+        signal,
+        onEvent: ui.onEvent,
+        accept: async (offer) => {
+          if (o.yes) return true;
+          if (!io.stdin.isTTY)
+            throw new TscCrocError('ERR_NEEDS_CONSENT', `refused ${describeOffer(offer)}: not a terminal, so nobody can confirm; pass --yes to accept`);
+          return confirm(`Accept ${describeOffer(offer)}?`, io.stdin, io.stderr);
+        },
+      });
+    } finally {
+      ui.stop();
+      dispose();
+    }
+  });
+
+  program
+    .command('relay')
+    .description('run a relay that senders and recipients meet on')
+    .option('--host <host>', 'address to listen on (env: TSC_CROC_RELAY_HOST)', io.env.TSC_CROC_RELAY_HOST ?? '0.0.0.0')
+    .option('--port <port>', 'HTTP port (env: TSC_CROC_RELAY_PORT)', port('--port'), Number(io.env.TSC_CROC_RELAY_PORT ?? 9009))
+    .option('--tcp-port <port>', 'TCP stapling port (env: TSC_CROC_RELAY_TCP_PORT)', port('--tcp-port'), Number(io.env.TSC_CROC_RELAY_TCP_PORT ?? 9010))
+    .option('--quiet', 'no request logs')
+    .action(async (o: { host: string; port: number; tcpPort: number; quiet?: boolean }) => {
+      const relay = await startRelay({ host: o.host, port: o.port, tcpPort: o.tcpPort, logger: o.quiet ? false : { level: 'info' } });
+      io.stderr.write(`tsc-croc relay: HTTP on ${o.host}:${relay.httpPort}, TCP on ${o.host}:${relay.tcpPort}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          void relay.close().then(resolve);
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+    });
+
+  return program;
+}
+
+/** Run the CLI; resolves to the exit code. */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv);
+    return EXIT.OK;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.OK;
+      return EXIT.USAGE;
+    }
+    return reportError(e, (line) => io.stderr.write(`${line}\n`));
+  }
+}

@@ -1,0 +1,121 @@
+/** Terminal output: numbered stages, a progress bar, a yes/no prompt, --json events. */
+import { createInterface } from 'node:readline/promises';
+import cliProgress from 'cli-progress';
+import type { OfferInfo, Stage, TransferEvent } from '../transfer/events.js';
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+export function describeOffer(o: OfferInfo): string {
+  const what = o.totalFiles === 1 ? '1 file' : `${o.totalFiles} files`;
+  const shown = o.names.slice(0, 3).join(', ');
+  const more = o.totalFiles > 3 ? `, and ${o.totalFiles - 3} more` : '';
+  return `${what} (${formatBytes(o.totalBytes)}): ${shown}${more}`;
+}
+
+const STAGE_TEXT: Record<Stage, string> = {
+  connecting: 'Connecting to the relay',
+  securing: 'Securing the connection (SPAKE2)',
+  waiting: 'Waiting for the other side',
+  transferring: 'Transferring',
+};
+
+export interface UiOptions {
+  json: boolean;
+  progress: boolean;
+  stderr: NodeJS.WriteStream;
+  stdout: NodeJS.WriteStream;
+  stages: Stage[];
+}
+
+/** Turns transfer events into what the user sees; everything but results goes to stderr. */
+export class TransferUi {
+  readonly #o: UiOptions;
+  #bar: cliProgress.SingleBar | null = null;
+  #lastProgress = 0;
+
+  constructor(o: UiOptions) {
+    this.#o = o;
+  }
+
+  info(line: string): void {
+    if (!this.#o.json) this.#o.stderr.write(`${line}\n`);
+  }
+
+  onEvent = (e: TransferEvent): void => {
+    if (this.#o.json) {
+      if (e.type === 'progress') {
+        const now = Date.now();
+        if (now - this.#lastProgress < 200 && e.bytes !== e.totalBytes) return;
+        this.#lastProgress = now;
+      }
+      this.#o.stdout.write(`${JSON.stringify({ event: e.type, ...e, type: undefined })}\n`);
+      return;
+    }
+    switch (e.type) {
+      case 'stage': {
+        const i = this.#o.stages.indexOf(e.stage);
+        if (i >= 0) this.info(`[${i + 1}/${this.#o.stages.length}] ${STAGE_TEXT[e.stage]}...`);
+        break;
+      }
+      case 'progress':
+        if (!this.#bar && this.#o.progress) this.#startBar(e.totalBytes);
+        this.#bar?.update(e.bytes);
+        break;
+      case 'file-done':
+        if (!this.#bar) this.info(`  ${e.path} (${formatBytes(e.size)})`);
+        break;
+      case 'done':
+        this.stop();
+        this.info(`Done: ${e.files === 1 ? '1 file' : `${e.files} files`}, ${formatBytes(e.bytes)}.`);
+        break;
+      default:
+        break;
+    }
+  };
+
+  #startBar(total: number): void {
+    this.#bar = new cliProgress.SingleBar(
+      {
+        stream: this.#o.stderr,
+        format: '  {bar} {percentage}% | {value_h} / {total_h} | {speed} | ETA {eta_formatted}',
+        hideCursor: true,
+        etaBuffer: 50,
+        fps: 10,
+        formatValue: (v, _o, type) => (type === 'value' || type === 'total' ? formatBytes(v) : String(v)),
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    const started = Date.now();
+    this.#bar.start(total, 0, { speed: '', value_h: '0 B', total_h: formatBytes(total) });
+    const orig = this.#bar.update.bind(this.#bar);
+    this.#bar.update = ((v: number) => {
+      const secs = (Date.now() - started) / 1000;
+      orig(v, { value_h: formatBytes(v), total_h: formatBytes(total), speed: secs > 0 ? `${formatBytes(v / secs)}/s` : '' });
+    }) as typeof orig;
+  }
+
+  stop(): void {
+    this.#bar?.stop();
+    this.#bar = null;
+  }
+}
+
+/** Ask a yes/no question on the terminal; default no. */
+export async function confirm(question: string, input: NodeJS.ReadStream, output: NodeJS.WriteStream): Promise<boolean> {
+  const rl = createInterface({ input, output });
+  try {
+    const answer = await rl.question(`${question} [y/N] `);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}

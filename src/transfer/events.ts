@@ -1,0 +1,30 @@
+/** What a transfer reports while it runs (library callers and the CLI's progress and --json). */
+
+export type Stage = 'connecting' | 'securing' | 'waiting' | 'transferring';
+
+export interface OfferInfo {
+  totalFiles: number;
+  totalBytes: number;
+  /** The first few names, made safe to display. */
+  names: string[];
+}
+
+export type TransferEvent =
+  | { type: 'code'; code: string }
+  | { type: 'stage'; stage: Stage }
+  | { type: 'offer'; offer: OfferInfo }
+  | { type: 'file-start'; path: string; size: number }
+  | { type: 'progress'; bytes: number; totalBytes: number }
+  | { type: 'file-done'; path: string; size: number; sha256: string }
+  | { type: 'done'; files: number; bytes: number };
+
+export type EventSink = (e: TransferEvent) => void;
+
+export const DEFAULT_TIMEOUTS = {
+  /** The sender waits this long for a recipient to use the code. */
+  waitForPeerMs: 60 * 60 * 1000,
+  /** Each later step of the handshake, once both sides are there. */
+  stepMs: 60 * 1000,
+  /** Connecting to the relay's TCP port and being stapled to the other side. */
+  stapleMs: 60 * 1000,
+};

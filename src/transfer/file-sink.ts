@@ -1,0 +1,195 @@
+/**
+ * Writing received files safely. Each file is written under a temporary name in its final
+ * folder (created with O_EXCL, so never through a planted symlink), hashed as it is written,
+ * and only after its SHA-256 matches what the sender announced is it fsync'ed and given its
+ * final name, without replacing an existing file unless overwriting was allowed. Parent folders
+ * are created one level at a time and a symlink anywhere below the output folder is refused.
+ */
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { link, lstat, mkdir, open, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TscCrocError } from '../core/errors.js';
+import type { FileMessage } from '../core/messages.js';
+import { displayName } from '../core/path.js';
+
+export interface CommittedFile {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+function ioError(what: string, e: unknown): TscCrocError {
+  const code = (e as NodeJS.ErrnoException).code;
+  return new TscCrocError('ERR_IO', `${what}${code ? ` (${code})` : ''}`, { cause: e });
+}
+
+async function lstatOrNull(p: string) {
+  try {
+    return await lstat(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw ioError(`cannot inspect ${p}`, e);
+  }
+}
+
+interface OpenFile {
+  file: FileMessage;
+  finalPath: string;
+  tempPath: string;
+  handle: FileHandle;
+  /** The write in flight: one at a time, overlapping the next record's decryption. */
+  pending: Promise<void>;
+  offset: number;
+  hash: Hash;
+}
+
+export class FileSink {
+  readonly #outDir: string;
+  readonly #overwrite: boolean;
+  #current: OpenFile | null = null;
+
+  constructor(outDir: string, overwrite: boolean) {
+    this.#outDir = outDir;
+    this.#overwrite = overwrite;
+  }
+
+  /** Check the output folder once, before the transfer starts. */
+  async checkOutDir(): Promise<void> {
+    const st = await lstatOrNull(this.#outDir);
+    if (st === null) throw new TscCrocError('ERR_IO', `the output folder ${this.#outDir} does not exist`);
+    // the output folder itself may be a symlink the user chose; follow it once
+    const real = st.isSymbolicLink() ? await stat(this.#outDir) : st;
+    if (!real.isDirectory()) throw new TscCrocError('ERR_IO', `${this.#outDir} is not a folder`);
+  }
+
+  /** Refuse early when a file is already there and overwriting is not allowed. */
+  async open(file: FileMessage, segments: string[]): Promise<void> {
+    if (this.#current) throw new Error('FileSink: a file is already open');
+    const dir = await this.#makeParents(segments.slice(0, -1));
+    const name = segments.at(-1)!;
+    const finalPath = join(dir, name);
+    const existing = await lstatOrNull(finalPath);
+    if (existing !== null) {
+      if (existing.isDirectory()) throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(finalPath)} is a folder`);
+      if (!this.#overwrite)
+        throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(finalPath)} already exists (nothing was overwritten; use --overwrite to replace it)`);
+    }
+    const tempPath = join(dir, `.tsc-croc-${randomBytes(6).toString('hex')}.partial`);
+    let handle: FileHandle;
+    try {
+      handle = await open(tempPath, 'wx', 0o600);
+    } catch (e) {
+      throw ioError(`cannot create a file in ${displayName(dir)}`, e);
+    }
+    this.#current = { file, finalPath, tempPath, handle, pending: Promise.resolve(), offset: 0, hash: createHash('sha256') };
+  }
+
+  /** Append a chunk of the open file; resolves once the previous chunk is on its way to disk. */
+  async write(chunk: Buffer): Promise<void> {
+    const cur = this.#current;
+    if (!cur) throw new Error('FileSink: no open file');
+    cur.hash.update(chunk);
+    await cur.pending;
+    const at = cur.offset;
+    cur.offset += chunk.length;
+    cur.pending = writeAll(cur.handle, chunk, at);
+    cur.pending.catch(() => undefined); // observed by the next write, commit or abort
+  }
+
+  /** Verify the hash, then give the file its mode, mtime and final name. */
+  async commit(sha256: string): Promise<CommittedFile> {
+    const cur = this.#current;
+    if (!cur) throw new Error('FileSink: no open file');
+    await cur.pending;
+    const got = cur.hash.digest('hex');
+    if (got !== sha256) {
+      await this.abort(false);
+      throw new TscCrocError('ERR_INTEGRITY', `${displayName(cur.file.path)} does not match the SHA-256 the sender announced; it was not saved`);
+    }
+    try {
+      await cur.handle.chmod(cur.file.mode & 0o777);
+      await cur.handle.datasync();
+      await cur.handle.close();
+      await utimes(cur.tempPath, new Date(), new Date(cur.file.mtime));
+    } catch (e) {
+      throw ioError(`cannot finish writing ${displayName(cur.file.path)}`, e);
+    }
+    await this.#publish(cur);
+    this.#current = null;
+    return { path: cur.finalPath, size: cur.file.size, sha256: got };
+  }
+
+  /** Stop writing the open file. Partial data stays under its temporary name unless `keep` is false. */
+  async abort(keep: boolean): Promise<string | null> {
+    const cur = this.#current;
+    if (!cur) return null;
+    this.#current = null;
+    await cur.pending.catch(() => undefined);
+    await cur.handle.close().catch(() => undefined);
+    if (!keep || cur.file.size === 0) {
+      await unlink(cur.tempPath).catch(() => undefined);
+      return null;
+    }
+    return cur.tempPath;
+  }
+
+  async #publish(cur: OpenFile): Promise<void> {
+    try {
+      if (this.#overwrite) {
+        await rename(cur.tempPath, cur.finalPath);
+        return;
+      }
+      // link() fails with EEXIST instead of replacing: no race with a file created meanwhile
+      await link(cur.tempPath, cur.finalPath);
+      await unlink(cur.tempPath);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') {
+        await unlink(cur.tempPath).catch(() => undefined);
+        throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(cur.finalPath)} appeared while receiving; nothing was overwritten`);
+      }
+      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EXDEV') {
+        // a file system without hard links: check, then rename
+        if ((await lstatOrNull(cur.finalPath)) !== null) throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(cur.finalPath)} already exists`);
+        await rename(cur.tempPath, cur.finalPath).catch((e2) => {
+          throw ioError(`cannot rename into ${displayName(cur.finalPath)}`, e2);
+        });
+        return;
+      }
+      throw ioError(`cannot rename into ${displayName(cur.finalPath)}`, e);
+    }
+  }
+
+  /** Create each parent below the output folder, refusing symlinks and non-folders. */
+  async #makeParents(parents: string[]): Promise<string> {
+    let dir = this.#outDir;
+    for (const seg of parents) {
+      dir = join(dir, seg);
+      const st = await lstatOrNull(dir);
+      if (st === null) {
+        await mkdir(dir).catch((e) => {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create folder ${displayName(dir)}`, e);
+        });
+        const again = await lstatOrNull(dir);
+        if (again === null || !again.isDirectory()) throw new TscCrocError('ERR_UNSAFE_PATH', `${displayName(dir)} changed while it was created`);
+      } else if (st.isSymbolicLink()) {
+        throw new TscCrocError('ERR_UNSAFE_PATH', `refused to write through the symlink ${displayName(dir)}`);
+      } else if (!st.isDirectory()) {
+        throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(dir)} exists and is not a folder`);
+      }
+    }
+    return dir;
+  }
+}
+
+async function writeAll(handle: FileHandle, chunk: Buffer, position: number): Promise<void> {
+  let done = 0;
+  try {
+    while (done < chunk.length) {
+      const { bytesWritten } = await handle.write(chunk, done, chunk.length - done, position + done);
+      done += bytesWritten;
+    }
+  } catch (e) {
+    throw ioError('cannot write the received file', e);
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The receiving side: parse the code, join the relay, run SPAKE2, then let the recipient state
+ * machine (src/core/recipient-machine.ts) check every message while FileSink writes the files.
+ */
+import { resolve } from 'node:path';
+import { parseCode } from '../core/code-phrase.js';
+import { TscCrocError } from '../core/errors.js';
+import { parseMessage, type SenderMessage } from '../core/messages.js';
+import { displayName } from '../core/path.js';
+import { initialRecipientState, recipientStep, type RecipientInput, type RecipientState } from '../core/recipient-machine.js';
+import { RecordType } from '../core/record.js';
+import { DEFAULT_TIMEOUTS, type EventSink, type OfferInfo } from './events.js';
+import { FileSink, type CommittedFile } from './file-sink.js';
+import { recipientPake } from './pake.js';
+import { RelayClient } from './relay-client.js';
+import { SecureChannel } from './secure-channel.js';
+import { withSession } from './session.js';
+import { connectStapled } from './tcp.js';
+
+export interface ReceiveOptions {
+  relay: string;
+  /** The code the sender showed, as typed. */
+  code: string;
+  /** Folder to write into (default: the current folder). */
+  outDir?: string | undefined;
+  /** Replace files that already exist (default false: refuse). */
+  overwrite?: boolean | undefined;
+  /** Decide on the offer before anything is written. Without it every offer is declined. */
+  accept?: ((offer: OfferInfo) => boolean | Promise<boolean>) | undefined;
+  signal?: AbortSignal | undefined;
+  onEvent?: EventSink | undefined;
+  timeouts?: Partial<typeof DEFAULT_TIMEOUTS> | undefined;
+}
+
+export interface ReceiveResult {
+  files: CommittedFile[];
+  bytes: number;
+}
+
+export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
+  const emit: EventSink = opts.onEvent ?? (() => {});
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+  const code = parseCode(opts.code);
+  const sink = new FileSink(resolve(opts.outDir ?? '.'), opts.overwrite ?? false);
+  await sink.checkOutDir();
+  const client = new RelayClient(opts.relay, opts.signal);
+
+  emit({ type: 'stage', stage: 'connecting' });
+  const join = await client.join({ role: 'recipient', channel: code.channel });
+
+  return withSession(client, join, opts.signal, async (session) => {
+    emit({ type: 'stage', stage: 'securing' });
+    const keys = await recipientPake(client, join, code.secret, timeouts);
+    const stapled = await connectStapled({
+      host: client.host,
+      port: join.tcpPort,
+      channel: join.channel,
+      uuid: join.uuid,
+      timeoutMs: timeouts.stapleMs,
+      signal: opts.signal,
+    });
+    const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.recipientToSender, keys.senderToRecipient);
+    session.channel = channel;
+
+    let state: RecipientState = initialRecipientState;
+    const files: CommittedFile[] = [];
+    let bytes = 0;
+    let totalBytes = 0;
+    try {
+      const run = async (input: RecipientInput, data?: Buffer) => {
+        const step = recipientStep(state, input);
+        state = step.state;
+        for (const effect of step.effects) {
+          switch (effect.kind) {
+            case 'ask': {
+              const offer: OfferInfo = {
+                totalFiles: effect.offer.totalFiles,
+                totalBytes: effect.offer.totalBytes,
+                names: effect.offer.names.map(displayName),
+              };
+              totalBytes = offer.totalBytes;
+              emit({ type: 'offer', offer });
+              let accept = false;
+              let refusal: unknown = null;
+              try {
+                accept = opts.accept ? await opts.accept(offer) : false;
+              } catch (e) {
+                refusal = e; // e.g. nobody at a terminal to confirm: decline, then report why
+              }
+              await run({ kind: 'decision', accept });
+              if (!accept) {
+                await channel.end();
+                throw refusal ?? new TscCrocError('ERR_DECLINED', 'you declined the transfer');
+              }
+              emit({ type: 'stage', stage: 'transferring' });
+              break;
+            }
+            case 'send':
+              await channel.sendMessage(effect.message);
+              break;
+            case 'open-file':
+              await sink.open(effect.file, effect.segments);
+              emit({ type: 'file-start', path: displayName(effect.file.path), size: effect.file.size });
+              break;
+            case 'write':
+              await sink.write(data!);
+              bytes += data!.length;
+              emit({ type: 'progress', bytes, totalBytes });
+              break;
+            case 'verify-file': {
+              const done = await sink.commit(effect.sha256);
+              files.push(done);
+              emit({ type: 'file-done', path: displayName(done.path), size: done.size, sha256: done.sha256 });
+              break;
+            }
+            case 'finish':
+              await channel.end();
+              break;
+          }
+        }
+      };
+      for await (const rec of channel.records()) {
+        if (rec.type === RecordType.DATA) await run({ kind: 'data', length: rec.payload.length }, rec.payload);
+        else if (rec.type === RecordType.MESSAGE) await run({ kind: 'message', message: parseMessage(rec.payload, 'sender') as SenderMessage });
+        else await run({ kind: 'end' });
+      }
+      if (state.name !== 'finished') throw new TscCrocError('ERR_CONNECTION_LOST', 'the sender stopped before the transfer finished');
+    } finally {
+      // interrupted: partial data stays under its temporary name, never under the final one
+      await sink.abort(true);
+    }
+    await channel.close();
+    emit({ type: 'done', files: files.length, bytes });
+    return { files, bytes };
+  });
+}

@@ -1,0 +1,128 @@
+/**
+ * An encrypted, authenticated, ordered record stream over the stapled socket.
+ * Writes respect the socket's backpressure; reads are pulled by one consumer, so a slow disk
+ * on the receiving side slows the sender down instead of filling memory.
+ */
+import type { Socket } from 'node:net';
+import { TscCrocError, isTscCrocError } from '../core/errors.js';
+import { encodeMessage, type Message } from '../core/messages.js';
+import { RecordOpener, RecordSealer, RecordType, type OpenedRecord, type RecordTypeValue } from '../core/record.js';
+
+export class SecureChannel {
+  readonly #socket: Socket;
+  readonly #sealer: RecordSealer;
+  readonly #opener: RecordOpener;
+  #leftover: Buffer;
+  #reading = false;
+  #closed: Error | null = null;
+
+  constructor(socket: Socket, leftover: Buffer, sendKey: Uint8Array, recvKey: Uint8Array) {
+    this.#socket = socket;
+    this.#leftover = leftover;
+    this.#sealer = new RecordSealer(sendKey);
+    this.#opener = new RecordOpener(recvKey);
+    socket.on('error', (e) => {
+      this.#closed ??= e;
+    });
+    socket.on('close', () => {
+      this.#closed ??= new Error('socket closed');
+    });
+  }
+
+  /** Seal and write one record; resolves when the socket can take more. */
+  async send(type: RecordTypeValue, payload?: Uint8Array): Promise<void> {
+    if (this.#closed) throw lost(this.#closed);
+    const bufs = this.#sealer.seal(type, payload);
+    const s = this.#socket;
+    s.cork();
+    let ok = true;
+    for (const b of bufs) ok = s.write(b);
+    s.uncork();
+    if (!ok) await this.#drain();
+  }
+
+  sendMessage(m: Message): Promise<void> {
+    return this.send(RecordType.MESSAGE, encodeMessage(m));
+  }
+
+  /**
+   * Send the END record. The socket stays open both ways: a peer socket closes its write side
+   * as soon as its read side ends, so half-closing here would cut off the other side's answer.
+   */
+  end(): Promise<void> {
+    return this.send(RecordType.END);
+  }
+
+  /** The records from the other side, in order; throws a typed error on any fault. One consumer only. */
+  async *records(): AsyncGenerator<OpenedRecord> {
+    if (this.#reading) throw new Error('records() has one consumer');
+    this.#reading = true;
+    const first = this.#leftover;
+    this.#leftover = Buffer.alloc(0);
+    if (first.length > 0) yield* this.#opener.push(first);
+    try {
+      // destroyOnReturn: false, so that leaving the loop at END keeps the socket open for our answer
+      for await (const chunk of this.#socket.iterator({ destroyOnReturn: false })) {
+        yield* this.#opener.push(chunk as Buffer);
+        if (this.#opener.ended) return;
+      }
+    } catch (e) {
+      if (isTscCrocError(e)) throw e;
+      throw lost(e as Error);
+    }
+    try {
+      this.#opener.finish();
+    } catch (e) {
+      throw new TscCrocError('ERR_CONNECTION_LOST', 'the connection closed before the transfer finished (the other side quit, or the relay dropped it)', { cause: e });
+    }
+  }
+
+  /** Flush what we wrote, end our side, and wait (bounded) for the socket to close. */
+  async close(timeoutMs = 5000): Promise<void> {
+    const s = this.#socket;
+    if (s.closed) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        s.destroy();
+        resolve();
+      }, timeoutMs);
+      s.once('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      s.end();
+      s.resume(); // read the peer's FIN so the socket can close
+    });
+  }
+
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  #drain(): Promise<void> {
+    const s = this.#socket;
+    return new Promise((resolve, reject) => {
+      const cleanup = () => {
+        s.off('drain', onDrain);
+        s.off('close', onClose);
+        s.off('error', onClose);
+      };
+      const onDrain = () => {
+        cleanup();
+        resolve();
+      };
+      const onClose = (e?: unknown) => {
+        cleanup();
+        reject(lost(e instanceof Error ? e : (this.#closed ?? new Error('socket closed'))));
+      };
+      s.on('drain', onDrain);
+      s.on('close', onClose);
+      s.on('error', onClose);
+    });
+  }
+}
+
+function lost(e: Error): TscCrocError {
+  const code = (e as NodeJS.ErrnoException).code;
+  return new TscCrocError('ERR_CONNECTION_LOST', `the connection to the other side was lost${code ? ` (${code})` : ''}`, { cause: e });
+}

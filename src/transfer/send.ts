@@ -1,0 +1,202 @@
+/**
+ * The sending side: join the relay, show the code, run SPAKE2, then stream the files as
+ * encrypted records. Hashes are computed while the data streams, so the code appears at once.
+ */
+import { createHash } from 'node:crypto';
+import { open, stat } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { formatCode, generateSecret, parseCode } from '../core/code-phrase.js';
+import { TscCrocError, isTscCrocError } from '../core/errors.js';
+import { MAX_OFFER_NAMES, PROTOCOL_VERSION, parseMessage, type FileMessage } from '../core/messages.js';
+import { MAX_RECORD_PAYLOAD, RecordType } from '../core/record.js';
+import { DEFAULT_CURVE, type CurveName } from '../core/relay-api.js';
+import { initialSenderState, senderStep, type SenderInput, type SenderState } from '../core/sender-machine.js';
+import { DEFAULT_TIMEOUTS, type EventSink } from './events.js';
+import { senderPake } from './pake.js';
+import { RelayClient } from './relay-client.js';
+import { SecureChannel } from './secure-channel.js';
+import { notifyPeer, withSession } from './session.js';
+import { connectStapled } from './tcp.js';
+
+export interface SendOptions {
+  /** The relay's HTTP address, e.g. http://relay.example:9009. */
+  relay: string;
+  /** Paths of regular files to send. */
+  files: string[];
+  /** A code chosen by the user (`<channel>-<words>`); by default the relay picks the channel and we draw the words. */
+  code?: string | undefined;
+  curve?: CurveName | undefined;
+  signal?: AbortSignal | undefined;
+  onEvent?: EventSink | undefined;
+  timeouts?: Partial<typeof DEFAULT_TIMEOUTS> | undefined;
+}
+
+export interface SendResult {
+  code: string;
+  files: number;
+  bytes: number;
+}
+
+/** Bytes read from disk and sealed per record. */
+const READ_CHUNK = 512 * 1024;
+
+interface Source {
+  path: string;
+  name: string;
+  size: number;
+  mode: number;
+  mtimeMs: number;
+}
+
+async function collectSources(paths: string[]): Promise<Source[]> {
+  if (paths.length === 0) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'nothing to send: give at least one file');
+  const out: Source[] = [];
+  const names = new Set<string>();
+  for (const p of paths) {
+    let st;
+    try {
+      st = await stat(p);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new TscCrocError('ERR_INVALID_ARGUMENT', code === 'ENOENT' ? `no such file: ${p}` : `cannot read ${p} (${code})`);
+    }
+    if (st.isDirectory()) throw new TscCrocError('ERR_INVALID_ARGUMENT', `${p} is a folder; sending folders is not supported yet`);
+    if (!st.isFile()) throw new TscCrocError('ERR_INVALID_ARGUMENT', `${p} is not a regular file`);
+    const name = basename(resolve(p));
+    if (names.has(name)) throw new TscCrocError('ERR_INVALID_ARGUMENT', `two files are named ${name}`);
+    names.add(name);
+    out.push({ path: p, name, size: st.size, mode: st.mode & 0o777, mtimeMs: Math.max(0, Math.floor(st.mtimeMs)) });
+  }
+  return out;
+}
+
+export async function send(opts: SendOptions): Promise<SendResult> {
+  const emit: EventSink = opts.onEvent ?? (() => {});
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+  const sources = await collectSources(opts.files);
+  const chosen = opts.code !== undefined ? parseCode(opts.code) : undefined;
+  const secret = chosen?.secret ?? generateSecret();
+  const client = new RelayClient(opts.relay, opts.signal);
+
+  emit({ type: 'stage', stage: 'connecting' });
+  const join = await client.join({ role: 'sender', curve: opts.curve ?? DEFAULT_CURVE, ...(chosen ? { channel: chosen.channel } : {}) });
+  const code = formatCode({ channel: join.channel, secret });
+
+  return withSession(client, join, opts.signal, async (session) => {
+    emit({ type: 'code', code });
+    const keys = await senderPake(client, join, secret, timeouts, () => emit({ type: 'stage', stage: 'waiting' }));
+    emit({ type: 'stage', stage: 'securing' });
+    const stapled = await connectStapled({
+      host: client.host,
+      port: join.tcpPort,
+      channel: join.channel,
+      uuid: join.uuid,
+      timeoutMs: timeouts.stapleMs,
+      signal: opts.signal,
+    });
+    const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.senderToRecipient, keys.recipientToSender);
+    session.channel = channel;
+
+    const totalBytes = sources.reduce((n, s) => n + s.size, 0);
+    await channel.sendMessage({
+      type: 'offer',
+      v: PROTOCOL_VERSION,
+      totalFiles: sources.length,
+      totalBytes,
+      names: sources.slice(0, MAX_OFFER_NAMES).map((s) => s.name),
+    });
+
+    // The recipient's messages are read concurrently, so that an error or a cancel from the
+    // other side stops our sending at once.
+    let state: SenderState = initialSenderState;
+    const accepted = deferred();
+    const finished = deferred();
+    const apply = (input: SenderInput) => {
+      const step = senderStep(state, input);
+      state = step.state;
+      for (const e of step.effects) (e.kind === 'start-sending' ? accepted : finished).resolve();
+    };
+    const reader = (async () => {
+      for await (const rec of channel.records()) {
+        if (rec.type === RecordType.MESSAGE) apply({ kind: 'message', message: parseMessage(rec.payload, 'recipient') as never });
+        else if (rec.type === RecordType.DATA) apply({ kind: 'data' });
+        else apply({ kind: 'end' });
+      }
+    })();
+    reader.catch((e: unknown) => {
+      accepted.reject(e);
+      finished.reject(e);
+    });
+    // a reader that ends without error has seen END: `finished` is resolved by then or never
+    void reader.then(() => finished.reject(new TscCrocError('ERR_CONNECTION_LOST', 'the recipient closed the connection early')));
+
+    await accepted.promise;
+    emit({ type: 'stage', stage: 'transferring' });
+    let sent = 0;
+    for (const src of sources) {
+      const file: FileMessage = { type: 'file', path: src.name, size: src.size, mode: src.mode, mtime: src.mtimeMs };
+      emit({ type: 'file-start', path: src.name, size: src.size });
+      await channel.sendMessage(file);
+      const sha256 = await streamFile(src, channel, (n) => {
+        sent += n;
+        emit({ type: 'progress', bytes: sent, totalBytes });
+      });
+      await channel.sendMessage({ type: 'file-end', sha256 });
+      emit({ type: 'file-done', path: src.name, size: src.size, sha256 });
+    }
+    await channel.sendMessage({ type: 'done' });
+    apply({ kind: 'sent' });
+    await channel.end();
+    await finished.promise;
+    await channel.close();
+    emit({ type: 'done', files: sources.length, bytes: totalBytes });
+    return { code, files: sources.length, bytes: totalBytes };
+  });
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } {
+  let resolve!: () => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined); // observed by its awaiter; avoid unhandled rejections when never awaited
+  return { promise, resolve, reject };
+}
+
+/** Send one file's bytes as DATA records; returns its SHA-256. Detects a file changing under us. */
+async function streamFile(src: Source, channel: SecureChannel, onBytes: (n: number) => void): Promise<string> {
+  const hash = createHash('sha256');
+  let fh;
+  try {
+    fh = await open(src.path, 'r');
+  } catch (e) {
+    throw new TscCrocError('ERR_IO', `cannot open ${src.path} (${(e as NodeJS.ErrnoException).code})`);
+  }
+  try {
+    const changed = () => new TscCrocError('ERR_IO', `${src.path} changed while it was being sent`);
+    const before = await fh.stat();
+    if (before.size !== src.size || Math.floor(before.mtimeMs) !== src.mtimeMs) throw changed();
+    let read = 0;
+    if (src.size > 0) {
+      const chunk = Math.min(READ_CHUNK, MAX_RECORD_PAYLOAD);
+      for await (const buf of fh.createReadStream({ start: 0, end: src.size - 1, highWaterMark: chunk, autoClose: false })) {
+        const b = buf as Buffer;
+        hash.update(b);
+        read += b.length;
+        await channel.send(RecordType.DATA, b);
+        onBytes(b.length);
+      }
+    }
+    const after = await fh.stat();
+    if (read !== src.size || after.size !== src.size || Math.floor(after.mtimeMs) !== src.mtimeMs) throw changed();
+    return hash.digest('hex');
+  } catch (e) {
+    if (isTscCrocError(e)) throw e;
+    throw new TscCrocError('ERR_IO', `cannot read ${src.path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { cause: e });
+  } finally {
+    await fh.close();
+  }
+}
+

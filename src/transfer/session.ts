@@ -1,0 +1,81 @@
+/**
+ * The life cycle shared by both roles once joined: on success the relay channel is closed as
+ * "done"; on failure the other side is told why (a fixed, generic text per error code, never a
+ * local path or a secret), the relay channel is closed with a reason, and the error goes on up.
+ * An AbortSignal cancels at any stage; the other side then reads "cancelled".
+ */
+import { TscCrocError, isTscCrocError, type ErrorCode } from '../core/errors.js';
+import type { CloseReason, JoinResponse } from '../core/relay-api.js';
+import type { RelayClient } from './relay-client.js';
+import type { SecureChannel } from './secure-channel.js';
+
+export interface Session {
+  /** Set once the encrypted channel is up, so that failures can be told to the other side. */
+  channel: SecureChannel | null;
+}
+
+/** Errors that came from the other side or the connection: nothing to tell the other side. */
+const REMOTE: readonly ErrorCode[] = ['ERR_PEER_ERROR', 'ERR_CONNECTION_LOST', 'ERR_DECLINED', 'ERR_WRONG_CODE', 'ERR_CHANNEL_CLOSED'];
+
+const PUBLIC_TEXT: Partial<Record<ErrorCode, string>> = {
+  ERR_CANCELLED: 'cancelled',
+  ERR_IO: 'a file could not be read or written',
+  ERR_FILE_EXISTS: 'a file already exists and may not be overwritten',
+  ERR_UNSAFE_PATH: 'a file name was refused as unsafe',
+  ERR_INTEGRITY: 'a file did not match its checksum',
+  ERR_PROTOCOL: 'a protocol violation was detected',
+  ERR_DECLINED: 'declined',
+};
+
+function reasonFor(e: TscCrocError): CloseReason {
+  if (e.code === 'ERR_CANCELLED') return 'cancelled';
+  if (e.code === 'ERR_WRONG_CODE') return 'wrong-code';
+  return 'error';
+}
+
+/** Best effort, bounded: tell the other side why we stop, then END. */
+export async function notifyPeer(channel: SecureChannel, e: TscCrocError): Promise<void> {
+  const message = PUBLIC_TEXT[e.code] ?? 'the transfer failed';
+  const attempt = (async () => {
+    await channel.sendMessage({ type: 'error', code: e.code, message });
+    await channel.end();
+  })().catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([attempt, new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);
+  clearTimeout(timer);
+}
+
+export async function withSession<T>(
+  client: RelayClient,
+  join: JoinResponse,
+  signal: AbortSignal | undefined,
+  body: (s: Session) => Promise<T>,
+): Promise<T> {
+  const auth = { channel: join.channel, uuid: join.uuid };
+  const session: Session = { channel: null };
+  let notified = false;
+  const cancelled = new TscCrocError('ERR_CANCELLED', 'cancelled');
+  const onAbort = () => {
+    const ch = session.channel;
+    if (!ch) return; // earlier stages watch the signal themselves
+    notified = true;
+    void notifyPeer(ch, cancelled).then(() => ch.destroy());
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    if (signal?.aborted) throw cancelled;
+    const result = await body(session);
+    await client.close(auth, 'done');
+    return result;
+  } catch (raw) {
+    const e = signal?.aborted ? cancelled : isTscCrocError(raw) ? raw : new TscCrocError('ERR_IO', String((raw as Error)?.message ?? raw), { cause: raw });
+    if (session.channel && !notified && !REMOTE.includes(e.code) && !(e.code === 'ERR_CANCELLED' && !signal?.aborted)) {
+      await notifyPeer(session.channel, e);
+    }
+    session.channel?.destroy();
+    await client.close(auth, reasonFor(e));
+    throw e;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}

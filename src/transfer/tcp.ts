@@ -1,0 +1,69 @@
+/**
+ * Connecting to the relay's stapling port: send the hello, wait for `stapled`.
+ * After that the socket is an opaque pipe to the other peer.
+ */
+import { connect, type Socket } from 'node:net';
+import { TscCrocError } from '../core/errors.js';
+import { displayName } from '../core/path.js';
+import { RELAY_PROTOCOL_VERSION, encodeControlFrame, isTcpReply, parseControlFrame } from '../core/relay-api.js';
+
+export interface StapledSocket {
+  socket: Socket;
+  /** Bytes that arrived right behind the relay's reply: the start of the peer's stream. */
+  leftover: Buffer;
+}
+
+export function connectStapled(opts: {
+  host: string;
+  port: number;
+  channel: string;
+  uuid: string;
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+}): Promise<StapledSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: opts.host, port: opts.port, noDelay: true });
+    let buf = Buffer.alloc(0);
+    let settled = false;
+    const timer = setTimeout(() => fail(new TscCrocError('ERR_TIMEOUT', 'timed out waiting for the other side on the relay')), opts.timeoutMs);
+    const onAbort = () => fail(new TscCrocError('ERR_CANCELLED', 'cancelled'));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+    function done() {
+      settled = true;
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('end', onEnd);
+    }
+    function fail(e: TscCrocError) {
+      if (settled) return;
+      done();
+      socket.destroy();
+      reject(e);
+    }
+    function onError(e: Error) {
+      fail(new TscCrocError('ERR_RELAY_UNREACHABLE', `cannot reach the relay's TCP port ${opts.host}:${opts.port} (${(e as NodeJS.ErrnoException).code ?? e.message})`));
+    }
+    function onEnd() {
+      fail(new TscCrocError('ERR_RELAY', 'the relay closed the TCP connection before stapling'));
+    }
+    function onData(chunk: Buffer) {
+      buf = Buffer.concat([buf, chunk]);
+      const r = parseControlFrame(buf);
+      if (r.kind === 'need-more') return;
+      if (r.kind === 'invalid' || !isTcpReply(r.body)) return fail(new TscCrocError('ERR_RELAY', 'the relay sent a malformed TCP reply'));
+      const reply = r.body;
+      if (reply.type === 'error')
+        return fail(new TscCrocError('ERR_RELAY', `the relay refused the TCP connection: ${displayName(reply.message.slice(0, 200))}`));
+      done();
+      socket.pause();
+      resolve({ socket, leftover: r.rest });
+    }
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('end', onEnd);
+    socket.once('connect', () => socket.write(encodeControlFrame({ v: RELAY_PROTOCOL_VERSION, channel: opts.channel, uuid: opts.uuid })));
+  });
+}
