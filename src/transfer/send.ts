@@ -123,12 +123,14 @@ export async function send(opts: SendOptions): Promise<SendResult> {
         else apply({ kind: 'end' });
       }
     })();
-    reader.catch((e: unknown) => {
-      accepted.reject(e);
-      finished.reject(e);
-    });
-    // a reader that ends without error has seen END: `finished` is resolved by then or never
-    void reader.then(() => finished.reject(new TscCrocError('ERR_CONNECTION_LOST', 'the recipient closed the connection early')));
+    reader.then(
+      // a reader that ends without error has seen END: `finished` is resolved by then, or never will be
+      () => finished.reject(new TscCrocError('ERR_CONNECTION_LOST', 'the recipient closed the connection early')),
+      (e: unknown) => {
+        accepted.reject(e);
+        finished.reject(e);
+      },
+    );
 
     await accepted.promise;
     emit({ type: 'stage', stage: 'transferring' });

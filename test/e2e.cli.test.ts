@@ -1,0 +1,166 @@
+/**
+ * End to end through the built CLI: a relay, a sender and a recipient as three processes on
+ * loopback, files compared by hash.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli, sha256File, startCliRelay } from './helpers/cli.js';
+
+let relay: Awaited<ReturnType<typeof startCliRelay>>;
+let dir: string;
+
+before(async () => {
+  relay = await startCliRelay();
+  dir = await mkdtemp(join(tmpdir(), 'tsc-croc-e2e-'));
+});
+
+after(async () => {
+  const code = await relay.stop();
+  assert.equal(code, 0, `relay exit code ${code}\n${relay.proc.stderr()}`);
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function freshDirs(name: string) {
+  const src = join(dir, `${name}-src`);
+  const out = join(dir, `${name}-out`);
+  await import('node:fs/promises').then((f) => Promise.all([f.mkdir(src), f.mkdir(out)]));
+  return { src, out };
+}
+
+test('a 10 MB random file and an empty file arrive identical, with mode and mtime', async () => {
+  const { src, out } = await freshDirs('basic');
+  const big = join(src, 'random.bin');
+  const empty = join(src, 'empty.txt');
+  await writeFile(big, randomBytes(10 * 1024 * 1024), { mode: 0o640 });
+  await writeFile(empty, '');
+  const mtime = new Date('2020-02-02T02:02:02Z');
+  await utimes(big, mtime, mtime);
+
+  const sender = runCli(['send', '--relay', relay.url, big, empty]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  assert.match(code!, /^\d+-[a-z]+-[a-z]+-[a-z]+$/);
+  await sender.waitFor(new RegExp(`tsc-croc receive --relay ${relay.url} ${code}`));
+
+  const recipient = runCli(['receive', '--relay', relay.url, '--out', out, '--yes', code!]);
+  const [rc, sc] = await Promise.all([recipient.exit(), sender.exit()]);
+  assert.equal(rc, 0, recipient.stderr());
+  assert.equal(sc, 0, sender.stderr());
+
+  assert.equal(await sha256File(join(out, 'random.bin')), await sha256File(big));
+  assert.equal(await sha256File(join(out, 'empty.txt')), await sha256File(empty));
+  const st = await stat(join(out, 'random.bin'));
+  assert.equal(st.size, 10 * 1024 * 1024);
+  assert.equal(st.mode & 0o777, 0o640);
+  assert.equal(st.mtime.getTime(), mtime.getTime());
+  assert.deepEqual((await readdir(out)).sort(), ['empty.txt', 'random.bin'], 'no temporary files left');
+  assert.doesNotMatch(recipient.stderr() + sender.stderr(), /Error:|at .*\.js:\d+/, 'no stack traces');
+});
+
+test('a wrong code fails on both sides with exit code 3, and nothing is written', async () => {
+  const { src, out } = await freshDirs('wrong');
+  const file = join(src, 'secret.txt');
+  await writeFile(file, 'top secret');
+  const sender = runCli(['send', '--relay', relay.url, file]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const channel = code!.split('-')[0];
+  const wrong = `${channel}-abandon-ability-able`;
+  assert.notEqual(wrong, code);
+
+  const recipient = runCli(['receive', '--relay', relay.url, '--out', out, '--yes', wrong]);
+  const [rc, sc] = await Promise.all([recipient.exit(), sender.exit()]);
+  assert.equal(rc, 3, recipient.stderr());
+  assert.equal(sc, 3, sender.stderr());
+  assert.match(recipient.stderr(), /code is wrong/);
+  assert.match(sender.stderr(), /code is wrong/);
+  assert.deepEqual(await readdir(out), []);
+  // the secret words never appear in any output
+  const words = code!.split('-').slice(1).join('-');
+  assert.ok(!recipient.stderr().includes(words) && !relay.proc.stderr().includes(words));
+});
+
+test('the sender can choose the code, through TSC_CROC_SECRET, in P-256', async () => {
+  const { src, out } = await freshDirs('chosen');
+  const file = join(src, 'a.txt');
+  await writeFile(file, 'chosen code');
+  const code = `x${randomBytes(3).toString('hex')}-purple-monkey-dishwasher`;
+  const sender = runCli(['send', '--relay', relay.url, '--curve', 'p256', file], { env: { TSC_CROC_SECRET: code } });
+  await sender.waitFor(new RegExp(`Code is: ${code}`));
+  // typed differently: upper case, spaces
+  const typed = code.toUpperCase().replaceAll('-', ' ');
+  const recipient = runCli(['receive', '--relay', relay.url, '--out', out, '--yes', typed]);
+  assert.equal(await recipient.exit(), 0, recipient.stderr());
+  assert.equal(await sender.exit(), 0, sender.stderr());
+  assert.equal(await sha256File(join(out, 'a.txt')), await sha256File(file));
+});
+
+test('without a terminal and without --yes the recipient refuses, and the sender hears it', async () => {
+  const { src, out } = await freshDirs('consent');
+  const file = join(src, 'a.txt');
+  await writeFile(file, 'needs consent');
+  const sender = runCli(['send', '--relay', relay.url, file]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const recipient = runCli(['receive', '--relay', relay.url, '--out', out, code!]);
+  const [rc, sc] = await Promise.all([recipient.exit(), sender.exit()]);
+  assert.equal(rc, 4, recipient.stderr());
+  assert.match(recipient.stderr(), /pass --yes/);
+  assert.equal(sc, 4, sender.stderr());
+  assert.match(sender.stderr(), /declined/);
+  assert.deepEqual(await readdir(out), []);
+});
+
+test('an existing file is not overwritten without --overwrite', async () => {
+  const { src, out } = await freshDirs('exists');
+  const file = join(src, 'a.txt');
+  await writeFile(file, 'new content');
+  await writeFile(join(out, 'a.txt'), 'precious');
+  const run = async (extra: string[]) => {
+    const sender = runCli(['send', '--relay', relay.url, file]);
+    const [, code] = await sender.waitFor(/Code is: (\S+)/);
+    const recipient = runCli(['receive', '--relay', relay.url, '--out', out, '--yes', ...extra, code!]);
+    return Promise.all([recipient.exit(), sender.exit(), recipient]);
+  };
+  const [rc, sc, r1] = await run([]);
+  assert.equal(rc, 1, r1.stderr());
+  assert.notEqual(sc, 0);
+  assert.match(r1.stderr(), /already exists/);
+  const { readFile } = await import('node:fs/promises');
+  assert.equal(await readFile(join(out, 'a.txt'), 'utf8'), 'precious');
+  assert.deepEqual(await readdir(out), ['a.txt'], 'no temporary file left');
+
+  const [rc2, sc2, r2] = await run(['--overwrite']);
+  assert.equal(rc2, 0, r2.stderr());
+  assert.equal(sc2, 0);
+  assert.equal(await readFile(join(out, 'a.txt'), 'utf8'), 'new content');
+});
+
+test('usage errors: exit code 2 and one clear line', async () => {
+  const noRelay = runCli(['send', 'nothing.txt']);
+  assert.equal(await noRelay.exit(), 2);
+  assert.match(noRelay.stderr(), /no relay configured/);
+  const missing = runCli(['send', '--relay', relay.url, join(dir, 'does-not-exist')]);
+  assert.equal(await missing.exit(), 2);
+  assert.match(missing.stderr(), /no such file/);
+  const badCode = runCli(['receive', '--relay', relay.url, 'not a code!']);
+  assert.equal(await badCode.exit(), 2);
+  const unknown = runCli(['frobnicate']);
+  assert.equal(await unknown.exit(), 2);
+});
+
+test('an unreachable relay is reported with exit code 5', async () => {
+  const { src } = await freshDirs('unreachable');
+  const file = join(src, 'a.txt');
+  await writeFile(file, 'x');
+  // a port nobody listens on: bind, read the port, close
+  const { createServer } = await import('node:net');
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  const sender = runCli(['send', '--relay', `http://127.0.0.1:${port}`, file]);
+  assert.equal(await sender.exit(), 5, sender.stderr());
+  assert.match(sender.stderr(), /cannot reach the relay/);
+});

@@ -1,0 +1,99 @@
+/** Spawning the built CLI in tests: bounded waits on output and exit, never sleeps. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+export interface Proc {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** Resolves with the exit code; rejects (and kills) after `ms`. */
+  exit: (ms?: number) => Promise<number>;
+  /** Resolves with the first match of `re` on stdout or stderr; rejects after `ms`. */
+  waitFor: (re: RegExp, ms?: number) => Promise<RegExpMatchArray>;
+}
+
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Proc {
+  const env = { ...process.env, ...opts.env };
+  delete env.TSC_CROC_RELAY;
+  delete env.TSC_CROC_SECRET;
+  Object.assign(env, opts.env);
+  const child = spawn(process.execPath, [CLI, ...args], { env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const listeners = new Set<() => void>();
+  const poke = () => listeners.forEach((l) => l());
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => ((out += d), poke()));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => ((err += d), poke()));
+  if (opts.input !== undefined) child.stdin!.end(opts.input);
+  else child.stdin!.end();
+  const exited = new Promise<number>((resolve) => child.once('exit', (code, sig) => resolve(code ?? (sig ? 128 : -1))));
+  exited.then(poke, poke);
+  const describe = () => `\n--- stdout:\n${out}\n--- stderr:\n${err}`;
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exit: (ms = 30_000) =>
+      new Promise((resolve, reject) => {
+        const t = setTimeout(() => {
+          child.kill('SIGKILL');
+          reject(new Error(`process did not exit within ${ms} ms: tsc-croc ${args.join(' ')}${describe()}`));
+        }, ms);
+        void exited.then((c) => {
+          clearTimeout(t);
+          resolve(c);
+        });
+      }),
+    waitFor: (re, ms = 15_000) =>
+      new Promise((resolve, reject) => {
+        let done = false;
+        const check = () => {
+          if (done) return;
+          const m = out.match(re) ?? err.match(re);
+          if (m) {
+            done = true;
+            listeners.delete(check);
+            clearTimeout(t);
+            resolve(m);
+          } else if (child.exitCode !== null || child.signalCode !== null) {
+            done = true;
+            listeners.delete(check);
+            clearTimeout(t);
+            reject(new Error(`process exited before printing ${re}${describe()}`));
+          }
+        };
+        const t = setTimeout(() => {
+          done = true;
+          listeners.delete(check);
+          reject(new Error(`no ${re} within ${ms} ms${describe()}`));
+        }, ms);
+        listeners.add(check);
+        check();
+      }),
+  };
+}
+
+/** Start `tsc-croc relay` on free loopback ports; returns its URL and a stop function. */
+export async function startCliRelay(): Promise<{ url: string; tcpPort: number; proc: Proc; stop: () => Promise<number> }> {
+  const proc = runCli(['relay', '--host', '127.0.0.1', '--port', '0', '--tcp-port', '0', '--quiet']);
+  const m = await proc.waitFor(/HTTP on 127\.0\.0\.1:(\d+), TCP on 127\.0\.0\.1:(\d+)/);
+  return {
+    url: `http://127.0.0.1:${m[1]}`,
+    tcpPort: Number(m[2]),
+    proc,
+    stop: async () => {
+      proc.child.kill('SIGTERM');
+      return proc.exit(10_000);
+    },
+  };
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
