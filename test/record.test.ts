@@ -140,3 +140,14 @@ test('records: keys must be 32 bytes', () => {
   assert.throws(() => new RecordSealer(new Uint8Array(16)), RangeError);
   assert.throws(() => new RecordOpener('k' as never), TypeError);
 });
+
+test('frame decoder: a frame dribbled in one byte at a time is reassembled in linear time and bounded memory', () => {
+  const body = randomBytes(MAX_RECORD_PAYLOAD);
+  const wire = Buffer.concat([encodeFrameHeader(body.length, MAX_FRAME_BODY), body, encodeFrameHeader(3, MAX_FRAME_BODY), Buffer.from('end')]);
+  const d = new FrameDecoder(MAX_FRAME_BODY);
+  const got: Buffer[] = [];
+  for (let i = 0; i < wire.length; i++) got.push(...d.push(wire.subarray(i, i + 1)));
+  assert.equal(got.length, 2);
+  assert.ok(got[0]!.equals(body));
+  assert.equal(got[1]!.toString(), 'end');
+});
