@@ -35,6 +35,10 @@ export interface ProcessCost {
   systemCpuS: number;
   cpuS: number;
   peakRssMiB: number;
+  /** Page faults served without I/O (each fresh page of memory touched costs one). */
+  minorPageFaults: number;
+  voluntaryContextSwitches: number;
+  involuntaryContextSwitches: number;
 }
 
 export interface SpawnOptions {
@@ -99,6 +103,11 @@ export class MeasuredChild {
     return this.#exit === null;
   }
 
+  /** Killed for running past its deadline. */
+  get timedOut(): boolean {
+    return this.#exit?.timedOut ?? false;
+  }
+
   /** The first line (already seen or still to come) that `test` accepts; rejects if the child exits first. */
   waitForLine(what: string, test: (l: Line) => boolean): Promise<Line> {
     const seen = this.#lines.find(test);
@@ -126,8 +135,13 @@ export class MeasuredChild {
   /** Resolves when the child exited with code 0; otherwise rejects with its exit and the tail of its stderr. */
   async succeeded(): Promise<ExitInfo> {
     const e = await this.exited;
-    if (e.timedOut || e.code !== 0) throw this.#failure('');
+    if (e.timedOut || e.code !== 0) throw this.failure();
     return e;
+  }
+
+  /** An error describing how the child ended (or that it is still running), with the tail of its stderr. */
+  failure(): Error {
+    return this.#failure('');
   }
 
   signal(sig: NodeJS.Signals): void {
@@ -148,6 +162,9 @@ export class MeasuredChild {
       systemCpuS: u.systemCPUTime / 1e6,
       cpuS: (u.userCPUTime + u.systemCPUTime) / 1e6,
       peakRssMiB: u.maxRSS / 1024,
+      minorPageFaults: u.minorPageFault,
+      voluntaryContextSwitches: u.voluntaryContextSwitches,
+      involuntaryContextSwitches: u.involuntaryContextSwitches,
     };
   }
 
@@ -156,7 +173,7 @@ export class MeasuredChild {
     const how = !e
       ? 'is still running'
       : e.timedOut
-        ? `timed out after ${(this.#timeoutMs / 1000).toFixed(0)} s and was killed`
+        ? `timed out after ${(this.#timeoutMs / 1000).toFixed(1)} s and was killed`
         : e.signal
           ? `was killed by ${e.signal}`
           : `exited with code ${e.code}`;

@@ -11,6 +11,8 @@ export interface RunResult {
   bytes: number;
   /** From the recipient's spawn to the exit of both the sender and the recipient. */
   wallS: number;
+  /** From the recipient's spawn to the start of the data: process start, relay, SPAKE2 (scrypt), stapling, offer. */
+  setupS: number;
   /** Recipient side: from the start of the data (first byte / "transferring") to the last byte handed to the file. */
   dataS: number;
   /** Recipient side: from the last byte to the file being synced and committed (fdatasync, hash check, rename). */
@@ -47,25 +49,37 @@ export function renderReport(o: { large: RunResult; raw: RunResult; small: RunRe
   const out: string[] = [];
   out.push(o.env, '');
   out.push(
-    'Throughput (MB = 10^6 bytes; "data" = recipient side, first data byte to last byte written; "wall" = recipient start to both peers\' exit)',
+    'Throughput (MB = 10^6 bytes). wall: recipient start to both peers\' exit. setup: recipient start to first data.',
+    'data: recipient side, start of the data to the last byte handed to the file. commit: then to the file synced and in place.',
   );
   out.push(
     formatTable(
-      ['run', 'bytes', 'wall s', 'wall MB/s', 'data s', 'data MB/s', 'commit s', 'SHA-256'],
-      runs.map((r) => [r.label, String(r.bytes), f(r.wallS, 2), f(r.wallMBps, 1), f(r.dataS, 2), f(r.dataMBps, 1), f(r.commitS, 2), r.verified ? 'ok' : 'MISMATCH']),
+      ['run', 'bytes', 'wall s', 'wall MB/s', 'setup s', 'data s', 'data MB/s', 'commit s', 'SHA-256'],
+      runs.map((r) => [
+        r.label,
+        String(r.bytes),
+        f(r.wallS, 2),
+        f(r.wallMBps, 1),
+        f(r.setupS, 2),
+        f(r.dataS, 2),
+        f(r.dataMBps, 1),
+        f(r.commitS, 2),
+        r.verified ? 'ok' : 'MISMATCH',
+      ]),
     ),
   );
   out.push('');
   out.push(`tsc-croc / raw throughput: data phase ${f(o.ratioData, 3)} (${f(o.ratioData * 100, 1)} %), wall ${f(o.ratioWall, 3)} (${f(o.ratioWall * 100, 1)} %)`);
   out.push('');
-  out.push('Per process (CPU = user + system over the whole process life; peak RSS = maxRSS from process.resourceUsage())');
+  out.push('Per process, from its own process.resourceUsage() over its whole life (startup included): CPU = user + system,');
+  out.push('peak RSS = maxRSS, minor faults = pages of fresh memory touched.');
   const rows: string[][] = [];
   for (const r of runs)
     for (const role of ROLES) {
       const p = r.processes[role];
-      rows.push([`${r.label} ${role}`, f(p.cpuS, 2), f(p.userCpuS, 2), f(p.systemCpuS, 2), f(p.peakRssMiB, 1)]);
+      rows.push([`${r.label} ${role}`, f(p.cpuS, 2), f(p.userCpuS, 2), f(p.systemCpuS, 2), f(p.peakRssMiB, 1), String(p.minorPageFaults)]);
     }
-  out.push(formatTable(['process', 'CPU s', 'user s', 'sys s', 'peak RSS MiB'], rows));
+  out.push(formatTable(['process', 'CPU s', 'user s', 'sys s', 'peak RSS MiB', 'minor faults'], rows));
   out.push('');
   out.push(`Peak RSS of tsc-croc against file size (MiB): does memory grow with the file?`);
   out.push(

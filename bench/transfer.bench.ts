@@ -13,6 +13,8 @@
  *   BENCH_BYTES       size of the large file in bytes (default 1073741824)
  *   BENCH_TIMEOUT_MS  deadline of each child process (default 600000); a child past it is killed
  *   BENCH_OUT         also write the results as JSON to this file
+ *   BENCH_WARMUP      1: before each run, write and delete a scratch file of the run's size (see
+ *                     warmPageCache in bench/files.ts); default 0, runs start from whatever state
  *   BENCH_PROFILE     a folder: run every child with `node --cpu-prof` into it, and print the
  *                     top functions of the tsc-croc sender and recipient (timings are then perturbed)
  *
@@ -21,8 +23,9 @@
 import { cpus, tmpdir } from 'node:os';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ChildGroup, type Line, type MeasuredChild } from './child.js';
-import { sha256File, writeRandomFile } from './files.js';
+import { sha256File, warmPageCache, writeRandomFile } from './files.js';
 import { summarizeProfileFile } from './profile-summary.js';
 import { ROLES, formatSize, renderReport, type Role, type RunResult } from './report.js';
 
@@ -31,6 +34,7 @@ interface Config {
   timeoutMs: number;
   out: string | undefined;
   profileDir: string | undefined;
+  warmUp: boolean;
 }
 
 function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -41,12 +45,20 @@ function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): nu
   return n;
 }
 
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name] ?? '';
+  if (raw === '' || raw === '0') return false;
+  if (raw === '1') return true;
+  throw new RangeError(`${name} must be 0 or 1, got ${JSON.stringify(raw)}`);
+}
+
 function readConfig(env: NodeJS.ProcessEnv): Config {
   return {
     bytes: positiveInt(env, 'BENCH_BYTES', 2 ** 30),
     timeoutMs: positiveInt(env, 'BENCH_TIMEOUT_MS', 10 * 60_000),
     out: env.BENCH_OUT || undefined,
     profileDir: env.BENCH_PROFILE ? resolve(env.BENCH_PROFILE) : undefined,
+    warmUp: flag(env, 'BENCH_WARMUP'),
   };
 }
 
@@ -70,13 +82,16 @@ interface Trio {
   recipient: MeasuredChild;
 }
 
+/** A label as a file name: "tsc-croc 1 GiB" -> "tsc-croc-1-GiB". */
+const slug = (label: string) => label.replace(/[^a-z0-9]+/gi, '-');
+
 function spawnChild(ctx: Context, label: string, role: Role, args: string[], env?: NodeJS.ProcessEnv): MeasuredChild {
-  const slug = `${label.replace(/[^a-z0-9]+/gi, '-')}-${role}`;
-  const nodeArgs = ctx.cfg.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.cfg.profileDir}`, `--cpu-prof-name=${slug}.cpuprofile`] : [];
+  const name = `${slug(label)}-${role}`;
+  const nodeArgs = ctx.cfg.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.cfg.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
   return ctx.group.spawn({
     name: `${label} ${role}`,
     args,
-    statsFile: join(ctx.tmp, 'stats', `${slug}.json`),
+    statsFile: join(ctx.tmp, 'stats', `${name}.json`),
     timeoutMs: ctx.cfg.timeoutMs,
     nodeArgs,
     env: env ?? childEnv(),
@@ -89,7 +104,16 @@ function match(re: RegExp, stream: Line['stream']) {
 
 /** Both peers exited with 0 (failing fast on the first that did not), then the relay is stopped with SIGTERM. */
 async function finish(trio: Trio): Promise<number> {
-  await Promise.all([trio.sender.succeeded(), trio.recipient.succeeded()]);
+  try {
+    await Promise.all([trio.sender.succeeded(), trio.recipient.succeeded()]);
+  } catch (e) {
+    // A child killed at its deadline makes the others fail too: name it first.
+    const all = [trio.relay, trio.sender, trio.recipient];
+    await Promise.race([Promise.all(all.map((c) => c.exited)), delay(1000)]);
+    const late = all.find((c) => c.timedOut);
+    if (late && !(e as Error).message.startsWith(late.name)) throw new Error(`${late.failure().message}\nthen: ${(e as Error).message}`);
+    throw e;
+  }
   const end = Math.max((await trio.sender.exited).at, (await trio.recipient.exited).at);
   trio.relay.signal('SIGTERM');
   await trio.relay.succeeded();
@@ -110,10 +134,19 @@ function result(o: Omit<RunResult, 'dataMBps' | 'wallMBps'>): RunResult {
   return { ...o, dataMBps: o.bytes / 1e6 / o.dataS, wallMBps: o.bytes / 1e6 / o.wallS };
 }
 
-async function runTscCroc(ctx: Context, label: string, file: string, bytes: number, expected: string): Promise<RunResult> {
-  const outDir = join(ctx.tmp, `out-${label.replace(/\s+/g, '-')}`);
+/** Create the run's output folder, warm the page cache if asked, and say what starts. */
+async function prepare(ctx: Context, label: string, outDir: string, bytes: number): Promise<void> {
   await mkdir(outDir);
+  if (ctx.cfg.warmUp) {
+    log(`${label}: warming the page cache with ${formatSize(bytes)}`);
+    await warmPageCache(outDir, bytes);
+  }
   log(`${label}: starting the relay`);
+}
+
+async function runTscCroc(ctx: Context, label: string, file: string, bytes: number, expected: string): Promise<RunResult> {
+  const outDir = join(ctx.tmp, `out-${slug(label)}`);
+  await prepare(ctx, label, outDir, bytes);
   const relay = spawnChild(ctx, label, 'relay', ['relay', '--host', '127.0.0.1', '--port', '0', '--tcp-port', '0', '--quiet']);
   const listening = /HTTP on 127\.0\.0\.1:(\d+), TCP on 127\.0\.0\.1:(\d+)/;
   const ready = await relay.waitForLine('its listening line', match(listening, 'stderr'));
@@ -156,6 +189,7 @@ async function runTscCroc(ctx: Context, label: string, file: string, bytes: numb
     path: 'tsc-croc',
     bytes,
     wallS: (end - recipient.startedAt) / 1000,
+    setupS: (dataStart - recipient.startedAt) / 1000,
     dataS: (dataEnd - dataStart) / 1000,
     commitS: (committed - dataEnd) / 1000,
     ...check,
@@ -164,10 +198,9 @@ async function runTscCroc(ctx: Context, label: string, file: string, bytes: numb
 }
 
 async function runRaw(ctx: Context, label: string, file: string, bytes: number, expected: string): Promise<RunResult> {
-  const outDir = join(ctx.tmp, `out-${label.replace(/\s+/g, '-')}`);
-  await mkdir(outDir);
+  const outDir = join(ctx.tmp, `out-${slug(label)}`);
   const outFile = join(outDir, basename(file));
-  log(`${label}: starting the relay`);
+  await prepare(ctx, label, outDir, bytes);
   const relay = spawnChild(ctx, label, 'relay', ['--raw', 'relay', '--host', '127.0.0.1', '--port', '0']);
   const listening = /TCP on 127\.0\.0\.1:(\d+)/;
   const ready = await relay.waitForLine('its listening line', match(listening, 'stderr'));
@@ -190,6 +223,7 @@ async function runRaw(ctx: Context, label: string, file: string, bytes: number, 
     path: 'raw',
     bytes,
     wallS: (end - recipient.startedAt) / 1000,
+    setupS: (first.at - recipient.startedAt) / 1000,
     dataS: (last.at - first.at) / 1000,
     commitS: (synced.at - last.at) / 1000,
     ...check,
@@ -206,9 +240,14 @@ function parseJson(text: string): Record<string, unknown> | null {
   }
 }
 
-async function profileSummaries(dir: string): Promise<string> {
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile') && /tsc-croc.*-(sender|recipient|relay)\.cpuprofile$/.test(f)).sort();
-  return files.map((f) => summarizeProfileFile(join(dir, f))).join('\n\n');
+/** The top functions of the large tsc-croc run's sender and recipient (all profiles stay in `dir`). */
+async function profileSummaries(dir: string, label: string): Promise<string> {
+  const wanted = [`${slug(label)}-sender.cpuprofile`, `${slug(label)}-recipient.cpuprofile`];
+  const present = new Set(await readdir(dir));
+  return wanted
+    .filter((f) => present.has(f))
+    .map((f) => summarizeProfileFile(join(dir, f)))
+    .join('\n\n');
 }
 
 async function main(): Promise<void> {
@@ -243,14 +282,23 @@ async function main(): Promise<void> {
     const cpu = cpus();
     const env =
       `tsc-croc transfer benchmark: node ${process.version}, ${cpu.length} CPU(s) ${cpu[0]?.model ?? ''}, ${process.platform}, ` +
-      `temp folder ${tmpdir()}${cfg.profileDir ? ', PROFILING (timings perturbed)' : ''}`;
+      `temp folder ${tmpdir()}${cfg.warmUp ? ', page cache warmed before each run' : ''}${cfg.profileDir ? ', PROFILING (timings perturbed)' : ''}`;
     const ratioData = large.dataMBps / raw.dataMBps;
     const ratioWall = large.wallMBps / raw.wallMBps;
     process.stdout.write(`${renderReport({ large, raw, small, ratioData, ratioWall, env })}\n\n`);
-    const json = { node: process.version, cpus: cpu.length, cpuModel: cpu[0]?.model, platform: process.platform, profiling: !!cfg.profileDir, runs: [large, raw, small], ratio: { data: ratioData, wall: ratioWall } };
+    const json = {
+      node: process.version,
+      cpus: cpu.length,
+      cpuModel: cpu[0]?.model,
+      platform: process.platform,
+      profiling: !!cfg.profileDir,
+      warmUp: cfg.warmUp,
+      runs: [large, raw, small],
+      ratio: { data: ratioData, wall: ratioWall },
+    };
     process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
     if (cfg.out) await writeFile(cfg.out, `${JSON.stringify(json, null, 2)}\n`);
-    if (cfg.profileDir) process.stdout.write(`\nCPU profiles in ${cfg.profileDir}\n\n${await profileSummaries(cfg.profileDir)}\n`);
+    if (cfg.profileDir) process.stdout.write(`\nCPU profiles in ${cfg.profileDir}\n\n${await profileSummaries(cfg.profileDir, large.label)}\n`);
     const bad = [large, raw, small].filter((r) => !r.verified);
     if (bad.length > 0) throw new Error(`SHA-256 mismatch in ${bad.map((r) => r.label).join(', ')}`);
   } finally {

@@ -1,0 +1,156 @@
+/**
+ * A hostile sender, built on the library's lower layers, against the real recipient (receive())
+ * through a real relay on loopback: every trick is refused with a clear error, and nothing is
+ * written outside the output folder or under a final name.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateSecret, formatCode } from '../src/core/code-phrase.js';
+import { TscCrocError } from '../src/core/errors.js';
+import { PROTOCOL_VERSION, type SenderMessage } from '../src/core/messages.js';
+import { RecordType } from '../src/core/record.js';
+import { startRelay, type RunningRelay } from '../src/relay/index.js';
+import { receive } from '../src/transfer/receive.js';
+import { senderPake } from '../src/transfer/pake.js';
+import { RelayClient } from '../src/transfer/relay-client.js';
+import { SecureChannel } from '../src/transfer/secure-channel.js';
+import { connectStapled } from '../src/transfer/tcp.js';
+
+let relay: RunningRelay;
+let root: string;
+const timeouts = { waitForPeerMs: 10_000, stepMs: 10_000, stapleMs: 10_000 };
+
+before(async () => {
+  relay = await startRelay({ port: 0, tcpPort: 0 });
+  root = await mkdtemp(join(tmpdir(), 'tsc-croc-hostile-'));
+});
+after(async () => {
+  await relay.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+type Step = { msg: SenderMessage } | { data: Buffer } | { end: true } | { cut: true };
+
+/** Run a scripted sender against receive(); returns receive()'s outcome. */
+async function hostile(script: Step[], outDir: string): Promise<unknown> {
+  const client = new RelayClient(relay.httpUrl);
+  const join = await client.join({ role: 'sender' });
+  const secret = generateSecret();
+  const code = formatCode({ channel: join.channel, secret });
+  const receiving = receive({ relay: relay.httpUrl, code, outDir, accept: () => true, timeouts }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  const keys = await senderPake(client, join, secret, timeouts, () => {});
+  const s = await connectStapled({ host: client.host, port: join.tcpPort, channel: join.channel, uuid: join.uuid, timeoutMs: 10_000 });
+  const ch = new SecureChannel(s.socket, s.leftover, keys.senderToRecipient, keys.recipientToSender);
+  const sending = (async () => {
+    for (const step of script) {
+      if ('msg' in step) await ch.sendMessage(step.msg);
+      else if ('data' in step) await ch.send(RecordType.DATA, step.data);
+      else if ('cut' in step) await ch.close(1000); // hang up without END
+      else await ch.end();
+    }
+  })().catch(() => undefined); // the recipient may hang up on us mid-script
+  const outcome = await receiving;
+  await sending;
+  ch.destroy();
+  return outcome;
+}
+
+const offer = (totalFiles: number, totalBytes: number): Step => ({
+  msg: { type: 'offer', v: PROTOCOL_VERSION, totalFiles, totalBytes, names: ['x'] },
+});
+const file = (path: string, size: number): Step => ({ msg: { type: 'file', path, size, mode: 0o644, mtime: Date.now() } });
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+async function fresh(name: string) {
+  const d = join(root, name);
+  await mkdir(join(d, 'out'), { recursive: true });
+  await mkdir(join(d, 'elsewhere'));
+  return { out: join(d, 'out'), elsewhere: join(d, 'elsewhere') };
+}
+
+function assertCode(e: unknown, code: string) {
+  assert.ok(e instanceof TscCrocError, `expected a TscCrocError, got ${String(e)}`);
+  assert.equal(e.code, code, e.message);
+  assert.doesNotMatch(e.message, /[\u0000-\u001f\u007f-\u009f]/, 'no raw control characters in the message');
+}
+
+const unsafeNames = ['../x', '/tmp/x', 'a/../../x', '\u001b[2J\u001b]0;pwned\u0007.txt', 'C:\\windows\\x', 'nul\u0000.txt', 'rtl\u202etxt.exe'];
+for (const name of unsafeNames) {
+  test(`refuses the file name ${JSON.stringify(name)}`, async () => {
+    const { out, elsewhere } = await fresh(`name-${randomBytes(4).toString('hex')}`);
+    const data = Buffer.from('payload');
+    const e = await hostile([offer(1, data.length), file(name, data.length), { data }, { msg: { type: 'file-end', sha256: sha(data) } }, { msg: { type: 'done' } }, { end: true }], out);
+    assertCode(e, 'ERR_UNSAFE_PATH');
+    assert.deepEqual(await readdir(out), []);
+    assert.deepEqual(await readdir(elsewhere), []);
+  });
+}
+
+test('refuses to write through a symlink planted in the output folder', async () => {
+  const { out, elsewhere } = await fresh('symlink');
+  await symlink(elsewhere, join(out, 'link'));
+  const data = Buffer.from('payload');
+  const e = await hostile([offer(1, data.length), file('link/x', data.length), { data }, { msg: { type: 'file-end', sha256: sha(data) } }, { msg: { type: 'done' } }, { end: true }], out);
+  assertCode(e, 'ERR_UNSAFE_PATH');
+  assert.deepEqual(await readdir(elsewhere), []);
+});
+
+test('a size that lies (more data than announced) is refused before it is written', async () => {
+  const { out } = await fresh('size-more');
+  const e = await hostile([offer(1, 4), file('a.txt', 4), { data: Buffer.from('12345678') }], out);
+  assertCode(e, 'ERR_PROTOCOL');
+  assert.deepEqual((await readdir(out)).filter((n) => !n.endsWith('.partial')), []);
+});
+
+test('a size that lies (less data than announced) is refused at the file end', async () => {
+  const { out } = await fresh('size-less');
+  const data = Buffer.from('12');
+  const e = await hostile([offer(1, 4), file('a.txt', 4), { data }, { msg: { type: 'file-end', sha256: sha(data) } }], out);
+  assertCode(e, 'ERR_PROTOCOL');
+  assert.ok(!(await readdir(out)).includes('a.txt'));
+});
+
+test('more files or bytes than offered are refused', async () => {
+  const { out } = await fresh('counts');
+  const d = Buffer.from('ab');
+  const e1 = await hostile([offer(1, 4), file('a', 2), { data: d }, { msg: { type: 'file-end', sha256: sha(d) } }, file('b', 2)], out);
+  assertCode(e1, 'ERR_PROTOCOL');
+  const { out: out2 } = await fresh('bytes');
+  const e2 = await hostile([offer(2, 3), file('a', 4)], out2);
+  assertCode(e2, 'ERR_PROTOCOL');
+  const { out: out3 } = await fresh('fewer');
+  const e3 = await hostile([offer(2, 2), file('a', 2), { data: d }, { msg: { type: 'file-end', sha256: sha(d) } }, { msg: { type: 'done' } }], out3);
+  assertCode(e3, 'ERR_PROTOCOL');
+});
+
+test('a wrong checksum leaves nothing under the final name', async () => {
+  const { out } = await fresh('checksum');
+  const data = Buffer.from('real data');
+  const e = await hostile([offer(1, data.length), file('a.txt', data.length), { data }, { msg: { type: 'file-end', sha256: sha(Buffer.from('other')) } }], out);
+  assertCode(e, 'ERR_INTEGRITY');
+  assert.deepEqual(await readdir(out), []);
+});
+
+test('the same name twice is refused', async () => {
+  const { out } = await fresh('dupe');
+  const d = Buffer.from('ab');
+  const e = await hostile([offer(2, 4), file('a', 2), { data: d }, { msg: { type: 'file-end', sha256: sha(d) } }, file('a', 2)], out);
+  assertCode(e, 'ERR_PROTOCOL');
+});
+
+test('a sender that stops mid-file: connection lost, partial data only under a temporary name', async () => {
+  const { out } = await fresh('cut');
+  const e = await hostile([offer(1, 100), file('a.txt', 100), { data: Buffer.alloc(50, 1) }, { cut: true }], out);
+  assert.ok(e instanceof TscCrocError);
+  assert.equal(e.code, 'ERR_CONNECTION_LOST', e.message);
+  const names = await readdir(out);
+  assert.ok(!names.includes('a.txt'));
+  assert.ok(names.every((n) => n.endsWith('.partial')));
+});
