@@ -129,7 +129,7 @@ describe('startRelay', () => {
           resolve();
         });
       });
-      assert.equal(relay.store.get(ch)?.closeReason, 'error');
+      assert.equal(relay.store.get(ch)?.closeReason, 'expired');
     } finally {
       await relay.close();
     }
@@ -333,7 +333,7 @@ describe('POST /channel', () => {
       assert.deepEqual(relay.store.expire(now), { closed: [ch], removed: [] });
       const a = await channel(relay, { channel: ch, uuid: s });
       assert.equal(a.body.closed, true);
-      assert.equal(a.body.closeReason, 'error');
+      assert.equal(a.body.closeReason, 'expired');
       now += 50;
       assert.deepEqual(relay.store.expire(now), { closed: [], removed: [ch] });
       expectError(await channel(relay, { channel: ch, uuid: s }), 404, 'ERR_CHANNEL_NOT_FOUND');

@@ -73,8 +73,3 @@ export function parseCode(input: string): CodePhrase {
     throw new TscCrocError('ERR_BAD_CODE_FORMAT', `the secret part of a code needs at least ${MIN_SECRET_CHARS} characters`);
   return { channel, secret };
 }
-
-/** Parse a secret alone (from TSC_CROC_SECRET or --code without a channel). */
-export function parseSecret(input: string): string {
-  return parseCode(`0-${input}`).secret;
-}

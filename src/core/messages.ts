@@ -14,6 +14,8 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_OFFER_NAMES = 10;
 const MAX_PATH_CHARS = 4096;
 const MAX_MESSAGE_TEXT = 1024;
+/** The largest time a Date can hold, in ms since the epoch. */
+const MAX_MTIME = 8.64e15;
 
 export interface OfferMessage {
   type: 'offer';
@@ -114,7 +116,7 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
     }
     case 'file':
       exactKeys(m, ['type', 'path', 'size', 'mode', 'mtime']);
-      return { type, path: str(m, 'path', MAX_PATH_CHARS), size: uint(m, 'size'), mode: uint(m, 'mode', 0o777), mtime: uint(m, 'mtime') };
+      return { type, path: str(m, 'path', MAX_PATH_CHARS), size: uint(m, 'size'), mode: uint(m, 'mode', 0o777), mtime: uint(m, 'mtime', MAX_MTIME) };
     case 'file-end': {
       exactKeys(m, ['type', 'sha256']);
       const sha256 = str(m, 'sha256', 64);

@@ -15,7 +15,8 @@ export const CURVES = ['ed25519', 'p256'] as const;
 export type CurveName = (typeof CURVES)[number];
 export const DEFAULT_CURVE: CurveName = 'ed25519';
 
-export const CLOSE_REASONS = ['done', 'wrong-code', 'cancelled', 'error'] as const;
+/** Why a channel closed. Peers post the first four; the relay sets 'expired' when nobody used a code in time. */
+export const CLOSE_REASONS = ['done', 'wrong-code', 'cancelled', 'error', 'expired'] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 
 /** Channel names: lowercase letters and digits; never a dash (the code phrase splits on dashes). */

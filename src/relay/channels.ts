@@ -79,7 +79,7 @@ export interface ChannelStoreConfig {
 
 /** What expire() did. */
 export interface ExpireResult {
-  /** Open channels closed (reason 'error') because they were not stapled within channelTtlMs. */
+  /** Open channels closed (reason 'expired') because they were not stapled within channelTtlMs. */
   closed: string[];
   /** Closed channels removed after closedRetentionMs. */
   removed: string[];
@@ -332,7 +332,7 @@ export class ChannelStore {
   }
 
   /**
-   * Close open channels that were not stapled within channelTtlMs of their creation (reason 'error'),
+   * Close open channels that were not stapled within channelTtlMs of their creation (reason 'expired'),
    * and remove closed channels older than closedRetentionMs.
    */
   expire(now: number): ExpireResult {
@@ -344,7 +344,7 @@ export class ChannelStore {
           result.removed.push(c.name);
         }
       } else if (!c.stapled && now - c.createdAt >= this.#config.channelTtlMs) {
-        this.#close(c, 'error');
+        this.#close(c, 'expired');
         result.closed.push(c.name);
       }
     }

@@ -12,6 +12,9 @@ import { TscCrocError } from '../core/errors.js';
 import type { FileMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
 
+/** Permission bits kept from the sender: read and execute bits, and the owner's write bit. */
+const SAFE_MODE_BITS = 0o755;
+
 export interface CommittedFile {
   path: string;
   size: number;
@@ -107,7 +110,7 @@ export class FileSink {
       throw new TscCrocError('ERR_INTEGRITY', `${displayName(cur.file.path)} does not match the SHA-256 the sender announced; it was not saved`);
     }
     try {
-      await cur.handle.chmod(cur.file.mode & 0o777);
+      await cur.handle.chmod(cur.file.mode & SAFE_MODE_BITS);
       await cur.handle.datasync();
       await cur.handle.close();
       await utimes(cur.tempPath, new Date(), new Date(cur.file.mtime));

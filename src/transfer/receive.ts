@@ -15,7 +15,7 @@ import { recipientPake } from './pake.js';
 import { RelayClient } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
 import { withSession } from './session.js';
-import { connectStapled } from './tcp.js';
+import { staple } from './tcp.js';
 
 export interface ReceiveOptions {
   relay: string;
@@ -51,14 +51,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   return withSession(client, join, opts.signal, async (session) => {
     emit({ type: 'stage', stage: 'securing' });
     const keys = await recipientPake(client, join, code.secret, timeouts);
-    const stapled = await connectStapled({
-      host: client.host,
-      port: join.tcpPort,
-      channel: join.channel,
-      uuid: join.uuid,
-      timeoutMs: timeouts.stapleMs,
-      signal: opts.signal,
-    });
+    const stapled = await staple(client, join, timeouts.stapleMs, opts.signal);
     const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.recipientToSender, keys.senderToRecipient);
     session.channel = channel;
 

@@ -117,12 +117,14 @@ export function parseRelayUrl(relay: string): URL {
   return url;
 }
 
-function closedError(reason: CloseReason | null): TscCrocError {
+export function closedError(reason: CloseReason | null): TscCrocError {
   switch (reason) {
     case 'wrong-code':
       return new TscCrocError('ERR_WRONG_CODE', 'the code is wrong: the other side could not confirm the key');
     case 'cancelled':
       return new TscCrocError('ERR_CANCELLED', 'the other side cancelled');
+    case 'expired':
+      return new TscCrocError('ERR_TIMEOUT', "the code expired: nobody used it within the relay's time limit");
     default:
       return new TscCrocError('ERR_CHANNEL_CLOSED', 'the other side closed the channel');
   }

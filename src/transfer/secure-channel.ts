@@ -60,6 +60,7 @@ export class SecureChannel {
     const first = this.#leftover;
     this.#leftover = Buffer.alloc(0);
     if (first.length > 0) yield* this.#opener.push(first);
+    if (this.#opener.ended) return;
     try {
       // destroyOnReturn: false, so that leaving the loop at END keeps the socket open for our answer
       for await (const chunk of this.#socket.iterator({ destroyOnReturn: false })) {

@@ -16,7 +16,7 @@ import { senderPake } from './pake.js';
 import { RelayClient } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
 import { notifyPeer, withSession } from './session.js';
-import { connectStapled } from './tcp.js';
+import { staple } from './tcp.js';
 
 export interface SendOptions {
   /** The relay's HTTP address, e.g. http://relay.example:9009. */
@@ -86,14 +86,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
     emit({ type: 'code', code });
     const keys = await senderPake(client, join, secret, timeouts, () => emit({ type: 'stage', stage: 'waiting' }));
     emit({ type: 'stage', stage: 'securing' });
-    const stapled = await connectStapled({
-      host: client.host,
-      port: join.tcpPort,
-      channel: join.channel,
-      uuid: join.uuid,
-      timeoutMs: timeouts.stapleMs,
-      signal: opts.signal,
-    });
+    const stapled = await staple(client, join, timeouts.stapleMs, opts.signal);
     const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.senderToRecipient, keys.recipientToSender);
     session.channel = channel;
 
@@ -123,37 +116,54 @@ export async function send(opts: SendOptions): Promise<SendResult> {
         else apply({ kind: 'end' });
       }
     })();
-    reader.then(
+    let peerFailure: unknown = null;
+    const readerDone = reader.then(
       // a reader that ends without error has seen END: `finished` is resolved by then, or never will be
       () => finished.reject(new TscCrocError('ERR_CONNECTION_LOST', 'the recipient closed the connection early')),
       (e: unknown) => {
+        peerFailure = e;
         accepted.reject(e);
         finished.reject(e);
       },
     );
+    /** Throw what the recipient reported, if it did, instead of carrying on. */
+    const checkPeer = () => {
+      if (peerFailure !== null) throw peerFailure;
+    };
 
     await accepted.promise;
     emit({ type: 'stage', stage: 'transferring' });
     let sent = 0;
-    for (const src of sources) {
-      const file: FileMessage = { type: 'file', path: src.name, size: src.size, mode: src.mode, mtime: src.mtimeMs };
-      emit({ type: 'file-start', path: src.name, size: src.size });
-      await channel.sendMessage(file);
-      const sha256 = await streamFile(src, channel, (n) => {
-        sent += n;
-        emit({ type: 'progress', bytes: sent, totalBytes });
-      });
-      await channel.sendMessage({ type: 'file-end', sha256 });
-      emit({ type: 'file-done', path: src.name, size: src.size, sha256 });
+    try {
+      for (const src of sources) {
+        const file: FileMessage = { type: 'file', path: src.name, size: src.size, mode: src.mode, mtime: src.mtimeMs };
+        emit({ type: 'file-start', path: src.name, size: src.size });
+        await channel.sendMessage(file);
+        const sha256 = await streamFile(src, channel, (n) => {
+          checkPeer();
+          sent += n;
+          emit({ type: 'progress', bytes: sent, totalBytes });
+        });
+        await channel.sendMessage({ type: 'file-end', sha256 });
+        emit({ type: 'file-done', path: src.name, size: src.size, sha256 });
+      }
+      await channel.sendMessage({ type: 'done' });
+      apply({ kind: 'sent' });
+      await channel.end();
+    } catch (e) {
+      // the connection may die before the recipient's reason is read: give the reader a moment
+      if (peerFailure === null && isTscCrocError(e, 'ERR_CONNECTION_LOST')) await Promise.race([readerDone, delay(1000)]);
+      throw peerFailure ?? e;
     }
-    await channel.sendMessage({ type: 'done' });
-    apply({ kind: 'sent' });
-    await channel.end();
     await finished.promise;
     await channel.close();
     emit({ type: 'done', files: sources.length, bytes: totalBytes });
     return { code, files: sources.length, bytes: totalBytes };
   });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } {

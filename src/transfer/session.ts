@@ -59,7 +59,7 @@ export async function withSession<T>(
     const ch = session.channel;
     if (!ch) return; // earlier stages watch the signal themselves
     notified = true;
-    void notifyPeer(ch, cancelled).then(() => ch.destroy());
+    void notifyPeer(ch, cancelled).then(() => ch.close(1000));
   };
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -72,7 +72,8 @@ export async function withSession<T>(
     if (session.channel && !notified && !REMOTE.includes(e.code) && !(e.code === 'ERR_CANCELLED' && !signal?.aborted)) {
       await notifyPeer(session.channel, e);
     }
-    session.channel?.destroy();
+    // end gracefully, so that what we just told the other side is flushed, not dropped
+    await session.channel?.close(2000);
     await client.close(auth, reasonFor(e));
     throw e;
   } finally {

@@ -5,7 +5,8 @@
 import { connect, type Socket } from 'node:net';
 import { TscCrocError } from '../core/errors.js';
 import { displayName } from '../core/path.js';
-import { RELAY_PROTOCOL_VERSION, encodeControlFrame, isTcpReply, parseControlFrame } from '../core/relay-api.js';
+import { RELAY_PROTOCOL_VERSION, encodeControlFrame, isTcpReply, parseControlFrame, type JoinResponse } from '../core/relay-api.js';
+import { closedError, type RelayClient } from './relay-client.js';
 
 export interface StapledSocket {
   socket: Socket;
@@ -66,4 +67,24 @@ export function connectStapled(opts: {
     socket.on('end', onEnd);
     socket.once('connect', () => socket.write(encodeControlFrame({ v: RELAY_PROTOCOL_VERSION, channel: opts.channel, uuid: opts.uuid })));
   });
+}
+
+/**
+ * Connect to the relay's TCP port for this join. If that fails because the channel was closed
+ * meanwhile (the other side found the key confirmation wrong, cancelled, or the code expired),
+ * report that reason rather than the bare TCP refusal.
+ */
+export async function staple(
+  client: RelayClient,
+  join: JoinResponse,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<StapledSocket> {
+  try {
+    return await connectStapled({ host: client.host, port: join.tcpPort, channel: join.channel, uuid: join.uuid, timeoutMs, signal });
+  } catch (e) {
+    const state = await client.channel({ channel: join.channel, uuid: join.uuid }).catch(() => null);
+    if (state?.closed) throw closedError(state.closeReason);
+    throw e;
+  }
 }

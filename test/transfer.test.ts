@@ -1,0 +1,143 @@
+/**
+ * The library API (send/receive) against a real relay on loopback: events, cancellation from
+ * either side, decline, and an expired code.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { receive, send, startRelay, TscCrocError, type RunningRelay, type TransferEvent } from '../src/index.js';
+
+let relay: RunningRelay;
+let root: string;
+
+before(async () => {
+  relay = await startRelay({ port: 0, tcpPort: 0 });
+  root = await mkdtemp(join(tmpdir(), 'tsc-croc-lib-'));
+});
+after(async () => {
+  await relay.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+let n = 0;
+async function setup(bytes: number) {
+  const dir = join(root, String(n++));
+  await mkdir(join(dir, 'out'), { recursive: true });
+  const file = join(dir, 'data.bin');
+  const data = randomBytes(bytes);
+  await writeFile(file, data);
+  return { file, data, out: join(dir, 'out') };
+}
+
+/** Start send(); resolves with the code as soon as it is known, and the send outcome. */
+function startSend(opts: Omit<Parameters<typeof send>[0], 'relay'>, events: TransferEvent[] = []) {
+  let gotCode!: (c: string) => void;
+  const code = new Promise<string>((r) => (gotCode = r));
+  const outcome = send({
+    relay: relay.httpUrl,
+    ...opts,
+    onEvent: (e) => {
+      events.push(e);
+      if (e.type === 'code') gotCode(e.code);
+      opts.onEvent?.(e);
+    },
+  }).then(
+    (r) => ({ ok: true as const, r }),
+    (e: unknown) => ({ ok: false as const, e }),
+  );
+  return { code: Promise.race([code, outcome.then((o) => Promise.reject(o.ok ? new Error('no code') : o.e))]), outcome };
+}
+
+const codeOf = (e: unknown) => (e instanceof TscCrocError ? e.code : String(e));
+
+test('send and receive through the library, with events in order', async () => {
+  const { file, data, out } = await setup(3 * 1024 * 1024 + 17);
+  const sendEvents: TransferEvent[] = [];
+  const recvEvents: TransferEvent[] = [];
+  const s = startSend({ files: [file] }, sendEvents);
+  const result = await receive({ relay: relay.httpUrl, code: await s.code, outDir: out, accept: () => true, onEvent: (e) => recvEvents.push(e) });
+  const sent = await s.outcome;
+  assert.ok(sent.ok);
+  assert.equal(sent.r.bytes, data.length);
+  assert.equal(result.files.length, 1);
+  assert.ok((await readFile(join(out, 'data.bin'))).equals(data));
+  const kinds = (es: TransferEvent[]) => [...new Set(es.map((e) => (e.type === 'stage' ? `stage:${e.stage}` : e.type)))];
+  assert.deepEqual(kinds(sendEvents), ['stage:connecting', 'code', 'stage:waiting', 'stage:securing', 'stage:transferring', 'file-start', 'progress', 'file-done', 'done']);
+  assert.deepEqual(kinds(recvEvents), ['stage:connecting', 'stage:securing', 'offer', 'stage:transferring', 'file-start', 'progress', 'file-done', 'done']);
+  const last = recvEvents.filter((e) => e.type === 'progress').at(-1);
+  assert.deepEqual(last, { type: 'progress', bytes: data.length, totalBytes: data.length });
+});
+
+test('the recipient declines: both sides end with ERR_DECLINED, nothing written', async () => {
+  const { file, out } = await setup(1000);
+  const s = startSend({ files: [file] });
+  let offered = 0;
+  const e = await receive({ relay: relay.httpUrl, code: await s.code, outDir: out, accept: (o) => ((offered = o.totalBytes), false) }).catch((x: unknown) => x);
+  assert.equal(offered, 1000);
+  assert.equal(codeOf(e), 'ERR_DECLINED');
+  const sent = await s.outcome;
+  assert.ok(!sent.ok);
+  assert.equal(codeOf(sent.e), 'ERR_DECLINED');
+  assert.deepEqual(await readdir(out), []);
+});
+
+test('the recipient cancels mid-transfer: the sender hears "cancelled by the recipient"', async () => {
+  const { file, out } = await setup(64 * 1024 * 1024);
+  const s = startSend({ files: [file] });
+  const ac = new AbortController();
+  const e = await receive({
+    relay: relay.httpUrl,
+    code: await s.code,
+    outDir: out,
+    accept: () => true,
+    signal: ac.signal,
+    onEvent: (ev) => ev.type === 'progress' && ac.abort(),
+  }).catch((x: unknown) => x);
+  assert.equal(codeOf(e), 'ERR_CANCELLED');
+  const sent = await s.outcome;
+  assert.ok(!sent.ok);
+  assert.equal(codeOf(sent.e), 'ERR_CANCELLED', String(sent.e));
+  assert.match((sent.e as Error).message, /cancelled by the recipient/);
+  const names = await readdir(out);
+  assert.ok(!names.includes('data.bin'), 'nothing under the final name');
+});
+
+test('the sender cancels mid-transfer: the recipient hears "cancelled by the sender", partial data kept aside', async () => {
+  const { file, out } = await setup(64 * 1024 * 1024);
+  const ac = new AbortController();
+  const s = startSend({ files: [file], signal: ac.signal, onEvent: (ev) => ev.type === 'progress' && ac.abort() });
+  const e = await receive({ relay: relay.httpUrl, code: await s.code, outDir: out, accept: () => true }).catch((x: unknown) => x);
+  assert.equal(codeOf(e), 'ERR_CANCELLED');
+  assert.match((e as Error).message, /cancelled by the sender/);
+  const sent = await s.outcome;
+  assert.ok(!sent.ok);
+  assert.equal(codeOf(sent.e), 'ERR_CANCELLED');
+  const names = await readdir(out);
+  assert.ok(!names.includes('data.bin'));
+  assert.ok(names.every((x) => x.endsWith('.partial')));
+});
+
+test('a code nobody uses expires on the relay, and the sender says so', async () => {
+  let now = 1_000_000;
+  const r = await startRelay({ port: 0, tcpPort: 0, now: () => now, channelTtlMs: 60_000, sweepIntervalMs: 10 });
+  try {
+    const { file } = await setup(10);
+    let waiting!: () => void;
+    const isWaiting = new Promise<void>((res) => (waiting = res));
+    const outcome = send({
+      relay: r.httpUrl,
+      files: [file],
+      onEvent: (ev) => ev.type === 'stage' && ev.stage === 'waiting' && waiting(),
+    }).catch((e: unknown) => e);
+    await isWaiting;
+    now += 61_000; // the relay's clock passes the channel's lifetime; its sweep closes it
+    const e = await outcome;
+    assert.equal(codeOf(e), 'ERR_TIMEOUT');
+    assert.match((e as Error).message, /expired/);
+  } finally {
+    await r.close();
+  }
+});
