@@ -8,6 +8,9 @@ import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import { encodeMessage, type Message } from '../core/messages.js';
 import { RecordOpener, RecordSealer, RecordType, type OpenedRecord, type RecordTypeValue } from '../core/record.js';
 
+/** Bytes we let queue on the socket before waiting for it to drain. */
+const WRITE_QUEUE_BYTES = 4 * 1024 * 1024;
+
 export class SecureChannel {
   readonly #socket: Socket;
   readonly #sealer: RecordSealer;
@@ -38,7 +41,8 @@ export class SecureChannel {
     let ok = true;
     for (const b of bufs) ok = s.write(b);
     s.uncork();
-    if (!ok) await this.#drain();
+    // keep a few MiB queued, so the kernel always has data while we read and seal the next record
+    if (!ok && s.writableLength >= WRITE_QUEUE_BYTES) await this.#drain();
   }
 
   sendMessage(m: Message): Promise<void> {

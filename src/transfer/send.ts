@@ -37,8 +37,8 @@ export interface SendResult {
   bytes: number;
 }
 
-/** Bytes read from disk and sealed per record. */
-const READ_CHUNK = 512 * 1024;
+/** Bytes read from disk and sealed per record (256 KiB measured best here: npm run bench). */
+const READ_CHUNK = 256 * 1024;
 
 interface Source {
   path: string;
@@ -190,16 +190,33 @@ async function streamFile(src: Source, channel: SecureChannel, onBytes: (n: numb
     const changed = () => new TscCrocError('ERR_IO', `${src.path} changed while it was being sent`);
     const before = await fh.stat();
     if (before.size !== src.size || Math.floor(before.mtimeMs) !== src.mtimeMs) throw changed();
+    // Two buffers, reused: one is hashed and sealed while the next read fills the other.
+    // Sealing copies the plaintext into ciphertext synchronously, so a buffer is free again
+    // as soon as channel.send() has been called on it.
+    const chunk = Math.min(READ_CHUNK, MAX_RECORD_PAYLOAD);
+    const bufs = [Buffer.allocUnsafe(Math.min(chunk, src.size)), Buffer.allocUnsafe(Math.min(chunk, src.size))];
+    const readAt = (b: Buffer, pos: number) => {
+      const p = fh.read(b, 0, Math.min(b.length, src.size - pos), pos);
+      p.catch(() => undefined); // a read ahead may fail while we wait on the socket: it is awaited below
+      return p;
+    };
     let read = 0;
-    if (src.size > 0) {
-      const chunk = Math.min(READ_CHUNK, MAX_RECORD_PAYLOAD);
-      for await (const buf of fh.createReadStream({ start: 0, end: src.size - 1, highWaterMark: chunk, autoClose: false })) {
-        const b = buf as Buffer;
-        hash.update(b);
-        read += b.length;
-        await channel.send(RecordType.DATA, b);
-        onBytes(b.length);
+    let which = 0;
+    let next = src.size > 0 ? readAt(bufs[0]!, 0) : null;
+    try {
+      while (next !== null) {
+        const { bytesRead } = await next;
+        if (bytesRead === 0) throw changed(); // the file shrank
+        const cur = bufs[which]!.subarray(0, bytesRead);
+        read += bytesRead;
+        which ^= 1;
+        next = read < src.size ? readAt(bufs[which]!, read) : null;
+        hash.update(cur);
+        await channel.send(RecordType.DATA, cur);
+        onBytes(bytesRead);
       }
+    } finally {
+      await next?.catch(() => undefined); // never leave a read in flight on a handle we close
     }
     const after = await fh.stat();
     if (read !== src.size || after.size !== src.size || Math.floor(after.mtimeMs) !== src.mtimeMs) throw changed();
