@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { FrameDecoder, encodeFrameHeader } from '../src/core/frame.js';
-import { MAX_FRAME_BODY, MAX_RECORD_PAYLOAD, RecordOpener, RecordSealer, RecordType, type OpenedRecord } from '../src/core/record.js';
+import { MAX_FRAME_BODY, MAX_RECORD_PAYLOAD, RecordOpener, RecordSealer, RecordType, recordPayload, type OpenedRecord } from '../src/core/record.js';
 import { TscCrocError } from '../src/core/errors.js';
 
 const key = randomBytes(32);
@@ -16,26 +15,17 @@ function sealAll(k: Uint8Array, payloads: Buffer[]): Buffer[] {
   return out;
 }
 
-test('frame decoder: split, coalesced and byte-by-byte input give the same frames', () => {
-  const bodies = [Buffer.from('a'), Buffer.alloc(0), randomBytes(1000), Buffer.from('last')];
-  const wire = Buffer.concat(bodies.flatMap((b) => [encodeFrameHeader(b.length, 2000), b]));
-  for (const step of [1, 3, 7, 1000, wire.length]) {
-    const d = new FrameDecoder(2000);
-    const got: Buffer[] = [];
-    for (let i = 0; i < wire.length; i += step) got.push(...d.push(wire.subarray(i, i + step)));
-    assert.deepEqual(got.map((b) => b.toString('hex')), bodies.map((b) => b.toString('hex')), `step ${step}`);
-    assert.equal(d.buffered, 0);
-  }
-});
-
-test('frame decoder: an oversize length is refused from its header alone', () => {
-  const d = new FrameDecoder(16);
+/** A frame header: u32be body length. */
+function header(len: number): Buffer {
   const h = Buffer.alloc(4);
-  h.writeUInt32BE(17);
-  assert.throws(() => d.push(h), code('ERR_FRAME_TOO_LARGE'));
-  const huge = Buffer.from([0xff, 0xff, 0xff, 0xff]);
-  assert.throws(() => new FrameDecoder(MAX_FRAME_BODY).push(huge), code('ERR_FRAME_TOO_LARGE'));
-  assert.throws(() => encodeFrameHeader(17, 16), code('ERR_FRAME_TOO_LARGE'));
+  h.writeUInt32BE(len);
+  return h;
+}
+
+test('an oversize length is refused from the header alone', () => {
+  const huge = Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 0xff]), Buffer.alloc(8)]);
+  assert.throws(() => new RecordOpener(key).push(huge), code('ERR_FRAME_TOO_LARGE'));
+  assert.throws(() => new RecordOpener(key).push(Buffer.concat([header(MAX_FRAME_BODY + 1), Buffer.alloc(8)])), code('ERR_FRAME_TOO_LARGE'));
 });
 
 test('records: round trip of data, messages and end, in any chunking', () => {
@@ -52,7 +42,7 @@ test('records: round trip of data, messages and end, in any chunking', () => {
     for (let i = 0; i < wire.length; i += step) got.push(...o.push(wire.subarray(i, i + step)));
     o.finish();
     assert.equal(got.length, payloads.length + 2);
-    payloads.forEach((p, i) => assert.ok(got[i]!.payload.equals(p)));
+    payloads.forEach((p, i) => assert.ok(recordPayload(got[i]!).equals(p)));
     assert.equal(got[payloads.length]!.type, RecordType.MESSAGE);
     assert.equal(got.at(-1)!.type, RecordType.END);
   }
@@ -124,13 +114,11 @@ test('records: nothing may follow the end record', () => {
 
 test('records: oversize is refused on write and on read', () => {
   assert.throws(() => new RecordSealer(key).seal(RecordType.DATA, Buffer.alloc(MAX_RECORD_PAYLOAD + 1)), code('ERR_FRAME_TOO_LARGE'));
-  const h = Buffer.alloc(4);
-  h.writeUInt32BE(MAX_FRAME_BODY + 1);
-  assert.throws(() => new RecordOpener(key).push(h), code('ERR_FRAME_TOO_LARGE'));
+  assert.throws(() => new RecordOpener(key).push(Buffer.concat([header(MAX_FRAME_BODY + 1), Buffer.alloc(8)])), code('ERR_FRAME_TOO_LARGE'));
 });
 
 test('records: a too-short frame and an unknown record type are refused', () => {
-  const short = Buffer.concat([encodeFrameHeader(10, 100), Buffer.alloc(10)]);
+  const short = Buffer.concat([header(10), Buffer.alloc(10)]);
   assert.throws(() => new RecordOpener(key).push(short), code('ERR_RECORD_AUTH'));
   const s = new RecordSealer(key);
   assert.throws(() => new RecordOpener(key).push(frame(s.seal(9 as never, Buffer.from('x')))), code('ERR_PROTOCOL'));
@@ -141,13 +129,26 @@ test('records: keys must be 32 bytes', () => {
   assert.throws(() => new RecordOpener('k' as never), TypeError);
 });
 
-test('frame decoder: a frame dribbled in one byte at a time is reassembled in linear time and bounded memory', () => {
+test('records dribbled in one byte at a time, and coalesced, open in linear time', () => {
+  const s = new RecordSealer(key);
   const body = randomBytes(MAX_RECORD_PAYLOAD);
-  const wire = Buffer.concat([encodeFrameHeader(body.length, MAX_FRAME_BODY), body, encodeFrameHeader(3, MAX_FRAME_BODY), Buffer.from('end')]);
-  const d = new FrameDecoder(MAX_FRAME_BODY);
-  const got: Buffer[] = [];
-  for (let i = 0; i < wire.length; i++) got.push(...d.push(wire.subarray(i, i + 1)));
-  assert.equal(got.length, 2);
-  assert.ok(got[0]!.equals(body));
-  assert.equal(got[1]!.toString(), 'end');
+  const wire = Buffer.concat([...s.seal(RecordType.DATA, body), ...s.seal(RecordType.MESSAGE, Buffer.from('{"type":"done"}')), ...s.seal(RecordType.END)]);
+  const o = new RecordOpener(key);
+  const got: OpenedRecord[] = [];
+  for (let i = 0; i < wire.length; i++) got.push(...o.push(wire.subarray(i, i + 1)));
+  o.finish();
+  assert.equal(got.length, 3);
+  assert.ok(recordPayload(got[0]!).equals(body));
+  assert.equal(recordPayload(got[1]!).toString(), '{"type":"done"}');
+  const all = new RecordOpener(key).push(wire);
+  assert.deepEqual(all.map((r) => r.type), [RecordType.DATA, RecordType.MESSAGE, RecordType.END]);
+});
+
+test('nothing of a record is released before its tag is verified', () => {
+  const s = new RecordSealer(key);
+  const rec = Buffer.concat(s.seal(RecordType.DATA, randomBytes(100_000)));
+  const o = new RecordOpener(key);
+  assert.deepEqual(o.push(rec.subarray(0, rec.length - 1)), [], 'all but the last tag byte: no record yet');
+  const bad = Buffer.from([rec[rec.length - 1]! ^ 1]);
+  assert.throws(() => o.push(bad), code('ERR_RECORD_AUTH'));
 });

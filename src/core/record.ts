@@ -1,5 +1,6 @@
 /**
  * The record layer: AES-256-GCM records inside length-prefixed frames (docs/protocol.md §5).
+ * A frame's length is checked against MAX_FRAME_BODY on write (seal) and on read (RecordOpener).
  *
  *   frame   = u32be(len(body)) || body
  *   body    = u64be(seq) || AES-256-GCM(key, nonce, plaintext, aad = u64be(seq)) || tag(16)
@@ -12,10 +13,9 @@
  * both are refused, as is any record whose tag fails. An explicit END record closes each
  * direction, so a cut stream is detected as truncation, and nothing may follow END.
  */
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { createCipheriv, createDecipheriv, type DecipherGCM } from 'node:crypto';
 import { abytes } from './assert.js';
 import { TscCrocError } from './errors.js';
-import { FrameDecoder, encodeFrameHeader } from './frame.js';
 
 export const RecordType = { DATA: 1, MESSAGE: 2, END: 3 } as const;
 export type RecordTypeValue = (typeof RecordType)[keyof typeof RecordType];
@@ -32,7 +32,20 @@ export const MAX_RECORDS_PER_KEY = 2 ** 32;
 
 export interface OpenedRecord {
   type: RecordTypeValue;
-  payload: Buffer;
+  /** The plaintext payload, in the pieces it was decrypted in (DATA records are not copied together). */
+  chunks: Buffer[];
+  length: number;
+}
+
+/** The payload of a record as one buffer (for small records: messages). */
+export function recordPayload(r: OpenedRecord): Buffer {
+  return r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks, r.length);
+}
+
+function encodeFrameHeader(bodyLength: number): Buffer {
+  const h = Buffer.allocUnsafe(4);
+  h.writeUInt32BE(bodyLength, 0);
+  return h;
 }
 
 function nonceFor(seq: number): Buffer {
@@ -74,16 +87,36 @@ export class RecordSealer {
     const fin = cipher.final();
     const tag = cipher.getAuthTag();
     const bodyLen = SEQ_BYTES + head.length + body.length + fin.length + TAG_BYTES;
-    return [encodeFrameHeader(bodyLen, MAX_FRAME_BODY), seqBytes, head, body, fin, tag].filter((b) => b.length > 0);
+    return [encodeFrameHeader(bodyLen), seqBytes, head, body, fin, tag].filter((b) => b.length > 0);
   }
 }
 
-/** Opens the records of one direction from a byte stream. */
+const HEADER_BYTES = 4 + SEQ_BYTES;
+
+interface OpenRecord {
+  seq: number;
+  decipher: DecipherGCM;
+  /** Ciphertext bytes of this record not yet received. */
+  ctLeft: number;
+  out: Buffer[];
+  outLen: number;
+}
+
+/**
+ * Opens the records of one direction from a byte stream, decrypting each ciphertext piece as it
+ * arrives (no reassembly copy). A record's plaintext is released only after its tag verified, so
+ * nothing unauthenticated ever leaves this class. The length is checked against the maximum from
+ * the header alone, before any body byte is kept; at most one record's plaintext is buffered.
+ */
 export class RecordOpener {
   readonly #key: Buffer;
-  readonly #frames = new FrameDecoder(MAX_FRAME_BODY);
   #seq = 0;
   #ended = false;
+  /** Partial header or tag bytes, copied (at most 16 bytes). */
+  readonly #small = Buffer.alloc(TAG_BYTES);
+  #smallLen = 0;
+  /** The record being read: its decipher, how much ciphertext is left, what it decrypted so far. */
+  #open: OpenRecord | null = null;
 
   constructor(key: Uint8Array) {
     abytes(key, 'key', KEY_BYTES);
@@ -96,48 +129,86 @@ export class RecordOpener {
 
   /** Feed received bytes; returns the records they completed. Throws a typed error on any fault. */
   push(chunk: Buffer): OpenedRecord[] {
-    if (this.#ended && chunk.length > 0) throw new TscCrocError('ERR_RECORD_AFTER_END', 'data arrived after the end record');
     const out: OpenedRecord[] = [];
-    for (const body of this.#frames.push(chunk)) {
-      if (this.#ended) throw new TscCrocError('ERR_RECORD_AFTER_END', 'a record arrived after the end record');
-      out.push(this.#open(body));
+    let off = 0;
+    while (off < chunk.length) {
+      if (this.#ended) throw new TscCrocError('ERR_RECORD_AFTER_END', 'data arrived after the end record');
+      const rec = this.#open;
+      if (rec === null) {
+        off = this.#fill(chunk, off, HEADER_BYTES);
+        if (this.#smallLen === HEADER_BYTES) this.#begin();
+      } else if (rec.ctLeft > 0) {
+        const n = Math.min(rec.ctLeft, chunk.length - off);
+        const plain = rec.decipher.update(chunk.subarray(off, off + n));
+        if (plain.length > 0) {
+          rec.out.push(plain);
+          rec.outLen += plain.length;
+        }
+        rec.ctLeft -= n;
+        off += n;
+      } else {
+        off = this.#fill(chunk, off, TAG_BYTES);
+        if (this.#smallLen === TAG_BYTES) out.push(this.#finish(rec));
+      }
     }
     return out;
   }
 
   /** Call when the byte stream ends: throws ERR_RECORD_TRUNCATED unless the END record came. */
   finish(): void {
-    if (!this.#ended || this.#frames.buffered > 0)
+    if (!this.#ended || this.#open !== null || this.#smallLen > 0)
       throw new TscCrocError('ERR_RECORD_TRUNCATED', 'the connection ended before the end record: the stream was truncated');
   }
 
-  #open(body: Buffer): OpenedRecord {
-    if (body.length < SEQ_BYTES + 1 + TAG_BYTES) throw new TscCrocError('ERR_RECORD_AUTH', 'record too short to be authentic');
-    const hi = body.readUInt32BE(0);
-    const lo = body.readUInt32BE(4);
-    const seq = hi * 2 ** 32 + lo;
+  /** Copy bytes into #small until it holds `want`; returns the new offset. */
+  #fill(chunk: Buffer, off: number, want: number): number {
+    const n = Math.min(want - this.#smallLen, chunk.length - off);
+    chunk.copy(this.#small, this.#smallLen, off, off + n);
+    this.#smallLen += n;
+    return off + n;
+  }
+
+  /** A whole header is in #small: check it and set up the record's decryption. */
+  #begin(): void {
+    const h = this.#small;
+    const len = h.readUInt32BE(0);
+    this.#smallLen = 0;
+    if (len > MAX_FRAME_BODY) throw new TscCrocError('ERR_FRAME_TOO_LARGE', `frame of ${len} bytes exceeds the maximum of ${MAX_FRAME_BODY}`);
+    if (len < SEQ_BYTES + 1 + TAG_BYTES) throw new TscCrocError('ERR_RECORD_AUTH', 'record too short to be authentic');
+    const seq = h.readUInt32BE(4) * 2 ** 32 + h.readUInt32BE(8);
     if (seq < this.#seq) throw new TscCrocError('ERR_RECORD_REPLAY', `record ${seq} replayed (expected ${this.#seq})`);
     if (seq > this.#seq) throw new TscCrocError('ERR_RECORD_REORDER', `record ${seq} out of order (expected ${this.#seq})`);
     const nonce = nonceFor(seq);
     const decipher = createDecipheriv('aes-256-gcm', this.#key, nonce);
-    decipher.setAAD(body.subarray(0, SEQ_BYTES));
-    decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
-    let plain: Buffer;
+    decipher.setAAD(nonce.subarray(4));
+    this.#open = { seq, decipher, ctLeft: len - SEQ_BYTES - TAG_BYTES, out: [], outLen: 0 };
+  }
+
+  /** The tag is in #small: verify it, then release the record. */
+  #finish(rec: OpenRecord): OpenedRecord {
+    this.#open = null;
+    this.#smallLen = 0;
+    rec.decipher.setAuthTag(this.#small);
     try {
-      const a = decipher.update(body.subarray(SEQ_BYTES, body.length - TAG_BYTES));
-      const b = decipher.final();
-      plain = b.length === 0 ? a : Buffer.concat([a, b]);
+      const last = rec.decipher.final();
+      if (last.length > 0) {
+        rec.out.push(last);
+        rec.outLen += last.length;
+      }
     } catch {
-      throw new TscCrocError('ERR_RECORD_AUTH', `record ${seq} failed authentication: it was tampered with or sealed under another key`);
+      throw new TscCrocError('ERR_RECORD_AUTH', `record ${rec.seq} failed authentication: it was tampered with or sealed under another key`);
     }
     this.#seq++;
-    const type = plain[0];
+    const first = rec.out[0]!;
+    const type = first[0];
     if (type !== RecordType.DATA && type !== RecordType.MESSAGE && type !== RecordType.END)
       throw new TscCrocError('ERR_PROTOCOL', `unknown record type ${type}`);
+    const chunks = first.length > 1 ? [first.subarray(1), ...rec.out.slice(1)] : rec.out.slice(1);
+    const length = rec.outLen - 1;
     if (type === RecordType.END) {
-      if (plain.length !== 1) throw new TscCrocError('ERR_PROTOCOL', 'the end record must be empty');
+      if (length !== 0) throw new TscCrocError('ERR_PROTOCOL', 'the end record must be empty');
       this.#ended = true;
     }
-    return { type, payload: plain.subarray(1) };
+    return { type, chunks, length };
   }
 }

@@ -87,15 +87,19 @@ export class FileSink {
     this.#current = { file, finalPath, tempPath, handle, pending: Promise.resolve(), offset: 0, hash: createHash('sha256') };
   }
 
-  /** Append a chunk of the open file; resolves once the previous chunk is on its way to disk. */
-  async write(chunk: Buffer): Promise<void> {
+  /** Append the pieces of one record; resolves once the previous record is on its way to disk. */
+  async write(chunks: Buffer[]): Promise<void> {
     const cur = this.#current;
     if (!cur) throw new Error('FileSink: no open file');
-    cur.hash.update(chunk);
+    let length = 0;
+    for (const c of chunks) {
+      cur.hash.update(c);
+      length += c.length;
+    }
     await cur.pending;
     const at = cur.offset;
-    cur.offset += chunk.length;
-    cur.pending = writeAll(cur.handle, chunk, at);
+    cur.offset += length;
+    cur.pending = writeAll(cur.handle, chunks, at);
     cur.pending.catch(() => undefined); // observed by the next write, commit or abort
   }
 
@@ -185,12 +189,21 @@ export class FileSink {
   }
 }
 
-async function writeAll(handle: FileHandle, chunk: Buffer, position: number): Promise<void> {
-  let done = 0;
+/** pwritev all of `chunks` at `position`, going on after a short write. */
+async function writeAll(handle: FileHandle, chunks: Buffer[], position: number): Promise<void> {
+  let bufs = chunks;
+  let at = position;
   try {
-    while (done < chunk.length) {
-      const { bytesWritten } = await handle.write(chunk, done, chunk.length - done, position + done);
-      done += bytesWritten;
+    while (bufs.length > 0) {
+      const { bytesWritten } = await handle.writev(bufs, at);
+      if (bytesWritten === 0) throw Object.assign(new Error('no progress writing'), { code: 'EIO' });
+      at += bytesWritten;
+      let skip = bytesWritten;
+      while (bufs.length > 0 && skip >= bufs[0]!.length) {
+        skip -= bufs[0]!.length;
+        bufs = bufs.slice(1);
+      }
+      if (skip > 0) bufs = [bufs[0]!.subarray(skip), ...bufs.slice(1)];
     }
   } catch (e) {
     throw ioError('cannot write the received file', e);

@@ -8,7 +8,7 @@ import { TscCrocError } from '../core/errors.js';
 import { parseMessage, type SenderMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
 import { initialRecipientState, recipientStep, type RecipientInput, type RecipientState } from '../core/recipient-machine.js';
-import { RecordType } from '../core/record.js';
+import { RecordType, recordPayload } from '../core/record.js';
 import { DEFAULT_TIMEOUTS, type EventSink, type OfferInfo } from './events.js';
 import { FileSink, type CommittedFile } from './file-sink.js';
 import { recipientPake } from './pake.js';
@@ -60,7 +60,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
     let bytes = 0;
     let totalBytes = 0;
     try {
-      const run = async (input: RecipientInput, data?: Buffer) => {
+      const run = async (input: RecipientInput, data?: Buffer[]) => {
         const step = recipientStep(state, input);
         state = step.state;
         for (const effect of step.effects) {
@@ -97,7 +97,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               break;
             case 'write':
               await sink.write(data!);
-              bytes += data!.length;
+              bytes += (input as { length: number }).length;
               emit({ type: 'progress', bytes, totalBytes });
               break;
             case 'verify-file': {
@@ -113,8 +113,8 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
         }
       };
       for await (const rec of channel.records()) {
-        if (rec.type === RecordType.DATA) await run({ kind: 'data', length: rec.payload.length }, rec.payload);
-        else if (rec.type === RecordType.MESSAGE) await run({ kind: 'message', message: parseMessage(rec.payload, 'sender') as SenderMessage });
+        if (rec.type === RecordType.DATA) await run({ kind: 'data', length: rec.length }, rec.chunks);
+        else if (rec.type === RecordType.MESSAGE) await run({ kind: 'message', message: parseMessage(recordPayload(rec), 'sender') as SenderMessage });
         else await run({ kind: 'end' });
       }
       if (state.name !== 'finished') throw new TscCrocError('ERR_CONNECTION_LOST', 'the sender stopped before the transfer finished');

@@ -8,7 +8,7 @@ import { basename, resolve } from 'node:path';
 import { formatCode, generateSecret, parseCode } from '../core/code-phrase.js';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import { MAX_OFFER_NAMES, PROTOCOL_VERSION, parseMessage, type FileMessage } from '../core/messages.js';
-import { MAX_RECORD_PAYLOAD, RecordType } from '../core/record.js';
+import { MAX_RECORD_PAYLOAD, RecordType, recordPayload } from '../core/record.js';
 import { DEFAULT_CURVE, type CurveName } from '../core/relay-api.js';
 import { initialSenderState, senderStep, type SenderInput, type SenderState } from '../core/sender-machine.js';
 import { DEFAULT_TIMEOUTS, type EventSink } from './events.js';
@@ -111,7 +111,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
     };
     const reader = (async () => {
       for await (const rec of channel.records()) {
-        if (rec.type === RecordType.MESSAGE) apply({ kind: 'message', message: parseMessage(rec.payload, 'recipient') as never });
+        if (rec.type === RecordType.MESSAGE) apply({ kind: 'message', message: parseMessage(recordPayload(rec), 'recipient') as never });
         else if (rec.type === RecordType.DATA) apply({ kind: 'data' });
         else apply({ kind: 'end' });
       }
