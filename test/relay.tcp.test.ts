@@ -140,10 +140,21 @@ interface Seats {
   tcpPort: number;
 }
 
-async function seat(relay: Relay): Promise<Seats> {
+async function post(relay: Relay, body: object): Promise<void> {
+  const res = await relay.app.inject({ method: 'POST', url: '/channel', payload: body });
+  assert.equal(res.statusCode, 200, res.body);
+}
+
+/** Join both peers and run the HTTP handshake up to h_k (the stapler admits peers only after it). */
+async function seat(relay: Relay, options: { handshake?: boolean } = {}): Promise<Seats> {
   const s = await join(relay, { role: 'sender' });
   const r = await join(relay, { role: 'recipient', channel: s.channel });
   assert.equal(r.tcpPort, s.tcpPort);
+  if (options.handshake !== false) {
+    await post(relay, { channel: s.channel, uuid: s.uuid, x: 'a1'.repeat(32) });
+    await post(relay, { channel: s.channel, uuid: r.uuid, y: 'b2'.repeat(32), hh_k: 'c3'.repeat(32) });
+    await post(relay, { channel: s.channel, uuid: s.uuid, h_k: 'd4'.repeat(32) });
+  }
   return { channel: s.channel, sender: s.uuid, recipient: r.uuid, tcpPort: s.tcpPort };
 }
 

@@ -18,6 +18,9 @@ export const DEFAULT_CURVE: CurveName = 'ed25519';
 /** Why a channel closed. Peers post the first four; the relay sets 'expired' when nobody used a code in time. */
 export const CLOSE_REASONS = ['done', 'wrong-code', 'cancelled', 'error', 'expired'] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
+/** The reasons a peer may post with `close: true` ('expired' is the relay's alone). */
+export const PEER_CLOSE_REASONS = ['done', 'wrong-code', 'cancelled', 'error'] as const;
+export type PeerCloseReason = (typeof PEER_CLOSE_REASONS)[number];
 
 /** Channel names: lowercase letters and digits; never a dash (the code phrase splits on dashes). */
 export const CHANNEL_PATTERN = '^[a-z0-9]{1,32}$';
@@ -28,6 +31,8 @@ export const SHARE_PATTERN = '^[0-9a-f]{64,130}$';
 export const CONFIRM_PATTERN = '^[0-9a-f]{64}$';
 /** Longest a /channel request may ask the relay to hold its answer. */
 export const MAX_WAIT_MS = 30_000;
+/** Longest relay password, in characters (both on /join and in the TCP hello). */
+export const MAX_PASSWORD_LENGTH = 256;
 
 export interface JoinRequest {
   role: Role;
@@ -35,6 +40,8 @@ export interface JoinRequest {
   channel?: string;
   /** Sender only; the relay stores it, the recipient learns it from the answer. */
   curve?: CurveName;
+  /** The relay password, when the relay has one (1..MAX_PASSWORD_LENGTH characters). */
+  password?: string;
 }
 
 export interface JoinResponse {
@@ -56,6 +63,7 @@ export interface ChannelRequest {
   hh_k?: string;
   h_k?: string;
   close?: boolean;
+  /** One of PEER_CLOSE_REASONS (the /channel schema refuses "expired"). */
   reason?: CloseReason;
   /** Long-poll: hold the answer until the channel's version is greater than `since`, at most `wait` ms. */
   wait?: number;
@@ -98,8 +106,10 @@ export const RELAY_ERROR_CODES = [
   'ERR_OUT_OF_ORDER', // 409: a field written before the one it follows
   'ERR_CHANNEL_CLOSED', // 410
   'ERR_BODY_TOO_LARGE', // 413
-  'ERR_RATE_LIMITED', // 429
+  'ERR_RATE_LIMITED', // 429: too many requests, or too many open channels, from this address
   'ERR_TOO_MANY_CHANNELS', // 503
+  'ERR_TOO_MANY_CONNECTIONS', // 503: TCP only, too many sockets waiting for a hello or a partner
+  'ERR_SHUTTING_DOWN', // 503: the relay is draining: no new channels or connections
   'ERR_INTERNAL', // 500
 ] as const;
 export type RelayErrorCode = (typeof RELAY_ERROR_CODES)[number];
@@ -113,6 +123,8 @@ export interface TcpHello {
   v: number;
   channel: string;
   uuid: string;
+  /** The relay password, when the relay has one. */
+  password?: string;
 }
 
 export type TcpReply = { v: number; type: 'stapled' } | { v: number; type: 'error'; code: RelayErrorCode | 'ERR_HELLO'; message: string };
@@ -150,11 +162,15 @@ export function parseControlFrame(buf: Buffer): ControlFrameParse {
 const channelRe = new RegExp(CHANNEL_PATTERN);
 const uuidRe = new RegExp(UUID_PATTERN);
 
+/** Exactly {v, channel, uuid} or {v, channel, uuid, password}, well-formed. */
 export function isTcpHello(body: unknown): body is TcpHello {
   if (typeof body !== 'object' || body === null) return false;
   const b = body as Record<string, unknown>;
+  const keys = Object.keys(b).length;
+  const withPassword = 'password' in b;
   return (
-    Object.keys(b).length === 3 &&
+    keys === (withPassword ? 4 : 3) &&
+    (!withPassword || (typeof b.password === 'string' && b.password.length >= 1 && b.password.length <= MAX_PASSWORD_LENGTH)) &&
     b.v === RELAY_PROTOCOL_VERSION &&
     typeof b.channel === 'string' &&
     channelRe.test(b.channel) &&

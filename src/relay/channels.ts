@@ -9,8 +9,8 @@
  */
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import {
-  CLOSE_REASONS,
   DEFAULT_CURVE,
+  PEER_CLOSE_REASONS,
   type ChannelRequest,
   type ChannelState,
   type CloseReason,
@@ -38,6 +38,8 @@ export const RELAY_ERROR_STATUS: Readonly<Record<RelayErrorCode, number>> = Obje
   ERR_RATE_LIMITED: 429,
   ERR_INTERNAL: 500,
   ERR_TOO_MANY_CHANNELS: 503,
+  ERR_TOO_MANY_CONNECTIONS: 503,
+  ERR_SHUTTING_DOWN: 503,
 });
 
 /** A refused request: a stable code, its HTTP status, and a message without secrets. */
@@ -73,6 +75,8 @@ export interface ChannelStoreConfig {
   /** A uniform integer in [min, max). */
   randomInt: (min: number, max: number) => number;
   maxChannels: number;
+  /** Most open channels one address may take part in (counted once per channel). */
+  maxChannelsPerAddress: number;
   channelTtlMs: number;
   closedRetentionMs: number;
 }
@@ -110,7 +114,7 @@ const PICKS_PER_RANGE = 8;
 /** A range is used while the store holds fewer than 1/4 of its names. */
 const LOAD_FACTOR = 4;
 
-const closeReasons: ReadonlySet<string> = new Set(CLOSE_REASONS);
+const peerCloseReasons: ReadonlySet<string> = new Set(PEER_CLOSE_REASONS);
 
 /** '::ffff:1.2.3.4' (an IPv4 peer on a dual-stack socket) and '1.2.3.4' are the same peer. */
 export function normalizeAddress(address: string): string {
@@ -144,6 +148,9 @@ export class ChannelStore {
   readonly #config: ChannelStoreConfig;
   readonly #channels = new Map<string, Channel>();
   readonly #closeListeners = new Set<(channel: string, reason: CloseReason) => void>();
+  /** Open channels each address takes part in. */
+  readonly #perAddress = new Map<string, number>();
+  #open = 0;
 
   constructor(config: ChannelStoreConfig) {
     this.#config = config;
@@ -152,6 +159,35 @@ export class ChannelStore {
   /** Channels held, open or closed-but-retained. */
   get size(): number {
     return this.#channels.size;
+  }
+
+  /** Channels not closed (waiting, in the handshake, or stapled). */
+  get openCount(): number {
+    return this.#open;
+  }
+
+  /** Open channels `address` takes part in. */
+  openCountOf(address: string): number {
+    return this.#perAddress.get(normalizeAddress(address)) ?? 0;
+  }
+
+  #checkAddressQuota(address: string): void {
+    if ((this.#perAddress.get(address) ?? 0) >= this.#config.maxChannelsPerAddress)
+      throw new RelayError('ERR_RATE_LIMITED', 'too many open channels from this address, try again later');
+  }
+
+  #addressTaken(address: string, delta: 1 | -1): void {
+    const n = (this.#perAddress.get(address) ?? 0) + delta;
+    if (n <= 0) this.#perAddress.delete(address);
+    else this.#perAddress.set(address, n);
+  }
+
+  /** The distinct addresses of a channel's participants. */
+  #addresses(c: Channel): Set<string> {
+    const set = new Set<string>();
+    if (c.sender !== null) set.add(c.sender.address);
+    if (c.recipient !== null) set.add(c.recipient.address);
+    return set;
   }
 
   /**
@@ -167,8 +203,10 @@ export class ChannelStore {
       throw new RelayError('ERR_CHANNEL_OCCUPIED', `channel ${req.channel} already has a sender`);
     if (this.#channels.size >= this.#config.maxChannels)
       throw new RelayError('ERR_TOO_MANY_CHANNELS', 'the relay holds too many channels, try again later');
+    const addr = normalizeAddress(address);
+    this.#checkAddressQuota(addr);
     const name = req.channel ?? this.#pickName();
-    const participant: Participant = { uuid: randomUUID(), role: 'sender', address: normalizeAddress(address) };
+    const participant: Participant = { uuid: randomUUID(), role: 'sender', address: addr };
     const channel: Channel = {
       name,
       curve: req.curve ?? DEFAULT_CURVE,
@@ -187,6 +225,8 @@ export class ChannelStore {
       watchers: new Set(),
     };
     this.#channels.set(name, channel);
+    this.#open++;
+    this.#addressTaken(addr, 1);
     return { participant, state: snapshot(channel) };
   }
 
@@ -197,8 +237,12 @@ export class ChannelStore {
     if (c.recipient !== null) throw new RelayError('ERR_CHANNEL_FULL', `channel ${c.name} already has a recipient`);
     if (req.curve !== undefined && req.curve !== c.curve)
       throw new RelayError('ERR_BAD_REQUEST', `channel ${c.name} uses curve ${c.curve}, not ${req.curve}`);
-    const participant: Participant = { uuid: randomUUID(), role: 'recipient', address: normalizeAddress(address) };
+    const addr = normalizeAddress(address);
+    const newAddress = !this.#addresses(c).has(addr);
+    if (newAddress) this.#checkAddressQuota(addr);
+    const participant: Participant = { uuid: randomUUID(), role: 'recipient', address: addr };
     c.recipient = participant;
+    if (newAddress) this.#addressTaken(addr, 1);
     this.#bump(c);
     return { participant, state: snapshot(c) };
   }
@@ -249,7 +293,7 @@ export class ChannelStore {
     const writes = req.x !== undefined || req.y !== undefined || req.hh_k !== undefined || req.h_k !== undefined;
     if (req.reason !== undefined && req.close !== true)
       throw new RelayError('ERR_BAD_REQUEST', 'reason is only allowed with close: true');
-    if (req.reason !== undefined && !closeReasons.has(req.reason))
+    if (req.reason !== undefined && !peerCloseReasons.has(req.reason))
       throw new RelayError('ERR_BAD_REQUEST', 'unknown close reason');
     if (!writes && req.close !== true) return snapshot(c);
     if (c.closed) {
@@ -325,6 +369,7 @@ export class ChannelStore {
     if (wasOpen) {
       c.closed = true;
       c.closeReason = 'error';
+      this.#released(c);
     }
     this.#wake(c);
     if (wasOpen) this.#notifyClosed(c.name, 'error');
@@ -382,7 +427,14 @@ export class ChannelStore {
     return c;
   }
 
+  /** An open channel became closed (or was removed while open): it no longer counts as open. */
+  #released(c: Channel): void {
+    this.#open--;
+    for (const a of this.#addresses(c)) this.#addressTaken(a, -1);
+  }
+
   #close(c: Channel, reason: CloseReason): void {
+    this.#released(c);
     c.closed = true;
     c.closeReason = reason;
     c.closedAt = this.#config.now();

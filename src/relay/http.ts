@@ -1,15 +1,19 @@
 /**
- * The relay's HTTP side (docs/relay-api.md): POST /join, POST /channel (with long-poll), GET /health.
- * buildRelay() wires the channel store, the HTTP app and the TCP stapler together without
- * listening, so tests can drive the app with inject(); listen() binds both ports.
+ * The relay's HTTP side (docs/relay-api.md): POST /join, POST /channel (with long-poll),
+ * GET /health, GET /metrics. buildRelay() wires the channel store, the HTTP app, the TCP stapler
+ * and the metrics together without listening, so tests can drive the app with inject(); listen()
+ * binds both ports; close({ graceMs }) drains.
  */
+import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   CHANNEL_PATTERN,
   CLOSE_REASONS,
   CONFIRM_PATTERN,
   CURVES,
+  MAX_PASSWORD_LENGTH,
   MAX_WAIT_MS,
+  PEER_CLOSE_REASONS,
   RELAY_ERROR_CODES,
   RELAY_PROTOCOL_VERSION,
   ROLES,
@@ -21,8 +25,10 @@ import {
   type JoinResponse,
   type RelayErrorBody,
 } from '../core/relay-api.js';
-import { ChannelStore, RelayError, isRelayError } from './channels.js';
+import { ChannelStore, RelayError, isRelayError, normalizeAddress } from './channels.js';
+import { RelayMetrics } from './metrics.js';
 import { resolveRelayOptions, type RelayLoggerOptions, type RelayOptions } from './options.js';
+import { passwordCheck } from './password.js';
 import { Stapler } from './stapler.js';
 
 export interface Relay {
@@ -31,11 +37,19 @@ export interface Relay {
   /** The TCP stapler (not listening until listen()). */
   readonly tcp: Stapler;
   readonly store: ChannelStore;
+  readonly metrics: RelayMetrics;
   readonly options: Readonly<RelayOptions>;
+  /** True once a graceful close has begun: joins and new TCP connections are refused. */
+  readonly draining: boolean;
   /** Bind the TCP port, then the HTTP port, then start the expiry sweep. */
   listen(): Promise<{ httpPort: number; tcpPort: number }>;
-  /** Answer pending long-polls, stop both servers, destroy every TCP connection. Idempotent. */
-  close(): Promise<void>;
+  /**
+   * Shut down. With `graceMs` > 0, drain first: refuse joins (503 ERR_SHUTTING_DOWN) and new TCP
+   * connections, drop unstapled sockets, keep answering /channel, and wait up to `graceMs` for the
+   * stapled pairs to finish. Then answer pending long-polls, stop both servers, destroy every TCP
+   * connection. Idempotent; a second call without `graceMs` cuts a drain short.
+   */
+  close(options?: { graceMs?: number }): Promise<void>;
 }
 
 // ---------------------------------------------------------------- schemas
@@ -60,6 +74,7 @@ const joinBodySchema = {
     role: { type: 'string', enum: ROLES },
     channel: { type: 'string', pattern: CHANNEL_PATTERN },
     curve: { type: 'string', enum: CURVES },
+    password: { type: 'string', minLength: 1, maxLength: MAX_PASSWORD_LENGTH },
   },
 } as const;
 
@@ -89,7 +104,7 @@ const channelBodySchema = {
     hh_k: { type: 'string', pattern: CONFIRM_PATTERN },
     h_k: { type: 'string', pattern: CONFIRM_PATTERN },
     close: { type: 'boolean' },
-    reason: { type: 'string', enum: CLOSE_REASONS },
+    reason: { type: 'string', enum: PEER_CLOSE_REASONS },
     wait: { type: 'integer', minimum: 0, maximum: MAX_WAIT_MS },
     since: { type: 'integer', minimum: 0 },
   },
@@ -128,8 +143,8 @@ const healthResponseSchema = {
 
 /** Log keys that could carry a PAKE field or a bearer token: censored whatever the caller's options. */
 const REDACT_PATHS = [
-  'x', 'y', 'hh_k', 'h_k', 'uuid',
-  '*.x', '*.y', '*.hh_k', '*.h_k', '*.uuid',
+  'x', 'y', 'hh_k', 'h_k', 'uuid', 'password',
+  '*.x', '*.y', '*.hh_k', '*.h_k', '*.uuid', '*.password',
   'req.body', 'req.headers.authorization', 'req.headers.cookie',
 ];
 
@@ -178,8 +193,9 @@ export function toErrorAnswer(err: unknown): { statusCode: number; body: RelayEr
   return { statusCode: 500, body: { code: 'ERR_INTERNAL', message: 'internal relay error' } };
 }
 
-function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply, metrics: RelayMetrics): void {
   const { statusCode, body } = toErrorAnswer(err);
+  metrics.rejected('http', body.code);
   const fields = { channel: channelOf(request), address: request.ip, status: statusCode, code: body.code };
   if (statusCode >= 500) request.log.error({ ...fields, err }, 'request failed');
   else request.log.info(fields, 'request refused');
@@ -188,103 +204,196 @@ function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply): 
 
 // ---------------------------------------------------------------- the app
 
-/** Build the relay: store, HTTP app, TCP stapler. Nothing listens until listen(). */
+/** Build the relay: store, HTTP app, TCP stapler, metrics. Nothing listens until listen(). */
 export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
   const opts = resolveRelayOptions(options);
   const store = new ChannelStore({
     now: opts.now,
     randomInt: opts.randomInt,
     maxChannels: opts.maxChannels,
+    maxChannelsPerAddress: opts.maxChannelsPerAddress,
     channelTtlMs: opts.channelTtlMs,
     closedRetentionMs: opts.closedRetentionMs,
   });
+  const checkPassword = passwordCheck(opts.password);
   const app = Fastify({
     logger: loggerOptions(opts.logger),
     bodyLimit: opts.bodyLimit,
+    trustProxy: opts.trustProxy,
     // Reject unknown fields and wrong types instead of silently dropping or coercing them.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
-    frameworkErrors: (error, request, reply) => sendError(error, request, reply),
+    frameworkErrors: (error, request, reply) => sendError(error, request, reply, metrics),
   });
-  const tcp = new Stapler(store, { helloTimeoutMs: opts.helloTimeoutMs, log: app.log.child({ component: 'stapler' }) });
+  let tcp: Stapler | undefined;
+  const metrics = new RelayMetrics(
+    {
+      channelsHeld: () => store.size,
+      channelsOpen: () => store.openCount,
+      stapledPairs: () => tcp?.stapledCount ?? 0,
+      tcpSockets: () => tcp?.connectionCount ?? 0,
+      tcpPending: () => tcp?.pendingCount ?? 0,
+      bytesRelayed: () => tcp?.bytesRelayed ?? 0,
+    },
+    { processMetrics: opts.metrics !== 'off' },
+  );
+  tcp = new Stapler(store, {
+    helloTimeoutMs: opts.helloTimeoutMs,
+    stapledIdleMs: opts.stapledIdleMs,
+    maxPendingSockets: opts.maxPendingSockets,
+    checkPassword,
+    now: opts.now,
+    log: app.log.child({ component: 'stapler' }),
+    metrics,
+  });
+  const stapler = tcp;
+  store.onClose((channel, reason) => {
+    metrics.closed(reason);
+    app.log.info({ channel, reason }, 'channel closed');
+  });
 
   /** Pending long-polls; answered at once when the relay shuts down. */
   const waiters = new Set<() => void>();
   let sweep: NodeJS.Timeout | undefined;
+  let draining = false;
 
-  app.setErrorHandler((err, request, reply) => sendError(err, request, reply));
-  app.setNotFoundHandler((request, reply) =>
-    sendError(new RelayError('ERR_NOT_FOUND', `no route ${request.method} ${(request.url.split('?')[0] ?? '').slice(0, 100)}`), request, reply),
-  );
+  app.setErrorHandler((err, request, reply) => sendError(err, request, reply, metrics));
+  app.setNotFoundHandler((request, reply) => sendError(notFound(request), request, reply, metrics));
   app.addHook('preClose', async () => {
     for (const finish of [...waiters]) finish();
   });
   app.addHook('onClose', async () => {
     clearInterval(sweep);
-    await tcp.close();
+    await stapler.close();
   });
 
-  app.get('/health', { schema: { response: { 200: healthResponseSchema, ...errorResponses } } }, async () => ({
-    ok: true,
-    version: RELAY_PROTOCOL_VERSION,
-  }));
+  void app.register(rateLimit, {
+    global: false,
+    keyGenerator: (request) => normalizeAddress(request.ip),
+    errorResponseBuilder: (_request, context) =>
+      new RelayError('ERR_RATE_LIMITED', `too many requests from this address, retry in ${context.after}`),
+  });
 
-  app.post<{ Body: JoinRequest }>(
-    '/join',
-    { schema: { body: joinBodySchema, response: { 200: joinResponseSchema, ...errorResponses } } },
-    async (request): Promise<JoinResponse> => {
-      const { participant, state } = store.join(request.body, request.ip);
-      request.log.info({ channel: state.channel, role: participant.role, address: participant.address }, 'joined');
-      return {
-        version: RELAY_PROTOCOL_VERSION,
-        channel: state.channel,
-        uuid: participant.uuid,
-        role: participant.role,
-        curve: state.curve,
-        tcpPort: tcp.port ?? opts.tcpPort,
-      };
-    },
-  );
+  // Routes in a plugin registered after the rate limiter, so its onRoute hook sees them.
+  void app.register(async (api) => {
+    api.get('/health', { schema: { response: { 200: healthResponseSchema, ...errorResponses } } }, async () => ({
+      ok: true,
+      version: RELAY_PROTOCOL_VERSION,
+    }));
 
-  app.post<{ Body: ChannelRequest }>(
-    '/channel',
-    { schema: { body: channelBodySchema, response: { 200: channelStateSchema, ...errorResponses } } },
-    async (request, reply): Promise<ChannelState> => {
-      const body = request.body;
-      let state = store.update(body, request.ip);
-      const wrote = WRITABLE.filter((k) => body[k] !== undefined);
-      if (wrote.length > 0 || body.close === true)
-        request.log.info({ channel: state.channel, address: request.ip, wrote, closeReason: state.closeReason, version: state.version }, 'channel updated');
-      const wait = body.wait ?? 0;
-      const since = body.since ?? state.version;
-      if (wait > 0 && state.version <= since) {
-        await waitForChange(store, waiters, body.channel, since, wait, reply);
-        state = store.read(body, request.ip);
-      }
-      return state;
-    },
-  );
+    api.get('/metrics', async (request, reply) => {
+      if (opts.metrics === 'off' || (opts.metrics === 'loopback' && !isLoopback(request.ip))) throw notFound(request);
+      const { contentType, body } = await metrics.render();
+      return reply.type(contentType).send(body);
+    });
+
+    api.post<{ Body: JoinRequest }>(
+      '/join',
+      {
+        schema: { body: joinBodySchema, response: { 200: joinResponseSchema, ...errorResponses } },
+        config: { rateLimit: { max: opts.joinRateLimit, timeWindow: opts.rateWindowMs } },
+      },
+      async (request): Promise<JoinResponse> => {
+        if (draining) throw new RelayError('ERR_SHUTTING_DOWN', 'the relay is shutting down, try another one or later');
+        if (!checkPassword(request.body.password)) throw new RelayError('ERR_UNAUTHORIZED', 'the relay password is missing or wrong');
+        const { participant, state } = store.join(request.body, request.ip);
+        metrics.joined(participant.role);
+        request.log.info({ channel: state.channel, role: participant.role, address: participant.address }, 'joined');
+        return {
+          version: RELAY_PROTOCOL_VERSION,
+          channel: state.channel,
+          uuid: participant.uuid,
+          role: participant.role,
+          curve: state.curve,
+          tcpPort: stapler.port ?? opts.tcpPort,
+        };
+      },
+    );
+
+    api.post<{ Body: ChannelRequest }>(
+      '/channel',
+      {
+        schema: { body: channelBodySchema, response: { 200: channelStateSchema, ...errorResponses } },
+        config: { rateLimit: { max: opts.channelRateLimit, timeWindow: opts.rateWindowMs } },
+      },
+      async (request, reply): Promise<ChannelState> => {
+        const body = request.body;
+        let state = store.update(body, request.ip);
+        const wrote = WRITABLE.filter((k) => body[k] !== undefined);
+        if (wrote.length > 0 || body.close === true)
+          request.log.info({ channel: state.channel, address: request.ip, wrote, closeReason: state.closeReason, version: state.version }, 'channel updated');
+        const wait = body.wait ?? 0;
+        const since = body.since ?? state.version;
+        if (wait > 0 && state.version <= since) {
+          await waitForChange(store, waiters, body.channel, since, wait, reply);
+          state = store.read(body, request.ip);
+        }
+        return state;
+      },
+    );
+  });
 
   let closing: Promise<void> | undefined;
+  let endDrain: (() => void) | undefined;
   return {
     app,
-    tcp,
+    tcp: stapler,
     store,
+    metrics,
     options: opts,
+    get draining() {
+      return draining;
+    },
     async listen() {
-      const tcpPort = await tcp.listen(opts.tcpPort, opts.host);
+      const tcpPort = await stapler.listen(opts.tcpPort, opts.host);
       await app.listen({ port: opts.port, host: opts.host });
       const address = app.server.address();
       const httpPort = address !== null && typeof address === 'object' ? address.port : opts.port;
-      sweep = setInterval(() => store.expire(opts.now()), opts.sweepIntervalMs);
+      sweep = setInterval(() => {
+        const now = opts.now();
+        store.expire(now);
+        stapler.sweepIdle(now);
+      }, opts.sweepIntervalMs);
       sweep.unref();
       app.log.info({ httpPort, tcpPort, host: opts.host }, 'relay listening');
       return { httpPort, tcpPort };
     },
-    close() {
-      closing ??= app.close();
+    close(closeOptions: { graceMs?: number } = {}) {
+      const graceMs = closeOptions.graceMs ?? 0;
+      if (closing !== undefined) {
+        if (graceMs === 0) endDrain?.();
+        return closing;
+      }
+      closing = (async () => {
+        if (graceMs > 0) {
+          draining = true;
+          stapler.stopAccepting();
+          app.log.info({ graceMs, stapled: stapler.stapledCount }, 'draining: waiting for stapled pairs');
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([
+            stapler.whenIdle(),
+            new Promise<void>((resolve) => {
+              endDrain = resolve;
+              timer = setTimeout(resolve, graceMs);
+            }),
+          ]);
+          clearTimeout(timer);
+          app.log.info({ stapled: stapler.stapledCount }, 'drained');
+        }
+        draining = true;
+        await app.close();
+      })();
       return closing;
     },
   };
+}
+
+function notFound(request: FastifyRequest): RelayError {
+  return new RelayError('ERR_NOT_FOUND', `no route ${request.method} ${(request.url.split('?')[0] ?? '').slice(0, 100)}`);
+}
+
+function isLoopback(ip: string): boolean {
+  const a = normalizeAddress(ip);
+  return a === '::1' || a.startsWith('127.');
 }
 
 /**

@@ -19,14 +19,17 @@ export {
   type JoinResult,
   type Participant,
 } from './channels.js';
-export { Stapler, type StaplerOptions } from './stapler.js';
+export { EARLY_BYTES_LIMIT, Stapler, type StaplerOptions } from './stapler.js';
+export { RelayMetrics, type RelayGaugeSources, type RejectionSource } from './metrics.js';
+export { passwordCheck, type PasswordCheck } from './password.js';
 
 export interface RunningRelay {
   /** A URL peers on this machine can use: a wildcard host is reported as loopback. */
   httpUrl: string;
   httpPort: number;
   tcpPort: number;
-  close(): Promise<void>;
+  /** Shut down; with `graceMs`, drain first (see Relay.close). */
+  close(options?: { graceMs?: number }): Promise<void>;
 }
 
 /** Build the relay, bind both ports and return where it listens. */
@@ -39,7 +42,7 @@ export async function startRelay(options: Partial<RelayOptions> = {}): Promise<R
     await relay.close();
     throw e;
   }
-  return { httpUrl: urlFor(relay.options.host, ports.httpPort), ...ports, close: () => relay.close() };
+  return { httpUrl: urlFor(relay.options.host, ports.httpPort), ...ports, close: (o) => relay.close(o) };
 }
 
 function urlFor(host: string, port: number): string {

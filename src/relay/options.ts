@@ -5,6 +5,7 @@
 import { randomInt } from 'node:crypto';
 import type { FastifyServerOptions } from 'fastify';
 import { aint, astring } from '../core/assert.js';
+import { MAX_PASSWORD_LENGTH } from '../core/relay-api.js';
 
 /** The pino options fastify accepts (level, redact, transport...). */
 export type RelayLoggerOptions = Exclude<NonNullable<FastifyServerOptions['logger']>, boolean>;
@@ -16,14 +17,35 @@ export interface RelayOptions {
   port: number;
   /** TCP stapling port; 0 picks a free one. */
   tcpPort: number;
-  /** An open channel that is not stapled this long after its creation is closed (reason 'error'). */
+  /** An open channel that is not stapled this long after its creation is closed (reason 'expired'). */
   channelTtlMs: number;
   /** A closed channel stays readable this long (so the other peer learns why), then is removed. */
   closedRetentionMs: number;
   /** Period of the expiry sweep started by listen(). */
   sweepIntervalMs: number;
-  /** Most channels held at once (open or closed-but-retained); beyond it a sender join gets 503. */
+  /** Most channels held at once (open, stapled, or closed-but-retained); beyond it a sender join gets 503. */
   maxChannels: number;
+  /** Most open (not closed) channels one address may take part in; beyond it a join gets 429. */
+  maxChannelsPerAddress: number;
+  /** A stapled pair that moves no byte either way for this long is closed (reason 'expired'). */
+  stapledIdleMs: number;
+  /** Most TCP sockets not yet stapled (waiting for their hello or their partner); beyond it a new one is refused. */
+  maxPendingSockets: number;
+  /** Joins per address per rateWindowMs; beyond it 429 ERR_RATE_LIMITED. */
+  joinRateLimit: number;
+  /** /channel requests per address per rateWindowMs; beyond it 429 ERR_RATE_LIMITED. */
+  channelRateLimit: number;
+  /** The window of both rate limits. */
+  rateWindowMs: number;
+  /** The relay password required on /join and in the TCP hello; undefined: none. Never logged. */
+  password: string | undefined;
+  /**
+   * Trust X-Forwarded-For from a reverse proxy (fastify's trustProxy): true trusts every hop, a
+   * string lists trusted proxy addresses/CIDRs (comma-separated). false: the socket address is the peer.
+   */
+  trustProxy: boolean | string;
+  /** GET /metrics: 'loopback' answers only requests from 127.0.0.0/8 or ::1, 'public' everyone, 'off' nobody (404). */
+  metrics: 'off' | 'loopback' | 'public';
   /** A TCP peer must send its whole hello within this time. */
   helloTimeoutMs: number;
   /** Largest HTTP request body, in bytes; beyond it 413 ERR_BODY_TOO_LARGE. */
@@ -46,6 +68,15 @@ export const RELAY_DEFAULTS: Readonly<RelayOptions> = Object.freeze({
   closedRetentionMs: 60_000,
   sweepIntervalMs: 5_000,
   maxChannels: 10_000,
+  maxChannelsPerAddress: 20,
+  stapledIdleMs: 5 * 60_000,
+  maxPendingSockets: 1_000,
+  joinRateLimit: 60,
+  channelRateLimit: 1_200,
+  rateWindowMs: 60_000,
+  password: undefined,
+  trustProxy: false,
+  metrics: 'loopback',
   helloTimeoutMs: 5_000,
   bodyLimit: 4096,
   logger: false,
@@ -73,6 +104,19 @@ export function resolveRelayOptions(partial: Partial<RelayOptions> = {}): RelayO
   aint(o.closedRetentionMs, 'closedRetentionMs', 0, MAX_TIMER_MS);
   aint(o.sweepIntervalMs, 'sweepIntervalMs', 1, MAX_TIMER_MS);
   aint(o.maxChannels, 'maxChannels', 1, 10_000_000);
+  aint(o.maxChannelsPerAddress, 'maxChannelsPerAddress', 1, 10_000_000);
+  aint(o.stapledIdleMs, 'stapledIdleMs', 1, MAX_TIMER_MS);
+  aint(o.maxPendingSockets, 'maxPendingSockets', 1, 10_000_000);
+  aint(o.joinRateLimit, 'joinRateLimit', 1, 10_000_000);
+  aint(o.channelRateLimit, 'channelRateLimit', 1, 10_000_000);
+  aint(o.rateWindowMs, 'rateWindowMs', 1, MAX_TIMER_MS);
+  if (o.password !== undefined) {
+    astring(o.password, 'password', MAX_PASSWORD_LENGTH);
+    if (o.password.length === 0) throw new RangeError('password must not be empty');
+  }
+  if (typeof o.trustProxy !== 'boolean' && typeof o.trustProxy !== 'string')
+    throw new TypeError('trustProxy must be a boolean or a string of addresses');
+  if (!['off', 'loopback', 'public'].includes(o.metrics)) throw new RangeError('metrics must be "off", "loopback" or "public"');
   aint(o.helloTimeoutMs, 'helloTimeoutMs', 1, MAX_TIMER_MS);
   aint(o.bodyLimit, 'bodyLimit', 512, 1 << 20);
   if (typeof o.logger !== 'boolean' && (typeof o.logger !== 'object' || o.logger === null || Array.isArray(o.logger)))

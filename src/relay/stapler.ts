@@ -4,9 +4,11 @@
  * it answers `{v:1,type:'stapled'}` to both and then copies bytes both ways, with backpressure,
  * until both sides are done. The bytes are opaque here (encrypted end to end by the peers).
  *
- * Per socket: hello (≤ helloTimeoutMs, ≤ MAX_HELLO_BYTES) → admitted (waiting for the partner,
- * early bytes buffered; an end here gives the seat back) → stapled (piped) → closed. Any refusal is an error control frame
- * followed by the end of the socket. Nothing a client sends may throw out of this module.
+ * Per socket: hello (≤ helloTimeoutMs, ≤ MAX_HELLO_BYTES; only once the channel's key confirmation
+ * h_k is written) → admitted (waiting for the partner; at most EARLY_BYTES_LIMIT early bytes, an end
+ * here gives the seat back) → stapled (piped; closed when idle for stapledIdleMs) → closed. Any
+ * refusal is an error control frame followed by the end of the socket. At most maxPendingSockets
+ * sockets may be unstapled at once. Nothing a client sends may throw out of this module.
  */
 import net from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
@@ -20,9 +22,14 @@ import {
   type TcpReply,
 } from '../core/relay-api.js';
 import { isRelayError, normalizeAddress, type ChannelStore } from './channels.js';
+import type { RelayMetrics } from './metrics.js';
+import type { PasswordCheck } from './password.js';
 
-/** Bytes a peer may send after its hello while waiting for its partner before it is paused. */
-const EARLY_BYTES_LIMIT = 64 * 1024;
+/**
+ * Bytes a peer may send after its hello, before `stapled`. Peers wait for `stapled` before they
+ * send their stream, so this is only slack; beyond it the socket is refused (ERR_OUT_OF_ORDER).
+ */
+export const EARLY_BYTES_LIMIT = 4 * 1024;
 
 type ErrorCode = Extract<TcpReply, { type: 'error' }>['code'];
 
@@ -44,25 +51,38 @@ interface Pair {
   recipient: Peer | null;
   stapled: boolean;
   bytes: number;
+  /** When a byte last moved either way (the clock of StaplerOptions.now). */
+  lastActive: number;
 }
 
 export interface StaplerOptions {
   helloTimeoutMs: number;
+  stapledIdleMs: number;
+  maxPendingSockets: number;
+  checkPassword: PasswordCheck;
+  now: () => number;
   log: FastifyBaseLogger;
+  metrics: RelayMetrics;
 }
 
 export class Stapler {
   readonly server: net.Server;
   readonly #store: ChannelStore;
+  readonly #opts: StaplerOptions;
   readonly #helloTimeoutMs: number;
   readonly #log: FastifyBaseLogger;
   readonly #pairs = new Map<string, Pair>();
   readonly #sockets = new Set<net.Socket>();
+  /** Sockets not stapled yet: before their hello, or admitted and waiting for the partner. */
+  readonly #pending = new Set<net.Socket>();
+  readonly #idleWaiters = new Set<() => void>();
   readonly #unsubscribe: () => void;
   #bytesRelayed = 0;
+  #draining = false;
 
   constructor(store: ChannelStore, options: StaplerOptions) {
     this.#store = store;
+    this.#opts = options;
     this.#helloTimeoutMs = options.helloTimeoutMs;
     this.#log = options.log;
     this.server = net.createServer({ allowHalfOpen: true }, (socket) => this.#onConnection(socket));
@@ -88,6 +108,18 @@ export class Stapler {
     return n;
   }
 
+  /** Sockets not stapled yet (before their hello, or waiting for their partner). */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /** Pairs stapled and still relaying. */
+  get stapledCount(): number {
+    let n = 0;
+    for (const pair of this.#pairs.values()) if (pair.stapled) n++;
+    return n;
+  }
+
   /** The listening port, or undefined before listen(). */
   get port(): number | undefined {
     const a = this.server.address();
@@ -105,21 +137,69 @@ export class Stapler {
     });
   }
 
+  /**
+   * Close stapled pairs that moved no byte for stapledIdleMs (their channel closes with reason
+   * 'expired', which destroys both sockets). Called by the relay's sweep. Returns the channels closed.
+   */
+  sweepIdle(now: number): string[] {
+    const closed: string[] = [];
+    for (const pair of [...this.#pairs.values()]) {
+      if (!pair.stapled || now - pair.lastActive < this.#opts.stapledIdleMs) continue;
+      this.#log.info({ channel: pair.channel, bytes: pair.bytes, reason: 'idle' }, 'stapled pair closed');
+      closed.push(pair.channel);
+      const state = this.#store.get(pair.channel);
+      if (state !== undefined && !state.closed) this.#store.close(pair.channel, 'expired');
+      else this.#dropChannel(pair.channel);
+    }
+    return closed;
+  }
+
+  /**
+   * Start a graceful shutdown: stop accepting connections and drop every socket that is not
+   * stapled; stapled pairs keep relaying. whenIdle() tells when the last one is done.
+   */
+  stopAccepting(): void {
+    this.#draining = true;
+    if (this.server.listening) this.server.close();
+    for (const socket of [...this.#pending]) socket.destroy();
+  }
+
+  /** Resolve when no stapled pair is left. */
+  whenIdle(): Promise<void> {
+    if (this.stapledCount === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.add(resolve));
+  }
+
   /** Stop listening and destroy every connection. */
   async close(): Promise<void> {
+    this.#draining = true;
     this.#unsubscribe();
     for (const s of this.#sockets) s.destroy();
     this.#pairs.clear();
+    this.#notifyIdle();
     if (!this.server.listening) return;
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  #notifyIdle(): void {
+    if (this.stapledCount > 0) return;
+    for (const fn of [...this.#idleWaiters]) fn();
+    this.#idleWaiters.clear();
   }
 
   #onConnection(socket: net.Socket): void {
     this.#sockets.add(socket);
     socket.on('error', (err: NodeJS.ErrnoException) => this.#log.debug({ code: err.code }, 'tcp socket error'));
-    socket.once('close', () => this.#sockets.delete(socket));
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      this.#pending.delete(socket);
+    });
     socket.setNoDelay(true);
     const address = normalizeAddress(socket.remoteAddress ?? '');
+    if (this.#draining) return this.#refuse(socket, address, 'ERR_SHUTTING_DOWN', 'the relay is shutting down');
+    if (this.#pending.size >= this.#opts.maxPendingSockets)
+      return this.#refuse(socket, address, 'ERR_TOO_MANY_CONNECTIONS', 'the relay has too many connections waiting, try again later');
+    this.#pending.add(socket);
 
     let buf: Buffer = Buffer.alloc(0);
     const done = (): void => {
@@ -153,6 +233,8 @@ export class Stapler {
 
   /** Check the hello against the store; seat the socket or refuse it. */
   #admit(socket: net.Socket, address: string, hello: TcpHello, rest: Buffer): void {
+    if (!this.#opts.checkPassword(hello.password))
+      return this.#refuse(socket, address, 'ERR_UNAUTHORIZED', 'the relay password is missing or wrong');
     const state = this.#store.get(hello.channel);
     if (state === undefined)
       return this.#refuse(socket, address, 'ERR_CHANNEL_NOT_FOUND', `no channel ${hello.channel}`);
@@ -165,9 +247,12 @@ export class Stapler {
       this.#log.error({ err: e }, 'tcp admission failed');
       return this.#refuse(socket, address, 'ERR_INTERNAL', 'internal relay error');
     }
+    // A peer connects only after the key confirmation: before it, nobody has proven the code.
+    if (state.h_k === null)
+      return this.#refuse(socket, address, 'ERR_OUT_OF_ORDER', `the key confirmation of channel ${hello.channel} is not finished`);
     let pair = this.#pairs.get(hello.channel);
     if (pair === undefined) {
-      pair = { channel: hello.channel, sender: null, recipient: null, stapled: false, bytes: 0 };
+      pair = { channel: hello.channel, sender: null, recipient: null, stapled: false, bytes: 0, lastActive: this.#opts.now() };
       this.#pairs.set(hello.channel, pair);
     }
     if (pair[role] !== null)
@@ -185,7 +270,13 @@ export class Stapler {
     const onEarlyData = (chunk: Buffer): void => {
       peer.early.push(chunk);
       peer.earlyBytes += chunk.length;
-      if (peer.earlyBytes >= EARLY_BYTES_LIMIT) socket.pause();
+      if (peer.earlyBytes > EARLY_BYTES_LIMIT) tooEarly();
+    };
+    const tooEarly = (): void => {
+      peer.detach();
+      peer.early = [];
+      if (owner[role] === peer) owner[role] = null;
+      this.#refuse(socket, address, 'ERR_OUT_OF_ORDER', 'data sent before stapled');
     };
     // Peers wait for 'stapled' before they send their stream, so an end before it means the peer
     // left: free the seat (it may come back with the same uuid).
@@ -200,9 +291,10 @@ export class Stapler {
     socket.once('end', onEarlyEnd);
     const owner = pair;
     socket.once('close', (hadError: boolean) => this.#onPeerClose(owner, peer, hadError));
-    if (peer.earlyBytes >= EARLY_BYTES_LIMIT) socket.pause();
     pair[role] = peer;
     this.#log.info({ channel: hello.channel, role, address }, 'tcp peer admitted');
+    this.#opts.metrics.admitted();
+    if (peer.earlyBytes > EARLY_BYTES_LIMIT) return tooEarly();
 
     if (pair.sender !== null && pair.recipient !== null) this.#staple(pair, pair.sender, pair.recipient);
   }
@@ -217,6 +309,10 @@ export class Stapler {
       return;
     }
     pair.stapled = true;
+    pair.lastActive = this.#opts.now();
+    this.#pending.delete(a.socket);
+    this.#pending.delete(b.socket);
+    this.#opts.metrics.stapled();
     const frame = encodeControlFrame({ v: RELAY_PROTOCOL_VERSION, type: 'stapled' });
     a.socket.write(frame);
     b.socket.write(frame);
@@ -239,6 +335,7 @@ export class Stapler {
 
   #count(pair: Pair, n: number): void {
     pair.bytes += n;
+    pair.lastActive = this.#opts.now();
     this.#bytesRelayed += n;
   }
 
@@ -259,10 +356,12 @@ export class Stapler {
     if (other !== null && !other.closed) return;
 
     if (this.#pairs.get(pair.channel) === pair) this.#pairs.delete(pair.channel);
+    pair.stapled = false;
     const clean = peer.cleanClose && (other?.cleanClose ?? true);
     this.#log.info({ channel: pair.channel, bytes: pair.bytes, clean }, 'stapled pair done');
     const state = this.#store.get(pair.channel);
     if (state !== undefined && !state.closed) this.#store.close(pair.channel, clean ? 'done' : 'error');
+    this.#notifyIdle();
   }
 
   /** Destroy every socket seated in `channel`. */
@@ -272,11 +371,13 @@ export class Stapler {
     this.#pairs.delete(channel);
     pair.sender?.socket.destroy();
     pair.recipient?.socket.destroy();
+    this.#notifyIdle();
   }
 
   /** Answer an error control frame, then end the socket; discard whatever else the client sends. */
   #refuse(socket: net.Socket, address: string, code: ErrorCode, message: string): void {
     this.#log.info({ address, code }, 'tcp hello refused');
+    this.#opts.metrics.rejected('tcp', code);
     socket.on('data', () => {});
     socket.resume();
     if (!socket.destroyed && !socket.writableEnded)
