@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { TscCrocError } from '../core/errors.js';
 import { CURVES, DEFAULT_CURVE, type CurveName } from '../core/relay-api.js';
 import { startRelay } from '../relay/index.js';
+import { RELAY_FLAGS, relayConfig, type RelayCliFlags } from '../relay/config.js';
 import { receive } from '../transfer/receive.js';
 import { send } from '../transfer/send.js';
 import { EXIT, reportError } from './exit.js';
@@ -137,26 +138,36 @@ export function buildProgram(io: CliIo): Command {
     }
   });
 
-  program
+  const relayCommand = program
     .command('relay')
-    .description('run a relay that senders and recipients meet on')
-    .option('--host <host>', 'address to listen on (env: TSC_CROC_RELAY_HOST)', io.env.TSC_CROC_RELAY_HOST ?? '0.0.0.0')
-    .option('--port <port>', 'HTTP port (env: TSC_CROC_RELAY_PORT)', port('--port'), Number(io.env.TSC_CROC_RELAY_PORT ?? 9009))
-    .option('--tcp-port <port>', 'TCP stapling port (env: TSC_CROC_RELAY_TCP_PORT)', port('--tcp-port'), Number(io.env.TSC_CROC_RELAY_TCP_PORT ?? 9010))
-    .option('--quiet', 'no request logs')
-    .action(async (o: { host: string; port: number; tcpPort: number; quiet?: boolean }) => {
-      const relay = await startRelay({ host: o.host, port: o.port, tcpPort: o.tcpPort, logger: o.quiet ? false : { level: 'info' } });
-      io.stderr.write(`tsc-croc relay: HTTP on ${o.host}:${relay.httpPort}, TCP on ${o.host}:${relay.tcpPort}\n`);
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          void relay.close().then(resolve);
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
+    .description('run a relay that senders and recipients meet on (every flag also reads its TSC_CROC_RELAY_* variable)');
+  for (const f of Object.values(RELAY_FLAGS))
+    relayCommand.option(f.flag, `${f.help} (env: ${f.env}${f.def === undefined ? '' : `, default: ${f.def}`})`);
+  relayCommand.action(async (flags: RelayCliFlags) => {
+    const config = relayConfig(flags, io.env);
+    if (config.passwordOnArgv)
+      io.stderr.write('tsc-croc relay: warning: --password is visible in process lists; prefer TSC_CROC_RELAY_PASSWORD\n');
+    const relay = await startRelay(config.options);
+    const host = config.options.host ?? '0.0.0.0';
+    io.stderr.write(`tsc-croc relay: HTTP on ${host}:${relay.httpPort}, TCP on ${host}:${relay.tcpPort}\n`);
+    await new Promise<void>((resolve) => {
+      let signals = 0;
+      const stop = (signal: NodeJS.Signals) => {
+        signals++;
+        if (signals === 1 && config.graceMs > 0) {
+          io.stderr.write(`tsc-croc relay: ${signal}: draining, stapled transfers have ${config.graceMs / 1000} s to finish (signal again to stop now)\n`);
+          void relay.close({ graceMs: config.graceMs }).then(done, done);
+        } else void relay.close().then(done, done);
+      };
+      const done = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
     });
+  });
 
   return program;
 }

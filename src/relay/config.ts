@@ -1,0 +1,186 @@
+/**
+ * The `tsc-croc relay` command's configuration: flags first, then TSC_CROC_RELAY_* environment
+ * variables, then RELAY_DEFAULTS (src/relay/options.ts). Every value is checked here and a bad one
+ * is a usage error (ERR_INVALID_ARGUMENT, exit code 2) naming the flag and the variable.
+ * Durations are in seconds on the command line, in milliseconds in RelayOptions.
+ */
+import { TscCrocError } from '../core/errors.js';
+import { MAX_PASSWORD_LENGTH } from '../core/relay-api.js';
+import { RELAY_DEFAULTS, type RelayOptions } from './options.js';
+
+/** What commander hands over: every value a string (or a bare boolean flag). */
+export interface RelayCliFlags {
+  host?: string;
+  port?: string;
+  tcpPort?: string;
+  password?: string;
+  trustProxy?: boolean | string;
+  maxChannels?: string;
+  maxChannelsPerAddress?: string;
+  maxPendingSockets?: string;
+  channelTtl?: string;
+  idleTimeout?: string;
+  joinRate?: string;
+  channelRate?: string;
+  metrics?: string;
+  shutdownGrace?: string;
+  quiet?: boolean;
+}
+
+/** One flag: its name on the command line, its environment variable, its default shown in the help. */
+export const RELAY_FLAGS = {
+  host: { flag: '--host <host>', env: 'TSC_CROC_RELAY_HOST', help: 'address to listen on', def: '0.0.0.0' },
+  port: { flag: '--port <port>', env: 'TSC_CROC_RELAY_PORT', help: 'HTTP port', def: String(RELAY_DEFAULTS.port) },
+  tcpPort: { flag: '--tcp-port <port>', env: 'TSC_CROC_RELAY_TCP_PORT', help: 'TCP stapling port', def: String(RELAY_DEFAULTS.tcpPort) },
+  password: {
+    flag: '--password <password>',
+    env: 'TSC_CROC_RELAY_PASSWORD',
+    help: 'require this relay password from peers (visible in process lists: prefer the environment variable)',
+    def: undefined,
+  },
+  trustProxy: {
+    flag: '--trust-proxy [addresses]',
+    env: 'TSC_CROC_RELAY_TRUST_PROXY',
+    help: 'take peer addresses from X-Forwarded-For: every hop, or only from these comma-separated proxies',
+    def: 'false',
+  },
+  maxChannels: { flag: '--max-channels <n>', env: 'TSC_CROC_RELAY_MAX_CHANNELS', help: 'channels held at once', def: String(RELAY_DEFAULTS.maxChannels) },
+  maxChannelsPerAddress: {
+    flag: '--max-channels-per-address <n>',
+    env: 'TSC_CROC_RELAY_MAX_CHANNELS_PER_ADDRESS',
+    help: 'open channels one address may take part in',
+    def: String(RELAY_DEFAULTS.maxChannelsPerAddress),
+  },
+  maxPendingSockets: {
+    flag: '--max-pending-sockets <n>',
+    env: 'TSC_CROC_RELAY_MAX_PENDING_SOCKETS',
+    help: 'TCP sockets waiting for their hello or their partner',
+    def: String(RELAY_DEFAULTS.maxPendingSockets),
+  },
+  channelTtl: {
+    flag: '--channel-ttl <seconds>',
+    env: 'TSC_CROC_RELAY_CHANNEL_TTL',
+    help: 'a channel not stapled this long after its creation expires',
+    def: String(RELAY_DEFAULTS.channelTtlMs / 1000),
+  },
+  idleTimeout: {
+    flag: '--idle-timeout <seconds>',
+    env: 'TSC_CROC_RELAY_IDLE_TIMEOUT',
+    help: 'a stapled pair that moves no byte this long is closed',
+    def: String(RELAY_DEFAULTS.stapledIdleMs / 1000),
+  },
+  joinRate: { flag: '--join-rate <n>', env: 'TSC_CROC_RELAY_JOIN_RATE', help: 'joins per address per minute', def: String(RELAY_DEFAULTS.joinRateLimit) },
+  channelRate: {
+    flag: '--channel-rate <n>',
+    env: 'TSC_CROC_RELAY_CHANNEL_RATE',
+    help: '/channel requests per address per minute',
+    def: String(RELAY_DEFAULTS.channelRateLimit),
+  },
+  metrics: {
+    flag: '--metrics <mode>',
+    env: 'TSC_CROC_RELAY_METRICS',
+    help: 'GET /metrics for: loopback (127.0.0.1, ::1), public, or off',
+    def: RELAY_DEFAULTS.metrics,
+  },
+  shutdownGrace: {
+    flag: '--shutdown-grace <seconds>',
+    env: 'TSC_CROC_RELAY_SHUTDOWN_GRACE',
+    help: 'on SIGTERM/SIGINT, let stapled transfers finish this long (a second signal stops at once)',
+    def: '30',
+  },
+  quiet: { flag: '--quiet', env: 'TSC_CROC_RELAY_QUIET', help: 'no request logs', def: undefined },
+} as const satisfies Record<keyof RelayCliFlags, { flag: string; env: string; help: string; def: string | undefined }>;
+
+export interface RelayCliConfig {
+  options: Partial<RelayOptions>;
+  /** The drain period on the first SIGTERM/SIGINT, in milliseconds. */
+  graceMs: number;
+  /** True when the password came from argv (the CLI warns). */
+  passwordOnArgv: boolean;
+}
+
+const MAX_SECONDS = 2_147_483; // setTimeout's limit, in seconds
+
+function usage(key: keyof RelayCliFlags, message: string): TscCrocError {
+  const f = RELAY_FLAGS[key];
+  return new TscCrocError('ERR_INVALID_ARGUMENT', `${f.flag.split(' ')[0]} (env ${f.env}) ${message}`);
+}
+
+function integer(key: keyof RelayCliFlags, raw: string, min: number, max: number): number {
+  const n = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw usage(key, `must be an integer from ${min} to ${max}, got ${JSON.stringify(raw.slice(0, 40))}`);
+  return n;
+}
+
+function truthy(raw: string): boolean | undefined {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['', '0', 'false', 'no', 'off'].includes(v)) return false;
+  return undefined;
+}
+
+/** Resolve the relay command's flags and environment into RelayOptions; throws ERR_INVALID_ARGUMENT. */
+export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv): RelayCliConfig {
+  const raw = (key: Exclude<keyof RelayCliFlags, 'trustProxy' | 'quiet'>): string | undefined => {
+    const v = flags[key] ?? env[RELAY_FLAGS[key].env];
+    return v === undefined || v === '' ? undefined : v;
+  };
+  const int = (key: Exclude<keyof RelayCliFlags, 'trustProxy' | 'quiet'>, min: number, max: number): number | undefined => {
+    const v = raw(key);
+    return v === undefined ? undefined : integer(key, v, min, max);
+  };
+  const seconds = (key: 'channelTtl' | 'idleTimeout', min: number): number | undefined => {
+    const s = int(key, min, MAX_SECONDS);
+    return s === undefined ? undefined : s * 1000;
+  };
+
+  const host = raw('host') ?? RELAY_FLAGS.host.def;
+  if (host.length > 255 || /\s/.test(host)) throw usage('host', 'must be an address or a host name');
+  const port = int('port', 0, 65_535) ?? RELAY_DEFAULTS.port;
+  const tcpPort = int('tcpPort', 0, 65_535) ?? RELAY_DEFAULTS.tcpPort;
+  if (port !== 0 && port === tcpPort) throw usage('tcpPort', `must differ from the HTTP port (${port})`);
+
+  const password = raw('password');
+  if (password !== undefined && password.length > MAX_PASSWORD_LENGTH)
+    throw usage('password', `must be at most ${MAX_PASSWORD_LENGTH} characters`);
+
+  let trustProxy: boolean | string = false;
+  if (flags.trustProxy !== undefined) trustProxy = flags.trustProxy;
+  else if (env[RELAY_FLAGS.trustProxy.env] !== undefined) {
+    const v = env[RELAY_FLAGS.trustProxy.env] ?? '';
+    trustProxy = truthy(v) ?? v.trim();
+  }
+  if (typeof trustProxy === 'string' && !/^[0-9a-fA-F.:/,\s]+$/.test(trustProxy))
+    throw usage('trustProxy', 'must be true/false or comma-separated addresses or CIDRs');
+
+  const metrics = raw('metrics') ?? RELAY_DEFAULTS.metrics;
+  if (metrics !== 'off' && metrics !== 'loopback' && metrics !== 'public') throw usage('metrics', 'must be loopback, public or off');
+
+  let quiet = flags.quiet === true;
+  if (!quiet && env[RELAY_FLAGS.quiet.env] !== undefined) {
+    const q = truthy(env[RELAY_FLAGS.quiet.env] ?? '');
+    if (q === undefined) throw usage('quiet', 'must be true or false');
+    quiet = q;
+  }
+
+  const graceSeconds = int('shutdownGrace', 0, MAX_SECONDS) ?? Number(RELAY_FLAGS.shutdownGrace.def);
+  const joinRate = int('joinRate', 1, 10_000_000);
+  const channelRate = int('channelRate', 1, 10_000_000);
+  const options: Partial<RelayOptions> = {
+    host,
+    port,
+    tcpPort,
+    password,
+    trustProxy,
+    metrics,
+    maxChannels: int('maxChannels', 1, 10_000_000),
+    maxChannelsPerAddress: int('maxChannelsPerAddress', 1, 10_000_000),
+    maxPendingSockets: int('maxPendingSockets', 1, 10_000_000),
+    channelTtlMs: seconds('channelTtl', 1),
+    stapledIdleMs: seconds('idleTimeout', 1),
+    joinRateLimit: joinRate,
+    channelRateLimit: channelRate,
+    logger: quiet ? false : { level: 'info' },
+  };
+  return { options, graceMs: graceSeconds * 1000, passwordOnArgv: flags.password !== undefined };
+}
