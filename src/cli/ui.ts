@@ -14,11 +14,16 @@ export function formatBytes(n: number): string {
   return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
+const SHOWN_NAMES = 5;
+
 export function describeOffer(o: OfferInfo): string {
   const what = o.totalFiles === 1 ? '1 file' : `${o.totalFiles} files`;
-  const shown = o.names.slice(0, 3).join(', ');
-  const more = o.totalFiles > 3 ? `, and ${o.totalFiles - 3} more` : '';
-  return `${what} (${formatBytes(o.totalBytes)}): ${shown}${more}`;
+  const shown = o.names.slice(0, SHOWN_NAMES).join(', ');
+  const more = o.names.length > SHOWN_NAMES ? `, and ${o.names.length - SHOWN_NAMES} more` : '';
+  // names that start with a dot are easy to miss and can change how programs behave (.bashrc, .git)
+  const hidden = o.names.filter((n) => n.startsWith('.'));
+  const warn = hidden.length > 0 ? ` (hidden files: ${hidden.slice(0, SHOWN_NAMES).join(', ')}${hidden.length > SHOWN_NAMES ? ', ...' : ''})` : '';
+  return `${what} (${formatBytes(o.totalBytes)}): ${shown}${more}${warn}`;
 }
 
 const STAGE_TEXT: Record<Stage, string> = {

@@ -10,9 +10,13 @@
 import { TscCrocError } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
-/** Most names an offer lists for the recipient to look at before accepting. */
-export const MAX_OFFER_NAMES = 10;
+/**
+ * Most files one offer may hold. The offer lists every name, so that the recipient consents to
+ * exactly what will be written, and the whole offer fits in one record.
+ */
+export const MAX_OFFER_NAMES = 2048;
 const MAX_PATH_CHARS = 4096;
+const MAX_NAME_CHARS = 255;
 const MAX_MESSAGE_TEXT = 1024;
 /** The largest time a Date can hold, in ms since the epoch. */
 const MAX_MTIME = 8.64e15;
@@ -22,6 +26,7 @@ export interface OfferMessage {
   v: number;
   totalFiles: number;
   totalBytes: number;
+  /** Every file's name, in the order the files follow: what the recipient agrees to. */
   names: string[];
 }
 export interface FileMessage {
@@ -111,7 +116,7 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
       if (m.v !== PROTOCOL_VERSION) bad(`unsupported protocol version ${String(m.v)}`);
       const names = m.names;
       if (!Array.isArray(names) || names.length > MAX_OFFER_NAMES) bad(`'names' must be a list of at most ${MAX_OFFER_NAMES}`);
-      for (const n of names) if (typeof n !== 'string' || n.length === 0 || n.length > MAX_PATH_CHARS) bad("'names' entries must be strings");
+      for (const n of names) if (typeof n !== 'string' || n.length === 0 || n.length > MAX_NAME_CHARS) bad("'names' entries must be strings");
       return { type, v: PROTOCOL_VERSION, totalFiles: uint(m, 'totalFiles'), totalBytes: uint(m, 'totalBytes'), names: names as string[] };
     }
     case 'file':

@@ -12,7 +12,11 @@ interface Totals {
   offer: OfferMessage;
   files: number;
   bytes: number;
-  paths: Set<string>;
+  /**
+   * Offered names not yet received. A ledger owned by one run of the machine: each file takes
+   * its name out (O(1) per file), so a name can be written once and only if it was offered.
+   */
+  unreceived: Set<string>;
 }
 
 export type RecipientState =
@@ -49,7 +53,11 @@ function violation(what: string): never {
   throw new TscCrocError('ERR_PROTOCOL', `the sender broke the protocol: ${what}`);
 }
 
-/** The next state and its effects, or a typed error. Never mutates `state`'s visible fields. */
+function unsafeName(name: string): never {
+  throw new TscCrocError('ERR_UNSAFE_PATH', `refused a file name from the sender: ${JSON.stringify(displayName(name))} is not a plain file name`);
+}
+
+/** The next state and its effects, or a typed error. Only the `unreceived` ledger is updated in place. */
 export function recipientStep(state: RecipientState, input: RecipientInput): Step {
   if (input.kind === 'message' && input.message.type === 'error') {
     const { code, message } = input.message;
@@ -61,13 +69,18 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
       if (input.kind !== 'message' || input.message.type !== 'offer') return violation('expected an offer first');
       const offer = input.message;
       if (offer.totalFiles < 1) violation('an offer of no files');
+      // The recipient consents to these names: every one must be a single safe name (protocol v1
+      // sends no folders), listed once, one per file.
+      if (offer.names.length !== offer.totalFiles) violation(`an offer of ${offer.totalFiles} files that names ${offer.names.length}`);
+      for (const n of offer.names) if (checkRelativePath(n).length !== 1) unsafeName(n);
+      if (new Set(offer.names).size !== offer.names.length) violation('an offer that names a file twice');
       return { state: { name: 'await-decision', offer }, effects: [{ kind: 'ask', offer }] };
     }
     case 'await-decision': {
       if (input.kind !== 'decision') return violation('sent more before the offer was answered');
       if (!input.accept) return { state: { name: 'declined' }, effects: [{ kind: 'send', message: { type: 'decline' } }] };
       return {
-        state: { name: 'await-file', offer: state.offer, files: 0, bytes: 0, paths: new Set() },
+        state: { name: 'await-file', offer: state.offer, files: 0, bytes: 0, unreceived: new Set(state.offer.names) },
         effects: [{ kind: 'send', message: { type: 'accept' } }],
       };
     }
@@ -83,8 +96,7 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
       if (state.files + 1 > state.offer.totalFiles) violation('more files than offered');
       if (state.bytes + m.size > state.offer.totalBytes) violation('more bytes than offered');
       const segments = checkRelativePath(m.path);
-      if (state.paths.has(m.path)) violation(`the same name twice: ${JSON.stringify(displayName(m.path))}`);
-      state.paths.add(m.path);
+      if (!state.unreceived.delete(m.path)) violation(`a file that was not offered (or sent twice): ${JSON.stringify(displayName(m.path))}`);
       return {
         state: { ...state, name: 'in-file', file: m, segments, received: 0 },
         effects: [{ kind: 'open-file', file: m, segments }],

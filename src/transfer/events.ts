@@ -5,7 +5,7 @@ export type Stage = 'connecting' | 'securing' | 'waiting' | 'transferring';
 export interface OfferInfo {
   totalFiles: number;
   totalBytes: number;
-  /** The first few names, made safe to display. */
+  /** Every file's name, made safe to display. */
   names: string[];
 }
 

@@ -50,6 +50,7 @@ interface Source {
 
 async function collectSources(paths: string[]): Promise<Source[]> {
   if (paths.length === 0) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'nothing to send: give at least one file');
+  if (paths.length > MAX_OFFER_NAMES) throw new TscCrocError('ERR_INVALID_ARGUMENT', `at most ${MAX_OFFER_NAMES} files at once`);
   const out: Source[] = [];
   const names = new Set<string>();
   for (const p of paths) {
@@ -96,7 +97,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
       v: PROTOCOL_VERSION,
       totalFiles: sources.length,
       totalBytes,
-      names: sources.slice(0, MAX_OFFER_NAMES).map((s) => s.name),
+      names: sources.map((s) => s.name),
     });
 
     // The recipient's messages are read concurrently, so that an error or a cancel from the

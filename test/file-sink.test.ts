@@ -1,0 +1,79 @@
+/** FileSink on a real file system: symlinks, existing files, checksums, temporary names. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TscCrocError } from '../src/core/errors.js';
+import type { FileMessage } from '../src/core/messages.js';
+import { FileSink } from '../src/transfer/file-sink.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const msg = (path: string, size: number): FileMessage => ({ type: 'file', path, size, mode: 0o644, mtime: 1_600_000_000_000 });
+const isCode = (code: string) => (e: unknown) => e instanceof TscCrocError && e.code === code;
+
+async function dirs() {
+  const root = await mkdtemp(join(tmpdir(), 'tsc-croc-sink-'));
+  await mkdir(join(root, 'out'));
+  await mkdir(join(root, 'elsewhere'));
+  return { root, out: join(root, 'out'), elsewhere: join(root, 'elsewhere') };
+}
+
+test('a symlinked folder below the output folder is never written through', async (t) => {
+  const { root, out, elsewhere } = await dirs();
+  t.after(() => rm(root, { recursive: true, force: true }));
+  await symlink(elsewhere, join(out, 'link'));
+  const sink = new FileSink(out, true);
+  await assert.rejects(sink.open(msg('link/x', 1), ['link', 'x']), isCode('ERR_UNSAFE_PATH'));
+  assert.deepEqual(await readdir(elsewhere), []);
+});
+
+test('a symlink under the final name: refused without overwrite, replaced (not followed) with it', async (t) => {
+  const { root, out, elsewhere } = await dirs();
+  t.after(() => rm(root, { recursive: true, force: true }));
+  await writeFile(join(elsewhere, 'target'), 'precious');
+  await symlink(join(elsewhere, 'target'), join(out, 'a.txt'));
+  const data = Buffer.from('new');
+  await assert.rejects(new FileSink(out, false).open(msg('a.txt', 3), ['a.txt']), isCode('ERR_FILE_EXISTS'));
+  const sink = new FileSink(out, true);
+  await sink.open(msg('a.txt', 3), ['a.txt']);
+  await sink.write([data]);
+  await sink.commit(sha(data));
+  assert.equal(await readFile(join(out, 'a.txt'), 'utf8'), 'new');
+  assert.equal(await readFile(join(elsewhere, 'target'), 'utf8'), 'precious', 'the link target is untouched');
+});
+
+test('pieces are written in order; a checksum mismatch leaves nothing behind', async (t) => {
+  const { root, out } = await dirs();
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const parts = [Buffer.from('hello '), Buffer.from('big '), Buffer.from('world')];
+  const whole = Buffer.concat(parts);
+  const sink = new FileSink(out, false);
+  await sink.open(msg('ok.txt', whole.length), ['ok.txt']);
+  await sink.write(parts.slice(0, 2));
+  await sink.write(parts.slice(2));
+  const done = await sink.commit(sha(whole));
+  assert.equal(done.sha256, sha(whole));
+  assert.ok((await readFile(join(out, 'ok.txt'))).equals(whole));
+
+  await sink.open(msg('bad.txt', 3), ['bad.txt']);
+  await sink.write([Buffer.from('abc')]);
+  await assert.rejects(sink.commit(sha(Buffer.from('xyz'))), isCode('ERR_INTEGRITY'));
+  assert.deepEqual(await readdir(out), ['ok.txt']);
+});
+
+test('abort keeps partial data under a temporary name only when asked', async (t) => {
+  const { root, out } = await dirs();
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const sink = new FileSink(out, false);
+  await sink.open(msg('a.bin', 10), ['a.bin']);
+  await sink.write([Buffer.alloc(5, 1)]);
+  const kept = await sink.abort(true);
+  assert.ok(kept?.endsWith('.partial'));
+  assert.deepEqual((await readdir(out)).length, 1);
+  await sink.open(msg('b.bin', 10), ['b.bin']);
+  await sink.write([Buffer.alloc(5, 1)]);
+  assert.equal(await sink.abort(false), null);
+  assert.deepEqual((await readdir(out)).length, 1, 'the dropped partial is gone');
+});
