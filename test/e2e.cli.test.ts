@@ -43,7 +43,7 @@ test('a 10 MB random file and an empty file arrive identical, with mode and mtim
   const sender = runCli(['send', '--relay', relay.url, big, empty]);
   const [, code] = await sender.waitFor(/Code is: (\S+)/);
   assert.match(code!, /^\d+-[a-z]+-[a-z]+-[a-z]+$/);
-  await sender.waitFor(new RegExp(`tsc-croc receive --relay ${relay.url} ${code}`));
+  await sender.waitFor(new RegExp(`TSC_CROC_SECRET=${code} tsc-croc receive --relay ${relay.url}`));
 
   const recipient = runCli(['receive', '--relay', relay.url, '--out', out, '--yes', code!]);
   const [rc, sc] = await Promise.all([recipient.exit(), sender.exit()]);

@@ -1,4 +1,4 @@
-/** The one place where errors become exit codes and stderr lines (docs/cli.md lists them). */
+/** The one place where errors become exit codes and stderr lines (README.md lists the codes). */
 import { isTscCrocError, type ErrorCode } from '../core/errors.js';
 
 export const EXIT = {

@@ -91,7 +91,7 @@ export function buildProgram(io: CliIo): Command {
         onEvent: (e) => {
           if (e.type === 'code' && !o.json) {
             io.stdout.write(`Code is: ${e.code}\n`);
-            ui.info(`On the other computer run:\n  tsc-croc receive --relay ${relay} ${e.code}`);
+            ui.info(`On the other computer run:\n  TSC_CROC_SECRET=${e.code} tsc-croc receive --relay ${relay}`);
           }
           ui.onEvent(e);
         },
@@ -129,7 +129,7 @@ export function buildProgram(io: CliIo): Command {
           if (o.yes) return true;
           if (!io.stdin.isTTY)
             throw new TscCrocError('ERR_NEEDS_CONSENT', `refused ${describeOffer(offer)}: not a terminal, so nobody can confirm; pass --yes to accept`);
-          return confirm(`Accept ${describeOffer(offer)}?`, io.stdin, io.stderr);
+          return confirm(`Accept ${describeOffer(offer)}?`, io.stdin, io.stderr, signal);
         },
       });
     } finally {

@@ -1,6 +1,7 @@
 /** Terminal output: numbered stages, a progress bar, a yes/no prompt, --json events. */
 import { createInterface } from 'node:readline/promises';
 import cliProgress from 'cli-progress';
+import { TscCrocError } from '../core/errors.js';
 import type { OfferInfo, Stage, TransferEvent } from '../transfer/events.js';
 
 export function formatBytes(n: number): string {
@@ -73,7 +74,7 @@ export class TransferUi {
       }
       case 'progress':
         if (!this.#bar && this.#o.progress) this.#startBar(e.totalBytes);
-        this.#bar?.update(e.bytes);
+        this.#bar?.update(e.bytes, this.#barPayload(e.bytes, e.totalBytes));
         break;
       case 'file-done':
         if (!this.#bar) this.info(`  ${e.path} (${formatBytes(e.size)})`);
@@ -91,21 +92,21 @@ export class TransferUi {
     this.#bar = new cliProgress.SingleBar(
       {
         stream: this.#o.stderr,
-        format: '  {bar} {percentage}% | {value_h} / {total_h} | {speed} | ETA {eta_formatted}',
+        format: '  {bar} {percentage}% | {done} / {size} | {speed} | ETA {eta_formatted}',
         hideCursor: true,
         etaBuffer: 50,
         fps: 10,
-        formatValue: (v, _o, type) => (type === 'value' || type === 'total' ? formatBytes(v) : String(v)),
       },
       cliProgress.Presets.shades_classic,
     );
-    const started = Date.now();
-    this.#bar.start(total, 0, { speed: '', value_h: '0 B', total_h: formatBytes(total) });
-    const orig = this.#bar.update.bind(this.#bar);
-    this.#bar.update = ((v: number) => {
-      const secs = (Date.now() - started) / 1000;
-      orig(v, { value_h: formatBytes(v), total_h: formatBytes(total), speed: secs > 0 ? `${formatBytes(v / secs)}/s` : '' });
-    }) as typeof orig;
+    this.#barStarted = Date.now();
+    this.#bar.start(total, 0, this.#barPayload(0, total));
+  }
+
+  #barStarted = 0;
+  #barPayload(bytes: number, total: number): Record<string, string> {
+    const secs = (Date.now() - this.#barStarted) / 1000;
+    return { done: formatBytes(bytes), size: formatBytes(total), speed: secs > 0 ? `${formatBytes(bytes / secs)}/s` : '' };
   }
 
   stop(): void {
@@ -114,12 +115,15 @@ export class TransferUi {
   }
 }
 
-/** Ask a yes/no question on the terminal; default no. */
-export async function confirm(question: string, input: NodeJS.ReadStream, output: NodeJS.WriteStream): Promise<boolean> {
+/** Ask a yes/no question on the terminal; default no. An abort of `signal` ends it as a cancel. */
+export async function confirm(question: string, input: NodeJS.ReadStream, output: NodeJS.WriteStream, signal: AbortSignal): Promise<boolean> {
   const rl = createInterface({ input, output });
   try {
-    const answer = await rl.question(`${question} [y/N] `);
+    const answer = await rl.question(`${question} [y/N] `, { signal });
     return /^y(es)?$/i.test(answer.trim());
+  } catch (e) {
+    if (signal.aborted || (e as Error).name === 'AbortError') throw new TscCrocError('ERR_CANCELLED', 'cancelled');
+    throw e;
   } finally {
     rl.close();
   }

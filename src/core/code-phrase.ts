@@ -10,6 +10,7 @@
 import { randomInt } from 'node:crypto';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { TscCrocError } from './errors.js';
+import { CHANNEL_PATTERN } from './relay-api.js';
 
 export const DEFAULT_WORD_COUNT = 3;
 /** Shortest custom secret accepted (characters, dashes excluded). */
@@ -19,7 +20,7 @@ const PREFIX = 4;
 
 const byPrefix = new Map<string, string>(wordlist.map((w) => [w.slice(0, PREFIX), w]));
 const words = new Set<string>(wordlist);
-const CHANNEL_RE = /^[a-z0-9]{1,32}$/;
+const CHANNEL_RE = new RegExp(CHANNEL_PATTERN);
 const PART_RE = /^[a-z0-9]{1,64}$/;
 
 export interface CodePhrase {

@@ -52,12 +52,18 @@ const SENDER_ID = Uint8Array.from(Buffer.from(SENDER_IDENTITY, 'utf8'));
 const RECIPIENT_ID = Uint8Array.from(Buffer.from(RECIPIENT_IDENTITY, 'utf8'));
 const CHANNEL_RE = new RegExp(CHANNEL_PATTERN);
 
+/** Check a run's context: a known curve and a well-formed channel name. */
+export function assertContext(ctx: unknown): asserts ctx is HandshakeContext {
+  if (typeof ctx !== 'object' || ctx === null) throw new TypeError('ctx must be an object');
+  const c = ctx as Record<string, unknown>;
+  assertCurve(c.curve, 'ctx.curve');
+  astring(c.channel, 'ctx.channel', 32);
+  if (!CHANNEL_RE.test(c.channel)) throw new RangeError(`ctx.channel must match ${CHANNEL_PATTERN}`);
+}
+
 /** AAD = UTF-8("tsc-croc/v1/" + curve + "/" + channel): binds the run to one curve and channel. */
 export function handshakeAad(ctx: HandshakeContext): Uint8Array {
-  if (typeof ctx !== 'object' || ctx === null) throw new TypeError('ctx must be an object');
-  assertCurve(ctx.curve, 'ctx.curve');
-  astring(ctx.channel, 'ctx.channel', 32);
-  if (!CHANNEL_RE.test(ctx.channel)) throw new RangeError(`ctx.channel must match ${CHANNEL_PATTERN}`);
+  assertContext(ctx);
   return Uint8Array.from(Buffer.from(`${AAD_PREFIX}${ctx.curve}/${ctx.channel}`, 'utf8'));
 }
 

@@ -96,6 +96,9 @@ function str(o: Fields, k: string, max: number): string {
 const SHA256_RE = /^[0-9a-f]{64}$/;
 
 /** Parse and check a message's JSON. `from` says which side sent it; the other side's types are refused. */
+export function parseMessage(payload: Buffer, from: 'sender'): SenderMessage;
+export function parseMessage(payload: Buffer, from: 'recipient'): RecipientMessage;
+export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Message;
 export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Message {
   let o: unknown;
   try {

@@ -6,8 +6,9 @@
 import { scrypt } from 'node:crypto';
 import { bytesToNumberBE } from '@noble/curves/utils.js';
 import { astring } from './assert.js';
-import { CHANNEL_PATTERN, type CurveName } from './relay-api.js';
-import { SUITES, assertCurve } from './spake2-suites.js';
+import { assertContext } from './handshake.js';
+import type { CurveName } from './relay-api.js';
+import { SUITES } from './spake2-suites.js';
 
 /** scrypt CPU/memory cost N (RFC 7914 §2). 2^16 with r = 8 takes 64 MiB. */
 export const SCRYPT_N = 2 ** 16;
@@ -32,14 +33,10 @@ export interface PasswordOptions {
   N?: number;
 }
 
-const CHANNEL_RE = new RegExp(CHANNEL_PATTERN);
 
 /** salt = UTF-8(label) || 0x00 || UTF-8(curve) || 0x00 || UTF-8(channel). */
 export function passwordSalt(ctx: PasswordContext): Uint8Array {
-  if (typeof ctx !== 'object' || ctx === null) throw new TypeError('ctx must be an object');
-  assertCurve(ctx.curve, 'ctx.curve');
-  astring(ctx.channel, 'ctx.channel', 32);
-  if (!CHANNEL_RE.test(ctx.channel)) throw new RangeError(`ctx.channel must match ${CHANNEL_PATTERN}`);
+  assertContext(ctx);
   return Uint8Array.from(Buffer.from(`${PASSWORD_SALT_LABEL}\0${ctx.curve}\0${ctx.channel}`, 'utf8'));
 }
 

@@ -4,8 +4,8 @@
  */
 import { resolve } from 'node:path';
 import { parseCode } from '../core/code-phrase.js';
-import { TscCrocError } from '../core/errors.js';
-import { parseMessage, type SenderMessage } from '../core/messages.js';
+import { TscCrocError, isTscCrocError, type ErrorCode } from '../core/errors.js';
+import { parseMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
 import { initialRecipientState, recipientStep, type RecipientInput, type RecipientState } from '../core/recipient-machine.js';
 import { RecordType, recordPayload } from '../core/record.js';
@@ -17,6 +17,20 @@ import { SecureChannel } from './secure-channel.js';
 import { withSession } from './session.js';
 import { staple } from './tcp.js';
 
+/** Failures after which partial data is kept (under its temporary name) rather than deleted. */
+const KEEP_PARTIAL: readonly ErrorCode[] = ['ERR_CONNECTION_LOST', 'ERR_CANCELLED', 'ERR_TIMEOUT', 'ERR_IO', 'ERR_RELAY_UNREACHABLE'];
+
+/** Settle with `p`, or reject with ERR_CANCELLED as soon as `signal` aborts (a prompt must not outlive a cancel). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(new TscCrocError('ERR_CANCELLED', 'cancelled'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new TscCrocError('ERR_CANCELLED', 'cancelled'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 export interface ReceiveOptions {
   relay: string;
   /** The code the sender showed, as typed. */
@@ -25,7 +39,10 @@ export interface ReceiveOptions {
   outDir?: string | undefined;
   /** Replace files that already exist (default false: refuse). */
   overwrite?: boolean | undefined;
-  /** Decide on the offer before anything is written. Without it every offer is declined. */
+  /**
+   * Decide on the offer before anything is written. Without it every offer is declined. It may
+   * throw to decline with a reason; an abort of `signal` while it runs cancels the transfer.
+   */
   accept?: ((offer: OfferInfo) => boolean | Promise<boolean>) | undefined;
   signal?: AbortSignal | undefined;
   onEvent?: EventSink | undefined;
@@ -76,7 +93,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               let accept = false;
               let refusal: unknown = null;
               try {
-                accept = opts.accept ? await opts.accept(offer) : false;
+                accept = opts.accept ? await untilAborted(Promise.resolve(opts.accept(offer)), opts.signal) : false;
               } catch (e) {
                 refusal = e; // e.g. nobody at a terminal to confirm: decline, then report why
               }
@@ -114,13 +131,15 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
       };
       for await (const rec of channel.records()) {
         if (rec.type === RecordType.DATA) await run({ kind: 'data', length: rec.length }, rec.chunks);
-        else if (rec.type === RecordType.MESSAGE) await run({ kind: 'message', message: parseMessage(recordPayload(rec), 'sender') as SenderMessage });
+        else if (rec.type === RecordType.MESSAGE) await run({ kind: 'message', message: parseMessage(recordPayload(rec), 'sender') });
         else await run({ kind: 'end' });
       }
       if (state.name !== 'finished') throw new TscCrocError('ERR_CONNECTION_LOST', 'the sender stopped before the transfer finished');
-    } finally {
-      // interrupted: partial data stays under its temporary name, never under the final one
-      await sink.abort(true);
+    } catch (e) {
+      // Interrupted: partial data stays under its temporary name, never under the final one.
+      // After hostile or corrupt input there is nothing worth keeping.
+      await sink.abort(opts.signal?.aborted === true || (isTscCrocError(e) && KEEP_PARTIAL.includes(e.code)));
+      throw e;
     }
     await channel.close();
     emit({ type: 'done', files: files.length, bytes });

@@ -6,8 +6,10 @@
 import { TscCrocError, type ErrorCode } from '../core/errors.js';
 import { displayName } from '../core/path.js';
 import {
+  CHANNEL_PATTERN,
   CLOSE_REASONS,
   CURVES,
+  UUID_PATTERN,
   RELAY_PROTOCOL_VERSION,
   type ChannelRequest,
   type ChannelState,
@@ -20,6 +22,24 @@ import {
 const LONG_POLL_MS = 25_000;
 /** How long a single HTTP exchange may take beyond the long-poll hold. */
 const REQUEST_SLACK_MS = 15_000;
+/** Least time between two polls that brought no change. */
+const MIN_POLL_INTERVAL_MS = 1000;
+/** Largest relay answer we read: the honest ones are a few hundred bytes. */
+const MAX_ANSWER_BYTES = 64 * 1024;
+
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(new TscCrocError('ERR_CANCELLED', 'cancelled'));
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
 
 export class RelayClient {
   readonly baseUrl: URL;
@@ -37,7 +57,9 @@ export class RelayClient {
 
   async join(req: JoinRequest): Promise<JoinResponse> {
     const body = await this.#post('/join', req, 0);
-    if (!isJoinResponse(body)) throw new TscCrocError('ERR_RELAY', 'the relay sent a malformed join answer');
+    // the relay is not trusted: its answer must be well-formed and about what we asked for
+    if (!isJoinResponse(body) || body.role !== req.role || (req.channel !== undefined && body.channel !== req.channel))
+      throw new TscCrocError('ERR_RELAY', 'the relay sent a malformed join answer');
     return body;
   }
 
@@ -60,11 +82,14 @@ export class RelayClient {
     const deadline = Date.now() + timeoutMs;
     let since = 0; // channel versions start at 1, so the first poll answers at once
     for (;;) {
-      const left = deadline - Date.now();
-      const state = await this.channel({ ...auth, wait: Math.max(0, Math.min(LONG_POLL_MS, left)), since });
+      const asked = Date.now();
+      const wait = Math.max(0, Math.min(LONG_POLL_MS, deadline - asked));
+      const state = await this.channel({ ...auth, wait, since });
       if (ready(state)) return state;
       if (state.closed) throw closedError(state.closeReason);
       if (Date.now() >= deadline) throw new TscCrocError('ERR_TIMEOUT', `timed out ${what}`);
+      // a relay that answers early without a change must not make us spin
+      if (state.version <= since && Date.now() - asked < wait) await pause(MIN_POLL_INTERVAL_MS, this.#signal);
       since = state.version;
     }
   }
@@ -94,15 +119,48 @@ export class RelayClient {
       const cause = (e as { cause?: { code?: string } }).cause?.code ?? (timeout.aborted ? 'timed out' : 'network error');
       throw new TscCrocError('ERR_RELAY_UNREACHABLE', `cannot reach the relay at ${this.baseUrl.origin} (${cause})`, { cause: e });
     }
+    let text: string;
+    try {
+      text = await readCapped(res, MAX_ANSWER_BYTES);
+    } catch (e) {
+      if (this.#signal?.aborted) throw new TscCrocError('ERR_CANCELLED', 'cancelled');
+      if (timeout.aborted) throw new TscCrocError('ERR_RELAY_UNREACHABLE', `the relay at ${this.baseUrl.origin} timed out`);
+      if (e instanceof TscCrocError) throw e;
+      throw new TscCrocError('ERR_RELAY_UNREACHABLE', `the connection to the relay at ${this.baseUrl.origin} broke`, { cause: e });
+    }
     let json: unknown;
     try {
-      json = await res.json();
+      json = JSON.parse(text);
     } catch {
       throw new TscCrocError('ERR_RELAY', `the relay at ${this.baseUrl.origin} answered HTTP ${res.status} without JSON: is it a tsc-croc relay?`);
     }
     if (!res.ok) throw relayError(res.status, json);
     return json;
   }
+}
+
+/** Read a response body as text, refusing more than `max` bytes (a hostile relay could stream forever). */
+async function readCapped(res: Response, max: number): Promise<string> {
+  const tooLarge = () => new TscCrocError('ERR_RELAY', 'the relay sent an oversized answer');
+  if (Number(res.headers.get('content-length') ?? 0) > max) {
+    await res.body?.cancel().catch(() => undefined);
+    throw tooLarge();
+  }
+  if (res.body === null) return '';
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > max) {
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    parts.push(value);
+  }
+  return Buffer.concat(parts).toString('utf8');
 }
 
 export function parseRelayUrl(relay: string): URL {
@@ -157,12 +215,17 @@ function relayError(status: number, body: unknown): TscCrocError {
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 const optHex = (v: unknown) => v === null || (typeof v === 'string' && /^[0-9a-f]{0,256}$/.test(v));
 
+const channelRe = new RegExp(CHANNEL_PATTERN);
+const uuidRe = new RegExp(UUID_PATTERN);
+
 function isJoinResponse(v: unknown): v is JoinResponse {
   return (
     isObj(v) &&
     v.version === RELAY_PROTOCOL_VERSION &&
     typeof v.channel === 'string' &&
+    channelRe.test(v.channel) &&
     typeof v.uuid === 'string' &&
+    uuidRe.test(v.uuid) &&
     (v.role === 'sender' || v.role === 'recipient') &&
     (CURVES as readonly unknown[]).includes(v.curve) &&
     typeof v.tcpPort === 'number' &&
@@ -176,8 +239,10 @@ function isChannelState(v: unknown): v is ChannelState {
   return (
     isObj(v) &&
     typeof v.channel === 'string' &&
+    channelRe.test(v.channel) &&
     (CURVES as readonly unknown[]).includes(v.curve) &&
     typeof v.version === 'number' &&
+    Number.isSafeInteger(v.version) &&
     typeof v.sender === 'boolean' &&
     typeof v.recipient === 'boolean' &&
     optHex(v.x) &&

@@ -112,7 +112,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
     };
     const reader = (async () => {
       for await (const rec of channel.records()) {
-        if (rec.type === RecordType.MESSAGE) apply({ kind: 'message', message: parseMessage(recordPayload(rec), 'recipient') as never });
+        if (rec.type === RecordType.MESSAGE) apply({ kind: 'message', message: parseMessage(recordPayload(rec), 'recipient') });
         else if (rec.type === RecordType.DATA) apply({ kind: 'data' });
         else apply({ kind: 'end' });
       }

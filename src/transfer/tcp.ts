@@ -22,6 +22,12 @@ export function connectStapled(opts: {
   timeoutMs: number;
   signal?: AbortSignal | undefined;
 }): Promise<StapledSocket> {
+  let hello: Buffer;
+  try {
+    hello = encodeControlFrame({ v: RELAY_PROTOCOL_VERSION, channel: opts.channel, uuid: opts.uuid });
+  } catch {
+    return Promise.reject(new TscCrocError('ERR_RELAY', 'the relay gave an unusable channel or token'));
+  }
   return new Promise((resolve, reject) => {
     const socket = connect({ host: opts.host, port: opts.port, noDelay: true });
     let buf = Buffer.alloc(0);
@@ -65,7 +71,7 @@ export function connectStapled(opts: {
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('end', onEnd);
-    socket.once('connect', () => socket.write(encodeControlFrame({ v: RELAY_PROTOCOL_VERSION, channel: opts.channel, uuid: opts.uuid })));
+    socket.once('connect', () => socket.write(hello));
   });
 }
 
