@@ -1,0 +1,213 @@
+/**
+ * Property test: random sequences of API calls from several clients (some sharing an address,
+ * some stealing each other's uuids, some sending garbage) against one relay, through inject().
+ * Invariants after every request: the relay answers (never a 5xx, always a documented status and
+ * code), a channel never has more than two participants, and a field is only ever written by the
+ * participant that owns it, with its own uuid, from the address it joined from.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { RELAY_ERROR_CODES, type ChannelState, type JoinResponse, type Role } from '../src/core/relay-api.js';
+import { RELAY_ERROR_STATUS, buildRelay, type Relay } from '../src/relay/index.js';
+
+const ADDRESSES = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '::ffff:10.0.0.3'];
+const NAMES = ['a', 'b', 'c'];
+const HEX = ['a1'.repeat(32), 'b2'.repeat(32), 'c3'.repeat(32), 'd4'.repeat(32)];
+const FIELDS = ['x', 'y', 'hh_k', 'h_k'] as const;
+const codes: ReadonlySet<string> = new Set(RELAY_ERROR_CODES);
+
+interface Joined {
+  uuid: string;
+  channel: string;
+  role: Role;
+  address: string;
+}
+
+type Action =
+  | { kind: 'join'; client: number; role: Role; name: string | null; curve: 'ed25519' | 'p256' | null }
+  | {
+      kind: 'channel';
+      client: number;
+      /** Send from the uuid's own join address, or from a client's. */
+      from: 'own' | number;
+      /** Which known uuid to use (mod the number known), or a random one. */
+      who: number | 'random';
+      /** The channel named: the uuid's own, or one from NAMES. */
+      target: 'own' | string;
+      x: string | null;
+      yh: [string, string] | null;
+      y: string | null;
+      h_k: string | null;
+      close: boolean | null;
+      reason: string | null;
+      since: number | null;
+    }
+  | { kind: 'garbage'; client: number; url: '/join' | '/channel'; payload: string }
+  /** A well-behaved move of a known participant: its next write, from its own address. */
+  | { kind: 'step'; who: number; value: string };
+
+const client = fc.nat({ max: ADDRESSES.length - 1 });
+const hex = fc.constantFrom(...HEX);
+/** `arb` one time in `odds`, null otherwise. */
+const rarely = <T>(arb: fc.Arbitrary<T>, odds: number) =>
+  fc.oneof({ weight: odds - 1, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: arb });
+const orNull = <T>(arb: fc.Arbitrary<T>) => rarely(arb, 2);
+
+const action: fc.Arbitrary<Action> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('join' as const), client, role: fc.constantFrom<Role>('sender', 'recipient'), name: fc.oneof({ weight: 1, arbitrary: fc.constant(null) }, { weight: 4, arbitrary: fc.constantFrom(...NAMES) }), curve: orNull(fc.constantFrom('ed25519' as const, 'p256' as const)) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('channel' as const),
+      client,
+      from: fc.oneof({ weight: 4, arbitrary: fc.constant('own' as const) }, { weight: 1, arbitrary: client }),
+      who: fc.oneof({ weight: 5, arbitrary: fc.nat({ max: 20 }) }, { weight: 1, arbitrary: fc.constant('random' as const) }),
+      target: fc.oneof({ weight: 4, arbitrary: fc.constant('own') }, { weight: 1, arbitrary: fc.constantFrom(...NAMES) }),
+      x: rarely(hex, 3),
+      yh: rarely(fc.tuple(hex, hex), 3),
+      y: rarely(hex, 10),
+      h_k: rarely(hex, 3),
+      close: rarely(fc.boolean(), 6),
+      reason: rarely(fc.constantFrom('done', 'wrong-code', 'cancelled', 'error', 'expired', 'bogus'), 6),
+      since: rarely(fc.nat({ max: 20 }), 6),
+    }),
+  },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('step' as const), who: fc.nat({ max: 20 }), value: hex }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('garbage' as const),
+      client,
+      url: fc.constantFrom('/join' as const, '/channel' as const),
+      payload: fc.oneof(fc.string({ maxLength: 60 }), fc.json({ maxDepth: 2 }), fc.constant('{"role":"sender","__proto__":{"x":1}}')),
+    }),
+  },
+);
+
+/** Successful writes per field over the whole test: the property must not pass vacuously. */
+const accepted: Record<string, number> = { x: 0, y: 0, hh_k: 0, h_k: 0, close: 0, refused: 0 };
+
+const norm = (a: string) => (a.startsWith('::ffff:') ? a.slice(7) : a);
+
+async function run(relay: Relay, actions: Action[]): Promise<void> {
+  const joined: Joined[] = [];
+  /** Per channel: successful joins, and the values written (by whom). */
+  const model = new Map<string, { joins: number; fields: Partial<Record<(typeof FIELDS)[number], string>> }>();
+
+  for (const act of actions) {
+    let address = ADDRESSES[act.kind === 'step' ? 0 : act.client]!;
+    let url: string;
+    let payload: string | object;
+    let used: Joined | undefined;
+    let request: Record<string, unknown> = {};
+    if (act.kind === 'join') {
+      url = '/join';
+      request = { role: act.role, ...(act.name === null ? {} : { channel: act.name }), ...(act.curve === null ? {} : { curve: act.curve }) };
+      payload = request;
+    } else if (act.kind === 'channel') {
+      url = '/channel';
+      used = act.who === 'random' || joined.length === 0 ? undefined : joined[act.who % joined.length];
+      const uuid = used?.uuid ?? crypto.randomUUID();
+      if (act.from !== 'own') address = ADDRESSES[act.from]!;
+      else if (used !== undefined) address = used.address;
+      const channel = act.target === 'own' ? (used?.channel ?? 'a') : act.target;
+      request = { channel, uuid };
+      if (act.x !== null) request.x = act.x;
+      if (act.yh !== null) [request.y, request.hh_k] = act.yh;
+      else if (act.y !== null) request.y = act.y;
+      if (act.h_k !== null) request.h_k = act.h_k;
+      if (act.close !== null) request.close = act.close;
+      if (act.reason !== null) request.reason = act.reason;
+      if (act.since !== null) request.since = act.since;
+      payload = request;
+    } else if (act.kind === 'step') {
+      if (joined.length === 0) continue;
+      url = '/channel';
+      used = joined[act.who % joined.length]!;
+      address = used.address;
+      const written = model.get(used.channel)?.fields ?? {};
+      request = { channel: used.channel, uuid: used.uuid };
+      if (used.role === 'recipient') Object.assign(request, { y: act.value, hh_k: act.value });
+      else if (written.x === undefined) request.x = act.value;
+      else request.h_k = act.value;
+      payload = request;
+    } else {
+      url = act.url;
+      payload = act.payload;
+    }
+
+    const res = await relay.app.inject({
+      method: 'POST',
+      url,
+      remoteAddress: address,
+      ...(typeof payload === 'string' ? { payload, headers: { 'content-type': 'application/json' } } : { payload }),
+    });
+
+    // The relay answers, with a documented status and code, never a 5xx.
+    const body = res.json() as Record<string, unknown>;
+    if (res.statusCode !== 200) {
+      assert.ok(typeof body.code === 'string' && codes.has(body.code), `documented code: ${res.body}`);
+      assert.equal(RELAY_ERROR_STATUS[body.code as keyof typeof RELAY_ERROR_STATUS], res.statusCode, res.body);
+      assert.ok(res.statusCode < 500, `no server error: ${res.body}`);
+      accepted.refused!++;
+      continue;
+    }
+
+    if (url === '/join') {
+      const j = body as unknown as JoinResponse;
+      assert.equal(act.kind, 'join', 'garbage never joins');
+      const m = model.get(j.channel) ?? { joins: 0, fields: {} };
+      m.joins++;
+      model.set(j.channel, m);
+      assert.ok(m.joins <= 2, `channel ${j.channel} has ${m.joins} participants`);
+      assert.ok(!joined.some((p) => p.channel === j.channel && p.role === j.role), 'one participant per role');
+      joined.push({ uuid: j.uuid, channel: j.channel, role: j.role, address: norm(address) });
+      continue;
+    }
+
+    // A 200 on /channel: the caller is a participant of the named channel, from its join address.
+    assert.notEqual(act.kind, 'garbage', 'garbage never reads a channel');
+    assert.ok(used !== undefined, 'a random uuid is never a participant');
+    const state = body as unknown as ChannelState;
+    assert.equal(state.channel, used.channel, "a uuid never reaches another channel's state");
+    assert.equal(norm(address), used.address, 'a uuid is only valid from its join address');
+    const m = model.get(used.channel)!;
+    for (const f of FIELDS) {
+      const written = request[f];
+      if (typeof written === 'string') {
+        const owner: Role = f === 'x' || f === 'h_k' ? 'sender' : 'recipient';
+        assert.equal(used.role, owner, `${f} written by the ${used.role}`);
+        assert.equal(m.fields[f], undefined, `${f} written twice`);
+        m.fields[f] = written;
+        accepted[f]!++;
+      }
+      assert.equal(state[f], m.fields[f] ?? null, `${f} is what its owner wrote`);
+    }
+    if (state.closeReason !== null) assert.ok(state.closed);
+    if (request.close === true) accepted.close!++;
+    assert.ok(!(request.reason === 'expired' || request.reason === 'bogus'), 'peers never post expired');
+  }
+
+  // The store agrees with the model: never more than two participants anywhere.
+  for (const [name, m] of model) {
+    const s = relay.store.get(name);
+    assert.ok(s !== undefined);
+    assert.equal(Number(s.sender) + Number(s.recipient), m.joins);
+  }
+}
+
+test('random API call sequences from several clients keep the relay answering and the invariants true', { timeout: 60_000 }, async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(action, { minLength: 1, maxLength: 60, size: 'max' }), async (actions) => {
+      const relay = buildRelay({ maxChannelsPerAddress: 1000, joinRateLimit: 10_000, channelRateLimit: 10_000, metrics: 'off' });
+      try {
+        await run(relay, actions);
+      } finally {
+        await relay.close();
+      }
+    }),
+    { numRuns: 200 },
+  );
+  for (const [what, n] of Object.entries(accepted)) assert.ok(n > 0, `some requests were ${what === 'refused' ? what : `accepted writing ${what}`}`);
+});
