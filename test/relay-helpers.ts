@@ -3,7 +3,10 @@
  * inject(), and bounded waits on events (never a sleep).
  */
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { fileURLToPath } from 'node:url';
 import {
   RELAY_PROTOCOL_VERSION,
   encodeControlFrame,
@@ -227,4 +230,106 @@ export async function metric(relay: Relay, name: string): Promise<number | undef
     if (line.slice(0, i) === name) return Number(line.slice(i + 1));
   }
   return undefined;
+}
+
+// ---------------------------------------------------------------- the built CLI relay as a child process
+
+export const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+export interface RelayProcess {
+  child: ChildProcess;
+  httpPort: number;
+  tcpPort: number;
+  url: string;
+  stdout: () => string;
+  stderr: () => string;
+  /** Resolve when `re` matches stderr; reject after `ms`. */
+  waitFor: (re: RegExp, ms?: number) => Promise<void>;
+  /** Resolve with the exit code (128 + n for a signal); reject after `ms`. */
+  exit: (ms?: number) => Promise<number>;
+}
+
+/** Spawn `tsc-croc relay` (the Dockerfile's command) with `env`; resolve once it prints its ports. */
+export async function spawnRelay(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RelayProcess> {
+  const childEnv: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TSC_CROC_')) childEnv[k] = v;
+  const child = spawn(process.execPath, [CLI, 'relay', ...args], { env: { ...childEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const listeners = new Set<() => void>();
+  const poke = (): void => listeners.forEach((l) => l());
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => ((out += d), poke()));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => ((err += d), poke()));
+  let code: number | undefined;
+  child.once('exit', (c, sig) => {
+    code = c ?? 128 + (sig === 'SIGKILL' ? 9 : 15);
+    poke();
+  });
+  const wait = (pred: () => boolean, what: string, ms: number): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!pred()) return;
+        listeners.delete(check);
+        clearTimeout(t);
+        resolve();
+      };
+      const t = setTimeout(() => {
+        listeners.delete(check);
+        reject(new Error(`timed out waiting for ${what}\n--- stderr:\n${err.slice(-2000)}`));
+      }, ms);
+      listeners.add(check);
+      check();
+    });
+  const waitFor = (re: RegExp, ms = WAIT_MS): Promise<void> => wait(() => re.test(err), String(re), ms);
+  const exit = async (ms = WAIT_MS): Promise<number> => {
+    await wait(() => code !== undefined, 'the relay to exit', ms).catch((e: unknown) => {
+      child.kill('SIGKILL');
+      throw e;
+    });
+    return code!;
+  };
+  await wait(() => /HTTP on \S+:\d+, TCP on \S+:\d+/.test(err) || code !== undefined, 'the relay to start', WAIT_MS);
+  const m = /HTTP on \S+:(\d+), TCP on \S+:(\d+)/.exec(err);
+  if (m === null) throw new Error(`the relay did not start (exit ${code}):\n${err}`);
+  const httpPort = Number(m[1]);
+  return { child, httpPort, tcpPort: Number(m[2]), url: `http://127.0.0.1:${httpPort}`, stdout: () => out, stderr: () => err, waitFor, exit };
+}
+
+/** POST JSON over real HTTP. */
+export async function httpPost<B = Record<string, unknown>>(url: string, body: object): Promise<{ status: number; body: B }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as B };
+}
+
+/** Join both peers over real HTTP and run the handshake up to h_k. */
+export async function seatOverHttp(url: string): Promise<Seats> {
+  const s = await httpPost<JoinResponse>(`${url}/join`, { role: 'sender' });
+  assert.equal(s.status, 200, JSON.stringify(s.body));
+  const r = await httpPost<JoinResponse>(`${url}/join`, { role: 'recipient', channel: s.body.channel });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const channel = s.body.channel;
+  for (const body of [
+    { channel, uuid: s.body.uuid, x: X },
+    { channel, uuid: r.body.uuid, y: Y, hh_k: HH_K },
+    { channel, uuid: s.body.uuid, h_k: H_K },
+  ]) {
+    const a = await httpPost(`${url}/channel`, body);
+    assert.equal(a.status, 200, JSON.stringify(a.body));
+  }
+  return { channel, sender: s.body.uuid, recipient: r.body.uuid, tcpPort: s.body.tcpPort };
+}
+
+/** Peak resident set (VmHWM) and CPU seconds (user + system) of a process, from /proc (Linux); undefined elsewhere. */
+export function procUsage(pid: number): { peakRssBytes: number; cpuSeconds: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15 of stat)
+    if (hwm === null || !Number.isFinite(ticks)) return undefined;
+    return { peakRssBytes: Number(hwm[1]) * 1024, cpuSeconds: ticks / 100 };
+  } catch {
+    return undefined;
+  }
 }
