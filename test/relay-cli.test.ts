@@ -1,0 +1,97 @@
+/**
+ * The relay as operators run it: the built CLI (the Dockerfile's command) configured through
+ * TSC_CROC_RELAY_* variables; bad values are usage errors; SIGTERM drains: a transfer in flight
+ * finishes, then the process exits 0.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Client, httpPost, seatOverHttp, spawnRelay } from './relay-helpers.js';
+
+const T = { timeout: 30_000 };
+const LOCAL = { TSC_CROC_RELAY_HOST: '127.0.0.1', TSC_CROC_RELAY_PORT: '0', TSC_CROC_RELAY_TCP_PORT: '0' };
+
+describe('tsc-croc relay', () => {
+  test('starts from environment variables; answers /health; /metrics on loopback', T, async () => {
+    const relay = await spawnRelay(['--quiet'], LOCAL);
+    try {
+      const health = await fetch(`${relay.url}/health`);
+      assert.deepEqual(await health.json(), { ok: true, version: 1 });
+      const metrics = await fetch(`${relay.url}/metrics`);
+      assert.equal(metrics.status, 200);
+      assert.match(await metrics.text(), /^tsc_croc_relay_channels_open 0$/m);
+    } finally {
+      relay.child.kill('SIGINT');
+      assert.equal(await relay.exit(), 0);
+    }
+  });
+
+  test('a bad variable is a usage error: exit code 2, naming the variable', T, async () => {
+    await assert.rejects(spawnRelay([], { ...LOCAL, TSC_CROC_RELAY_MAX_CHANNELS: 'lots' }), /exit 2\)[\s\S]*TSC_CROC_RELAY_MAX_CHANNELS/);
+  });
+
+  test('the relay password from the environment is required and never logged', T, async () => {
+    const password = 'env-password-4f1c2a';
+    const relay = await spawnRelay([], { ...LOCAL, TSC_CROC_RELAY_PASSWORD: password });
+    try {
+      assert.equal((await httpPost(`${relay.url}/join`, { role: 'sender' })).status, 401);
+      assert.equal((await httpPost(`${relay.url}/join`, { role: 'sender', password })).status, 200);
+    } finally {
+      relay.child.kill('SIGTERM');
+      assert.equal(await relay.exit(), 0);
+    }
+    assert.match(relay.stdout(), /ERR_UNAUTHORIZED/);
+    assert.ok(!relay.stdout().includes(password) && !relay.stderr().includes(password));
+  });
+
+  test('SIGTERM: joins are refused, the stapled transfer in flight finishes, then the relay exits 0', T, async () => {
+    const relay = await spawnRelay(['--shutdown-grace', '20'], LOCAL);
+    try {
+      const seats = await seatOverHttp(relay.url);
+      const a = await Client.connect(seats.tcpPort, { allowHalfOpen: true });
+      a.hello(seats.channel, seats.sender);
+      const b = await Client.connect(seats.tcpPort, { allowHalfOpen: true });
+      b.hello(seats.channel, seats.recipient);
+      assert.deepEqual(await a.reply(), { v: 1, type: 'stapled' });
+      assert.deepEqual(await b.reply(), { v: 1, type: 'stapled' });
+
+      const first = Buffer.alloc(256 * 1024, 1);
+      a.socket.write(first);
+      await b.until(() => b.data.length === first.length, 'the first half');
+
+      relay.child.kill('SIGTERM');
+      await relay.waitFor(/draining/);
+      await relay.waitFor(/SIGTERM: draining/);
+      const refused = await httpPost<{ code: string }>(`${relay.url}/join`, { role: 'sender' });
+      assert.equal(refused.status, 503);
+      assert.equal(refused.body.code, 'ERR_SHUTTING_DOWN');
+
+      const second = Buffer.alloc(256 * 1024, 2);
+      a.socket.end(second);
+      await b.until(() => b.ended, 'the end of the stream');
+      assert.deepEqual(b.data, Buffer.concat([first, second]));
+      b.socket.end(Buffer.from('thanks'));
+      await a.until(() => a.ended, 'the answer');
+      assert.equal(a.data.toString(), 'thanks');
+      assert.equal(await relay.exit(), 0);
+      assert.match(relay.stdout(), /"msg":"drained"/);
+    } finally {
+      relay.child.kill('SIGKILL');
+    }
+  });
+
+  test('a second signal stops at once, even with a pair still stapled', T, async () => {
+    const relay = await spawnRelay(['--shutdown-grace', '600', '--quiet'], LOCAL);
+    const seats = await seatOverHttp(relay.url);
+    const a = await Client.connect(seats.tcpPort);
+    a.hello(seats.channel, seats.sender);
+    const b = await Client.connect(seats.tcpPort);
+    b.hello(seats.channel, seats.recipient);
+    assert.deepEqual(await a.reply(), { v: 1, type: 'stapled' });
+    relay.child.kill('SIGTERM');
+    await relay.waitFor(/draining/);
+    relay.child.kill('SIGTERM');
+    assert.equal(await relay.exit(), 0);
+    await a.until(() => a.closed, 'a to be dropped');
+    await b.until(() => b.closed, 'b to be dropped');
+  });
+});
