@@ -36,6 +36,7 @@ type ErrorCode = Extract<TcpReply, { type: 'error' }>['code'];
 interface Peer {
   readonly socket: net.Socket;
   readonly role: Role;
+  readonly address: string;
   /** Bytes received after the hello, before stapling. */
   early: Buffer[];
   earlyBytes: number;
@@ -261,6 +262,7 @@ export class Stapler {
     const peer: Peer = {
       socket,
       role,
+      address,
       early: rest.length > 0 ? [rest] : [],
       earlyBytes: rest.length,
       detach: () => {},
@@ -318,7 +320,7 @@ export class Stapler {
     b.socket.write(frame);
     this.#forward(pair, a, b);
     this.#forward(pair, b, a);
-    this.#log.info({ channel: pair.channel }, 'stapled');
+    this.#log.info({ channel: pair.channel, senderAddress: pair.sender?.address, recipientAddress: pair.recipient?.address }, 'stapled');
   }
 
   /** Copy from → to: the early bytes, then a pipe (backpressure; from's end ends to's write side). */
