@@ -4,11 +4,48 @@
  * finishes, then the process exits 0.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { Client, httpPost, seatOverHttp, spawnRelay } from './relay-helpers.js';
 
 const T = { timeout: 30_000 };
 const LOCAL = { TSC_CROC_RELAY_HOST: '127.0.0.1', TSC_CROC_RELAY_PORT: '0', TSC_CROC_RELAY_TCP_PORT: '0' };
+
+const DOCKERFILE = readFileSync(fileURLToPath(new URL('../../Dockerfile', import.meta.url)), 'utf8');
+
+/** Run the Dockerfile's HEALTHCHECK command (a `node -e` script) with `env`; resolve with its exit code. */
+function healthcheck(env: NodeJS.ProcessEnv): Promise<number> {
+  const m = /HEALTHCHECK[^\n]*\\\n\s*CMD node -e "(.*)"\n/.exec(DOCKERFILE);
+  assert.ok(m, 'the Dockerfile has a node -e HEALTHCHECK');
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['-e', m[1]!], { env: { PATH: process.env.PATH, ...env }, timeout: 10_000 }, (err) =>
+      resolve(err === null ? 0 : typeof err.code === 'number' ? err.code : -1),
+    );
+  });
+}
+
+describe('Dockerfile', () => {
+  test('multi-stage, non-root, both ports exposed, listens on 0.0.0.0, runs the tested command', () => {
+    assert.equal(DOCKERFILE.match(/^FROM /gm)?.length, 2);
+    assert.match(DOCKERFILE, /^USER node$/m);
+    assert.match(DOCKERFILE, /^EXPOSE 9009\/tcp 9010\/tcp$/m);
+    assert.match(DOCKERFILE, /TSC_CROC_RELAY_HOST=0\.0\.0\.0/);
+    assert.match(DOCKERFILE, /^CMD \["node", "dist\/src\/cli\/main\.js", "relay"\]$/m);
+  });
+
+  test('its HEALTHCHECK passes against a running relay and fails without one', { timeout: 30_000 }, async () => {
+    const relay = await spawnRelay(['--quiet'], LOCAL);
+    try {
+      assert.equal(await healthcheck({ TSC_CROC_RELAY_PORT: String(relay.httpPort) }), 0);
+    } finally {
+      relay.child.kill('SIGTERM');
+      assert.equal(await relay.exit(), 0);
+    }
+    assert.equal(await healthcheck({ TSC_CROC_RELAY_PORT: String(relay.httpPort) }), 1);
+  });
+});
 
 describe('tsc-croc relay', () => {
   test('starts from environment variables; answers /health; /metrics on loopback', T, async () => {
