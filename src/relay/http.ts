@@ -158,6 +158,8 @@ function loggerOptions(opt: boolean | RelayLoggerOptions): false | RelayLoggerOp
 }
 
 const channelRe = new RegExp(CHANNEL_PATTERN);
+/** Time a client has to send a whole request (slow-loris bound); node checks it every 30 s. */
+const REQUEST_TIMEOUT_MS = 10_000;
 const WRITABLE = ['x', 'y', 'hh_k', 'h_k'] as const;
 
 /** The channel a request names, if it names a well-formed one (for log lines). */
@@ -219,6 +221,8 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
   const app = Fastify({
     logger: loggerOptions(opts.logger),
     bodyLimit: opts.bodyLimit,
+    // A request (headers and its ≤ bodyLimit body) must arrive within this; answers may take longer (long-poll).
+    requestTimeout: REQUEST_TIMEOUT_MS,
     trustProxy: opts.trustProxy,
     // Reject unknown fields and wrong types instead of silently dropping or coercing them.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
