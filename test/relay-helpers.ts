@@ -53,9 +53,14 @@ export class Client {
     socket.on('error', () => {});
   }
 
-  static connect(port: number, options: { allowHalfOpen?: boolean; keep?: boolean } = {}): Promise<Client> {
+  static connect(port: number, options: { allowHalfOpen?: boolean; keep?: boolean; localAddress?: string } = {}): Promise<Client> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: options.allowHalfOpen ?? false });
+      const socket = net.connect({
+        host: '127.0.0.1',
+        port,
+        allowHalfOpen: options.allowHalfOpen ?? false,
+        ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
+      });
       socket.once('connect', () => resolve(new Client(socket, options)));
       socket.once('error', reject);
     });

@@ -137,6 +137,24 @@ describe('S2: nobody staples without the PAKE, stapled pairs do not live forever
   }));
 });
 
+describe('pending sockets per address', () => {
+  test('maxPendingSocketsPerAddress: a socket beyond it gets ERR_TOO_MANY_CONNECTIONS; another address is not affected', T, withRelay({ maxPendingSocketsPerAddress: 2 }, async (relay) => {
+    const silent = [await Client.connect(relay.tcp.port!), await Client.connect(relay.tcp.port!)];
+    await until(() => relay.tcp.pendingCount === 2, 'two pending sockets');
+    const third = await Client.connect(relay.tcp.port!);
+    await expectRefused(third, 'ERR_TOO_MANY_CONNECTIONS');
+    const other = await Client.connect(relay.tcp.port!, { localAddress: '127.0.0.2' }).catch(() => undefined);
+    if (other !== undefined) {
+      // (Linux routes all of 127/8 to loopback; elsewhere this part is skipped.)
+      await until(() => relay.tcp.pendingCount === 3, 'the other address to be pending');
+      other.socket.destroy();
+    }
+    for (const c of silent) c.socket.destroy();
+    await until(() => relay.tcp.pendingCount === 0, 'the pending sockets to go');
+    await stillServes(relay);
+  }));
+});
+
 describe('S6: peers post only the peer close reasons', () => {
   test('reason "expired" from a peer: 400 ERR_BAD_REQUEST, the channel stays open', withRelay({}, async (relay) => {
     const seats = await seat(relay, { handshake: false });

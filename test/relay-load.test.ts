@@ -100,6 +100,7 @@ test(`load: ${CHANNELS} channels at once, ${A_TO_B >> 20} MiB + ${B_TO_A >> 20} 
     TSC_CROC_RELAY_JOIN_RATE: '10000',
     TSC_CROC_RELAY_CHANNEL_RATE: '10000',
     TSC_CROC_RELAY_MAX_CHANNELS_PER_ADDRESS: '1000',
+    TSC_CROC_RELAY_MAX_PENDING_SOCKETS_PER_ADDRESS: '1000',
   });
   try {
     const before = procUsage(relay.child.pid!);

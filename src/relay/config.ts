@@ -18,6 +18,7 @@ export interface RelayCliFlags {
   maxChannels?: string;
   maxChannelsPerAddress?: string;
   maxPendingSockets?: string;
+  maxPendingSocketsPerAddress?: string;
   channelTtl?: string;
   idleTimeout?: string;
   joinRate?: string;
@@ -56,6 +57,12 @@ export const RELAY_FLAGS = {
     env: 'TSC_CROC_RELAY_MAX_PENDING_SOCKETS',
     help: 'TCP sockets waiting for their hello or their partner',
     def: String(RELAY_DEFAULTS.maxPendingSockets),
+  },
+  maxPendingSocketsPerAddress: {
+    flag: '--max-pending-sockets-per-address <n>',
+    env: 'TSC_CROC_RELAY_MAX_PENDING_SOCKETS_PER_ADDRESS',
+    help: 'of those, from one address',
+    def: String(RELAY_DEFAULTS.maxPendingSocketsPerAddress),
   },
   channelTtl: {
     flag: '--channel-ttl <seconds>',
@@ -176,6 +183,7 @@ export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv): Relay
     maxChannels: int('maxChannels', 1, 10_000_000),
     maxChannelsPerAddress: int('maxChannelsPerAddress', 1, 10_000_000),
     maxPendingSockets: int('maxPendingSockets', 1, 10_000_000),
+    maxPendingSocketsPerAddress: int('maxPendingSocketsPerAddress', 1, 10_000_000),
     channelTtlMs: seconds('channelTtl', 1),
     stapledIdleMs: seconds('idleTimeout', 1),
     joinRateLimit: joinRate,

@@ -244,6 +244,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     helloTimeoutMs: opts.helloTimeoutMs,
     stapledIdleMs: opts.stapledIdleMs,
     maxPendingSockets: opts.maxPendingSockets,
+    maxPendingSocketsPerAddress: opts.maxPendingSocketsPerAddress,
     checkPassword,
     now: opts.now,
     log: app.log.child({ component: 'stapler' }),

@@ -31,6 +31,8 @@ export interface RelayOptions {
   stapledIdleMs: number;
   /** Most TCP sockets not yet stapled (waiting for their hello or their partner); beyond it a new one is refused. */
   maxPendingSockets: number;
+  /** Most of those from one address. */
+  maxPendingSocketsPerAddress: number;
   /** Joins per address per rateWindowMs; beyond it 429 ERR_RATE_LIMITED. */
   joinRateLimit: number;
   /** /channel requests per address per rateWindowMs; beyond it 429 ERR_RATE_LIMITED. */
@@ -71,6 +73,7 @@ export const RELAY_DEFAULTS: Readonly<RelayOptions> = Object.freeze({
   maxChannelsPerAddress: 20,
   stapledIdleMs: 5 * 60_000,
   maxPendingSockets: 1_000,
+  maxPendingSocketsPerAddress: 50,
   joinRateLimit: 60,
   channelRateLimit: 1_200,
   rateWindowMs: 60_000,
@@ -107,6 +110,7 @@ export function resolveRelayOptions(partial: Partial<RelayOptions> = {}): RelayO
   aint(o.maxChannelsPerAddress, 'maxChannelsPerAddress', 1, 10_000_000);
   aint(o.stapledIdleMs, 'stapledIdleMs', 1, MAX_TIMER_MS);
   aint(o.maxPendingSockets, 'maxPendingSockets', 1, 10_000_000);
+  aint(o.maxPendingSocketsPerAddress, 'maxPendingSocketsPerAddress', 1, 10_000_000);
   aint(o.joinRateLimit, 'joinRateLimit', 1, 10_000_000);
   aint(o.channelRateLimit, 'channelRateLimit', 1, 10_000_000);
   aint(o.rateWindowMs, 'rateWindowMs', 1, MAX_TIMER_MS);

@@ -8,7 +8,7 @@
  * h_k is written) → admitted (waiting for the partner; at most EARLY_BYTES_LIMIT early bytes, an end
  * here gives the seat back) → stapled (piped; closed when idle for stapledIdleMs) → closed. Any
  * refusal is an error control frame followed by the end of the socket. At most maxPendingSockets
- * sockets may be unstapled at once. Nothing a client sends may throw out of this module.
+ * sockets (maxPendingSocketsPerAddress from one address) may be unstapled at once. Nothing a client sends may throw out of this module.
  */
 import net from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
@@ -60,6 +60,7 @@ export interface StaplerOptions {
   helloTimeoutMs: number;
   stapledIdleMs: number;
   maxPendingSockets: number;
+  maxPendingSocketsPerAddress: number;
   checkPassword: PasswordCheck;
   now: () => number;
   log: FastifyBaseLogger;
@@ -75,7 +76,9 @@ export class Stapler {
   readonly #pairs = new Map<string, Pair>();
   readonly #sockets = new Set<net.Socket>();
   /** Sockets not stapled yet: before their hello, or admitted and waiting for the partner. */
-  readonly #pending = new Set<net.Socket>();
+  readonly #pending = new Map<net.Socket, string>();
+  /** Pending sockets per address. */
+  readonly #pendingPerAddress = new Map<string, number>();
   readonly #idleWaiters = new Set<() => void>();
   readonly #unsubscribe: () => void;
   #bytesRelayed = 0;
@@ -162,7 +165,7 @@ export class Stapler {
   stopAccepting(): void {
     this.#draining = true;
     if (this.server.listening) this.server.close();
-    for (const socket of [...this.#pending]) socket.destroy();
+    for (const socket of [...this.#pending.keys()]) socket.destroy();
   }
 
   /** Resolve when no stapled pair is left. */
@@ -182,6 +185,16 @@ export class Stapler {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
+  /** The socket is no longer pending (stapled or closed). */
+  #settle(socket: net.Socket): void {
+    const address = this.#pending.get(socket);
+    if (address === undefined) return;
+    this.#pending.delete(socket);
+    const n = (this.#pendingPerAddress.get(address) ?? 1) - 1;
+    if (n <= 0) this.#pendingPerAddress.delete(address);
+    else this.#pendingPerAddress.set(address, n);
+  }
+
   #notifyIdle(): void {
     if (this.stapledCount > 0) return;
     for (const fn of [...this.#idleWaiters]) fn();
@@ -193,14 +206,18 @@ export class Stapler {
     socket.on('error', (err: NodeJS.ErrnoException) => this.#log.debug({ code: err.code }, 'tcp socket error'));
     socket.once('close', () => {
       this.#sockets.delete(socket);
-      this.#pending.delete(socket);
+      this.#settle(socket);
     });
     socket.setNoDelay(true);
     const address = normalizeAddress(socket.remoteAddress ?? '');
     if (this.#draining) return this.#refuse(socket, address, 'ERR_SHUTTING_DOWN', 'the relay is shutting down');
     if (this.#pending.size >= this.#opts.maxPendingSockets)
       return this.#refuse(socket, address, 'ERR_TOO_MANY_CONNECTIONS', 'the relay has too many connections waiting, try again later');
-    this.#pending.add(socket);
+    const mine = this.#pendingPerAddress.get(address) ?? 0;
+    if (mine >= this.#opts.maxPendingSocketsPerAddress)
+      return this.#refuse(socket, address, 'ERR_TOO_MANY_CONNECTIONS', 'too many connections waiting from this address, try again later');
+    this.#pending.set(socket, address);
+    this.#pendingPerAddress.set(address, mine + 1);
 
     let buf: Buffer = Buffer.alloc(0);
     const done = (): void => {
@@ -312,8 +329,8 @@ export class Stapler {
     }
     pair.stapled = true;
     pair.lastActive = this.#opts.now();
-    this.#pending.delete(a.socket);
-    this.#pending.delete(b.socket);
+    this.#settle(a.socket);
+    this.#settle(b.socket);
     this.#opts.metrics.stapled();
     const frame = encodeControlFrame({ v: RELAY_PROTOCOL_VERSION, type: 'stapled' });
     a.socket.write(frame);
