@@ -293,6 +293,23 @@ describe('POST /channel', () => {
     expectError(await channel(relay, { channel: 'zzz', uuid: s }), 404, 'ERR_CHANNEL_NOT_FOUND');
   }));
 
+  test("a participant's uuid on another channel: 403 ERR_UNKNOWN_PARTICIPANT", withRelay({}, async (relay) => {
+    const one = await seated(relay);
+    const two = await seated(relay);
+    expectError(await channel(relay, { channel: two.ch, uuid: one.s, x: X }), 403, 'ERR_UNKNOWN_PARTICIPANT');
+    expectError(await channel(relay, { channel: two.ch, uuid: one.r }), 403, 'ERR_UNKNOWN_PARTICIPANT');
+  }));
+
+  test("the other participant's uuid from the other's address cannot write the other's fields", withRelay({}, async (relay) => {
+    const s = await join(relay, { role: 'sender' }, '10.1.2.3');
+    const r = await join(relay, { role: 'recipient', channel: s.body.channel }, '10.1.2.4');
+    const ch = s.body.channel;
+    // The recipient, holding the sender's uuid, is refused by address; with its own uuid, by role.
+    expectError(await channel(relay, { channel: ch, uuid: s.body.uuid, x: X }, '10.1.2.4'), 403, 'ERR_ADDRESS_MISMATCH');
+    expectError(await channel(relay, { channel: ch, uuid: r.body.uuid, x: X }, '10.1.2.4'), 403, 'ERR_WRONG_ROLE');
+    assert.equal(relay.store.get(ch)?.x, null);
+  }));
+
   test('a uuid used from another address: 403 ERR_ADDRESS_MISMATCH', withRelay({}, async (relay) => {
     const s = await join(relay, { role: 'sender' }, '10.1.2.3');
     const ch = s.body.channel;
