@@ -4,191 +4,17 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { describe, test } from 'node:test';
-import {
-  MAX_HELLO_BYTES,
-  RELAY_PROTOCOL_VERSION,
-  encodeControlFrame,
-  isTcpReply,
-  parseControlFrame,
-  type ChannelState,
-  type JoinResponse,
-  type TcpReply,
-} from '../src/core/relay-api.js';
-import { buildRelay, type Relay, type RelayOptions } from '../src/relay/index.js';
+import { MAX_HELLO_BYTES, type JoinResponse } from '../src/core/relay-api.js';
+import { buildRelay, type Relay } from '../src/relay/index.js';
+import { Client, expectRefused, seat, stateUntil, staple, until, withRelay } from './relay-helpers.js';
 
 const T = { timeout: 15_000 };
-const WAIT_MS = 5_000;
-
-/** A test client: records everything it receives, and lets a test wait for a condition on it. */
-class Client {
-  readonly socket: net.Socket;
-  #buf: Buffer = Buffer.alloc(0);
-  #reply: TcpReply | undefined;
-  #checks = new Set<() => void>();
-  ended = false;
-  closed = false;
-
-  private constructor(socket: net.Socket) {
-    this.socket = socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.#buf = Buffer.concat([this.#buf, chunk]);
-      this.#notify();
-    });
-    socket.on('end', () => {
-      this.ended = true;
-      this.#notify();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.#notify();
-    });
-    socket.on('error', () => {});
-  }
-
-  static connect(port: number, options: { allowHalfOpen?: boolean } = {}): Promise<Client> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: options.allowHalfOpen ?? false });
-      socket.once('connect', () => resolve(new Client(socket)));
-      socket.once('error', reject);
-    });
-  }
-
-  hello(channel: string, uuid: string, extra?: Buffer): void {
-    const frame = encodeControlFrame({ v: RELAY_PROTOCOL_VERSION, channel, uuid });
-    this.socket.write(extra ? Buffer.concat([frame, extra]) : frame);
-  }
-
-  /** The relay's control frame (the first thing it sends). */
-  async reply(): Promise<TcpReply> {
-    await this.until(() => this.#reply !== undefined || parseControlFrame(this.#buf).kind !== 'need-more' || this.ended, 'a reply');
-    if (this.#reply === undefined) {
-      const parsed = parseControlFrame(this.#buf);
-      assert.equal(parsed.kind, 'frame', 'the relay answers a control frame');
-      if (parsed.kind !== 'frame') throw new Error('unreachable');
-      assert.ok(isTcpReply(parsed.body), 'the frame is a reply');
-      this.#reply = parsed.body;
-      this.#buf = Buffer.from(parsed.rest);
-    }
-    return this.#reply;
-  }
-
-  /** Bytes received after the reply. */
-  get data(): Buffer {
-    return this.#buf;
-  }
-
-  until(pred: () => boolean, what: string, ms = WAIT_MS): Promise<void> {
-    if (pred()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (!pred()) return;
-        clearTimeout(timer);
-        this.#checks.delete(check);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.#checks.delete(check);
-        reject(new Error(`timed out waiting for ${what}`));
-      }, ms);
-      this.#checks.add(check);
-    });
-  }
-
-  #notify(): void {
-    for (const check of [...this.#checks]) check();
-  }
-}
-
-/** Resolve when the channel's state satisfies `pred` (checked on every change), or reject after WAIT_MS. */
-function stateUntil(relay: Relay, channel: string, pred: (s: ChannelState | undefined) => boolean, what: string): Promise<void> {
-  if (pred(relay.store.get(channel))) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const unsubscribe = relay.store.subscribe(channel, () => {
-      if (!pred(relay.store.get(channel))) return;
-      clearTimeout(timer);
-      unsubscribe();
-      resolve();
-    });
-    const timer = setTimeout(() => {
-      unsubscribe();
-      reject(new Error(`timed out waiting for ${what}`));
-    }, WAIT_MS);
-  });
-}
-
-/** Resolve once `pred` holds, checked after each turn of the event loop; reject after WAIT_MS. */
-async function until(pred: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
-}
 
 async function join(relay: Relay, body: object, remoteAddress?: string): Promise<JoinResponse> {
   const res = await relay.app.inject({ method: 'POST', url: '/join', payload: body, ...(remoteAddress ? { remoteAddress } : {}) });
   assert.equal(res.statusCode, 200, res.body);
   return res.json() as JoinResponse;
-}
-
-interface Seats {
-  channel: string;
-  sender: string;
-  recipient: string;
-  tcpPort: number;
-}
-
-async function post(relay: Relay, body: object): Promise<void> {
-  const res = await relay.app.inject({ method: 'POST', url: '/channel', payload: body });
-  assert.equal(res.statusCode, 200, res.body);
-}
-
-/** Join both peers and run the HTTP handshake up to h_k (the stapler admits peers only after it). */
-async function seat(relay: Relay, options: { handshake?: boolean } = {}): Promise<Seats> {
-  const s = await join(relay, { role: 'sender' });
-  const r = await join(relay, { role: 'recipient', channel: s.channel });
-  assert.equal(r.tcpPort, s.tcpPort);
-  if (options.handshake !== false) {
-    await post(relay, { channel: s.channel, uuid: s.uuid, x: 'a1'.repeat(32) });
-    await post(relay, { channel: s.channel, uuid: r.uuid, y: 'b2'.repeat(32), hh_k: 'c3'.repeat(32) });
-    await post(relay, { channel: s.channel, uuid: s.uuid, h_k: 'd4'.repeat(32) });
-  }
-  return { channel: s.channel, sender: s.uuid, recipient: r.uuid, tcpPort: s.tcpPort };
-}
-
-/** Seat two peers and staple their connections. */
-async function staple(relay: Relay, options: { allowHalfOpen?: boolean } = {}): Promise<Seats & { a: Client; b: Client }> {
-  const seats = await seat(relay);
-  const a = await Client.connect(seats.tcpPort, options);
-  a.hello(seats.channel, seats.sender);
-  const b = await Client.connect(seats.tcpPort, options);
-  b.hello(seats.channel, seats.recipient);
-  assert.deepEqual(await a.reply(), { v: 1, type: 'stapled' });
-  assert.deepEqual(await b.reply(), { v: 1, type: 'stapled' });
-  return { ...seats, a, b };
-}
-
-/** Expect an error reply with `code`, then the end of the connection. */
-async function expectRefused(client: Client, code: string): Promise<void> {
-  const reply = await client.reply();
-  assert.equal(reply.type, 'error');
-  assert.equal(reply.type === 'error' && reply.code, code);
-  await client.until(() => client.ended || client.closed, 'the relay to end the socket');
-  await client.until(() => client.closed, 'the socket to close');
-}
-
-function withRelay(options: Partial<RelayOptions>, fn: (relay: Relay) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const relay = buildRelay({ port: 0, tcpPort: 0, ...options });
-    await relay.listen();
-    try {
-      await fn(relay);
-    } finally {
-      await relay.close();
-    }
-  };
 }
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -217,7 +43,7 @@ describe('stapling', () => {
     const seats = await seat(relay);
     const early = Buffer.from('early bytes');
     const a = await Client.connect(seats.tcpPort);
-    a.hello(seats.channel, seats.sender, early);
+    a.hello(seats.channel, seats.sender, { data: early });
     await until(() => relay.tcp.waitingCount === 1, 'the relay to seat a');
     const before = relay.store.get(seats.channel)!.version;
     const b = await Client.connect(seats.tcpPort);
