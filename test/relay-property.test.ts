@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { RELAY_ERROR_CODES, type ChannelState, type JoinResponse, type Role } from '../src/core/relay-api.js';
+import { MAX_HELLO_BYTES, RELAY_PROTOCOL_VERSION, encodeControlFrame } from '../src/core/relay-api.js';
 import { RELAY_ERROR_STATUS, buildRelay, type Relay } from '../src/relay/index.js';
+import { Client, staple, until, withRelay } from './relay-helpers.js';
 
 const ADDRESSES = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '::ffff:10.0.0.3'];
 const NAMES = ['a', 'b', 'c'];
@@ -211,3 +213,45 @@ test('random API call sequences from several clients keep the relay answering an
   );
   for (const [what, n] of Object.entries(accepted)) assert.ok(n > 0, `some requests were ${what === 'refused' ? what : `accepted writing ${what}`}`);
 });
+
+/** Random TCP openings: raw bytes, length-prefixed junk, hellos with wrong fields, split anywhere. */
+const opening: fc.Arbitrary<Buffer[]> = fc
+  .oneof(
+    fc.uint8Array({ maxLength: 700 }).map((b) => Buffer.from(b)),
+    fc.tuple(fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ maxLength: 600 })).map(([n, b]) => {
+      const head = Buffer.alloc(2);
+      head.writeUInt16BE(n);
+      return Buffer.concat([head, b]);
+    }),
+    fc
+      .record({ v: fc.constantFrom(RELAY_PROTOCOL_VERSION, 0, 2), channel: fc.constantFrom('a', 'zz', 'A-1'), uuid: fc.constantFrom(crypto.randomUUID(), 'nope'), extra: fc.option(fc.string({ maxLength: 20 }), { nil: undefined }) })
+      .map((h) => {
+        const json = Buffer.from(JSON.stringify(h.extra === undefined ? { v: h.v, channel: h.channel, uuid: h.uuid } : h));
+        const head = Buffer.alloc(2);
+        head.writeUInt16BE(Math.min(json.length, MAX_HELLO_BYTES + 1));
+        return Buffer.concat([head, json]);
+      }),
+  )
+  .chain((bytes) => fc.array(fc.nat({ max: bytes.length }), { maxLength: 3 }).map((cuts) => {
+    const points = [...new Set([0, ...cuts.sort((x, y) => x - y), bytes.length])];
+    return points.slice(1).map((end, i) => bytes.subarray(points[i], end));
+  }));
+
+test('random TCP openings are each refused or dropped, and the relay keeps stapling others', { timeout: 60_000 }, withRelay({ helloTimeoutMs: 100 }, async (relay) => {
+  await fc.assert(
+    fc.asyncProperty(opening, async (pieces) => {
+      const c = await Client.connect(relay.tcp.port!);
+      for (const piece of pieces) if (piece.length > 0) c.socket.write(piece);
+      await c.until(() => c.closed, 'the relay to close the socket');
+      const reply = c.data.length > 0 ? await c.reply() : undefined;
+      if (reply !== undefined) assert.equal(reply.type, 'error');
+    }),
+    { numRuns: 60 },
+  );
+  await until(() => relay.tcp.connectionCount === 0, 'every refused socket to be gone');
+  const { a, b } = await staple(relay);
+  a.socket.end(Buffer.from(encodeControlFrame({ v: 1, type: 'stapled' })));
+  await b.until(() => b.ended, 'b to receive');
+  b.socket.end();
+  await a.until(() => a.closed, 'a to close');
+}));
