@@ -120,6 +120,27 @@ test('the sender cancels mid-transfer: the recipient hears "cancelled by the sen
   assert.ok(names.every((x) => x.endsWith('.partial')));
 });
 
+test('a cancel while the accept callback is still deciding ends the transfer at once', async () => {
+  const { file, out } = await setup(1000);
+  const s = startSend({ files: [file] });
+  const ac = new AbortController();
+  const e = await receive({
+    relay: relay.httpUrl,
+    code: await s.code,
+    outDir: out,
+    signal: ac.signal,
+    accept: () => {
+      ac.abort();
+      return new Promise<boolean>(() => {}); // a prompt nobody answers
+    },
+  }).catch((x: unknown) => x);
+  assert.equal(codeOf(e), 'ERR_CANCELLED');
+  const sent = await s.outcome;
+  assert.ok(!sent.ok);
+  assert.equal(codeOf(sent.e), 'ERR_CANCELLED');
+  assert.deepEqual(await readdir(out), []);
+});
+
 test('a code nobody uses expires on the relay, and the sender says so', async () => {
   let now = 1_000_000;
   const r = await startRelay({ port: 0, tcpPort: 0, now: () => now, channelTtlMs: 60_000, sweepIntervalMs: 10 });
