@@ -228,19 +228,19 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
     frameworkErrors: (error, request, reply) => sendError(error, request, reply, metrics),
   });
-  let tcp: Stapler | undefined;
-  const metrics = new RelayMetrics(
+  // The gauges read the stapler at scrape time, the stapler counts into the metrics.
+  const metrics: RelayMetrics = new RelayMetrics(
     {
       channelsHeld: () => store.size,
       channelsOpen: () => store.openCount,
-      stapledPairs: () => tcp?.stapledCount ?? 0,
-      tcpSockets: () => tcp?.connectionCount ?? 0,
-      tcpPending: () => tcp?.pendingCount ?? 0,
-      bytesRelayed: () => tcp?.bytesRelayed ?? 0,
+      stapledPairs: () => stapler.stapledCount,
+      tcpSockets: () => stapler.connectionCount,
+      tcpPending: () => stapler.pendingCount,
+      bytesRelayed: () => stapler.bytesRelayed,
     },
     { processMetrics: opts.metrics !== 'off' },
   );
-  tcp = new Stapler(store, {
+  const stapler: Stapler = new Stapler(store, {
     helloTimeoutMs: opts.helloTimeoutMs,
     stapledIdleMs: opts.stapledIdleMs,
     maxPendingSockets: opts.maxPendingSockets,
@@ -250,7 +250,6 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     log: app.log.child({ component: 'stapler' }),
     metrics,
   });
-  const stapler = tcp;
   store.onClose((channel, reason) => {
     metrics.closed(reason);
     app.log.info({ channel, reason }, 'channel closed');
@@ -285,7 +284,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       version: RELAY_PROTOCOL_VERSION,
     }));
 
-    api.get('/metrics', async (request, reply) => {
+    api.get('/metrics', { schema: { response: errorResponses } }, async (request, reply) => {
       if (opts.metrics === 'off' || (opts.metrics === 'loopback' && !isLoopback(request.ip))) throw notFound(request);
       const { contentType, body } = await metrics.render();
       return reply.type(contentType).send(body);
