@@ -164,3 +164,26 @@ test('an unreachable relay is reported with exit code 5', async () => {
   assert.equal(await sender.exit(), 5, sender.stderr());
   assert.match(sender.stderr(), /cannot reach the relay/);
 });
+
+test('a relay with a password: refused without it (exit 1, clear line), works with TSC_CROC_RELAY_PASSWORD', async () => {
+  const locked = await startCliRelay({ TSC_CROC_RELAY_PASSWORD: 'correct horse battery' });
+  try {
+    const { src, out } = await freshDirs('password');
+    const file = join(src, 'a.txt');
+    await writeFile(file, 'behind a password');
+    const refused = runCli(['send', '--relay', locked.url, file]);
+    assert.equal(await refused.exit(), 1, refused.stderr());
+    assert.match(refused.stderr(), /needs a password/);
+    assert.doesNotMatch(locked.proc.stderr(), /correct horse/, 'the password is never printed');
+
+    const env = { TSC_CROC_RELAY_PASSWORD: 'correct horse battery' };
+    const sender = runCli(['send', '--relay', locked.url, file], { env });
+    const [, code] = await sender.waitFor(/Code is: (\S+)/);
+    const recipient = runCli(['receive', '--relay', locked.url, '--out', out, '--yes', code!], { env });
+    assert.equal(await recipient.exit(), 0, recipient.stderr());
+    assert.equal(await sender.exit(), 0, sender.stderr());
+    assert.equal(await sha256File(join(out, 'a.txt')), await sha256File(file));
+  } finally {
+    assert.equal(await locked.stop(), 0);
+  }
+});

@@ -66,6 +66,8 @@ export function buildProgram(io: CliIo): Command {
     .exitOverride();
 
   const relayOpt = () => new Option('--relay <url>', 'relay address, e.g. http://relay.example:9009 (env: TSC_CROC_RELAY)');
+  const relayPasswordOpt = () =>
+    new Option('--relay-password <password>', "the relay's password, if it has one; visible in process lists, prefer env TSC_CROC_RELAY_PASSWORD");
   const outputOpts = (c: Command) =>
     c.option('--json', 'print one JSON event per line on stdout (for scripts)').option('--no-progress', 'no progress bar');
 
@@ -75,15 +77,17 @@ export function buildProgram(io: CliIo): Command {
       .description('send files; prints a code for the other side')
       .argument('<files...>', 'files to send')
       .addOption(relayOpt())
+      .addOption(relayPasswordOpt())
       .option('--code <code>', 'use this code (<channel>-<words>) instead of a random one; visible to other users in process lists, prefer env TSC_CROC_SECRET')
       .addOption(new Option('--curve <curve>', 'SPAKE2 group').choices([...CURVES]).default(DEFAULT_CURVE)),
-  ).action(async (files: string[], o: { relay?: string; code?: string; curve: CurveName; json?: boolean; progress: boolean }) => {
+  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; curve: CurveName; json?: boolean; progress: boolean }) => {
     const relay = relayFrom(o.relay, io.env);
     const ui = new TransferUi({ json: !!o.json, progress: o.progress && !!io.stderr.isTTY, stderr: io.stderr, stdout: io.stdout, stages: ['connecting', 'waiting', 'securing', 'transferring'] });
     const { signal, dispose } = cancelOnSignals();
     try {
       await send({
         relay,
+        relayPassword: o.relayPassword ?? io.env.TSC_CROC_RELAY_PASSWORD,
         files,
         code: o.code ?? io.env.TSC_CROC_SECRET,
         curve: o.curve,
@@ -108,10 +112,11 @@ export function buildProgram(io: CliIo): Command {
       .description('receive files sent with a code')
       .argument('[code]', 'the code the sender shows (or env TSC_CROC_SECRET)')
       .addOption(relayOpt())
+      .addOption(relayPasswordOpt())
       .option('--out <dir>', 'folder to save into', '.')
       .option('-y, --yes', 'accept the offer without asking')
       .option('--overwrite', 'replace files that already exist'),
-  ).action(async (codeArg: string | undefined, o: { relay?: string; out: string; yes?: boolean; overwrite?: boolean; json?: boolean; progress: boolean }) => {
+  ).action(async (codeArg: string | undefined, o: { relay?: string; relayPassword?: string; out: string; yes?: boolean; overwrite?: boolean; json?: boolean; progress: boolean }) => {
     const relay = relayFrom(o.relay, io.env);
     const code = codeArg ?? io.env.TSC_CROC_SECRET;
     if (!code) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'give the code the sender shows: tsc-croc receive <code>');
@@ -120,6 +125,7 @@ export function buildProgram(io: CliIo): Command {
     try {
       await receive({
         relay,
+        relayPassword: o.relayPassword ?? io.env.TSC_CROC_RELAY_PASSWORD,
         code,
         outDir: o.out,
         overwrite: !!o.overwrite,

@@ -33,6 +33,8 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promis
 
 export interface ReceiveOptions {
   relay: string;
+  /** The relay's password, if its operator set one. */
+  relayPassword?: string | undefined;
   /** The code the sender showed, as typed. */
   code: string;
   /** Folder to write into (default: the current folder). */
@@ -60,7 +62,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   const code = parseCode(opts.code);
   const sink = new FileSink(resolve(opts.outDir ?? '.'), opts.overwrite ?? false);
   await sink.checkOutDir();
-  const client = new RelayClient(opts.relay, opts.signal);
+  const client = new RelayClient(opts.relay, { signal: opts.signal, password: opts.relayPassword });
 
   emit({ type: 'stage', stage: 'connecting' });
   const join = await client.join({ role: 'recipient', channel: code.channel });

@@ -9,6 +9,7 @@ import {
   CHANNEL_PATTERN,
   CLOSE_REASONS,
   CURVES,
+  MAX_PASSWORD_LENGTH,
   UUID_PATTERN,
   RELAY_PROTOCOL_VERSION,
   type ChannelRequest,
@@ -43,11 +44,16 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
 
 export class RelayClient {
   readonly baseUrl: URL;
+  /** The relay's password, if it has one: sent on join and in the TCP hello, never logged. */
+  readonly password: string | undefined;
   readonly #signal: AbortSignal | undefined;
 
-  constructor(relay: string, signal?: AbortSignal) {
+  constructor(relay: string, opts: { signal?: AbortSignal | undefined; password?: string | undefined } = {}) {
     this.baseUrl = parseRelayUrl(relay);
-    this.#signal = signal;
+    this.#signal = opts.signal;
+    if (opts.password !== undefined && (opts.password.length < 1 || opts.password.length > MAX_PASSWORD_LENGTH))
+      throw new TscCrocError('ERR_INVALID_ARGUMENT', `a relay password has 1 to ${MAX_PASSWORD_LENGTH} characters`);
+    this.password = opts.password;
   }
 
   /** The relay's host name as the peer should use it for the TCP port. */
@@ -56,7 +62,7 @@ export class RelayClient {
   }
 
   async join(req: JoinRequest): Promise<JoinResponse> {
-    const body = await this.#post('/join', req, 0);
+    const body = await this.#post('/join', this.password === undefined ? req : { ...req, password: this.password }, 0);
     // the relay is not trusted: its answer must be well-formed and about what we asked for
     if (!isJoinResponse(body) || body.role !== req.role || (req.channel !== undefined && body.channel !== req.channel))
       throw new TscCrocError('ERR_RELAY', 'the relay sent a malformed join answer');
@@ -208,7 +214,24 @@ function relayError(status: number, body: unknown): TscCrocError {
     case 'ERR_CHANNEL_FULL':
       return new TscCrocError('ERR_CHANNEL_FULL', 'someone else already joined that channel: ask the sender for a new code');
     default:
-      return new TscCrocError(RELAY_CODE_MAP[code] ?? 'ERR_RELAY', `the relay refused: ${message} (${displayName(code)})`);
+      return knownRefusal(code) ?? new TscCrocError(RELAY_CODE_MAP[code] ?? 'ERR_RELAY', `the relay refused: ${message} (${displayName(code)})`);
+  }
+}
+
+/** Relay refusals with their own advice, shared by the HTTP and the TCP side; null for others. */
+export function knownRefusal(code: string): TscCrocError | null {
+  switch (code) {
+    case 'ERR_UNAUTHORIZED':
+      return new TscCrocError('ERR_RELAY', 'the relay needs a password, or refused the one given (set TSC_CROC_RELAY_PASSWORD)');
+    case 'ERR_RATE_LIMITED':
+      return new TscCrocError('ERR_RELAY', 'the relay is limiting requests from this address: try again in a minute');
+    case 'ERR_SHUTTING_DOWN':
+      return new TscCrocError('ERR_RELAY_UNREACHABLE', 'the relay is shutting down: try again later');
+    case 'ERR_TOO_MANY_CHANNELS':
+    case 'ERR_TOO_MANY_CONNECTIONS':
+      return new TscCrocError('ERR_RELAY', 'the relay is full: try again later');
+    default:
+      return null;
   }
 }
 

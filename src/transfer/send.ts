@@ -21,6 +21,8 @@ import { staple } from './tcp.js';
 export interface SendOptions {
   /** The relay's HTTP address, e.g. http://relay.example:9009. */
   relay: string;
+  /** The relay's password, if its operator set one. */
+  relayPassword?: string | undefined;
   /** Paths of regular files to send. */
   files: string[];
   /** A code chosen by the user (`<channel>-<words>`); by default the relay picks the channel and we draw the words. */
@@ -77,7 +79,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
   const sources = await collectSources(opts.files);
   const chosen = opts.code !== undefined ? parseCode(opts.code) : undefined;
   const secret = chosen?.secret ?? generateSecret();
-  const client = new RelayClient(opts.relay, opts.signal);
+  const client = new RelayClient(opts.relay, { signal: opts.signal, password: opts.relayPassword });
 
   emit({ type: 'stage', stage: 'connecting' });
   const join = await client.join({ role: 'sender', curve: opts.curve ?? DEFAULT_CURVE, ...(chosen ? { channel: chosen.channel } : {}) });

@@ -6,7 +6,7 @@ import { connect, type Socket } from 'node:net';
 import { TscCrocError } from '../core/errors.js';
 import { displayName } from '../core/path.js';
 import { RELAY_PROTOCOL_VERSION, encodeControlFrame, isTcpReply, parseControlFrame, type JoinResponse } from '../core/relay-api.js';
-import { closedError, type RelayClient } from './relay-client.js';
+import { closedError, knownRefusal, type RelayClient } from './relay-client.js';
 
 export interface StapledSocket {
   socket: Socket;
@@ -19,12 +19,14 @@ export function connectStapled(opts: {
   port: number;
   channel: string;
   uuid: string;
+  password?: string | undefined;
   timeoutMs: number;
   signal?: AbortSignal | undefined;
 }): Promise<StapledSocket> {
   let hello: Buffer;
   try {
-    hello = encodeControlFrame({ v: RELAY_PROTOCOL_VERSION, channel: opts.channel, uuid: opts.uuid });
+    const base = { v: RELAY_PROTOCOL_VERSION, channel: opts.channel, uuid: opts.uuid };
+    hello = encodeControlFrame(opts.password === undefined ? base : { ...base, password: opts.password });
   } catch {
     return Promise.reject(new TscCrocError('ERR_RELAY', 'the relay gave an unusable channel or token'));
   }
@@ -63,7 +65,7 @@ export function connectStapled(opts: {
       if (r.kind === 'invalid' || !isTcpReply(r.body)) return fail(new TscCrocError('ERR_RELAY', 'the relay sent a malformed TCP reply'));
       const reply = r.body;
       if (reply.type === 'error')
-        return fail(new TscCrocError('ERR_RELAY', `the relay refused the TCP connection: ${displayName(reply.message.slice(0, 200))}`));
+        return fail(knownRefusal(reply.code) ?? new TscCrocError('ERR_RELAY', `the relay refused the TCP connection: ${displayName(reply.message.slice(0, 200))}`));
       done();
       socket.pause();
       resolve({ socket, leftover: r.rest });
@@ -87,7 +89,7 @@ export async function staple(
   signal: AbortSignal | undefined,
 ): Promise<StapledSocket> {
   try {
-    return await connectStapled({ host: client.host, port: join.tcpPort, channel: join.channel, uuid: join.uuid, timeoutMs, signal });
+    return await connectStapled({ host: client.host, port: join.tcpPort, channel: join.channel, uuid: join.uuid, password: client.password, timeoutMs, signal });
   } catch (e) {
     const state = await client.channel({ channel: join.channel, uuid: join.uuid }).catch(() => null);
     if (state?.closed) throw closedError(state.closeReason);

@@ -18,8 +18,7 @@ export interface Proc {
 
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Proc {
   const env = { ...process.env, ...opts.env };
-  delete env.TSC_CROC_RELAY;
-  delete env.TSC_CROC_SECRET;
+  for (const k of Object.keys(env)) if (k.startsWith('TSC_CROC_')) delete env[k];
   Object.assign(env, opts.env);
   const child = spawn(process.execPath, [CLI, ...args], { env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
@@ -78,8 +77,8 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: st
 }
 
 /** Start `tsc-croc relay` on free loopback ports; returns its URL and a stop function. */
-export async function startCliRelay(): Promise<{ url: string; tcpPort: number; proc: Proc; stop: () => Promise<number> }> {
-  const proc = runCli(['relay', '--host', '127.0.0.1', '--port', '0', '--tcp-port', '0', '--quiet']);
+export async function startCliRelay(env: NodeJS.ProcessEnv = {}): Promise<{ url: string; tcpPort: number; proc: Proc; stop: () => Promise<number> }> {
+  const proc = runCli(['relay', '--host', '127.0.0.1', '--port', '0', '--tcp-port', '0', '--quiet'], { env });
   const m = await proc.waitFor(/HTTP on 127\.0\.0\.1:(\d+), TCP on 127\.0\.0\.1:(\d+)/);
   return {
     url: `http://127.0.0.1:${m[1]}`,
