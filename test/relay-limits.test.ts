@@ -98,6 +98,7 @@ describe('S2: nobody staples without the PAKE, stapled pairs do not live forever
       await b.until(() => b.closed, 'b to be closed');
       assert.equal(relay.store.get(channel)?.closeReason, 'expired');
       assert.equal(relay.tcp.stapledCount, 0);
+      assert.equal(await metric(relay, 'tsc_croc_relay_timeouts_total{limit="stapled_idle"}'), 1);
     } finally {
       await relay.close();
     }

@@ -130,6 +130,8 @@ describe('startRelay', () => {
         });
       });
       assert.equal(relay.store.get(ch)?.closeReason, 'expired');
+      const metrics = (await relay.app.inject({ method: 'GET', url: '/metrics' })).body;
+      assert.match(metrics, /^tsc_croc_relay_timeouts_total\{limit="channel_ttl"\} 1$/m);
     } finally {
       await relay.close();
     }

@@ -354,7 +354,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       const httpPort = address !== null && typeof address === 'object' ? address.port : opts.port;
       sweep = setInterval(() => {
         const now = opts.now();
-        store.expire(now);
+        metrics.timedOut('channel_ttl', store.expire(now).closed.length);
         stapler.sweepIdle(now);
       }, opts.sweepIntervalMs);
       sweep.unref();

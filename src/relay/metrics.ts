@@ -28,6 +28,7 @@ export class RelayMetrics {
   readonly #staples: Counter;
   readonly #closes: Counter<'reason'>;
   readonly #tcpHellos: Counter;
+  readonly #timeouts: Counter<'limit'>;
 
   constructor(sources: RelayGaugeSources, options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -59,6 +60,12 @@ export class RelayMetrics {
     this.#staples = new Counter({ name: PREFIX + 'staples_total', help: 'TCP pairs stapled.', registers });
     this.#tcpHellos = new Counter({ name: PREFIX + 'tcp_hellos_total', help: 'TCP hellos admitted.', registers });
     this.#closes = new Counter({ name: PREFIX + 'channels_closed_total', help: 'Channels closed, by reason.', labelNames: ['reason'], registers });
+    this.#timeouts = new Counter({
+      name: PREFIX + 'timeouts_total',
+      help: 'Channels closed by a time limit: channel_ttl (not stapled in time), stapled_idle (no byte moved).',
+      labelNames: ['limit'],
+      registers,
+    });
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
   }
 
@@ -80,6 +87,10 @@ export class RelayMetrics {
 
   closed(reason: CloseReason): void {
     this.#closes.inc({ reason });
+  }
+
+  timedOut(limit: 'channel_ttl' | 'stapled_idle', n = 1): void {
+    if (n > 0) this.#timeouts.inc({ limit }, n);
   }
 
   /** The exposition text and its content type. */

@@ -150,6 +150,7 @@ export class Stapler {
     for (const pair of [...this.#pairs.values()]) {
       if (!pair.stapled || now - pair.lastActive < this.#opts.stapledIdleMs) continue;
       this.#log.info({ channel: pair.channel, bytes: pair.bytes, reason: 'idle' }, 'stapled pair closed');
+      this.#opts.metrics.timedOut('stapled_idle');
       closed.push(pair.channel);
       const state = this.#store.get(pair.channel);
       if (state !== undefined && !state.closed) this.#store.close(pair.channel, 'expired');
