@@ -13,8 +13,9 @@
  *   BENCH_BYTES       size of the large file in bytes (default 1073741824)
  *   BENCH_TIMEOUT_MS  deadline of each child process (default 600000); a child past it is killed
  *   BENCH_OUT         also write the results as JSON to this file
- *   BENCH_WARMUP      1: before each run, write and delete a scratch file of the run's size (see
- *                     warmPageCache in bench/files.ts); default 0, runs start from whatever state
+ *   BENCH_WARMUP      1 (default): before each run, write and delete a scratch file of the run's size
+ *                     (see warmPageCache in bench/files.ts), so every run starts from the same memory
+ *                     state; 0: runs start from whatever state the previous one left
  *   BENCH_PROFILE     a folder: run every child with `node --cpu-prof` into it, and print the
  *                     top functions of the tsc-croc sender and recipient (timings are then perturbed)
  *
@@ -45,9 +46,10 @@ function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): nu
   return n;
 }
 
-function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+function flag(env: NodeJS.ProcessEnv, name: string, byDefault = false): boolean {
   const raw = env[name] ?? '';
-  if (raw === '' || raw === '0') return false;
+  if (raw === '') return byDefault;
+  if (raw === '0') return false;
   if (raw === '1') return true;
   throw new RangeError(`${name} must be 0 or 1, got ${JSON.stringify(raw)}`);
 }
@@ -58,7 +60,7 @@ function readConfig(env: NodeJS.ProcessEnv): Config {
     timeoutMs: positiveInt(env, 'BENCH_TIMEOUT_MS', 10 * 60_000),
     out: env.BENCH_OUT || undefined,
     profileDir: env.BENCH_PROFILE ? resolve(env.BENCH_PROFILE) : undefined,
-    warmUp: flag(env, 'BENCH_WARMUP'),
+    warmUp: flag(env, 'BENCH_WARMUP', true),
   };
 }
 
