@@ -15,12 +15,13 @@ test('valid messages round-trip', () => {
     { type: 'error', code: 'ERR_IO', message: 'disk on fire' },
   ] as Message[];
   for (const m of msgs) assert.deepEqual(parseMessage(encodeMessage(m), 'sender'), m);
-  for (const t of ['accept', 'decline', 'received'] as const) assert.deepEqual(parseMessage(encodeMessage({ type: t }), 'recipient'), { type: t });
+  for (const t of ['accept', 'decline', 'received', 'keepalive'] as const) assert.deepEqual(parseMessage(encodeMessage({ type: t }), 'recipient'), { type: t });
 });
 
 test('hostile messages are refused', () => {
   const bad: [unknown, 'sender' | 'recipient'][] = [
     [{ type: 'accept' }, 'sender'],
+    [{ type: 'keepalive' }, 'sender'],
     [{ type: 'offer', v: 1, totalFiles: 1, totalBytes: 1, names: [] }, 'recipient'],
     [{ type: 'offer', v: 2, totalFiles: 1, totalBytes: 1, names: [] }, 'sender'],
     [{ type: 'offer', v: 1, totalFiles: -1, totalBytes: 1, names: [] }, 'sender'],

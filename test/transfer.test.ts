@@ -141,6 +141,29 @@ test('a cancel while the accept callback is still deciding ends the transfer at 
   assert.deepEqual(await readdir(out), []);
 });
 
+test('keepalives hold a stapled connection open while the user decides (and without them the relay cuts it)', async () => {
+  const r = await startRelay({ port: 0, tcpPort: 0, stapledIdleMs: 400, sweepIntervalMs: 25 });
+  try {
+    const run = async (keepaliveMs: number) => {
+      const { file, data, out } = await setup(2000);
+      let gotCode!: (c: string) => void;
+      const code = new Promise<string>((res) => (gotCode = res));
+      const sending = send({ relay: r.httpUrl, files: [file], onEvent: (e) => e.type === 'code' && gotCode(e.code) }).catch((e: unknown) => e);
+      const thinking = (ms: number) => new Promise<boolean>((res) => setTimeout(() => res(true), ms)); // a person reading the prompt
+      const received = await receive({ relay: r.httpUrl, code: await code, outDir: out, accept: () => thinking(1200), timeouts: { keepaliveMs } }).catch((e: unknown) => e);
+      return { received, sent: await sending, data, out };
+    };
+    const ok = await run(100);
+    assert.ok(!(ok.received instanceof Error), String(ok.received));
+    assert.ok(!(ok.sent instanceof Error), String(ok.sent));
+    assert.ok((await readFile(join(ok.out, 'data.bin'))).equals(ok.data));
+    const cut = await run(60_000);
+    assert.ok(cut.received instanceof TscCrocError, 'without keepalives the idle relay closes the pair');
+  } finally {
+    await r.close();
+  }
+});
+
 test('a code nobody uses expires on the relay, and the sender says so', async () => {
   let now = 1_000_000;
   const r = await startRelay({ port: 0, tcpPort: 0, now: () => now, channelTtlMs: 60_000, sweepIntervalMs: 10 });

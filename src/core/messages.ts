@@ -4,7 +4,8 @@
  * ranges; unknown types and unknown fields are refused.
  *
  * Sender → recipient:  offer, then per file: file, DATA records, file-end; then done; END.
- * Recipient → sender:  accept | decline, then received (after every file verified); END.
+ * Recipient → sender:  keepalive* (while its user decides), accept | decline, then received
+ *                      (after every file verified); END.
  * Either side:         error (then END), which ends the transfer.
  */
 import { TscCrocError } from './errors.js';
@@ -56,6 +57,13 @@ export interface DeclineMessage {
 export interface ReceivedMessage {
   type: 'received';
 }
+/**
+ * Sent by the recipient while its user decides on the offer, so that the relay's idle timeout
+ * does not cut a connection a person is still looking at. Carries nothing; ignored on arrival.
+ */
+export interface KeepaliveMessage {
+  type: 'keepalive';
+}
 export interface ErrorMessage {
   type: 'error';
   code: string;
@@ -63,7 +71,7 @@ export interface ErrorMessage {
 }
 
 export type SenderMessage = OfferMessage | FileMessage | FileEndMessage | DoneMessage | ErrorMessage;
-export type RecipientMessage = AcceptMessage | DeclineMessage | ReceivedMessage | ErrorMessage;
+export type RecipientMessage = AcceptMessage | DeclineMessage | ReceivedMessage | KeepaliveMessage | ErrorMessage;
 export type Message = SenderMessage | RecipientMessage;
 
 export function encodeMessage(m: Message): Buffer {
@@ -110,7 +118,7 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
   const m = o as Fields;
   const type = m.type;
   const senderTypes = ['offer', 'file', 'file-end', 'done', 'error'];
-  const recipientTypes = ['accept', 'decline', 'received', 'error'];
+  const recipientTypes = ['accept', 'decline', 'received', 'keepalive', 'error'];
   if (typeof type !== 'string' || !(from === 'sender' ? senderTypes : recipientTypes).includes(type))
     bad(`unexpected message type from the ${from}`);
   switch (type) {
@@ -136,6 +144,6 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
       return { type, code: str(m, 'code', 64), message: str(m, 'message', MAX_MESSAGE_TEXT) };
     default:
       exactKeys(m, ['type']);
-      return { type } as DoneMessage | AcceptMessage | DeclineMessage | ReceivedMessage;
+      return { type } as DoneMessage | AcceptMessage | DeclineMessage | ReceivedMessage | KeepaliveMessage;
   }
 }

@@ -35,6 +35,10 @@ export function senderStep(state: SenderState, input: SenderInput): { state: Sen
     throw new TscCrocError('ERR_PEER_ERROR', `the recipient failed: ${displayName(message)}`);
   }
   if (input.kind === 'data') return violation('the recipient sent file data');
+  if (input.kind === 'message' && input.message.type === 'keepalive') {
+    if (state.name !== 'await-decision') return violation('a keepalive after the offer was answered');
+    return { state, effects: [] };
+  }
   switch (state.name) {
     case 'await-decision':
       if (input.kind !== 'message') return violation('ended before answering the offer');

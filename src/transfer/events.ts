@@ -27,4 +27,6 @@ export const DEFAULT_TIMEOUTS = {
   stepMs: 60 * 1000,
   /** Connecting to the relay's TCP port and being stapled to the other side. */
   stapleMs: 60 * 1000,
+  /** While the recipient's user decides, a keepalive goes out this often (relays close idle pairs after 5 min). */
+  keepaliveMs: 30 * 1000,
 };

@@ -94,10 +94,14 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               emit({ type: 'offer', offer });
               let accept = false;
               let refusal: unknown = null;
+              // a person may take a while: keep the relay from closing the idle connection meanwhile
+              const keepalive = setInterval(() => void channel.sendMessage({ type: 'keepalive' }).catch(() => undefined), timeouts.keepaliveMs);
               try {
                 accept = opts.accept ? await untilAborted(Promise.resolve(opts.accept(offer)), opts.signal) : false;
               } catch (e) {
                 refusal = e; // e.g. nobody at a terminal to confirm: decline, then report why
+              } finally {
+                clearInterval(keepalive);
               }
               await run({ kind: 'decision', accept });
               if (!accept) {
