@@ -31,14 +31,6 @@ function relayFrom(opt: string | undefined, env: NodeJS.ProcessEnv): string {
   return relay;
 }
 
-function port(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new TscCrocError('ERR_INVALID_ARGUMENT', `${name} must be a port number (0-65535)`);
-    return n;
-  };
-}
-
 /** Cancel on the first Ctrl-C / SIGTERM; the second one exits at once. */
 function cancelOnSignals(): { signal: AbortSignal; dispose: () => void } {
   const ac = new AbortController();
