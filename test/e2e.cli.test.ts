@@ -126,7 +126,7 @@ test('an existing file is not overwritten without --overwrite', async () => {
   const [rc, sc, r1] = await run([]);
   assert.equal(rc, 1, r1.stderr());
   assert.notEqual(sc, 0);
-  assert.match(r1.stderr(), /already exists/);
+  assert.match(r1.stderr(), /already in .*a\.txt.*--overwrite/);
   const { readFile } = await import('node:fs/promises');
   assert.equal(await readFile(join(out, 'a.txt'), 'utf8'), 'precious');
   assert.deepEqual(await readdir(out), ['a.txt'], 'no temporary file left');
@@ -186,4 +186,74 @@ test('a relay with a password: refused without it (exit 1, clear line), works wi
   } finally {
     assert.equal(await locked.stop(), 0);
   }
+});
+
+test('a nested folder with unicode and spaces, empty files and empty folders, modes and mtimes', async () => {
+  const { src, out } = await freshDirs('folder');
+  const { mkdir: mk, chmod, readdir: rd, stat: st } = await import('node:fs/promises');
+  const root = join(src, 'Phötos 2024');
+  const tree: Record<string, string | null> = {
+    'a.txt': 'alpha',
+    'empty.txt': '',
+    'sub dir/ünïcødé 文件.bin': randomBytes(300_000).toString('latin1'),
+    'sub dir/deeper/x y z.md': '# hi',
+    'empty folder': null,
+    'sub dir/also empty': null,
+  };
+  for (const [rel, content] of Object.entries(tree)) {
+    const p = join(root, rel);
+    if (content === null) await mk(p, { recursive: true });
+    else {
+      await mk(join(p, '..'), { recursive: true });
+      await writeFile(p, content, 'latin1');
+    }
+  }
+  await chmod(join(root, 'a.txt'), 0o600);
+  await chmod(join(root, 'sub dir', 'deeper'), 0o750);
+  const t = new Date('2021-06-01T12:00:00Z');
+  await utimes(join(root, 'a.txt'), t, t);
+  await utimes(join(root, 'sub dir'), t, t);
+
+  const sender = runCli(['send', '--relay', relay.url, root]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const recipient = runCli(['receive', '--relay', relay.url, '--out', out, '--yes', code!]);
+  const [rc, sc] = await Promise.all([recipient.exit(), sender.exit()]);
+  assert.equal(rc, 0, recipient.stderr());
+  assert.equal(sc, 0, sender.stderr());
+
+  const got = join(out, 'Phötos 2024');
+  for (const [rel, content] of Object.entries(tree)) {
+    const p = join(got, rel);
+    if (content === null) assert.deepEqual(await rd(p), [], `${rel} is an empty folder`);
+    else assert.equal(await sha256File(p), await sha256File(join(root, rel)), rel);
+  }
+  assert.equal((await st(join(got, 'a.txt'))).mode & 0o777, 0o600);
+  assert.equal((await st(join(got, 'sub dir', 'deeper'))).mode & 0o777, 0o750);
+  assert.equal((await st(join(got, 'a.txt'))).mtime.getTime(), t.getTime());
+  assert.equal((await st(join(got, 'sub dir'))).mtime.getTime(), t.getTime(), 'folder mtimes are kept');
+  assert.deepEqual(await rd(out), ['Phötos 2024'], 'nothing else in the output folder');
+});
+
+test('sending the same folder again: refused without --overwrite, merged with it', async () => {
+  const { src, out } = await freshDirs('folder-again');
+  const { mkdir: mk, readFile: rf } = await import('node:fs/promises');
+  await mk(join(src, 'docs'));
+  await writeFile(join(src, 'docs', 'a.txt'), 'v2');
+  await mk(join(out, 'docs'));
+  await writeFile(join(out, 'docs', 'mine.txt'), 'keep me');
+  const run = async (extra: string[]) => {
+    const sender = runCli(['send', '--relay', relay.url, join(src, 'docs')]);
+    const [, code] = await sender.waitFor(/Code is: (\S+)/);
+    const recipient = runCli(['receive', '--relay', relay.url, '--out', out, '--yes', ...extra, code!]);
+    return [await recipient.exit(), await sender.exit(), recipient] as const;
+  };
+  const [rc, , r1] = await run([]);
+  assert.equal(rc, 1, r1.stderr());
+  assert.match(r1.stderr(), /already in .*docs/);
+  assert.deepEqual((await readdir(join(out, 'docs'))).sort(), ['mine.txt']);
+  const [rc2, sc2, r2] = await run(['--overwrite']);
+  assert.equal(rc2, 0, r2.stderr());
+  assert.equal(sc2, 0);
+  assert.equal(await rf(join(out, 'docs', 'a.txt'), 'utf8'), 'v2');
+  assert.equal(await rf(join(out, 'docs', 'mine.txt'), 'utf8'), 'keep me');
 });

@@ -77,3 +77,18 @@ test('abort keeps partial data under a temporary name only when asked', async (t
   assert.equal(await sink.abort(false), null);
   assert.deepEqual((await readdir(out)).length, 1, 'the dropped partial is gone');
 });
+
+test('mtimes survive to the millisecond (a float seconds value must not land just below it)', async (t) => {
+  const { root, out } = await dirs();
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const { stat } = await import('node:fs/promises');
+  const sink = new FileSink(out, false);
+  const data = Buffer.from('x');
+  for (const mtime of [1_600_000_000_123, 1_700_000_000_001, 1_234_567_890_999]) {
+    const name = `f${mtime}`;
+    await sink.open({ ...msg(name, 1), mtime }, [name]);
+    await sink.write([data]);
+    await sink.commit(sha(data));
+    assert.equal(Math.floor((await stat(join(out, name))).mtimeMs), mtime);
+  }
+});

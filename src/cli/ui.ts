@@ -18,13 +18,15 @@ export function formatBytes(n: number): string {
 const SHOWN_NAMES = 5;
 
 export function describeOffer(o: OfferInfo): string {
-  const what = o.totalFiles === 1 ? '1 file' : `${o.totalFiles} files`;
+  const files = o.totalFiles === 1 ? '1 file' : `${o.totalFiles} files`;
+  const what = o.totalDirs === 0 ? files : `${files} in ${o.totalDirs === 1 ? '1 folder' : `${o.totalDirs} folders`}`;
   const shown = o.names.slice(0, SHOWN_NAMES).join(', ');
   const more = o.names.length > SHOWN_NAMES ? `, and ${o.names.length - SHOWN_NAMES} more` : '';
   // names that start with a dot are easy to miss and can change how programs behave (.bashrc, .git)
   const hidden = o.names.filter((n) => n.startsWith('.'));
   const warn = hidden.length > 0 ? ` (hidden files: ${hidden.slice(0, SHOWN_NAMES).join(', ')}${hidden.length > SHOWN_NAMES ? ', ...' : ''})` : '';
-  return `${what} (${formatBytes(o.totalBytes)}): ${shown}${more}${warn}`;
+  const here = o.existing.length > 0 ? `; already here: ${o.existing.slice(0, SHOWN_NAMES).join(', ')}${o.existing.length > SHOWN_NAMES ? ', ...' : ''}` : '';
+  return `${what} (${formatBytes(o.totalBytes)}): ${shown}${more}${warn}${here}`;
 }
 
 const STAGE_TEXT: Record<Stage, string> = {

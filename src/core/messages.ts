@@ -3,7 +3,8 @@
  * Everything that arrives is hostile until `parseMessage` has checked its shape, types and
  * ranges; unknown types and unknown fields are refused.
  *
- * Sender → recipient:  offer, then per file: file, DATA records, file-end; then done; END.
+ * Sender → recipient:  offer, then in any order: dir (a folder), or file, DATA records, file-end
+ *                      (a file); then done; END.
  * Recipient → sender:  keepalive* (while its user decides), accept | decline, then received
  *                      (after every file verified); END.
  * Either side:         error (then END), which ends the transfer.
@@ -12,8 +13,9 @@ import { TscCrocError } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
 /**
- * Most files one offer may hold. The offer lists every name, so that the recipient consents to
- * exactly what will be written, and the whole offer fits in one record.
+ * Most top-level names one offer may list. The offer lists every top-level file and folder
+ * (what the sender named on its command line), so that the recipient consents to exactly the
+ * names that appear in its folder; every path that follows must lie under one of them.
  */
 export const MAX_OFFER_NAMES = 2048;
 const MAX_PATH_CHARS = 4096;
@@ -26,9 +28,18 @@ export interface OfferMessage {
   type: 'offer';
   v: number;
   totalFiles: number;
+  /** Folders that follow as `dir` messages (each folder once, empty ones included). */
+  totalDirs: number;
   totalBytes: number;
-  /** Every file's name, in the order the files follow: what the recipient agrees to. */
+  /** The top-level names (single segments): every path that follows starts with one of them. */
   names: string[];
+}
+export interface DirMessage {
+  type: 'dir';
+  /** Relative path, '/'-separated, under an offered name; checked like file paths. */
+  path: string;
+  mode: number;
+  mtime: number;
 }
 export interface FileMessage {
   type: 'file';
@@ -70,7 +81,7 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type SenderMessage = OfferMessage | FileMessage | FileEndMessage | DoneMessage | ErrorMessage;
+export type SenderMessage = OfferMessage | DirMessage | FileMessage | FileEndMessage | DoneMessage | ErrorMessage;
 export type RecipientMessage = AcceptMessage | DeclineMessage | ReceivedMessage | KeepaliveMessage | ErrorMessage;
 export type Message = SenderMessage | RecipientMessage;
 
@@ -117,19 +128,29 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
   if (typeof o !== 'object' || o === null || Array.isArray(o)) bad('not an object');
   const m = o as Fields;
   const type = m.type;
-  const senderTypes = ['offer', 'file', 'file-end', 'done', 'error'];
+  const senderTypes = ['offer', 'dir', 'file', 'file-end', 'done', 'error'];
   const recipientTypes = ['accept', 'decline', 'received', 'keepalive', 'error'];
   if (typeof type !== 'string' || !(from === 'sender' ? senderTypes : recipientTypes).includes(type))
     bad(`unexpected message type from the ${from}`);
   switch (type) {
     case 'offer': {
-      exactKeys(m, ['type', 'v', 'totalFiles', 'totalBytes', 'names']);
+      exactKeys(m, ['type', 'v', 'totalFiles', 'totalDirs', 'totalBytes', 'names']);
       if (m.v !== PROTOCOL_VERSION) bad(`unsupported protocol version ${String(m.v)}`);
       const names = m.names;
       if (!Array.isArray(names) || names.length > MAX_OFFER_NAMES) bad(`'names' must be a list of at most ${MAX_OFFER_NAMES}`);
       for (const n of names) if (typeof n !== 'string' || n.length === 0 || n.length > MAX_NAME_CHARS) bad("'names' entries must be strings");
-      return { type, v: PROTOCOL_VERSION, totalFiles: uint(m, 'totalFiles'), totalBytes: uint(m, 'totalBytes'), names: names as string[] };
+      return {
+        type,
+        v: PROTOCOL_VERSION,
+        totalFiles: uint(m, 'totalFiles'),
+        totalDirs: uint(m, 'totalDirs'),
+        totalBytes: uint(m, 'totalBytes'),
+        names: names as string[],
+      };
     }
+    case 'dir':
+      exactKeys(m, ['type', 'path', 'mode', 'mtime']);
+      return { type, path: str(m, 'path', MAX_PATH_CHARS), mode: uint(m, 'mode', 0o777), mtime: uint(m, 'mtime', MAX_MTIME) };
     case 'file':
       exactKeys(m, ['type', 'path', 'size', 'mode', 'mtime']);
       return { type, path: str(m, 'path', MAX_PATH_CHARS), size: uint(m, 'size'), mode: uint(m, 'mode', 0o777), mtime: uint(m, 'mtime', MAX_MTIME) };

@@ -1,28 +1,32 @@
 /**
  * The recipient's side of the transfer protocol as an explicit state machine (docs/protocol.md §6).
  * Pure: it decides, the I/O layer (src/transfer/receive.ts) carries out the effects in order.
- * Every count, size and path the sender sends is checked here against what it announced
- * before a byte touches the disk.
+ * Every count, size and path the sender sends is checked here against what it announced, and
+ * against what the user accepted, before a byte touches the disk: each path must be safe and
+ * lie under one of the offered top-level names, and is written at most once.
  */
 import { TscCrocError } from './errors.js';
-import type { FileMessage, OfferMessage, RecipientMessage, SenderMessage } from './messages.js';
+import type { DirMessage, FileMessage, OfferMessage, RecipientMessage, SenderMessage } from './messages.js';
 import { checkRelativePath, displayName } from './path.js';
 
 interface Totals {
   offer: OfferMessage;
   files: number;
+  dirs: number;
   bytes: number;
+  /** The offered top-level names. */
+  roots: ReadonlySet<string>;
   /**
-   * Offered names not yet received. A ledger owned by one run of the machine: each file takes
-   * its name out (O(1) per file), so a name can be written once and only if it was offered.
+   * Paths already written. A ledger owned by one run of the machine, updated in place (O(1) per
+   * entry, so 100,000 files stay linear): nothing is written twice.
    */
-  unreceived: Set<string>;
+  seen: Set<string>;
 }
 
 export type RecipientState =
   | { name: 'await-offer' }
   | { name: 'await-decision'; offer: OfferMessage }
-  | ({ name: 'await-file' } & Totals)
+  | ({ name: 'await-entry' } & Totals)
   | ({ name: 'in-file'; file: FileMessage; segments: string[]; received: number } & Totals)
   | ({ name: 'await-end' } & Totals)
   | { name: 'finished' }
@@ -37,9 +41,12 @@ export type RecipientInput =
 export type RecipientEffect =
   | { kind: 'ask'; offer: OfferMessage }
   | { kind: 'send'; message: RecipientMessage }
+  | { kind: 'make-dir'; dir: DirMessage; segments: string[] }
   | { kind: 'open-file'; file: FileMessage; segments: string[] }
   | { kind: 'write' }
   | { kind: 'verify-file'; sha256: string }
+  /** Every file is in: give folders their modes and times (deepest first). */
+  | { kind: 'finish-dirs' }
   | { kind: 'finish' };
 
 export interface Step {
@@ -54,10 +61,19 @@ function violation(what: string): never {
 }
 
 function unsafeName(name: string): never {
-  throw new TscCrocError('ERR_UNSAFE_PATH', `refused a file name from the sender: ${JSON.stringify(displayName(name))} is not a plain file name`);
+  throw new TscCrocError('ERR_UNSAFE_PATH', `refused a name from the sender: ${JSON.stringify(displayName(name))} is not a plain file or folder name`);
 }
 
-/** The next state and its effects, or a typed error. Only the `unreceived` ledger is updated in place. */
+/** Check a path of a `dir` or `file` message against the offer; returns its segments. */
+function admit(state: Totals, path: string): string[] {
+  const segments = checkRelativePath(path);
+  if (!state.roots.has(segments[0]!)) violation(`${JSON.stringify(displayName(path))} is not under an offered name`);
+  if (state.seen.has(path)) violation(`${JSON.stringify(displayName(path))} sent twice`);
+  state.seen.add(path);
+  return segments;
+}
+
+/** The next state and its effects, or a typed error. Only the `seen` ledger is updated in place. */
 export function recipientStep(state: RecipientState, input: RecipientInput): Step {
   if (input.kind === 'message' && input.message.type === 'error') {
     const { code, message } = input.message;
@@ -68,35 +84,39 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
     case 'await-offer': {
       if (input.kind !== 'message' || input.message.type !== 'offer') return violation('expected an offer first');
       const offer = input.message;
-      if (offer.totalFiles < 1) violation('an offer of no files');
-      // The recipient consents to these names: every one must be a single safe name (protocol v1
-      // sends no folders), listed once, one per file.
-      if (offer.names.length !== offer.totalFiles) violation(`an offer of ${offer.totalFiles} files that names ${offer.names.length}`);
+      if (offer.totalFiles + offer.totalDirs < 1) violation('an offer of nothing');
+      // The user consents to these names: each a single safe name, listed once.
+      if (offer.names.length < 1) violation('an offer without names');
       for (const n of offer.names) if (checkRelativePath(n).length !== 1) unsafeName(n);
-      if (new Set(offer.names).size !== offer.names.length) violation('an offer that names a file twice');
+      if (new Set(offer.names).size !== offer.names.length) violation('an offer that lists a name twice');
       return { state: { name: 'await-decision', offer }, effects: [{ kind: 'ask', offer }] };
     }
     case 'await-decision': {
       if (input.kind !== 'decision') return violation('sent more before the offer was answered');
       if (!input.accept) return { state: { name: 'declined' }, effects: [{ kind: 'send', message: { type: 'decline' } }] };
-      return {
-        state: { name: 'await-file', offer: state.offer, files: 0, bytes: 0, unreceived: new Set(state.offer.names) },
-        effects: [{ kind: 'send', message: { type: 'accept' } }],
-      };
+      const totals: Totals = { offer: state.offer, files: 0, dirs: 0, bytes: 0, roots: new Set(state.offer.names), seen: new Set() };
+      return { state: { name: 'await-entry', ...totals }, effects: [{ kind: 'send', message: { type: 'accept' } }] };
     }
-    case 'await-file': {
+    case 'await-entry': {
       if (input.kind !== 'message') return violation(input.kind === 'data' ? 'data outside a file' : 'ended before "done"');
       const m = input.message;
       if (m.type === 'done') {
-        if (state.files !== state.offer.totalFiles || state.bytes !== state.offer.totalBytes)
-          violation(`sent ${state.files} files and ${state.bytes} bytes, but offered ${state.offer.totalFiles} and ${state.offer.totalBytes}`);
+        const o = state.offer;
+        if (state.files !== o.totalFiles || state.dirs !== o.totalDirs || state.bytes !== o.totalBytes)
+          violation(
+            `sent ${state.files} files, ${state.dirs} folders and ${state.bytes} bytes, but offered ${o.totalFiles}, ${o.totalDirs} and ${o.totalBytes}`,
+          );
         return { state: { ...state, name: 'await-end' }, effects: [] };
+      }
+      if (m.type === 'dir') {
+        if (state.dirs + 1 > state.offer.totalDirs) violation('more folders than offered');
+        const segments = admit(state, m.path);
+        return { state: { ...state, dirs: state.dirs + 1 }, effects: [{ kind: 'make-dir', dir: m, segments }] };
       }
       if (m.type !== 'file') return violation(`unexpected "${m.type}"`);
       if (state.files + 1 > state.offer.totalFiles) violation('more files than offered');
       if (state.bytes + m.size > state.offer.totalBytes) violation('more bytes than offered');
-      const segments = checkRelativePath(m.path);
-      if (!state.unreceived.delete(m.path)) violation(`a file that was not offered (or sent twice): ${JSON.stringify(displayName(m.path))}`);
+      const segments = admit(state, m.path);
       return {
         state: { ...state, name: 'in-file', file: m, segments, received: 0 },
         effects: [{ kind: 'open-file', file: m, segments }],
@@ -112,13 +132,16 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
       if (state.received !== state.file.size) violation(`a file ended after ${state.received} of ${state.file.size} bytes`);
       const { file: _f, segments: _s, received: _r, ...totals } = state;
       return {
-        state: { ...totals, name: 'await-file', files: state.files + 1, bytes: state.bytes + state.file.size },
+        state: { ...totals, name: 'await-entry', files: state.files + 1, bytes: state.bytes + state.file.size },
         effects: [{ kind: 'verify-file', sha256: input.message.sha256 }],
       };
     }
     case 'await-end': {
       if (input.kind !== 'end') return violation('sent more after "done"');
-      return { state: { name: 'finished' }, effects: [{ kind: 'send', message: { type: 'received' } }, { kind: 'finish' }] };
+      return {
+        state: { name: 'finished' },
+        effects: [{ kind: 'finish-dirs' }, { kind: 'send', message: { type: 'received' } }, { kind: 'finish' }],
+      };
     }
     case 'finished':
     case 'declined':

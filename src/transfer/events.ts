@@ -4,9 +4,12 @@ export type Stage = 'connecting' | 'securing' | 'waiting' | 'transferring';
 
 export interface OfferInfo {
   totalFiles: number;
+  totalDirs: number;
   totalBytes: number;
-  /** Every file's name, made safe to display. */
+  /** The top-level names (files and folders), made safe to display. */
   names: string[];
+  /** Those of `names` that already exist in the output folder (files would be replaced, folders added to). */
+  existing: string[];
 }
 
 export type TransferEvent =

@@ -3,13 +3,16 @@
  * folder (created with O_EXCL, so never through a planted symlink), hashed as it is written,
  * and only after its SHA-256 matches what the sender announced is it fsync'ed and given its
  * final name, without replacing an existing file unless overwriting was allowed. Parent folders
- * are created one level at a time and a symlink anywhere below the output folder is refused.
+ * are created one level at a time and a symlink anywhere below the output folder is refused. A
+ * top-level folder that already exists is written into only when overwriting was allowed (so a
+ * transfer cannot add files to an existing folder, a repository say, behind the user's back);
+ * folders get their mode and mtime at the end, deepest first.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { link, lstat, mkdir, open, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, open, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TscCrocError } from '../core/errors.js';
-import type { FileMessage } from '../core/messages.js';
+import type { DirMessage, FileMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
 
 /** Permission bits kept from the sender: read and execute bits, and the owner's write bit. */
@@ -19,6 +22,14 @@ export interface CommittedFile {
   path: string;
   size: number;
   sha256: string;
+}
+
+/**
+ * A time for utimes(): the middle of the millisecond, because a float number of seconds can land
+ * a hair below it on disk (…123 ms stored as …122.9999), and the sender floors to milliseconds.
+ */
+function mtimeSeconds(ms: number): number {
+  return (ms + 0.5) / 1000;
 }
 
 function ioError(what: string, e: unknown): TscCrocError {
@@ -48,12 +59,32 @@ interface OpenFile {
 
 export class FileSink {
   readonly #outDir: string;
-  readonly #overwrite: boolean;
+  #overwrite: boolean;
   #current: OpenFile | null = null;
+  /** Top-level folders this transfer created: written into freely. */
+  readonly #ownRoots = new Set<string>();
+  /** Folders to give their mode and mtime once everything inside is written. */
+  readonly #dirs: { path: string; depth: number; mode: number; mtime: number }[] = [];
+
+  get outDir(): string {
+    return this.#outDir;
+  }
 
   constructor(outDir: string, overwrite: boolean) {
     this.#outDir = outDir;
     this.#overwrite = overwrite;
+  }
+
+  /** Which of the offered top-level names already exist in the output folder. */
+  async existing(names: string[]): Promise<string[]> {
+    const found: string[] = [];
+    for (const n of names) if ((await lstatOrNull(join(this.#outDir, n))) !== null) found.push(n);
+    return found;
+  }
+
+  /** The user agreed (or not) to replace or add to what exists. */
+  allowOverwrite(allow: boolean): void {
+    this.#overwrite = allow;
   }
 
   /** Check the output folder once, before the transfer starts. */
@@ -63,6 +94,25 @@ export class FileSink {
     // the output folder itself may be a symlink the user chose; follow it once
     const real = st.isSymbolicLink() ? await stat(this.#outDir) : st;
     if (!real.isDirectory()) throw new TscCrocError('ERR_IO', `${this.#outDir} is not a folder`);
+  }
+
+  /** Create a folder (a `dir` message); its mode and mtime are applied by finishDirs(). */
+  async makeDir(dir: DirMessage, segments: string[]): Promise<void> {
+    const path = await this.#makeParents(segments);
+    this.#dirs.push({ path, depth: segments.length, mode: dir.mode, mtime: dir.mtime });
+  }
+
+  /** Give every folder its mode (masked like files, and always owner-accessible) and mtime, deepest first. */
+  async finishDirs(): Promise<void> {
+    const dirs = this.#dirs.splice(0).sort((a, b) => b.depth - a.depth);
+    for (const d of dirs) {
+      try {
+        await chmod(d.path, (d.mode & SAFE_MODE_BITS) | 0o700);
+        await utimes(d.path, Date.now() / 1000, mtimeSeconds(d.mtime));
+      } catch (e) {
+        throw ioError(`cannot set the mode or time of ${displayName(d.path)}`, e);
+      }
+    }
   }
 
   /** Refuse early when a file is already there and overwriting is not allowed. */
@@ -117,7 +167,7 @@ export class FileSink {
       await cur.handle.chmod(cur.file.mode & SAFE_MODE_BITS);
       await cur.handle.datasync();
       await cur.handle.close();
-      await utimes(cur.tempPath, new Date(), new Date(cur.file.mtime));
+      await utimes(cur.tempPath, Date.now() / 1000, mtimeSeconds(cur.file.mtime));
     } catch (e) {
       throw ioError(`cannot finish writing ${displayName(cur.file.path)}`, e);
     }
@@ -167,22 +217,24 @@ export class FileSink {
     }
   }
 
-  /** Create each parent below the output folder, refusing symlinks and non-folders. */
+  /** Create each folder of `parents` below the output folder, refusing symlinks, non-folders, and existing top-level folders. */
   async #makeParents(parents: string[]): Promise<string> {
     let dir = this.#outDir;
-    for (const seg of parents) {
+    for (const [i, seg] of parents.entries()) {
       dir = join(dir, seg);
       const st = await lstatOrNull(dir);
       if (st === null) {
-        await mkdir(dir).catch((e) => {
-          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create folder ${displayName(dir)}`, e);
+        await mkdir(dir, 0o700).catch((e) => {
+          if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(dir)} appeared while receiving`);
+          throw ioError(`cannot create folder ${displayName(dir)}`, e);
         });
-        const again = await lstatOrNull(dir);
-        if (again === null || !again.isDirectory()) throw new TscCrocError('ERR_UNSAFE_PATH', `${displayName(dir)} changed while it was created`);
+        if (i === 0) this.#ownRoots.add(seg);
       } else if (st.isSymbolicLink()) {
         throw new TscCrocError('ERR_UNSAFE_PATH', `refused to write through the symlink ${displayName(dir)}`);
       } else if (!st.isDirectory()) {
         throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(dir)} exists and is not a folder`);
+      } else if (i === 0 && !this.#ownRoots.has(seg) && !this.#overwrite) {
+        throw new TscCrocError('ERR_FILE_EXISTS', `the folder ${displayName(dir)} already exists (nothing was added to it; use --overwrite to write into it)`);
       }
     }
     return dir;

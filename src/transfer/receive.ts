@@ -39,8 +39,12 @@ export interface ReceiveOptions {
   code: string;
   /** Folder to write into (default: the current folder). */
   outDir?: string | undefined;
-  /** Replace files that already exist (default false: refuse). */
-  overwrite?: boolean | undefined;
+  /**
+   * What to do when offered names already exist in the output folder: true replaces files and
+   * writes into folders; a function decides (it gets the existing names, display-safe); false
+   * (the default) refuses the transfer before anything is written.
+   */
+  overwrite?: boolean | ((existing: string[]) => boolean | Promise<boolean>) | undefined;
   /**
    * Decide on the offer before anything is written. Without it every offer is declined. It may
    * throw to decline with a reason; an abort of `signal` while it runs cancels the transfer.
@@ -60,7 +64,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   const emit: EventSink = opts.onEvent ?? (() => {});
   const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
   const code = parseCode(opts.code);
-  const sink = new FileSink(resolve(opts.outDir ?? '.'), opts.overwrite ?? false);
+  const sink = new FileSink(resolve(opts.outDir ?? '.'), opts.overwrite === true);
   await sink.checkOutDir();
   const client = new RelayClient(opts.relay, { signal: opts.signal, password: opts.relayPassword });
 
@@ -85,10 +89,13 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
         for (const effect of step.effects) {
           switch (effect.kind) {
             case 'ask': {
+              const existing = await sink.existing(effect.offer.names);
               const offer: OfferInfo = {
                 totalFiles: effect.offer.totalFiles,
+                totalDirs: effect.offer.totalDirs,
                 totalBytes: effect.offer.totalBytes,
                 names: effect.offer.names.map(displayName),
+                existing: existing.map(displayName),
               };
               totalBytes = offer.totalBytes;
               emit({ type: 'offer', offer });
@@ -98,7 +105,18 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               const keepalive = setInterval(() => void channel.sendMessage({ type: 'keepalive' }).catch(() => undefined), timeouts.keepaliveMs);
               try {
                 accept = opts.accept ? await untilAborted(Promise.resolve(opts.accept(offer)), opts.signal) : false;
+                if (accept && existing.length > 0) {
+                  // consent to replace (or add to) what is there, before anything is written
+                  const o = opts.overwrite;
+                  const allow = typeof o === 'function' ? await untilAborted(Promise.resolve(o(offer.existing)), opts.signal) : o === true;
+                  if (!allow) {
+                    const list = offer.existing.slice(0, 5).join(', ') + (existing.length > 5 ? ', ...' : '');
+                    throw new TscCrocError('ERR_FILE_EXISTS', `already in ${sink.outDir}: ${list} (nothing was written; use --overwrite to replace)`);
+                  }
+                  sink.allowOverwrite(true);
+                }
               } catch (e) {
+                accept = false;
                 refusal = e; // e.g. nobody at a terminal to confirm: decline, then report why
               } finally {
                 clearInterval(keepalive);
@@ -113,6 +131,12 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
             }
             case 'send':
               await channel.sendMessage(effect.message);
+              break;
+            case 'make-dir':
+              await sink.makeDir(effect.dir, effect.segments);
+              break;
+            case 'finish-dirs':
+              await sink.finishDirs();
               break;
             case 'open-file':
               await sink.open(effect.file, effect.segments);

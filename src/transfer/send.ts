@@ -17,14 +17,19 @@ import { RelayClient } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
 import { notifyPeer, withSession } from './session.js';
 import { staple } from './tcp.js';
+import { scanSources, type Entry } from './walk.js';
 
 export interface SendOptions {
   /** The relay's HTTP address, e.g. http://relay.example:9009. */
   relay: string;
   /** The relay's password, if its operator set one. */
   relayPassword?: string | undefined;
-  /** Paths of regular files to send. */
+  /** Paths of files and folders to send (folders recursively, empty ones included). */
   files: string[];
+  /** Glob patterns to leave out, like .gitignore lines (repeatable --exclude). */
+  exclude?: string[] | undefined;
+  /** Leave out what .gitignore files ignore (nested ones too), and .git folders. */
+  git?: boolean | undefined;
   /** A code chosen by the user (`<channel>-<words>`); by default the relay picks the channel and we draw the words. */
   code?: string | undefined;
   curve?: CurveName | undefined;
@@ -42,41 +47,13 @@ export interface SendResult {
 /** Bytes read from disk and sealed per record (256 KiB measured best here: npm run bench). */
 const READ_CHUNK = 256 * 1024;
 
-interface Source {
-  path: string;
-  name: string;
-  size: number;
-  mode: number;
-  mtimeMs: number;
-}
-
-async function collectSources(paths: string[]): Promise<Source[]> {
-  if (paths.length === 0) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'nothing to send: give at least one file');
-  if (paths.length > MAX_OFFER_NAMES) throw new TscCrocError('ERR_INVALID_ARGUMENT', `at most ${MAX_OFFER_NAMES} files at once`);
-  const out: Source[] = [];
-  const names = new Set<string>();
-  for (const p of paths) {
-    let st;
-    try {
-      st = await stat(p);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new TscCrocError('ERR_INVALID_ARGUMENT', code === 'ENOENT' ? `no such file: ${p}` : `cannot read ${p} (${code})`);
-    }
-    if (st.isDirectory()) throw new TscCrocError('ERR_INVALID_ARGUMENT', `${p} is a folder; sending folders is not supported yet`);
-    if (!st.isFile()) throw new TscCrocError('ERR_INVALID_ARGUMENT', `${p} is not a regular file`);
-    const name = basename(resolve(p));
-    if (names.has(name)) throw new TscCrocError('ERR_INVALID_ARGUMENT', `two files are named ${name}`);
-    names.add(name);
-    out.push({ path: p, name, size: st.size, mode: st.mode & 0o777, mtimeMs: Math.max(0, Math.floor(st.mtimeMs)) });
-  }
-  return out;
-}
-
 export async function send(opts: SendOptions): Promise<SendResult> {
   const emit: EventSink = opts.onEvent ?? (() => {});
   const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
-  const sources = await collectSources(opts.files);
+  if (opts.files.length === 0) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'nothing to send: give at least one file or folder');
+  const scan = await scanSources(opts.files, { exclude: opts.exclude ?? [], git: opts.git ?? false });
+  if (scan.roots.length > MAX_OFFER_NAMES) throw new TscCrocError('ERR_INVALID_ARGUMENT', `at most ${MAX_OFFER_NAMES} files or folders at once: send their folder instead`);
+  const totalDirs = scan.entries.length - scan.totalFiles;
   const chosen = opts.code !== undefined ? parseCode(opts.code) : undefined;
   const secret = chosen?.secret ?? generateSecret();
   const client = new RelayClient(opts.relay, { signal: opts.signal, password: opts.relayPassword });
@@ -93,14 +70,8 @@ export async function send(opts: SendOptions): Promise<SendResult> {
     const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.senderToRecipient, keys.recipientToSender);
     session.channel = channel;
 
-    const totalBytes = sources.reduce((n, s) => n + s.size, 0);
-    await channel.sendMessage({
-      type: 'offer',
-      v: PROTOCOL_VERSION,
-      totalFiles: sources.length,
-      totalBytes,
-      names: sources.map((s) => s.name),
-    });
+    const { totalFiles, totalBytes } = scan;
+    await channel.sendMessage({ type: 'offer', v: PROTOCOL_VERSION, totalFiles, totalDirs, totalBytes, names: scan.roots });
 
     // The recipient's messages are read concurrently, so that an error or a cancel from the
     // other side stops our sending at once.
@@ -138,17 +109,22 @@ export async function send(opts: SendOptions): Promise<SendResult> {
     emit({ type: 'stage', stage: 'transferring' });
     let sent = 0;
     try {
-      for (const src of sources) {
-        const file: FileMessage = { type: 'file', path: src.name, size: src.size, mode: src.mode, mtime: src.mtimeMs };
-        emit({ type: 'file-start', path: src.name, size: src.size });
+      for (const entry of scan.entries) {
+        checkPeer();
+        if (entry.kind === 'dir') {
+          await channel.sendMessage({ type: 'dir', path: entry.path, mode: entry.mode, mtime: entry.mtimeMs });
+          continue;
+        }
+        const file: FileMessage = { type: 'file', path: entry.path, size: entry.size, mode: entry.mode, mtime: entry.mtimeMs };
+        emit({ type: 'file-start', path: entry.path, size: entry.size });
         await channel.sendMessage(file);
-        const sha256 = await streamFile(src, channel, (n) => {
+        const sha256 = await streamFile(entry, channel, (n) => {
           checkPeer();
           sent += n;
           emit({ type: 'progress', bytes: sent, totalBytes });
         });
         await channel.sendMessage({ type: 'file-end', sha256 });
-        emit({ type: 'file-done', path: src.name, size: src.size, sha256 });
+        emit({ type: 'file-done', path: entry.path, size: entry.size, sha256 });
       }
       await channel.sendMessage({ type: 'done' });
       apply({ kind: 'sent' });
@@ -160,8 +136,8 @@ export async function send(opts: SendOptions): Promise<SendResult> {
     }
     await finished.promise;
     await channel.close();
-    emit({ type: 'done', files: sources.length, bytes: totalBytes });
-    return { code, files: sources.length, bytes: totalBytes };
+    emit({ type: 'done', files: totalFiles, bytes: totalBytes });
+    return { code, files: totalFiles, bytes: totalBytes };
   });
 }
 
@@ -181,16 +157,16 @@ function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: 
 }
 
 /** Send one file's bytes as DATA records; returns its SHA-256. Detects a file changing under us. */
-async function streamFile(src: Source, channel: SecureChannel, onBytes: (n: number) => void): Promise<string> {
+async function streamFile(src: Entry, channel: SecureChannel, onBytes: (n: number) => void): Promise<string> {
   const hash = createHash('sha256');
   let fh;
   try {
-    fh = await open(src.path, 'r');
+    fh = await open(src.abs, 'r');
   } catch (e) {
-    throw new TscCrocError('ERR_IO', `cannot open ${src.path} (${(e as NodeJS.ErrnoException).code})`);
+    throw new TscCrocError('ERR_IO', `cannot open ${src.abs} (${(e as NodeJS.ErrnoException).code})`);
   }
   try {
-    const changed = () => new TscCrocError('ERR_IO', `${src.path} changed while it was being sent`);
+    const changed = () => new TscCrocError('ERR_IO', `${src.abs} changed while it was being sent`);
     const before = await fh.stat();
     if (before.size !== src.size || Math.floor(before.mtimeMs) !== src.mtimeMs) throw changed();
     // Two buffers, reused: one is hashed and sealed while the next read fills the other.
@@ -226,7 +202,7 @@ async function streamFile(src: Source, channel: SecureChannel, onBytes: (n: numb
     return hash.digest('hex');
   } catch (e) {
     if (isTscCrocError(e)) throw e;
-    throw new TscCrocError('ERR_IO', `cannot read ${src.path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { cause: e });
+    throw new TscCrocError('ERR_IO', `cannot read ${src.abs} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { cause: e });
   } finally {
     await fh.close();
   }
