@@ -40,6 +40,7 @@ test('a symlink under the final name: refused without overwrite, replaced (not f
   await sink.open(msg('a.txt', 3), ['a.txt']);
   await sink.write([data]);
   await sink.commit(sha(data));
+  await sink.flush();
   assert.equal(await readFile(join(out, 'a.txt'), 'utf8'), 'new');
   assert.equal(await readFile(join(elsewhere, 'target'), 'utf8'), 'precious', 'the link target is untouched');
 });
@@ -55,11 +56,13 @@ test('pieces are written in order; a checksum mismatch leaves nothing behind', a
   await sink.write(parts.slice(2));
   const done = await sink.commit(sha(whole));
   assert.equal(done.sha256, sha(whole));
+  await sink.flush();
   assert.ok((await readFile(join(out, 'ok.txt'))).equals(whole));
 
   await sink.open(msg('bad.txt', 3), ['bad.txt']);
   await sink.write([Buffer.from('abc')]);
   await assert.rejects(sink.commit(sha(Buffer.from('xyz'))), isCode('ERR_INTEGRITY'));
+  await sink.flush();
   assert.deepEqual(await readdir(out), ['ok.txt']);
 });
 
@@ -89,6 +92,25 @@ test('mtimes survive to the millisecond (a float seconds value must not land jus
     await sink.open({ ...msg(name, 1), mtime }, [name]);
     await sink.write([data]);
     await sink.commit(sha(data));
+    await sink.flush();
     assert.equal(Math.floor((await stat(join(out, name))).mtimeMs), mtime);
   }
+});
+
+test('many small files are published in the background, all of them, and flush() waits for them', async (t) => {
+  const { root, out } = await dirs();
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const sink = new FileSink(out, false);
+  await sink.makeDir({ type: 'dir', path: 'd', mode: 0o755, mtime: 1_600_000_000_000 }, ['d']);
+  for (let i = 0; i < 200; i++) {
+    const data = Buffer.from(`file ${i}`);
+    await sink.open(msg(`d/${i}.txt`, data.length), ['d', `${i}.txt`]);
+    await sink.write([data]);
+    await sink.commit(sha(data));
+  }
+  await sink.finishDirs();
+  const names = await readdir(join(out, 'd'));
+  assert.equal(names.length, 200);
+  assert.ok(names.every((n) => !n.endsWith('.partial')));
+  assert.equal(await readFile(join(out, 'd', '199.txt'), 'utf8'), 'file 199');
 });

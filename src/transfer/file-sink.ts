@@ -15,6 +15,9 @@ import { TscCrocError } from '../core/errors.js';
 import type { DirMessage, FileMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
 
+/** Files given their final name at once, in the background. */
+const PUBLISH_CONCURRENCY = 16;
+
 /** Permission bits kept from the sender: read and execute bits, and the owner's write bit. */
 const SAFE_MODE_BITS = 0o755;
 
@@ -65,6 +68,13 @@ export class FileSink {
   readonly #ownRoots = new Set<string>();
   /** Folders to give their mode and mtime once everything inside is written. */
   readonly #dirs: { path: string; depth: number; mode: number; mtime: number }[] = [];
+  /** Folders already checked (or created) in this transfer: not looked at again for each file. */
+  readonly #checked = new Set<string>();
+  /** Folders this transfer created: nothing can be in them that it did not write. */
+  readonly #created = new Set<string>();
+  /** Verified files being given their mode, time and name, while the next file streams in. */
+  readonly #publishing = new Set<Promise<void>>();
+  #publishError: unknown = null;
 
   get outDir(): string {
     return this.#outDir;
@@ -104,6 +114,7 @@ export class FileSink {
 
   /** Give every folder its mode (masked like files, and always owner-accessible) and mtime, deepest first. */
   async finishDirs(): Promise<void> {
+    await this.flush();
     const dirs = this.#dirs.splice(0).sort((a, b) => b.depth - a.depth);
     for (const d of dirs) {
       try {
@@ -121,7 +132,9 @@ export class FileSink {
     const dir = await this.#makeParents(segments.slice(0, -1));
     const name = segments.at(-1)!;
     const finalPath = join(dir, name);
-    const existing = await lstatOrNull(finalPath);
+    this.#throwIfFailed();
+    // in a folder this transfer created, nothing can be there already (each path comes once)
+    const existing = this.#created.has(dir) ? null : await lstatOrNull(finalPath);
     if (existing !== null) {
       if (existing.isDirectory()) throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(finalPath)} is a folder`);
       if (!this.#overwrite)
@@ -153,7 +166,11 @@ export class FileSink {
     cur.pending.catch(() => undefined); // observed by the next write, commit or abort
   }
 
-  /** Verify the hash, then give the file its mode, mtime and final name. */
+  /**
+   * Verify the hash; then the file gets its mode, mtime and final name in the background (up to
+   * PUBLISH_CONCURRENCY files at once), so many small files do not wait on each other's system
+   * calls. A failure there surfaces at the next call; flush() waits for all of them.
+   */
   async commit(sha256: string): Promise<CommittedFile> {
     const cur = this.#current;
     if (!cur) throw new Error('FileSink: no open file');
@@ -163,21 +180,44 @@ export class FileSink {
       await this.abort(false);
       throw new TscCrocError('ERR_INTEGRITY', `${displayName(cur.file.path)} does not match the SHA-256 the sender announced; it was not saved`);
     }
+    this.#current = null;
+    const job = this.#finish(cur).catch((e: unknown) => {
+      this.#publishError ??= e;
+    });
+    this.#publishing.add(job);
+    void job.finally(() => this.#publishing.delete(job));
+    while (this.#publishing.size >= PUBLISH_CONCURRENCY) await Promise.race(this.#publishing);
+    this.#throwIfFailed();
+    return { path: cur.finalPath, size: cur.file.size, sha256: got };
+  }
+
+  /** Wait until every verified file is under its final name; throws the first failure. */
+  async flush(): Promise<void> {
+    await Promise.all(this.#publishing);
+    this.#throwIfFailed();
+  }
+
+  #throwIfFailed(): void {
+    if (this.#publishError !== null) throw this.#publishError;
+  }
+
+  async #finish(cur: OpenFile): Promise<void> {
     try {
       await cur.handle.chmod(cur.file.mode & SAFE_MODE_BITS);
       await cur.handle.datasync();
       await cur.handle.close();
       await utimes(cur.tempPath, Date.now() / 1000, mtimeSeconds(cur.file.mtime));
     } catch (e) {
+      await cur.handle.close().catch(() => undefined);
+      await unlink(cur.tempPath).catch(() => undefined);
       throw ioError(`cannot finish writing ${displayName(cur.file.path)}`, e);
     }
     await this.#publish(cur);
-    this.#current = null;
-    return { path: cur.finalPath, size: cur.file.size, sha256: got };
   }
 
   /** Stop writing the open file. Partial data stays under its temporary name unless `keep` is false. */
   async abort(keep: boolean): Promise<string | null> {
+    await Promise.all(this.#publishing); // verified files finish publishing; nothing is left running
     const cur = this.#current;
     if (!cur) return null;
     this.#current = null;
@@ -222,6 +262,7 @@ export class FileSink {
     let dir = this.#outDir;
     for (const [i, seg] of parents.entries()) {
       dir = join(dir, seg);
+      if (this.#checked.has(dir)) continue;
       const st = await lstatOrNull(dir);
       if (st === null) {
         await mkdir(dir, 0o700).catch((e) => {
@@ -229,6 +270,7 @@ export class FileSink {
           throw ioError(`cannot create folder ${displayName(dir)}`, e);
         });
         if (i === 0) this.#ownRoots.add(seg);
+        this.#created.add(dir);
       } else if (st.isSymbolicLink()) {
         throw new TscCrocError('ERR_UNSAFE_PATH', `refused to write through the symlink ${displayName(dir)}`);
       } else if (!st.isDirectory()) {
@@ -236,6 +278,7 @@ export class FileSink {
       } else if (i === 0 && !this.#ownRoots.has(seg) && !this.#overwrite) {
         throw new TscCrocError('ERR_FILE_EXISTS', `the folder ${displayName(dir)} already exists (nothing was added to it; use --overwrite to write into it)`);
       }
+      this.#checked.add(dir);
     }
     return dir;
   }
