@@ -257,3 +257,36 @@ test('sending the same folder again: refused without --overwrite, merged with it
   assert.equal(await rf(join(out, 'docs', 'a.txt'), 'utf8'), 'v2');
   assert.equal(await rf(join(out, 'docs', 'mine.txt'), 'utf8'), 'keep me');
 });
+
+test('20,000 small files in 20 folders arrive identical', async () => {
+  const { src, out } = await freshDirs('many');
+  const { mkdir: mk, readdir: rd } = await import('node:fs/promises');
+  const root = join(src, 'many');
+  const hashes = new Map<string, string>();
+  for (let d = 0; d < 20; d++) {
+    await mk(join(root, `d${d}`), { recursive: true });
+    await Promise.all(
+      Array.from({ length: 1000 }, async (_, i) => {
+        const data = randomBytes(512);
+        await writeFile(join(root, `d${d}`, `f${i}`), data);
+        hashes.set(`d${d}/f${i}`, (await import('node:crypto')).createHash('sha256').update(data).digest('hex'));
+      }),
+    );
+  }
+  const sender = runCli(['send', '--relay', relay.url, root]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const recipient = runCli(['receive', '--relay', relay.url, '--out', out, '--yes', code!]);
+  const [rc, sc] = await Promise.all([recipient.exit(120_000), sender.exit(120_000)]);
+  assert.equal(rc, 0, recipient.stderr());
+  assert.equal(sc, 0, sender.stderr());
+  let count = 0;
+  for (let d = 0; d < 20; d++) {
+    const names = await rd(join(out, 'many', `d${d}`));
+    assert.equal(names.length, 1000);
+    for (const n of names) {
+      assert.equal(await sha256File(join(out, 'many', `d${d}`, n)), hashes.get(`d${d}/${n}`));
+      count++;
+    }
+  }
+  assert.equal(count, 20_000);
+});
