@@ -290,3 +290,31 @@ test('20,000 small files in 20 folders arrive identical', async () => {
   }
   assert.equal(count, 20_000);
 });
+
+test('a text message is printed by the recipient, control characters made harmless only on a terminal', async () => {
+  const text = 'Hello from tsc-croc! ünïcødé ✓\nsecond line';
+  const sender = runCli(['send', '--relay', relay.url, '--text', text]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const recipient = runCli(['receive', '--relay', relay.url, code!]); // no --yes: a text is only shown
+  assert.equal(await recipient.exit(), 0, recipient.stderr());
+  assert.equal(await sender.exit(), 0, sender.stderr());
+  assert.equal(recipient.stdout(), `${text}\n`);
+});
+
+test('piped data of unknown length goes from the sender stdin to the recipient stdout', async () => {
+  const data = randomBytes(3 * 1024 * 1024).toString('hex'); // 6 MB of text: stdout is read as UTF-8 here
+  const sender = runCli(['send', '--relay', relay.url], { input: data });
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const recipient = runCli(['receive', '--relay', relay.url, '--yes', code!]);
+  assert.equal(await recipient.exit(), 0, recipient.stderr());
+  assert.equal(await sender.exit(), 0, sender.stderr());
+  assert.equal(recipient.stdout().length, data.length);
+  assert.ok(recipient.stdout() === data, 'the same bytes');
+  // without --yes and without a terminal: refused
+  const again = runCli(['send', '--relay', relay.url], { input: 'x' });
+  const [, code2] = await again.waitFor(/Code is: (\S+)/);
+  const refused = runCli(['receive', '--relay', relay.url, code2!]);
+  assert.equal(await refused.exit(), 4, refused.stderr());
+  assert.equal(refused.stdout(), '');
+  assert.equal(await again.exit(), 4);
+});

@@ -64,7 +64,7 @@ async function hostile(script: Step[], outDir: string, overwrite = false): Promi
 }
 
 const offer = (names: string[], totalBytes: number): Step => ({
-  msg: { type: 'offer', v: PROTOCOL_VERSION, totalFiles: names.length, totalDirs: 0, totalBytes, names },
+  msg: { type: 'offer', v: PROTOCOL_VERSION, kind: 'files', totalFiles: names.length, totalDirs: 0, totalBytes, names },
 });
 const file = (path: string, size: number): Step => ({ msg: { type: 'file', path, size, mode: 0o644, mtime: Date.now() } });
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -167,13 +167,13 @@ test('regression: a file that was not offered is refused (an offer of "photo.jpg
 
 test('an offer must list its top-level names, once each, as plain names', async () => {
   const { out } = await fresh('offer-shape');
-  assertCode(await hostile([{ msg: { type: 'offer', v: PROTOCOL_VERSION, totalFiles: 1, totalDirs: 0, totalBytes: 2, names: [] } }], out), 'ERR_PROTOCOL');
+  assertCode(await hostile([{ msg: { type: 'offer', v: PROTOCOL_VERSION, kind: 'files', totalFiles: 1, totalDirs: 0, totalBytes: 2, names: [] } }], out), 'ERR_PROTOCOL');
   assertCode(await hostile([offer(['a', 'a'], 2)], out), 'ERR_PROTOCOL');
   assertCode(await hostile([offer(['dir/a'], 2)], out), 'ERR_UNSAFE_PATH');
 });
 
 const folderOffer = (names: string[], totalFiles: number, totalDirs: number, totalBytes: number): Step => ({
-  msg: { type: 'offer', v: PROTOCOL_VERSION, totalFiles, totalDirs, totalBytes, names },
+  msg: { type: 'offer', v: PROTOCOL_VERSION, kind: 'files', totalFiles, totalDirs, totalBytes, names },
 });
 const dir = (path: string): Step => ({ msg: { type: 'dir', path, mode: 0o755, mtime: Date.now() } });
 
@@ -194,4 +194,24 @@ test('more folders than offered, or a folder outside the offered names, is refus
   const { out: out2 } = await fresh('dirs2');
   assertCode(await hostile([folderOffer(['a'], 0, 1, 0), dir('b')], out2), 'ERR_PROTOCOL');
   assert.deepEqual(await readdir(out2), []);
+});
+
+const streamOffer = (kind: 'text' | 'stream', totalBytes: number): Step => ({
+  msg: { type: 'offer', v: PROTOCOL_VERSION, kind, totalFiles: 0, totalDirs: 0, totalBytes, names: [] },
+});
+
+test('text and stream offers: lies about sizes and files inside them are refused', async () => {
+  const { out } = await fresh('streams');
+  const d = Buffer.from('hello');
+  // a text longer than announced
+  assertCode(await hostile([streamOffer('text', 3), { data: d }], out), 'ERR_PROTOCOL');
+  // a stream-end that disagrees with what came
+  assertCode(await hostile([streamOffer('text', 5), { data: d }, { msg: { type: 'stream-end', size: 4, sha256: sha(d) } }], out), 'ERR_PROTOCOL');
+  // a wrong checksum
+  assertCode(await hostile([streamOffer('text', 5), { data: d }, { msg: { type: 'stream-end', size: 5, sha256: sha(Buffer.from('other')) } }], out), 'ERR_INTEGRITY');
+  // a file smuggled into a text transfer
+  assertCode(await hostile([streamOffer('text', 5), { data: d }, { msg: { type: 'stream-end', size: 5, sha256: sha(d) } }, file('x', 1)], out), 'ERR_PROTOCOL');
+  // a text offer that claims files
+  assertCode(await hostile([{ msg: { type: 'offer', v: PROTOCOL_VERSION, kind: 'text', totalFiles: 1, totalDirs: 0, totalBytes: 5, names: ['x'] } }], out), 'ERR_PROTOCOL');
+  assert.deepEqual(await readdir(out), []);
 });

@@ -10,7 +10,7 @@ import { RELAY_FLAGS, relayConfig, type RelayCliFlags } from '../relay/config.js
 import { receive } from '../transfer/receive.js';
 import { send } from '../transfer/send.js';
 import { EXIT, reportError } from './exit.js';
-import { TransferUi, confirm, describeOffer } from './ui.js';
+import { TransferUi, confirm, describeOffer, safeForTerminal } from './ui.js';
 
 export interface CliIo {
   stdout: NodeJS.WriteStream;
@@ -66,23 +66,28 @@ export function buildProgram(io: CliIo): Command {
   outputOpts(
     program
       .command('send')
-      .description('send files and folders; prints a code for the other side')
-      .argument('<paths...>', 'files and folders to send (folders recursively, empty ones too)')
+      .description('send files and folders, a text, or what is piped in (`tar c dir | tsc-croc send`); prints a code for the other side')
+      .argument('[paths...]', 'files and folders to send (folders recursively, empty ones too)')
+      .option('--text <message>', 'send a text message instead of files')
       .addOption(relayOpt())
       .addOption(relayPasswordOpt())
       .option('--code <code>', 'use this code (<channel>-<words>) instead of a random one; visible to other users in process lists, prefer env TSC_CROC_SECRET')
       .option('--exclude <glob>', 'leave out what matches, like a .gitignore line (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
       .option('--git', 'leave out what .gitignore files ignore (nested ones too), and .git folders')
       .addOption(new Option('--curve <curve>', 'SPAKE2 group').choices([...CURVES]).default(DEFAULT_CURVE)),
-  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; exclude: string[]; git?: boolean; curve: CurveName; json?: boolean; progress: boolean }) => {
+  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; text?: string; exclude: string[]; git?: boolean; curve: CurveName; json?: boolean; progress: boolean }) => {
     const relay = relayFrom(o.relay, io.env);
+    // with no paths and no text, what is piped in is sent, as it is read
+    const piped = files.length === 0 && o.text === undefined;
+    if (piped && io.stdin.isTTY)
+      throw new TscCrocError('ERR_INVALID_ARGUMENT', 'nothing to send: give files or folders, --text, or pipe data in (e.g. tar c dir | tsc-croc send)');
     const ui = new TransferUi({ json: !!o.json, progress: o.progress && !!io.stderr.isTTY, stderr: io.stderr, stdout: io.stdout, stages: ['connecting', 'waiting', 'securing', 'transferring'] });
     const { signal, dispose } = cancelOnSignals();
     try {
       await send({
         relay,
         relayPassword: o.relayPassword ?? io.env.TSC_CROC_RELAY_PASSWORD,
-        files,
+        ...(piped ? { stream: io.stdin } : o.text !== undefined ? { text: o.text } : { files }),
         exclude: o.exclude,
         git: !!o.git,
         code: o.code ?? io.env.TSC_CROC_SECRET,
@@ -119,9 +124,10 @@ export function buildProgram(io: CliIo): Command {
     const ui = new TransferUi({ json: !!o.json, progress: o.progress && !!io.stderr.isTTY, stderr: io.stderr, stdout: io.stdout, stages: ['connecting', 'securing', 'transferring'] });
     const { signal, dispose } = cancelOnSignals();
     try {
-      await receive({
+      const result = await receive({
         relay,
         relayPassword: o.relayPassword ?? io.env.TSC_CROC_RELAY_PASSWORD,
+        streamTo: io.stdout,
         code,
         outDir: o.out,
         overwrite: o.overwrite
@@ -132,12 +138,15 @@ export function buildProgram(io: CliIo): Command {
         signal,
         onEvent: ui.onEvent,
         accept: async (offer) => {
+          if (offer.kind === 'stream' && o.json) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'piped data goes to stdout, so it cannot be received with --json');
+          if (offer.kind === 'text') return true; // a message is only shown, never written
           if (o.yes) return true;
           if (!io.stdin.isTTY)
             throw new TscCrocError('ERR_NEEDS_CONSENT', `refused ${describeOffer(offer)}: not a terminal, so nobody can confirm; pass --yes to accept`);
           return confirm(`Accept ${describeOffer(offer)}?`, io.stdin, io.stderr, signal);
         },
       });
+      if (result.text !== undefined) io.stdout.write(`${io.stdout.isTTY ? safeForTerminal(result.text) : result.text}\n`);
     } finally {
       ui.stop();
       dispose();

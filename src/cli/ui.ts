@@ -17,7 +17,14 @@ export function formatBytes(n: number): string {
 
 const SHOWN_NAMES = 5;
 
+/** Text for a terminal: control and bidi characters (escape sequences among them) made harmless; newlines and tabs kept. */
+export function safeForTerminal(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/gu, '\ufffd');
+}
+
 export function describeOffer(o: OfferInfo): string {
+  if (o.kind === 'text') return `a text message (${formatBytes(o.totalBytes)})`;
+  if (o.kind === 'stream') return 'piped data of unknown length (it goes to stdout)';
   const files = o.totalFiles === 1 ? '1 file' : `${o.totalFiles} files`;
   const what = o.totalDirs === 0 ? files : `${files} in ${o.totalDirs === 1 ? '1 folder' : `${o.totalDirs} folders`}`;
   const shown = o.names.slice(0, SHOWN_NAMES).join(', ');
@@ -75,7 +82,7 @@ export class TransferUi {
         break;
       }
       case 'progress':
-        if (!this.#bar && this.#o.progress) this.#startBar(e.totalBytes);
+        if (!this.#bar && this.#o.progress && e.totalBytes > 0) this.#startBar(e.totalBytes);
         this.#bar?.update(e.bytes, this.#barPayload(e.bytes, e.totalBytes));
         break;
       case 'file-done':

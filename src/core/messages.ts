@@ -24,15 +24,31 @@ const MAX_MESSAGE_TEXT = 1024;
 /** The largest time a Date can hold, in ms since the epoch. */
 const MAX_MTIME = 8.64e15;
 
+/** What an offer holds: files and folders, a text message, or a stream of unknown length (a pipe). */
+export const OFFER_KINDS = ['files', 'text', 'stream'] as const;
+export type OfferKind = (typeof OFFER_KINDS)[number];
+/** Largest text message: it is held in memory and printed. */
+export const MAX_TEXT_BYTES = 1024 * 1024;
+
 export interface OfferMessage {
   type: 'offer';
   v: number;
+  kind: OfferKind;
   totalFiles: number;
   /** Folders that follow as `dir` messages (each folder once, empty ones included). */
   totalDirs: number;
   totalBytes: number;
-  /** The top-level names (single segments): every path that follows starts with one of them. */
+  /**
+   * kind 'files': the top-level names (single segments), every path that follows starts with one
+   * of them. 'text' and 'stream': empty.
+   */
   names: string[];
+}
+/** After the DATA of a text or stream offer: how much was sent, and its SHA-256. */
+export interface StreamEndMessage {
+  type: 'stream-end';
+  size: number;
+  sha256: string;
 }
 export interface DirMessage {
   type: 'dir';
@@ -81,7 +97,7 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type SenderMessage = OfferMessage | DirMessage | FileMessage | FileEndMessage | DoneMessage | ErrorMessage;
+export type SenderMessage = OfferMessage | DirMessage | FileMessage | FileEndMessage | StreamEndMessage | DoneMessage | ErrorMessage;
 export type RecipientMessage = AcceptMessage | DeclineMessage | ReceivedMessage | KeepaliveMessage | ErrorMessage;
 export type Message = SenderMessage | RecipientMessage;
 
@@ -128,13 +144,14 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
   if (typeof o !== 'object' || o === null || Array.isArray(o)) bad('not an object');
   const m = o as Fields;
   const type = m.type;
-  const senderTypes = ['offer', 'dir', 'file', 'file-end', 'done', 'error'];
+  const senderTypes = ['offer', 'dir', 'file', 'file-end', 'stream-end', 'done', 'error'];
   const recipientTypes = ['accept', 'decline', 'received', 'keepalive', 'error'];
   if (typeof type !== 'string' || !(from === 'sender' ? senderTypes : recipientTypes).includes(type))
     bad(`unexpected message type from the ${from}`);
   switch (type) {
     case 'offer': {
-      exactKeys(m, ['type', 'v', 'totalFiles', 'totalDirs', 'totalBytes', 'names']);
+      exactKeys(m, ['type', 'v', 'kind', 'totalFiles', 'totalDirs', 'totalBytes', 'names']);
+      if (!(OFFER_KINDS as readonly unknown[]).includes(m.kind)) bad("unknown 'kind'");
       if (m.v !== PROTOCOL_VERSION) bad(`unsupported protocol version ${String(m.v)}`);
       const names = m.names;
       if (!Array.isArray(names) || names.length > MAX_OFFER_NAMES) bad(`'names' must be a list of at most ${MAX_OFFER_NAMES}`);
@@ -142,6 +159,7 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
       return {
         type,
         v: PROTOCOL_VERSION,
+        kind: m.kind as OfferKind,
         totalFiles: uint(m, 'totalFiles'),
         totalDirs: uint(m, 'totalDirs'),
         totalBytes: uint(m, 'totalBytes'),
@@ -154,6 +172,12 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
     case 'file':
       exactKeys(m, ['type', 'path', 'size', 'mode', 'mtime']);
       return { type, path: str(m, 'path', MAX_PATH_CHARS), size: uint(m, 'size'), mode: uint(m, 'mode', 0o777), mtime: uint(m, 'mtime', MAX_MTIME) };
+    case 'stream-end': {
+      exactKeys(m, ['type', 'size', 'sha256']);
+      const sha256 = str(m, 'sha256', 64);
+      if (!SHA256_RE.test(sha256)) bad("'sha256' must be 64 lowercase hex digits");
+      return { type, size: uint(m, 'size'), sha256 };
+    }
     case 'file-end': {
       exactKeys(m, ['type', 'sha256']);
       const sha256 = str(m, 'sha256', 64);

@@ -6,7 +6,7 @@
  * lie under one of the offered top-level names, and is written at most once.
  */
 import { TscCrocError } from './errors.js';
-import type { DirMessage, FileMessage, OfferMessage, RecipientMessage, SenderMessage } from './messages.js';
+import { MAX_TEXT_BYTES, type DirMessage, type FileMessage, type OfferMessage, type RecipientMessage, type SenderMessage } from './messages.js';
 import { checkRelativePath, displayName } from './path.js';
 
 interface Totals {
@@ -28,6 +28,8 @@ export type RecipientState =
   | { name: 'await-decision'; offer: OfferMessage }
   | ({ name: 'await-entry' } & Totals)
   | ({ name: 'in-file'; file: FileMessage; segments: string[]; received: number } & Totals)
+  /** A text or stream offer: its DATA, up to `stream-end`. */
+  | ({ name: 'in-stream'; received: number } & Totals)
   | ({ name: 'await-end' } & Totals)
   | { name: 'finished' }
   | { name: 'declined' };
@@ -45,6 +47,9 @@ export type RecipientEffect =
   | { kind: 'open-file'; file: FileMessage; segments: string[] }
   | { kind: 'write' }
   | { kind: 'verify-file'; sha256: string }
+  /** The DATA of a text or stream goes to the stream sink. */
+  | { kind: 'write-stream' }
+  | { kind: 'verify-stream'; sha256: string }
   /** Every file is in: give folders their modes and times (deepest first). */
   | { kind: 'finish-dirs' }
   | { kind: 'finish' };
@@ -84,6 +89,12 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
     case 'await-offer': {
       if (input.kind !== 'message' || input.message.type !== 'offer') return violation('expected an offer first');
       const offer = input.message;
+      if (offer.kind !== 'files') {
+        if (offer.totalFiles !== 0 || offer.totalDirs !== 0 || offer.names.length !== 0) violation(`a ${offer.kind} offer with files`);
+        if (offer.kind === 'text' && offer.totalBytes > MAX_TEXT_BYTES) violation(`a text of more than ${MAX_TEXT_BYTES} bytes`);
+        if (offer.kind === 'stream' && offer.totalBytes !== 0) violation('a stream offer with a size');
+        return { state: { name: 'await-decision', offer }, effects: [{ kind: 'ask', offer }] };
+      }
       if (offer.totalFiles + offer.totalDirs < 1) violation('an offer of nothing');
       // The user consents to these names: each a single safe name, listed once.
       if (offer.names.length < 1) violation('an offer without names');
@@ -95,19 +106,36 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
       if (input.kind !== 'decision') return violation('sent more before the offer was answered');
       if (!input.accept) return { state: { name: 'declined' }, effects: [{ kind: 'send', message: { type: 'decline' } }] };
       const totals: Totals = { offer: state.offer, files: 0, dirs: 0, bytes: 0, roots: new Set(state.offer.names), seen: new Set() };
-      return { state: { name: 'await-entry', ...totals }, effects: [{ kind: 'send', message: { type: 'accept' } }] };
+      const next: RecipientState = state.offer.kind === 'files' ? { name: 'await-entry', ...totals } : { name: 'in-stream', received: 0, ...totals };
+      return { state: next, effects: [{ kind: 'send', message: { type: 'accept' } }] };
+    }
+    case 'in-stream': {
+      if (input.kind === 'data') {
+        const received = state.received + input.length;
+        // a text has a size; a stream (a pipe) has none, like any pipe
+        if (state.offer.kind === 'text' && received > state.offer.totalBytes) violation('more text than announced');
+        return { state: { ...state, received }, effects: [{ kind: 'write-stream' }] };
+      }
+      if (input.kind !== 'message' || input.message.type !== 'stream-end') return violation('a stream was cut short');
+      const { size, sha256 } = input.message;
+      if (size !== state.received) violation(`a stream of ${state.received} bytes announced as ${size}`);
+      if (state.offer.kind === 'text' && size !== state.offer.totalBytes) violation(`a text of ${size} bytes offered as ${state.offer.totalBytes}`);
+      const { received: _r, ...totals } = state;
+      return { state: { ...totals, name: 'await-entry', bytes: size }, effects: [{ kind: 'verify-stream', sha256 }] };
     }
     case 'await-entry': {
       if (input.kind !== 'message') return violation(input.kind === 'data' ? 'data outside a file' : 'ended before "done"');
       const m = input.message;
       if (m.type === 'done') {
         const o = state.offer;
-        if (state.files !== o.totalFiles || state.dirs !== o.totalDirs || state.bytes !== o.totalBytes)
+        const bytesOk = o.kind === 'stream' || state.bytes === o.totalBytes;
+        if (state.files !== o.totalFiles || state.dirs !== o.totalDirs || !bytesOk)
           violation(
             `sent ${state.files} files, ${state.dirs} folders and ${state.bytes} bytes, but offered ${o.totalFiles}, ${o.totalDirs} and ${o.totalBytes}`,
           );
         return { state: { ...state, name: 'await-end' }, effects: [] };
       }
+      if (state.offer.kind !== 'files') return violation(`"${m.type}" in a ${state.offer.kind} transfer`);
       if (m.type === 'dir') {
         if (state.dirs + 1 > state.offer.totalDirs) violation('more folders than offered');
         const segments = admit(state, m.path);

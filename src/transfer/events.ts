@@ -3,6 +3,8 @@
 export type Stage = 'connecting' | 'securing' | 'waiting' | 'transferring';
 
 export interface OfferInfo {
+  /** 'files' (files and folders), 'text' (a message), or 'stream' (piped data of unknown length). */
+  kind: 'files' | 'text' | 'stream';
   totalFiles: number;
   totalDirs: number;
   totalBytes: number;

@@ -2,6 +2,7 @@
  * The receiving side: parse the code, join the relay, run SPAKE2, then let the recipient state
  * machine (src/core/recipient-machine.ts) check every message while FileSink writes the files.
  */
+import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { parseCode } from '../core/code-phrase.js';
 import { TscCrocError, isTscCrocError, type ErrorCode } from '../core/errors.js';
@@ -16,6 +17,21 @@ import { RelayClient } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
 import { withSession } from './session.js';
 import { staple } from './tcp.js';
+
+/** Write with backpressure: resolve when the target can take more. */
+function writeTo(w: NodeJS.WritableStream, chunk: Buffer): Promise<void> {
+  if (w.write(chunk)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = (e?: unknown) => {
+      w.off('drain', done);
+      w.off('error', done);
+      if (e) reject(new TscCrocError('ERR_IO', `cannot write the received data (${(e as NodeJS.ErrnoException).code ?? 'error'})`));
+      else resolve();
+    };
+    w.on('drain', done);
+    w.on('error', done);
+  });
+}
 
 /** Failures after which partial data is kept (under its temporary name) rather than deleted. */
 const KEEP_PARTIAL: readonly ErrorCode[] = ['ERR_CONNECTION_LOST', 'ERR_CANCELLED', 'ERR_TIMEOUT', 'ERR_IO', 'ERR_RELAY_UNREACHABLE'];
@@ -53,11 +69,18 @@ export interface ReceiveOptions {
   signal?: AbortSignal | undefined;
   onEvent?: EventSink | undefined;
   timeouts?: Partial<typeof DEFAULT_TIMEOUTS> | undefined;
+  /**
+   * Where piped data (a 'stream' offer) goes, e.g. process.stdout; written as it arrives, with
+   * backpressure. Without it a stream offer is refused.
+   */
+  streamTo?: NodeJS.WritableStream | undefined;
 }
 
 export interface ReceiveResult {
   files: CommittedFile[];
   bytes: number;
+  /** The message, when a text was sent. */
+  text?: string;
 }
 
 export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
@@ -79,6 +102,9 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
     session.channel = channel;
 
     let state: RecipientState = initialRecipientState;
+    const streamHash = createHash('sha256');
+    /** A text is collected (it is bounded by MAX_TEXT_BYTES); a stream goes to opts.streamTo. */
+    let textChunks: Buffer[] | null = null;
     const files: CommittedFile[] = [];
     let bytes = 0;
     let totalBytes = 0;
@@ -91,6 +117,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
             case 'ask': {
               const existing = await sink.existing(effect.offer.names);
               const offer: OfferInfo = {
+                kind: effect.offer.kind,
                 totalFiles: effect.offer.totalFiles,
                 totalDirs: effect.offer.totalDirs,
                 totalBytes: effect.offer.totalBytes,
@@ -98,12 +125,15 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
                 existing: existing.map(displayName),
               };
               totalBytes = offer.totalBytes;
+              if (offer.kind === 'text') textChunks = [];
               emit({ type: 'offer', offer });
               let accept = false;
               let refusal: unknown = null;
               // a person may take a while: keep the relay from closing the idle connection meanwhile
               const keepalive = setInterval(() => void channel.sendMessage({ type: 'keepalive' }).catch(() => undefined), timeouts.keepaliveMs);
               try {
+                if (offer.kind === 'stream' && !opts.streamTo)
+                  throw new TscCrocError('ERR_INVALID_ARGUMENT', 'the sender offers piped data, but there is nowhere to write it (receive it with a stream target, e.g. the CLI writes it to stdout)');
                 accept = opts.accept ? await untilAborted(Promise.resolve(opts.accept(offer)), opts.signal) : false;
                 if (accept && existing.length > 0) {
                   // consent to replace (or add to) what is there, before anything is written
@@ -153,6 +183,19 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               emit({ type: 'file-done', path: displayName(done.path), size: done.size, sha256: done.sha256 });
               break;
             }
+            case 'write-stream':
+              for (const c of data!) {
+                streamHash.update(c);
+                if (textChunks) textChunks.push(c);
+                else await writeTo(opts.streamTo!, c);
+              }
+              bytes += (input as { length: number }).length;
+              emit({ type: 'progress', bytes, totalBytes });
+              break;
+            case 'verify-stream':
+              if (streamHash.digest('hex') !== effect.sha256)
+                throw new TscCrocError('ERR_INTEGRITY', 'the data does not match the SHA-256 the sender announced');
+              break;
             case 'finish':
               await channel.end();
               break;
@@ -173,6 +216,6 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
     }
     await channel.close();
     emit({ type: 'done', files: files.length, bytes });
-    return { files, bytes };
+    return textChunks ? { files, bytes, text: Buffer.concat(textChunks).toString('utf8') } : { files, bytes };
   });
 }

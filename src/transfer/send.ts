@@ -7,7 +7,7 @@ import { open, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { formatCode, generateSecret, parseCode } from '../core/code-phrase.js';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
-import { MAX_OFFER_NAMES, PROTOCOL_VERSION, parseMessage, type FileMessage } from '../core/messages.js';
+import { MAX_OFFER_NAMES, MAX_TEXT_BYTES, PROTOCOL_VERSION, parseMessage, type FileMessage, type OfferMessage } from '../core/messages.js';
 import { MAX_RECORD_PAYLOAD, RecordType, recordPayload } from '../core/record.js';
 import { DEFAULT_CURVE, type CurveName } from '../core/relay-api.js';
 import { initialSenderState, senderStep, type SenderInput, type SenderState } from '../core/sender-machine.js';
@@ -17,7 +17,7 @@ import { RelayClient } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
 import { notifyPeer, withSession } from './session.js';
 import { staple } from './tcp.js';
-import { scanSources, type Entry } from './walk.js';
+import { scanSources, type Entry, type Scan } from './walk.js';
 
 export interface SendOptions {
   /** The relay's HTTP address, e.g. http://relay.example:9009. */
@@ -25,7 +25,11 @@ export interface SendOptions {
   /** The relay's password, if its operator set one. */
   relayPassword?: string | undefined;
   /** Paths of files and folders to send (folders recursively, empty ones included). */
-  files: string[];
+  files?: string[] | undefined;
+  /** Or: a text message (at most 1 MiB), printed by the recipient. */
+  text?: string | undefined;
+  /** Or: data of unknown length, sent as it is read (e.g. process.stdin); no temporary copy. */
+  stream?: AsyncIterable<Uint8Array | string> | undefined;
   /** Glob patterns to leave out, like .gitignore lines (repeatable --exclude). */
   exclude?: string[] | undefined;
   /** Leave out what .gitignore files ignore (nested ones too), and .git folders. */
@@ -50,10 +54,7 @@ const READ_CHUNK = 256 * 1024;
 export async function send(opts: SendOptions): Promise<SendResult> {
   const emit: EventSink = opts.onEvent ?? (() => {});
   const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
-  if (opts.files.length === 0) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'nothing to send: give at least one file or folder');
-  const scan = await scanSources(opts.files, { exclude: opts.exclude ?? [], git: opts.git ?? false });
-  if (scan.roots.length > MAX_OFFER_NAMES) throw new TscCrocError('ERR_INVALID_ARGUMENT', `at most ${MAX_OFFER_NAMES} files or folders at once: send their folder instead`);
-  const totalDirs = scan.entries.length - scan.totalFiles;
+  const plan = await planContent(opts);
   const chosen = opts.code !== undefined ? parseCode(opts.code) : undefined;
   const secret = chosen?.secret ?? generateSecret();
   const client = new RelayClient(opts.relay, { signal: opts.signal, password: opts.relayPassword });
@@ -70,8 +71,9 @@ export async function send(opts: SendOptions): Promise<SendResult> {
     const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.senderToRecipient, keys.recipientToSender);
     session.channel = channel;
 
-    const { totalFiles, totalBytes } = scan;
-    await channel.sendMessage({ type: 'offer', v: PROTOCOL_VERSION, totalFiles, totalDirs, totalBytes, names: scan.roots });
+    const { offer } = plan;
+    const { totalFiles, totalBytes } = offer;
+    await channel.sendMessage(offer);
 
     // The recipient's messages are read concurrently, so that an error or a cancel from the
     // other side stops our sending at once.
@@ -109,22 +111,28 @@ export async function send(opts: SendOptions): Promise<SendResult> {
     emit({ type: 'stage', stage: 'transferring' });
     let sent = 0;
     try {
-      for (const entry of scan.entries) {
+      const onBytes = (n: number) => {
         checkPeer();
-        if (entry.kind === 'dir') {
-          await channel.sendMessage({ type: 'dir', path: entry.path, mode: entry.mode, mtime: entry.mtimeMs });
-          continue;
-        }
-        const file: FileMessage = { type: 'file', path: entry.path, size: entry.size, mode: entry.mode, mtime: entry.mtimeMs };
-        emit({ type: 'file-start', path: entry.path, size: entry.size });
-        await channel.sendMessage(file);
-        const sha256 = await streamFile(entry, channel, (n) => {
+        sent += n;
+        emit({ type: 'progress', bytes: sent, totalBytes });
+      };
+      if (plan.kind === 'files') {
+        for (const entry of plan.scan.entries) {
           checkPeer();
-          sent += n;
-          emit({ type: 'progress', bytes: sent, totalBytes });
-        });
-        await channel.sendMessage({ type: 'file-end', sha256 });
-        emit({ type: 'file-done', path: entry.path, size: entry.size, sha256 });
+          if (entry.kind === 'dir') {
+            await channel.sendMessage({ type: 'dir', path: entry.path, mode: entry.mode, mtime: entry.mtimeMs });
+            continue;
+          }
+          const file: FileMessage = { type: 'file', path: entry.path, size: entry.size, mode: entry.mode, mtime: entry.mtimeMs };
+          emit({ type: 'file-start', path: entry.path, size: entry.size });
+          await channel.sendMessage(file);
+          const sha256 = await streamFile(entry, channel, onBytes);
+          await channel.sendMessage({ type: 'file-end', sha256 });
+          emit({ type: 'file-done', path: entry.path, size: entry.size, sha256 });
+        }
+      } else {
+        const { size, sha256 } = await streamData(plan.data, channel, onBytes);
+        await channel.sendMessage({ type: 'stream-end', size, sha256 });
       }
       await channel.sendMessage({ type: 'done' });
       apply({ kind: 'sent' });
@@ -139,6 +147,61 @@ export async function send(opts: SendOptions): Promise<SendResult> {
     emit({ type: 'done', files: totalFiles, bytes: totalBytes });
     return { code, files: totalFiles, bytes: totalBytes };
   });
+}
+
+type Plan =
+  | { kind: 'files'; offer: OfferMessage; scan: Scan }
+  | { kind: 'text' | 'stream'; offer: OfferMessage; data: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array> };
+
+/** What will be sent, and the offer that announces it. */
+async function planContent(opts: SendOptions): Promise<Plan> {
+  const given = [opts.files !== undefined && opts.files.length > 0, opts.text !== undefined, opts.stream !== undefined].filter(Boolean).length;
+  if (given !== 1) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'send files and folders, a text, or piped data: exactly one of them');
+  const base = { type: 'offer', v: PROTOCOL_VERSION, totalFiles: 0, totalDirs: 0, names: [] } as const;
+  if (opts.text !== undefined) {
+    const bytes = Buffer.from(opts.text, 'utf8');
+    if (bytes.length === 0) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'the text is empty');
+    if (bytes.length > MAX_TEXT_BYTES) throw new TscCrocError('ERR_INVALID_ARGUMENT', `a text is at most ${MAX_TEXT_BYTES} bytes: send a file instead`);
+    return { kind: 'text', offer: { ...base, names: [], kind: 'text', totalBytes: bytes.length }, data: [bytes] };
+  }
+  if (opts.stream !== undefined) return { kind: 'stream', offer: { ...base, names: [], kind: 'stream', totalBytes: 0 }, data: opts.stream };
+  const scan = await scanSources(opts.files!, { exclude: opts.exclude ?? [], git: opts.git ?? false });
+  if (scan.roots.length > MAX_OFFER_NAMES) throw new TscCrocError('ERR_INVALID_ARGUMENT', `at most ${MAX_OFFER_NAMES} files or folders at once: send their folder instead`);
+  const offer: OfferMessage = {
+    ...base,
+    kind: 'files',
+    totalFiles: scan.totalFiles,
+    totalDirs: scan.entries.length - scan.totalFiles,
+    totalBytes: scan.totalBytes,
+    names: scan.roots,
+  };
+  return { kind: 'files', offer, scan };
+}
+
+/** Send a text or a stream as DATA records of at most READ_CHUNK bytes; returns its size and SHA-256. */
+async function streamData(
+  data: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array>,
+  channel: SecureChannel,
+  onBytes: (n: number) => void,
+): Promise<{ size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  try {
+    for await (const piece of data) {
+      const buf = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+      for (let off = 0; off < buf.length; off += READ_CHUNK) {
+        const part = buf.subarray(off, off + READ_CHUNK);
+        hash.update(part);
+        size += part.length;
+        await channel.send(RecordType.DATA, part);
+        onBytes(part.length);
+      }
+    }
+  } catch (e) {
+    if (isTscCrocError(e)) throw e;
+    throw new TscCrocError('ERR_IO', `cannot read the data to send (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+  }
+  return { size, sha256: hash.digest('hex') };
 }
 
 function delay(ms: number): Promise<void> {

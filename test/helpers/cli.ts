@@ -16,7 +16,7 @@ export interface Proc {
   waitFor: (re: RegExp, ms?: number) => Promise<RegExpMatchArray>;
 }
 
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Proc {
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string | Buffer } = {}): Proc {
   const env = { ...process.env, ...opts.env };
   for (const k of Object.keys(env)) if (k.startsWith('TSC_CROC_')) delete env[k];
   Object.assign(env, opts.env);
