@@ -4,7 +4,6 @@
  */
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
 import { formatCode, generateSecret, parseCode } from '../core/code-phrase.js';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import { MAX_OFFER_NAMES, MAX_TEXT_BYTES, PROTOCOL_VERSION, parseMessage, type FileMessage, type OfferMessage } from '../core/messages.js';
@@ -15,7 +14,7 @@ import { DEFAULT_TIMEOUTS, type EventSink } from './events.js';
 import { senderPake } from './pake.js';
 import { RelayClient } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
-import { notifyPeer, withSession } from './session.js';
+import { withSession } from './session.js';
 import { staple } from './tcp.js';
 import { scanSources, type Entry, type Scan } from './walk.js';
 
@@ -54,7 +53,11 @@ const READ_CHUNK = 256 * 1024;
 export async function send(opts: SendOptions): Promise<SendResult> {
   const emit: EventSink = opts.onEvent ?? (() => {});
   const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
-  const plan = await planContent(opts);
+  // The code appears at once: arguments are checked now (a typo fails before a code is shown),
+  // the folders are walked while we join and wait for the other side.
+  await checkArguments(opts);
+  const planning = planContent(opts);
+  planning.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
   const chosen = opts.code !== undefined ? parseCode(opts.code) : undefined;
   const secret = chosen?.secret ?? generateSecret();
   const client = new RelayClient(opts.relay, { signal: opts.signal, password: opts.relayPassword });
@@ -71,6 +74,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
     const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.senderToRecipient, keys.recipientToSender);
     session.channel = channel;
 
+    const plan = await planning;
     const { offer } = plan;
     const { totalFiles, totalBytes } = offer;
     await channel.sendMessage(offer);
@@ -149,19 +153,34 @@ export async function send(opts: SendOptions): Promise<SendResult> {
   });
 }
 
+/** Fast checks of what was asked for, before anything is announced. */
+async function checkArguments(opts: SendOptions): Promise<void> {
+  const given = [opts.files !== undefined && opts.files.length > 0, opts.text !== undefined, opts.stream !== undefined].filter(Boolean).length;
+  if (given !== 1) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'send files and folders, a text, or piped data: exactly one of them');
+  if (opts.text !== undefined) {
+    const n = Buffer.byteLength(opts.text, 'utf8');
+    if (n === 0) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'the text is empty');
+    if (n > MAX_TEXT_BYTES) throw new TscCrocError('ERR_INVALID_ARGUMENT', `a text is at most ${MAX_TEXT_BYTES} bytes: send a file instead`);
+  }
+  for (const p of opts.files ?? []) {
+    try {
+      await stat(p);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new TscCrocError('ERR_INVALID_ARGUMENT', code === 'ENOENT' ? `no such file: ${p}` : `cannot read ${p} (${code})`);
+    }
+  }
+}
+
 type Plan =
   | { kind: 'files'; offer: OfferMessage; scan: Scan }
   | { kind: 'text' | 'stream'; offer: OfferMessage; data: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array> };
 
-/** What will be sent, and the offer that announces it. */
+/** What will be sent, and the offer that announces it (after checkArguments). */
 async function planContent(opts: SendOptions): Promise<Plan> {
-  const given = [opts.files !== undefined && opts.files.length > 0, opts.text !== undefined, opts.stream !== undefined].filter(Boolean).length;
-  if (given !== 1) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'send files and folders, a text, or piped data: exactly one of them');
   const base = { type: 'offer', v: PROTOCOL_VERSION, totalFiles: 0, totalDirs: 0, names: [] } as const;
   if (opts.text !== undefined) {
     const bytes = Buffer.from(opts.text, 'utf8');
-    if (bytes.length === 0) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'the text is empty');
-    if (bytes.length > MAX_TEXT_BYTES) throw new TscCrocError('ERR_INVALID_ARGUMENT', `a text is at most ${MAX_TEXT_BYTES} bytes: send a file instead`);
     return { kind: 'text', offer: { ...base, names: [], kind: 'text', totalBytes: bytes.length }, data: [bytes] };
   }
   if (opts.stream !== undefined) return { kind: 'stream', offer: { ...base, names: [], kind: 'stream', totalBytes: 0 }, data: opts.stream };
