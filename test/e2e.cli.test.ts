@@ -293,8 +293,9 @@ test('20,000 small files in 20 folders arrive identical', async () => {
 
 test('a text message is printed by the recipient, control characters made harmless only on a terminal', async () => {
   const text = 'Hello from tsc-croc! ünïcødé ✓\nsecond line';
-  const sender = runCli(['send', '--relay', relay.url, '--text', text]);
+  const sender = runCli(['send', '--relay', relay.url, '--qr', '--text', text]);
   const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  await sender.waitFor(/█▀▀▀▀▀▀▀█/); // the QR code of the receive command, on stderr
   const recipient = runCli(['receive', '--relay', relay.url, code!]); // no --yes: a text is only shown
   assert.equal(await recipient.exit(), 0, recipient.stderr());
   assert.equal(await sender.exit(), 0, sender.stderr());

@@ -3,6 +3,7 @@
  * map errors to exit codes (src/cli/exit.ts). Defaults may come from TSC_CROC_* variables.
  */
 import { Command, CommanderError, Option } from 'commander';
+import { renderUnicodeCompact } from 'uqr';
 import { TscCrocError } from '../core/errors.js';
 import { CURVES, DEFAULT_CURVE, type CurveName } from '../core/relay-api.js';
 import { startRelay } from '../relay/index.js';
@@ -69,13 +70,14 @@ export function buildProgram(io: CliIo): Command {
       .description('send files and folders, a text, or what is piped in (`tar c dir | tsc-croc send`); prints a code for the other side')
       .argument('[paths...]', 'files and folders to send (folders recursively, empty ones too)')
       .option('--text <message>', 'send a text message instead of files')
+      .option('--qr', 'also show the receive command as a QR code (for a phone camera)')
       .addOption(relayOpt())
       .addOption(relayPasswordOpt())
       .option('--code <code>', 'use this code (<channel>-<words>) instead of a random one; visible to other users in process lists, prefer env TSC_CROC_SECRET')
       .option('--exclude <glob>', 'leave out what matches, like a .gitignore line (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
       .option('--git', 'leave out what .gitignore files ignore (nested ones too), and .git folders')
       .addOption(new Option('--curve <curve>', 'SPAKE2 group').choices([...CURVES]).default(DEFAULT_CURVE)),
-  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; text?: string; exclude: string[]; git?: boolean; curve: CurveName; json?: boolean; progress: boolean }) => {
+  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; text?: string; qr?: boolean; exclude: string[]; git?: boolean; curve: CurveName; json?: boolean; progress: boolean }) => {
     const relay = relayFrom(o.relay, io.env);
     // with no paths and no text, what is piped in is sent, as it is read
     const piped = files.length === 0 && o.text === undefined;
@@ -97,6 +99,7 @@ export function buildProgram(io: CliIo): Command {
           if (e.type === 'code' && !o.json) {
             io.stdout.write(`Code is: ${e.code}\n`);
             ui.info(`On the other computer run:\n  TSC_CROC_SECRET=${e.code} tsc-croc receive --relay ${relay}`);
+            if (o.qr) ui.info(renderUnicodeCompact(`tsc-croc receive --relay ${relay} ${e.code}`, { border: 1 }));
           }
           ui.onEvent(e);
         },
