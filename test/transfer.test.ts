@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { receive, send, startRelay, TscCrocError, type RunningRelay, type TransferEvent } from '../src/index.js';
+import { receive, receiveEvents, send, sendEvents, startRelay, TscCrocError, type RunningRelay, type TransferEvent } from '../src/index.js';
 
 let relay: RunningRelay;
 let root: string;
@@ -69,6 +69,50 @@ test('send and receive through the library, with events in order', async () => {
   assert.deepEqual(kinds(recvEvents), ['stage:connecting', 'stage:securing', 'offer', 'stage:transferring', 'file-start', 'progress', 'file-done', 'done']);
   const last = recvEvents.filter((e) => e.type === 'progress').at(-1);
   assert.deepEqual(last, { type: 'progress', bytes: data.length, totalBytes: data.length });
+});
+
+test('events as async iterators: every event, then the result (or the error) at the end', async () => {
+  const { file, data, out } = await setup(2 * 1024 * 1024);
+  const sender = sendEvents({ relay: relay.httpUrl, files: [file] });
+  let code = '';
+  const sendTypes: string[] = [];
+  for (;;) {
+    const next = await sender.next();
+    if (next.done) break;
+    sendTypes.push(next.value.type);
+    if (next.value.type === 'code') {
+      code = next.value.code;
+      break; // start the recipient, then read the rest
+    }
+  }
+  const receiving = (async () => {
+    const types: string[] = [];
+    const it = receiveEvents({ relay: relay.httpUrl, code, outDir: out, accept: () => true });
+    for (;;) {
+      const next = await it.next();
+      if (next.done) return { types, result: next.value };
+      types.push(next.value.type);
+    }
+  })();
+  let sent;
+  for (;;) {
+    const next = await sender.next();
+    if (next.done) {
+      sent = next.value;
+      break;
+    }
+    sendTypes.push(next.value.type);
+  }
+  const { types, result } = await receiving;
+  assert.equal(sent.bytes, data.length);
+  assert.equal(result.files.length, 1);
+  assert.equal(sendTypes.at(-1), 'done');
+  assert.ok(types.includes('offer') && types.at(-1) === 'done');
+  // an error comes out of the loop
+  const failing = receiveEvents({ relay: relay.httpUrl, code: 'nosuchchannel-abandon-ability-able', outDir: out, accept: () => true });
+  await assert.rejects(async () => {
+    for await (const _e of failing);
+  }, (e: unknown) => e instanceof TscCrocError && e.code === 'ERR_CHANNEL_NOT_FOUND');
 });
 
 test('the recipient declines: both sides end with ERR_DECLINED, nothing written', async () => {

@@ -35,3 +35,37 @@ export const DEFAULT_TIMEOUTS = {
   /** While the recipient's user decides, a keepalive goes out this often (relays close idle pairs after 5 min). */
   keepaliveMs: 30 * 1000,
 };
+
+/**
+ * Run a transfer as an async generator of its events, returning its result (or throwing its
+ * error) at the end. A consumer that reads slowly never makes the queue grow without bound:
+ * progress events that were not read yet are replaced by the newest one.
+ */
+export async function* iterateEvents<T>(run: (onEvent: EventSink) => Promise<T>): AsyncGenerator<TransferEvent, T> {
+  const queue: TransferEvent[] = [];
+  let wake: (() => void) | null = null;
+  let settled = false;
+  const poke = () => {
+    wake?.();
+    wake = null;
+  };
+  const outcome = run((e) => {
+    const last = queue.at(-1);
+    if (e.type === 'progress' && last?.type === 'progress') queue[queue.length - 1] = e;
+    else queue.push(e);
+    poke();
+  }).finally(() => {
+    settled = true;
+    poke();
+  });
+  outcome.catch(() => undefined); // thrown to the consumer below
+  for (;;) {
+    const e = queue.shift();
+    if (e !== undefined) {
+      yield e;
+      continue;
+    }
+    if (settled) return await outcome;
+    await new Promise<void>((r) => (wake = r));
+  }
+}
