@@ -52,17 +52,30 @@ export interface UiOptions {
 }
 
 /** Turns transfer events into what the user sees; everything but results goes to stderr. */
+/** Files listed one per line when there is no progress bar; beyond this, only the total. */
+const LISTED_FILES = 20;
+
 export class TransferUi {
   readonly #o: UiOptions;
-  #bar: cliProgress.SingleBar | null = null;
+  #bars: cliProgress.MultiBar | null = null;
+  #total: cliProgress.SingleBar | null = null;
+  /** The current file, shown from the second file on. */
+  #file: cliProgress.SingleBar | null = null;
+  #files = 0;
+  #fileStart = 0;
+  #bytes = 0;
+  #started = 0;
   #lastProgress = 0;
+  #listed = 0;
 
   constructor(o: UiOptions) {
     this.#o = o;
   }
 
   info(line: string): void {
-    if (!this.#o.json) this.#o.stderr.write(`${line}\n`);
+    if (this.#o.json) return;
+    if (this.#bars) this.#bars.log(`${line}\n`);
+    else this.#o.stderr.write(`${line}\n`);
   }
 
   onEvent = (e: TransferEvent): void => {
@@ -81,12 +94,24 @@ export class TransferUi {
         if (i >= 0) this.info(`[${i + 1}/${this.#o.stages.length}] ${STAGE_TEXT[e.stage]}...`);
         break;
       }
+      case 'file-start':
+        this.#files++;
+        this.#fileStart = this.#bytes;
+        if (this.#bars && this.#files === 2) this.#file = this.#bars.create(1, 0, { name: '' }, { format: '  {name} {bar} {percentage}%' });
+        this.#file?.setTotal(Math.max(1, e.size));
+        this.#file?.update(0, { name: shorten(e.path, 40) });
+        break;
       case 'progress':
-        if (!this.#bar && this.#o.progress && e.totalBytes > 0) this.#startBar(e.totalBytes);
-        this.#bar?.update(e.bytes, this.#barPayload(e.bytes, e.totalBytes));
+        this.#bytes = e.bytes;
+        if (!this.#bars && this.#o.progress && e.totalBytes > 0) this.#startBars(e.totalBytes);
+        this.#total?.update(e.bytes, this.#payload(e.bytes, e.totalBytes));
+        this.#file?.update(e.bytes - this.#fileStart);
         break;
       case 'file-done':
-        if (!this.#bar) this.info(`  ${e.path} (${formatBytes(e.size)})`);
+        if (!this.#bars && this.#listed < LISTED_FILES) {
+          this.#listed++;
+          this.info(`  ${e.path} (${formatBytes(e.size)})`);
+        }
         break;
       case 'done':
         this.stop();
@@ -97,31 +122,31 @@ export class TransferUi {
     }
   };
 
-  #startBar(total: number): void {
-    this.#bar = new cliProgress.SingleBar(
-      {
-        stream: this.#o.stderr,
-        format: '  {bar} {percentage}% | {done} / {size} | {speed} | ETA {eta_formatted}',
-        hideCursor: true,
-        etaBuffer: 50,
-        fps: 10,
-      },
+  #startBars(total: number): void {
+    this.#bars = new cliProgress.MultiBar(
+      { stream: this.#o.stderr, hideCursor: true, etaBuffer: 50, fps: 10, clearOnComplete: false },
       cliProgress.Presets.shades_classic,
     );
-    this.#barStarted = Date.now();
-    this.#bar.start(total, 0, this.#barPayload(0, total));
+    this.#started = Date.now();
+    this.#total = this.#bars.create(total, 0, this.#payload(0, total), {
+      format: '  total {bar} {percentage}% | {done} / {size} | {speed} | ETA {eta_formatted}',
+    });
   }
 
-  #barStarted = 0;
-  #barPayload(bytes: number, total: number): Record<string, string> {
-    const secs = (Date.now() - this.#barStarted) / 1000;
+  #payload(bytes: number, total: number): Record<string, string> {
+    const secs = (Date.now() - this.#started) / 1000;
     return { done: formatBytes(bytes), size: formatBytes(total), speed: secs > 0 ? `${formatBytes(bytes / secs)}/s` : '' };
   }
 
   stop(): void {
-    this.#bar?.stop();
-    this.#bar = null;
+    this.#bars?.stop();
+    this.#bars = null;
+    this.#total = this.#file = null;
   }
+}
+
+function shorten(name: string, max: number): string {
+  return name.length <= max ? name.padEnd(max) : `...${name.slice(-(max - 3))}`;
 }
 
 /** Ask a yes/no question on the terminal; default no. An abort of `signal` ends it as a cancel. */
