@@ -319,3 +319,27 @@ test('piped data of unknown length goes from the sender stdin to the recipient s
   assert.equal(refused.stdout(), '');
   assert.equal(await again.exit(), 4);
 });
+
+test('receive --stdout writes a single file to stdout, and refuses a folder', async () => {
+  const { src, out } = await freshDirs('stdout');
+  const file = join(src, 'notes.txt');
+  const content = `${'line of text\n'.repeat(50_000)}`;
+  await writeFile(file, content);
+  const sender = runCli(['send', '--relay', relay.url, file]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const recipient = runCli(['receive', '--relay', relay.url, '--out', out, '--yes', '--stdout', code!]);
+  assert.equal(await recipient.exit(), 0, recipient.stderr());
+  assert.equal(await sender.exit(), 0, sender.stderr());
+  assert.ok(recipient.stdout() === content);
+  assert.deepEqual(await readdir(out), [], 'nothing written to the folder');
+
+  const { mkdir: mk } = await import('node:fs/promises');
+  await mk(join(src, 'folder'));
+  await writeFile(join(src, 'folder', 'a'), 'a');
+  const s2 = runCli(['send', '--relay', relay.url, join(src, 'folder')]);
+  const [, code2] = await s2.waitFor(/Code is: (\S+)/);
+  const r2 = runCli(['receive', '--relay', relay.url, '--out', out, '--yes', '--stdout', code2!]);
+  assert.equal(await r2.exit(), 2, r2.stderr());
+  assert.match(r2.stderr(), /only a single file/);
+  assert.equal(await s2.exit(), 4);
+});

@@ -119,8 +119,9 @@ export function buildProgram(io: CliIo): Command {
       .addOption(relayPasswordOpt())
       .option('--out <dir>', 'folder to save into', '.')
       .option('-y, --yes', 'accept the offer without asking')
-      .option('--overwrite', 'replace files (and write into folders) that already exist; on a terminal you are asked'),
-  ).action(async (codeArg: string | undefined, o: { relay?: string; relayPassword?: string; out: string; yes?: boolean; overwrite?: boolean; json?: boolean; progress: boolean }) => {
+      .option('--overwrite', 'replace files (and write into folders) that already exist; on a terminal you are asked')
+      .option('--stdout', 'write a single offered file to stdout instead of the output folder'),
+  ).action(async (codeArg: string | undefined, o: { relay?: string; relayPassword?: string; stdout?: boolean; out: string; yes?: boolean; overwrite?: boolean; json?: boolean; progress: boolean }) => {
     const relay = relayFrom(o.relay, io.env);
     const code = codeArg ?? io.env.TSC_CROC_SECRET;
     if (!code) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'give the code the sender shows: tsc-croc receive <code>');
@@ -131,6 +132,7 @@ export function buildProgram(io: CliIo): Command {
         relay,
         relayPassword: o.relayPassword ?? io.env.TSC_CROC_RELAY_PASSWORD,
         streamTo: io.stdout,
+        fileToStream: !!o.stdout,
         code,
         outDir: o.out,
         overwrite: o.overwrite
@@ -141,7 +143,7 @@ export function buildProgram(io: CliIo): Command {
         signal,
         onEvent: ui.onEvent,
         accept: async (offer) => {
-          if (offer.kind === 'stream' && o.json) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'piped data goes to stdout, so it cannot be received with --json');
+          if ((offer.kind === 'stream' || o.stdout) && o.json) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'data written to stdout cannot be received with --json');
           if (offer.kind === 'text') return true; // a message is only shown, never written
           if (o.yes) return true;
           if (!io.stdin.isTTY)

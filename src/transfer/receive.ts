@@ -74,6 +74,8 @@ export interface ReceiveOptions {
    * backpressure. Without it a stream offer is refused.
    */
   streamTo?: NodeJS.WritableStream | undefined;
+  /** Write a single offered file to `streamTo` instead of the output folder (the CLI's --stdout). */
+  fileToStream?: boolean | undefined;
 }
 
 export interface ReceiveResult {
@@ -105,6 +107,9 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
     const streamHash = createHash('sha256');
     /** A text is collected (it is bounded by MAX_TEXT_BYTES); a stream goes to opts.streamTo. */
     let textChunks: Buffer[] | null = null;
+    /** A single offered file goes to opts.streamTo instead of the disk (--stdout). */
+    let fileToStream = false;
+    let streamedName = '';
     const files: CommittedFile[] = [];
     let bytes = 0;
     let totalBytes = 0;
@@ -132,6 +137,11 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               // a person may take a while: keep the relay from closing the idle connection meanwhile
               const keepalive = setInterval(() => void channel.sendMessage({ type: 'keepalive' }).catch(() => undefined), timeouts.keepaliveMs);
               try {
+                if (opts.fileToStream) {
+                  if (offer.kind !== 'files' || offer.totalFiles !== 1 || offer.totalDirs !== 0 || !opts.streamTo)
+                    throw new TscCrocError('ERR_INVALID_ARGUMENT', 'only a single file can be written to stdout, and this offer is not one');
+                  fileToStream = true;
+                }
                 if (offer.kind === 'stream' && !opts.streamTo)
                   throw new TscCrocError('ERR_INVALID_ARGUMENT', 'the sender offers piped data, but there is nowhere to write it (receive it with a stream target, e.g. the CLI writes it to stdout)');
                 accept = opts.accept ? await untilAborted(Promise.resolve(opts.accept(offer)), opts.signal) : false;
@@ -169,15 +179,27 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               await sink.finishDirs();
               break;
             case 'open-file':
-              await sink.open(effect.file, effect.segments);
+              if (fileToStream) streamedName = displayName(effect.file.path);
+              else await sink.open(effect.file, effect.segments);
               emit({ type: 'file-start', path: displayName(effect.file.path), size: effect.file.size });
               break;
             case 'write':
-              await sink.write(data!);
+              if (fileToStream) {
+                for (const c of data!) {
+                  streamHash.update(c);
+                  await writeTo(opts.streamTo!, c);
+                }
+              } else await sink.write(data!);
               bytes += (input as { length: number }).length;
               emit({ type: 'progress', bytes, totalBytes });
               break;
             case 'verify-file': {
+              if (fileToStream) {
+                if (streamHash.digest('hex') !== effect.sha256)
+                  throw new TscCrocError('ERR_INTEGRITY', 'the file does not match the SHA-256 the sender announced');
+                emit({ type: 'file-done', path: streamedName, size: bytes, sha256: effect.sha256 });
+                break;
+              }
               const done = await sink.commit(effect.sha256);
               files.push(done);
               emit({ type: 'file-done', path: displayName(done.path), size: done.size, sha256: done.sha256 });
