@@ -3,7 +3,7 @@
  * checked before use; relay errors become typed TscCrocErrors with a message for humans.
  * The relay is not trusted with anything secret: it only ever sees the public channel state.
  */
-import { TscCrocError, type ErrorCode } from '../core/errors.js';
+import { TscCrocError } from '../core/errors.js';
 import { displayName } from '../core/path.js';
 import {
   CHANNEL_PATTERN,
@@ -194,18 +194,16 @@ export function closedError(reason: CloseReason | null): TscCrocError {
   }
 }
 
-const RELAY_CODE_MAP: Record<string, ErrorCode> = {
-  ERR_CHANNEL_NOT_FOUND: 'ERR_CHANNEL_NOT_FOUND',
-  ERR_CHANNEL_FULL: 'ERR_CHANNEL_FULL',
-  ERR_CHANNEL_OCCUPIED: 'ERR_CHANNEL_FULL',
-  ERR_CHANNEL_CLOSED: 'ERR_CHANNEL_CLOSED',
-};
-
 function relayError(status: number, body: unknown): TscCrocError {
   const b = (typeof body === 'object' && body !== null ? body : {}) as { code?: unknown; message?: unknown };
   const code = typeof b.code === 'string' ? b.code.slice(0, 64) : `HTTP_${status}`;
   // relay text is untrusted: strip control characters and bound it
   const message = typeof b.message === 'string' ? displayName(b.message.slice(0, 200)) : `HTTP ${status}`;
+  return knownRefusal(code) ?? new TscCrocError('ERR_RELAY', `the relay refused: ${message} (${displayName(code)})`);
+}
+
+/** Relay refusals with their own advice, shared by the HTTP and the TCP side; null for others. */
+export function knownRefusal(code: string): TscCrocError | null {
   switch (code) {
     case 'ERR_CHANNEL_NOT_FOUND':
       return new TscCrocError('ERR_CHANNEL_NOT_FOUND', 'no sender is waiting on that channel: check the code, and that both sides use the same relay');
@@ -213,14 +211,8 @@ function relayError(status: number, body: unknown): TscCrocError {
       return new TscCrocError('ERR_CHANNEL_FULL', 'that channel is already in use: choose another code');
     case 'ERR_CHANNEL_FULL':
       return new TscCrocError('ERR_CHANNEL_FULL', 'someone else already joined that channel: ask the sender for a new code');
-    default:
-      return knownRefusal(code) ?? new TscCrocError(RELAY_CODE_MAP[code] ?? 'ERR_RELAY', `the relay refused: ${message} (${displayName(code)})`);
-  }
-}
-
-/** Relay refusals with their own advice, shared by the HTTP and the TCP side; null for others. */
-export function knownRefusal(code: string): TscCrocError | null {
-  switch (code) {
+    case 'ERR_CHANNEL_CLOSED':
+      return new TscCrocError('ERR_CHANNEL_CLOSED', 'that channel is closed: ask the sender for a new code');
     case 'ERR_UNAUTHORIZED':
       return new TscCrocError('ERR_RELAY', 'the relay needs a password, or refused the one given (set TSC_CROC_RELAY_PASSWORD)');
     case 'ERR_RATE_LIMITED':
