@@ -144,6 +144,15 @@ test('usage errors: exit code 2 and one clear line', async () => {
   const missing = runCli(['send', '--relay', relay.url, join(dir, 'does-not-exist')]);
   assert.equal(await missing.exit(), 2);
   assert.match(missing.stderr(), /no such file/);
+  const { mkdir: mk } = await import('node:fs/promises');
+  await mk(join(dir, 'u1'), { recursive: true });
+  await mk(join(dir, 'u2'), { recursive: true });
+  await writeFile(join(dir, 'u1', 'same.txt'), '1');
+  await writeFile(join(dir, 'u2', 'same.txt'), '2');
+  const twice = runCli(['send', '--relay', relay.url, join(dir, 'u1', 'same.txt'), join(dir, 'u2', 'same.txt')]);
+  assert.equal(await twice.exit(), 2);
+  assert.match(twice.stderr(), /two arguments are named same\.txt/);
+  assert.doesNotMatch(twice.stdout(), /Code is/, 'refused before a code is shown');
   const badCode = runCli(['receive', '--relay', relay.url, 'not a code!']);
   assert.equal(await badCode.exit(), 2);
   const unknown = runCli(['frobnicate']);

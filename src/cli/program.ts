@@ -151,7 +151,8 @@ export function buildProgram(io: CliIo): Command {
           return confirm(`Accept ${describeOffer(offer)}?`, io.stdin, io.stderr, signal);
         },
       });
-      if (result.text !== undefined) io.stdout.write(`${io.stdout.isTTY ? safeForTerminal(result.text) : result.text}\n`);
+      if (result.text !== undefined)
+        io.stdout.write(o.json ? `${JSON.stringify({ event: 'text', text: result.text })}\n` : `${io.stdout.isTTY ? safeForTerminal(result.text) : result.text}\n`);
     } finally {
       ui.stop();
       dispose();

@@ -18,8 +18,16 @@ import { SecureChannel } from './secure-channel.js';
 import { withSession } from './session.js';
 import { staple } from './tcp.js';
 
-/** Write with backpressure: resolve when the target can take more. */
+const broken = new WeakMap<NodeJS.WritableStream, unknown>();
+
+/** Write with backpressure: resolve when the target can take more. A target that errors (EPIPE) fails the transfer. */
 function writeTo(w: NodeJS.WritableStream, chunk: Buffer): Promise<void> {
+  if (!broken.has(w)) {
+    broken.set(w, null);
+    w.on('error', (e) => broken.set(w, e)); // stays: a later error must never be an uncaught event
+  }
+  const failed = broken.get(w);
+  if (failed) return Promise.reject(new TscCrocError('ERR_IO', `cannot write the received data (${(failed as NodeJS.ErrnoException).code ?? 'error'})`));
   if (w.write(chunk)) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const done = (e?: unknown) => {
@@ -120,7 +128,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
         for (const effect of step.effects) {
           switch (effect.kind) {
             case 'ask': {
-              const existing = await sink.existing(effect.offer.names);
+              const existing = opts.fileToStream ? [] : await sink.existing(effect.offer.names); // --stdout writes nothing to disk
               const offer: OfferInfo = {
                 kind: effect.offer.kind,
                 totalFiles: effect.offer.totalFiles,
@@ -137,8 +145,8 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               // a person may take a while: keep the relay from closing the idle connection meanwhile
               const keepalive = setInterval(() => void channel.sendMessage({ type: 'keepalive' }).catch(() => undefined), timeouts.keepaliveMs);
               try {
-                if (opts.fileToStream) {
-                  if (offer.kind !== 'files' || offer.totalFiles !== 1 || offer.totalDirs !== 0 || !opts.streamTo)
+                if (opts.fileToStream && offer.kind === 'files') {
+                  if (offer.totalFiles !== 1 || offer.totalDirs !== 0 || !opts.streamTo)
                     throw new TscCrocError('ERR_INVALID_ARGUMENT', 'only a single file can be written to stdout, and this offer is not one');
                   fileToStream = true;
                 }

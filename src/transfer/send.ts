@@ -4,6 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { checkRelativePath } from '../core/path.js';
 import { formatCode, generateSecret, parseCode } from '../core/code-phrase.js';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import { MAX_OFFER_NAMES, MAX_TEXT_BYTES, PROTOCOL_VERSION, parseMessage, type FileMessage, type OfferMessage } from '../core/messages.js';
@@ -153,6 +155,14 @@ export async function send(opts: SendOptions): Promise<SendResult> {
   });
 }
 
+function safeName(name: string): string[] {
+  try {
+    return checkRelativePath(name);
+  } catch {
+    return [];
+  }
+}
+
 /** Fast checks of what was asked for, before anything is announced. */
 async function checkArguments(opts: SendOptions): Promise<void> {
   const given = [opts.files !== undefined && opts.files.length > 0, opts.text !== undefined, opts.stream !== undefined].filter(Boolean).length;
@@ -162,13 +172,22 @@ async function checkArguments(opts: SendOptions): Promise<void> {
     if (n === 0) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'the text is empty');
     if (n > MAX_TEXT_BYTES) throw new TscCrocError('ERR_INVALID_ARGUMENT', `a text is at most ${MAX_TEXT_BYTES} bytes: send a file instead`);
   }
-  for (const p of opts.files ?? []) {
+  const files = opts.files ?? [];
+  if (files.length > MAX_OFFER_NAMES) throw new TscCrocError('ERR_INVALID_ARGUMENT', `at most ${MAX_OFFER_NAMES} files or folders at once: send their folder instead`);
+  const names = new Set<string>();
+  for (const p of files) {
+    let st;
     try {
-      await stat(p);
+      st = await stat(p);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       throw new TscCrocError('ERR_INVALID_ARGUMENT', code === 'ENOENT' ? `no such file: ${p}` : `cannot read ${p} (${code})`);
     }
+    if (!st.isFile() && !st.isDirectory()) throw new TscCrocError('ERR_INVALID_ARGUMENT', `${p} is neither a file nor a folder`);
+    const name = basename(resolve(p));
+    if (name === '' || safeName(name).length !== 1) throw new TscCrocError('ERR_INVALID_ARGUMENT', `${p} has no name that can be sent`);
+    if (names.has(name)) throw new TscCrocError('ERR_INVALID_ARGUMENT', `two arguments are named ${name}`);
+    names.add(name);
   }
 }
 
