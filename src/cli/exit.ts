@@ -1,5 +1,6 @@
 /** The one place where errors become exit codes and stderr lines (README.md lists the codes). */
 import { isTscCrocError, type ErrorCode } from '../core/errors.js';
+import { displayName } from '../core/path.js';
 
 export const EXIT = {
   OK: 0,
@@ -25,11 +26,11 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
 /** Print one clear line for `e` and return the exit code. Never prints a stack for expected errors. */
 export function reportError(e: unknown, write: (line: string) => void): number {
   if (isTscCrocError(e)) {
-    write(`tsc-croc: ${e.message} [${e.code}]`);
+    write(`tsc-croc: ${displayName(e.message)} [${e.code}]`);
     return BY_CODE[e.code] ?? EXIT.ERROR;
   }
   const err = e as Error;
-  write(`tsc-croc: unexpected error: ${err?.message ?? String(e)}`);
+  write(`tsc-croc: unexpected error: ${displayName(err?.message ?? String(e))}`);
   if (process.env.TSC_CROC_DEBUG) write(String(err?.stack));
   return EXIT.ERROR;
 }

@@ -144,6 +144,8 @@ export function buildProgram(io: CliIo): Command {
         onEvent: ui.onEvent,
         accept: async (offer) => {
           if ((offer.kind === 'stream' || o.stdout) && o.json) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'data written to stdout cannot be received with --json');
+          if ((offer.kind === 'stream' || o.stdout) && io.stdout.isTTY)
+            throw new TscCrocError('ERR_INVALID_ARGUMENT', 'the data would go to this terminal: redirect it (tsc-croc receive CODE > file) or pipe it');
           if (offer.kind === 'text') return true; // a message is only shown, never written
           if (o.yes) return true;
           if (!io.stdin.isTTY)

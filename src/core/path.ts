@@ -18,7 +18,7 @@ const DRIVE = /^[a-zA-Z]:/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 function unsafe(why: string): never {
-  throw new TscCrocError('ERR_UNSAFE_PATH', `refused a file name from the sender: ${why}`);
+  throw new TscCrocError('ERR_UNSAFE_PATH', displayName(`refused a file name from the sender: ${why}`));
 }
 
 /** Check a received relative path; returns its segments. Error text never echoes raw control characters. */

@@ -21,6 +21,8 @@ interface Totals {
    * entry, so 100,000 files stay linear): nothing is written twice.
    */
   seen: Set<string>;
+  /** Folders announced by `dir` messages: the only parents a path may have below its top-level name. */
+  folders: Set<string>;
 }
 
 export type RecipientState =
@@ -69,12 +71,19 @@ function unsafeName(name: string): never {
   throw new TscCrocError('ERR_UNSAFE_PATH', `refused a name from the sender: ${JSON.stringify(displayName(name))} is not a plain file or folder name`);
 }
 
-/** Check a path of a `dir` or `file` message against the offer; returns its segments. */
-function admit(state: Totals, path: string): string[] {
+/**
+ * Check a path of a `dir` or `file` message against the offer; returns its segments. Below its
+ * top-level name, a path's parent must be a folder announced earlier, so the folders created are
+ * exactly the `totalDirs` the user saw, and depth costs nothing it was not offered.
+ */
+function admit(state: Totals, path: string, isDir: boolean): string[] {
   const segments = checkRelativePath(path);
   if (!state.roots.has(segments[0]!)) violation(`${JSON.stringify(displayName(path))} is not under an offered name`);
   if (state.seen.has(path)) violation(`${JSON.stringify(displayName(path))} sent twice`);
+  if (segments.length > 1 && !state.folders.has(segments.slice(0, -1).join('/')))
+    violation(`${JSON.stringify(displayName(path))} comes before its folder`);
   state.seen.add(path);
+  if (isDir) state.folders.add(path);
   return segments;
 }
 
@@ -105,7 +114,7 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
     case 'await-decision': {
       if (input.kind !== 'decision') return violation('sent more before the offer was answered');
       if (!input.accept) return { state: { name: 'declined' }, effects: [{ kind: 'send', message: { type: 'decline' } }] };
-      const totals: Totals = { offer: state.offer, files: 0, dirs: 0, bytes: 0, roots: new Set(state.offer.names), seen: new Set() };
+      const totals: Totals = { offer: state.offer, files: 0, dirs: 0, bytes: 0, roots: new Set(state.offer.names), seen: new Set(), folders: new Set() };
       const next: RecipientState = state.offer.kind === 'files' ? { name: 'await-entry', ...totals } : { name: 'in-stream', received: 0, ...totals };
       return { state: next, effects: [{ kind: 'send', message: { type: 'accept' } }] };
     }
@@ -138,13 +147,13 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
       if (state.offer.kind !== 'files') return violation(`"${m.type}" in a ${state.offer.kind} transfer`);
       if (m.type === 'dir') {
         if (state.dirs + 1 > state.offer.totalDirs) violation('more folders than offered');
-        const segments = admit(state, m.path);
+        const segments = admit(state, m.path, true);
         return { state: { ...state, dirs: state.dirs + 1 }, effects: [{ kind: 'make-dir', dir: m, segments }] };
       }
       if (m.type !== 'file') return violation(`unexpected "${m.type}"`);
       if (state.files + 1 > state.offer.totalFiles) violation('more files than offered');
       if (state.bytes + m.size > state.offer.totalBytes) violation('more bytes than offered');
-      const segments = admit(state, m.path);
+      const segments = admit(state, m.path, false);
       return {
         state: { ...state, name: 'in-file', file: m, segments, received: 0 },
         effects: [{ kind: 'open-file', file: m, segments }],

@@ -80,7 +80,11 @@ export class FileSink {
     return this.#outDir;
   }
 
+  /** SAFE_MODE_BITS, less what the user's umask takes away. */
+  readonly #modeMask: number;
+
   constructor(outDir: string, overwrite: boolean) {
+    this.#modeMask = SAFE_MODE_BITS & ~process.umask();
     this.#outDir = outDir;
     this.#overwrite = overwrite;
   }
@@ -109,7 +113,8 @@ export class FileSink {
   /** Create a folder (a `dir` message); its mode and mtime are applied by finishDirs(). */
   async makeDir(dir: DirMessage, segments: string[]): Promise<void> {
     const path = await this.#makeParents(segments);
-    this.#dirs.push({ path, depth: segments.length, mode: dir.mode, mtime: dir.mtime });
+    // an existing folder keeps its own mode and time: consent to add to it is not consent to open it up
+    if (this.#created.has(path)) this.#dirs.push({ path, depth: segments.length, mode: dir.mode, mtime: dir.mtime });
   }
 
   /** Give every folder its mode (masked like files, and always owner-accessible) and mtime, deepest first. */
@@ -118,7 +123,7 @@ export class FileSink {
     const dirs = this.#dirs.splice(0).sort((a, b) => b.depth - a.depth);
     for (const d of dirs) {
       try {
-        await chmod(d.path, (d.mode & SAFE_MODE_BITS) | 0o700);
+        await chmod(d.path, (d.mode & this.#modeMask) | 0o700);
         await utimes(d.path, Date.now() / 1000, mtimeSeconds(d.mtime));
       } catch (e) {
         throw ioError(`cannot set the mode or time of ${displayName(d.path)}`, e);
@@ -203,7 +208,7 @@ export class FileSink {
 
   async #finish(cur: OpenFile): Promise<void> {
     try {
-      await cur.handle.chmod(cur.file.mode & SAFE_MODE_BITS);
+      await cur.handle.chmod(cur.file.mode & this.#modeMask);
       await cur.handle.datasync();
       await cur.handle.close();
       await utimes(cur.tempPath, Date.now() / 1000, mtimeSeconds(cur.file.mtime));
@@ -247,20 +252,38 @@ export class FileSink {
       }
       if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EXDEV') {
         // a file system without hard links: check, then rename
-        if ((await lstatOrNull(cur.finalPath)) !== null) throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(cur.finalPath)} already exists`);
-        await rename(cur.tempPath, cur.finalPath).catch((e2) => {
+        if ((await lstatOrNull(cur.finalPath)) !== null) {
+          await unlink(cur.tempPath).catch(() => undefined);
+          throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(cur.finalPath)} already exists`);
+        }
+        await rename(cur.tempPath, cur.finalPath).catch(async (e2) => {
+          await unlink(cur.tempPath).catch(() => undefined);
           throw ioError(`cannot rename into ${displayName(cur.finalPath)}`, e2);
         });
         return;
       }
+      await unlink(cur.tempPath).catch(() => undefined);
       throw ioError(`cannot rename into ${displayName(cur.finalPath)}`, e);
     }
   }
 
-  /** Create each folder of `parents` below the output folder, refusing symlinks, non-folders, and existing top-level folders. */
+  /**
+   * Create each folder of `parents` below the output folder, refusing symlinks, non-folders, and
+   * existing top-level folders. Levels already checked in this transfer are skipped without
+   * rebuilding their paths, so deep trees cost one level per folder.
+   */
   async #makeParents(parents: string[]): Promise<string> {
+    const full = join(this.#outDir, ...parents);
+    if (parents.length === 0 || this.#checked.has(full)) return full;
     let dir = this.#outDir;
-    for (const [i, seg] of parents.entries()) {
+    let from = 0;
+    const above = parents.length > 1 ? join(this.#outDir, ...parents.slice(0, -1)) : null;
+    if (above !== null && this.#checked.has(above)) {
+      dir = above;
+      from = parents.length - 1;
+    }
+    for (let i = from; i < parents.length; i++) {
+      const seg = parents[i]!;
       dir = join(dir, seg);
       if (this.#checked.has(dir)) continue;
       const st = await lstatOrNull(dir);

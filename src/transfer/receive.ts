@@ -21,7 +21,7 @@ import { staple } from './tcp.js';
 const broken = new WeakMap<NodeJS.WritableStream, unknown>();
 
 /** Write with backpressure: resolve when the target can take more. A target that errors (EPIPE) fails the transfer. */
-function writeTo(w: NodeJS.WritableStream, chunk: Buffer): Promise<void> {
+function writeTo(w: NodeJS.WritableStream, chunk: Buffer, signal: AbortSignal | undefined): Promise<void> {
   if (!broken.has(w)) {
     broken.set(w, null);
     w.on('error', (e) => broken.set(w, e)); // stays: a later error must never be an uncaught event
@@ -30,14 +30,18 @@ function writeTo(w: NodeJS.WritableStream, chunk: Buffer): Promise<void> {
   if (failed) return Promise.reject(new TscCrocError('ERR_IO', `cannot write the received data (${(failed as NodeJS.ErrnoException).code ?? 'error'})`));
   if (w.write(chunk)) return Promise.resolve();
   return new Promise((resolve, reject) => {
+    const cancelled = () => done(new TscCrocError('ERR_CANCELLED', 'cancelled'));
     const done = (e?: unknown) => {
       w.off('drain', done);
       w.off('error', done);
-      if (e) reject(new TscCrocError('ERR_IO', `cannot write the received data (${(e as NodeJS.ErrnoException).code ?? 'error'})`));
+      signal?.removeEventListener('abort', cancelled);
+      if (e instanceof TscCrocError) reject(e);
+      else if (e) reject(new TscCrocError('ERR_IO', `cannot write the received data (${(e as NodeJS.ErrnoException).code ?? 'error'})`));
       else resolve();
     };
     w.on('drain', done);
     w.on('error', done);
+    signal?.addEventListener('abort', cancelled, { once: true }); // a reader that stopped reading must not block a cancel
   });
 }
 
@@ -195,7 +199,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               if (fileToStream) {
                 for (const c of data!) {
                   streamHash.update(c);
-                  await writeTo(opts.streamTo!, c);
+                  await writeTo(opts.streamTo!, c, opts.signal);
                 }
               } else await sink.write(data!);
               bytes += (input as { length: number }).length;
@@ -217,7 +221,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               for (const c of data!) {
                 streamHash.update(c);
                 if (textChunks) textChunks.push(c);
-                else await writeTo(opts.streamTo!, c);
+                else await writeTo(opts.streamTo!, c, opts.signal);
               }
               bytes += (input as { length: number }).length;
               emit({ type: 'progress', bytes, totalBytes });

@@ -78,7 +78,9 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: st
 
 /** Start `tsc-croc relay` on free loopback ports; returns its URL and a stop function. */
 export async function startCliRelay(env: NodeJS.ProcessEnv = {}): Promise<{ url: string; tcpPort: number; proc: Proc; stop: () => Promise<number> }> {
-  const proc = runCli(['relay', '--host', '127.0.0.1', '--port', '0', '--tcp-port', '0', '--quiet'], { env });
+  // the tests run many transfers from one address: lift the per-address limits (tested on their own)
+  const limits = { TSC_CROC_RELAY_JOIN_RATE: '100000', TSC_CROC_RELAY_CHANNEL_RATE: '1000000', TSC_CROC_RELAY_MAX_CHANNELS_PER_ADDRESS: '10000' };
+  const proc = runCli(['relay', '--host', '127.0.0.1', '--port', '0', '--tcp-port', '0', '--quiet'], { env: { ...limits, ...env } });
   const m = await proc.waitFor(/HTTP on 127\.0\.0\.1:(\d+), TCP on 127\.0\.0\.1:(\d+)/);
   return {
     url: `http://127.0.0.1:${m[1]}`,
