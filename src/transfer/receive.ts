@@ -2,11 +2,10 @@
  * The receiving side: parse the code, join the relay, run SPAKE2, then let the recipient state
  * machine (src/core/recipient-machine.ts) check every message while FileSink writes the files.
  */
-import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { parseCode } from '../core/code-phrase.js';
 import { TscCrocError, isTscCrocError, type ErrorCode } from '../core/errors.js';
-import { parseMessage } from '../core/messages.js';
+import { parseMessage, type OfferMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
 import { initialRecipientState, recipientStep, type RecipientInput, type RecipientState } from '../core/recipient-machine.js';
 import { RecordType, recordPayload } from '../core/record.js';
@@ -16,34 +15,8 @@ import { recipientPake } from './pake.js';
 import { RelayClient } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
 import { withSession } from './session.js';
+import { StreamTarget } from './stream-target.js';
 import { staple } from './tcp.js';
-
-const broken = new WeakMap<NodeJS.WritableStream, unknown>();
-
-/** Write with backpressure: resolve when the target can take more. A target that errors (EPIPE) fails the transfer. */
-function writeTo(w: NodeJS.WritableStream, chunk: Buffer, signal: AbortSignal | undefined): Promise<void> {
-  if (!broken.has(w)) {
-    broken.set(w, null);
-    w.on('error', (e) => broken.set(w, e)); // stays: a later error must never be an uncaught event
-  }
-  const failed = broken.get(w);
-  if (failed) return Promise.reject(new TscCrocError('ERR_IO', `cannot write the received data (${(failed as NodeJS.ErrnoException).code ?? 'error'})`));
-  if (w.write(chunk)) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const cancelled = () => done(new TscCrocError('ERR_CANCELLED', 'cancelled'));
-    const done = (e?: unknown) => {
-      w.off('drain', done);
-      w.off('error', done);
-      signal?.removeEventListener('abort', cancelled);
-      if (e instanceof TscCrocError) reject(e);
-      else if (e) reject(new TscCrocError('ERR_IO', `cannot write the received data (${(e as NodeJS.ErrnoException).code ?? 'error'})`));
-      else resolve();
-    };
-    w.on('drain', done);
-    w.on('error', done);
-    signal?.addEventListener('abort', cancelled, { once: true }); // a reader that stopped reading must not block a cancel
-  });
-}
 
 /** Failures after which partial data is kept (under its temporary name) rather than deleted. */
 const KEEP_PARTIAL: readonly ErrorCode[] = ['ERR_CONNECTION_LOST', 'ERR_CANCELLED', 'ERR_TIMEOUT', 'ERR_IO', 'ERR_RELAY_UNREACHABLE'];
@@ -57,6 +30,54 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promis
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+/**
+ * The user's decision on an offer, before anything is written: the accept callback, then consent
+ * for names that already exist. A refusal (no terminal, an existing name, nowhere to write a
+ * stream) declines to the sender and is reported here. Keepalives go out meanwhile, so the
+ * relay does not cut a connection a person is looking at.
+ */
+async function decide(
+  opts: ReceiveOptions,
+  sink: FileSink,
+  o: OfferMessage,
+  channel: SecureChannel,
+  keepaliveMs: number,
+): Promise<{ accept: boolean; refusal: unknown; toStdout: boolean }> {
+  const existing = opts.fileToStream ? [] : await sink.existing(o.names); // --stdout writes nothing to disk
+  const offer: OfferInfo = {
+    kind: o.kind,
+    totalFiles: o.totalFiles,
+    totalDirs: o.totalDirs,
+    totalBytes: o.totalBytes,
+    names: o.names.map(displayName),
+    existing: existing.map(displayName),
+  };
+  opts.onEvent?.({ type: 'offer', offer });
+  const keepalive = setInterval(() => void channel.sendMessage({ type: 'keepalive' }).catch(() => undefined), keepaliveMs);
+  try {
+    const toStdout = opts.fileToStream === true && o.kind === 'files';
+    if (toStdout && (o.totalFiles !== 1 || o.totalDirs !== 0 || !opts.streamTo))
+      throw new TscCrocError('ERR_INVALID_ARGUMENT', 'only a single file can be written to stdout, and this offer is not one');
+    if (o.kind === 'stream' && !opts.streamTo)
+      throw new TscCrocError('ERR_INVALID_ARGUMENT', 'the sender offers piped data, but there is nowhere to write it (receive it with a stream target, e.g. the CLI writes it to stdout)');
+    const accept = opts.accept ? await untilAborted(Promise.resolve(opts.accept(offer)), opts.signal) : false;
+    if (accept && existing.length > 0) {
+      const ow = opts.overwrite;
+      const allow = typeof ow === 'function' ? await untilAborted(Promise.resolve(ow(offer.existing)), opts.signal) : ow === true;
+      if (!allow) {
+        const list = offer.existing.slice(0, 5).join(', ') + (existing.length > 5 ? ', ...' : '');
+        throw new TscCrocError('ERR_FILE_EXISTS', `already in ${sink.outDir}: ${list} (nothing was written; use --overwrite to replace)`);
+      }
+      sink.allowOverwrite(true);
+    }
+    return { accept, refusal: null, toStdout };
+  } catch (e) {
+    return { accept: false, refusal: e, toStdout: false };
+  } finally {
+    clearInterval(keepalive);
+  }
 }
 
 export interface ReceiveOptions {
@@ -116,12 +137,9 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
     session.channel = channel;
 
     let state: RecipientState = initialRecipientState;
-    const streamHash = createHash('sha256');
-    /** A text is collected (it is bounded by MAX_TEXT_BYTES); a stream goes to opts.streamTo. */
-    let textChunks: Buffer[] | null = null;
-    /** A single offered file goes to opts.streamTo instead of the disk (--stdout). */
-    let fileToStream = false;
-    let streamedName = '';
+    /** Where bytes go when not to files: a text, piped data, or the one file of --stdout. */
+    let target: StreamTarget | null = null;
+    let current = { path: '', size: 0 };
     const files: CommittedFile[] = [];
     let bytes = 0;
     let totalBytes = 0;
@@ -132,51 +150,16 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
         for (const effect of step.effects) {
           switch (effect.kind) {
             case 'ask': {
-              const existing = opts.fileToStream ? [] : await sink.existing(effect.offer.names); // --stdout writes nothing to disk
-              const offer: OfferInfo = {
-                kind: effect.offer.kind,
-                totalFiles: effect.offer.totalFiles,
-                totalDirs: effect.offer.totalDirs,
-                totalBytes: effect.offer.totalBytes,
-                names: effect.offer.names.map(displayName),
-                existing: existing.map(displayName),
-              };
-              totalBytes = offer.totalBytes;
-              if (offer.kind === 'text') textChunks = [];
-              emit({ type: 'offer', offer });
-              let accept = false;
-              let refusal: unknown = null;
-              // a person may take a while: keep the relay from closing the idle connection meanwhile
-              const keepalive = setInterval(() => void channel.sendMessage({ type: 'keepalive' }).catch(() => undefined), timeouts.keepaliveMs);
-              try {
-                if (opts.fileToStream && offer.kind === 'files') {
-                  if (offer.totalFiles !== 1 || offer.totalDirs !== 0 || !opts.streamTo)
-                    throw new TscCrocError('ERR_INVALID_ARGUMENT', 'only a single file can be written to stdout, and this offer is not one');
-                  fileToStream = true;
-                }
-                if (offer.kind === 'stream' && !opts.streamTo)
-                  throw new TscCrocError('ERR_INVALID_ARGUMENT', 'the sender offers piped data, but there is nowhere to write it (receive it with a stream target, e.g. the CLI writes it to stdout)');
-                accept = opts.accept ? await untilAborted(Promise.resolve(opts.accept(offer)), opts.signal) : false;
-                if (accept && existing.length > 0) {
-                  // consent to replace (or add to) what is there, before anything is written
-                  const o = opts.overwrite;
-                  const allow = typeof o === 'function' ? await untilAborted(Promise.resolve(o(offer.existing)), opts.signal) : o === true;
-                  if (!allow) {
-                    const list = offer.existing.slice(0, 5).join(', ') + (existing.length > 5 ? ', ...' : '');
-                    throw new TscCrocError('ERR_FILE_EXISTS', `already in ${sink.outDir}: ${list} (nothing was written; use --overwrite to replace)`);
-                  }
-                  sink.allowOverwrite(true);
-                }
-              } catch (e) {
-                accept = false;
-                refusal = e; // e.g. nobody at a terminal to confirm: decline, then report why
-              } finally {
-                clearInterval(keepalive);
+              const decision = await decide(opts, sink, effect.offer, channel, timeouts.keepaliveMs);
+              totalBytes = effect.offer.totalBytes;
+              if (decision.accept) {
+                if (effect.offer.kind === 'text') target = new StreamTarget(null, opts.signal);
+                else if (effect.offer.kind === 'stream' || decision.toStdout) target = new StreamTarget(opts.streamTo!, opts.signal);
               }
-              await run({ kind: 'decision', accept });
-              if (!accept) {
+              await run({ kind: 'decision', accept: decision.accept });
+              if (!decision.accept) {
                 await channel.end();
-                throw refusal ?? new TscCrocError('ERR_DECLINED', 'you declined the transfer');
+                throw decision.refusal ?? new TscCrocError('ERR_DECLINED', 'you declined the transfer');
               }
               emit({ type: 'stage', stage: 'transferring' });
               break;
@@ -191,25 +174,20 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               await sink.finishDirs();
               break;
             case 'open-file':
-              if (fileToStream) streamedName = displayName(effect.file.path);
-              else await sink.open(effect.file, effect.segments);
-              emit({ type: 'file-start', path: displayName(effect.file.path), size: effect.file.size });
+              current = { path: displayName(effect.file.path), size: effect.file.size };
+              if (!target) await sink.open(effect.file, effect.segments); // with --stdout the one file goes to the target
+              emit({ type: 'file-start', ...current });
               break;
             case 'write':
-              if (fileToStream) {
-                for (const c of data!) {
-                  streamHash.update(c);
-                  await writeTo(opts.streamTo!, c, opts.signal);
-                }
-              } else await sink.write(data!);
+            case 'write-stream':
+              await (target ? target.write(data!) : sink.write(data!));
               bytes += (input as { length: number }).length;
               emit({ type: 'progress', bytes, totalBytes });
               break;
             case 'verify-file': {
-              if (fileToStream) {
-                if (streamHash.digest('hex') !== effect.sha256)
-                  throw new TscCrocError('ERR_INTEGRITY', 'the file does not match the SHA-256 the sender announced');
-                emit({ type: 'file-done', path: streamedName, size: bytes, sha256: effect.sha256 });
+              if (target) {
+                target.verify(effect.sha256, 'the file');
+                emit({ type: 'file-done', path: current.path, size: current.size, sha256: effect.sha256 });
                 break;
               }
               const done = await sink.commit(effect.sha256);
@@ -217,18 +195,8 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               emit({ type: 'file-done', path: displayName(done.path), size: done.size, sha256: done.sha256 });
               break;
             }
-            case 'write-stream':
-              for (const c of data!) {
-                streamHash.update(c);
-                if (textChunks) textChunks.push(c);
-                else await writeTo(opts.streamTo!, c, opts.signal);
-              }
-              bytes += (input as { length: number }).length;
-              emit({ type: 'progress', bytes, totalBytes });
-              break;
             case 'verify-stream':
-              if (streamHash.digest('hex') !== effect.sha256)
-                throw new TscCrocError('ERR_INTEGRITY', 'the data does not match the SHA-256 the sender announced');
+              target!.verify(effect.sha256, 'the data');
               break;
             case 'finish':
               await channel.end();
@@ -250,6 +218,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
     }
     await channel.close();
     emit({ type: 'done', files: files.length, bytes });
-    return textChunks ? { files, bytes, text: Buffer.concat(textChunks).toString('utf8') } : { files, bytes };
+    const text = (target as StreamTarget | null)?.text(); // assigned inside run(), which narrowing does not see
+    return text === undefined ? { files, bytes } : { files, bytes, text };
   });
 }
