@@ -138,9 +138,9 @@ test('an existing file is not overwritten without --overwrite', async () => {
 });
 
 test('usage errors: exit code 2 and one clear line', async () => {
-  const noRelay = runCli(['send', 'nothing.txt']);
-  assert.equal(await noRelay.exit(), 2);
-  assert.match(noRelay.stderr(), /no relay configured/);
+  const noFile = runCli(['send', 'nothing.txt']);
+  assert.equal(await noFile.exit(), 2);
+  assert.match(noFile.stderr(), /no such file/);
   const missing = runCli(['send', '--relay', relay.url, join(dir, 'does-not-exist')]);
   assert.equal(await missing.exit(), 2);
   assert.match(missing.stderr(), /no such file/);
@@ -351,4 +351,21 @@ test('receive --stdout writes a single file to stdout, and refuses a folder', as
   assert.equal(await r2.exit(), 2, r2.stderr());
   assert.match(r2.stderr(), /only a single file/);
   assert.equal(await s2.exit(), 4);
+});
+
+test('no relay configured: the sender runs one and announces it on the local network; the recipient finds it', async () => {
+  const { src, out } = await freshDirs('zeroconf');
+  const file = join(src, 'lan.bin');
+  await writeFile(file, randomBytes(2 * 1024 * 1024));
+  const sender = runCli(['send', file]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  await sender.waitFor(/TSC_CROC_SECRET=\S+ tsc-croc receive\n/); // no --relay to pass on
+  const recipient = runCli(['receive', '--out', out, '--yes', code!]);
+  assert.equal(await recipient.exit(), 0, recipient.stderr());
+  assert.equal(await sender.exit(), 0, sender.stderr());
+  assert.equal(await sha256File(join(out, 'lan.bin')), await sha256File(file));
+  // nobody sending: a clear error, quickly
+  const lonely = runCli(['receive', '--out', out, '--yes', 'nosuchchannel-abandon-ability-able']);
+  assert.equal(await lonely.exit(), 1);
+  assert.match(lonely.stderr(), /no sender found on the local network for channel nosuchchannel/);
 });

@@ -22,14 +22,9 @@ export interface CliIo {
 
 const VERSION = '0.1.0';
 
-function relayFrom(opt: string | undefined, env: NodeJS.ProcessEnv): string {
-  const relay = opt ?? env.TSC_CROC_RELAY;
-  if (!relay)
-    throw new TscCrocError(
-      'ERR_INVALID_ARGUMENT',
-      'no relay configured: pass --relay http://HOST:9009 or set TSC_CROC_RELAY (run your own with `tsc-croc relay`)',
-    );
-  return relay;
+/** The configured relay, if any; without one the transfer runs on the local network. */
+function relayFrom(opt: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  return opt ?? env.TSC_CROC_RELAY ?? undefined;
 }
 
 /** Cancel on the first Ctrl-C / SIGTERM; the second one exits at once. */
@@ -58,7 +53,7 @@ export function buildProgram(io: CliIo): Command {
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .exitOverride();
 
-  const relayOpt = () => new Option('--relay <url>', 'relay address, e.g. http://relay.example:9009 (env: TSC_CROC_RELAY)');
+  const relayOpt = () => new Option('--relay <url>', 'relay address, e.g. http://relay.example:9009 (env: TSC_CROC_RELAY); without one, the local network');
   const relayPasswordOpt = () =>
     new Option('--relay-password <password>', "the relay's password, if it has one; visible in process lists, prefer env TSC_CROC_RELAY_PASSWORD");
   const outputOpts = (c: Command) =>
@@ -98,8 +93,9 @@ export function buildProgram(io: CliIo): Command {
         onEvent: (e) => {
           if (e.type === 'code' && !o.json) {
             io.stdout.write(`Code is: ${e.code}\n`);
-            ui.info(`On the other computer run:\n  TSC_CROC_SECRET=${e.code} tsc-croc receive --relay ${relay}`);
-            if (o.qr) ui.info(renderUnicodeCompact(`tsc-croc receive --relay ${relay} ${e.code}`, { border: 1 }));
+            const via = relay === undefined ? '' : ` --relay ${relay}`;
+            ui.info(`On the other computer${relay === undefined ? ' (on this network)' : ''} run:\n  TSC_CROC_SECRET=${e.code} tsc-croc receive${via}`);
+            if (o.qr) ui.info(renderUnicodeCompact(`tsc-croc receive${via} ${e.code}`, { border: 1 }));
           }
           ui.onEvent(e);
         },

@@ -34,6 +34,8 @@ export const DEFAULT_TIMEOUTS = {
   stapleMs: 60 * 1000,
   /** While the recipient's user decides, a keepalive goes out this often (relays close idle pairs after 5 min). */
   keepaliveMs: 30 * 1000,
+  /** With no relay configured, how long the recipient listens for the sender on the local network. */
+  discoverMs: 5 * 1000,
 };
 
 /**

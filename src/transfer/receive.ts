@@ -14,6 +14,7 @@ import { FileSink, type CommittedFile } from './file-sink.js';
 import { recipientPake } from './pake.js';
 import { RelayClient } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
+import { discover } from './discovery.js';
 import { withSession } from './session.js';
 import { StreamTarget } from './stream-target.js';
 import { staple } from './tcp.js';
@@ -81,7 +82,8 @@ async function decide(
 }
 
 export interface ReceiveOptions {
-  relay: string;
+  /** The relay's HTTP address. Without one, the sender is looked for on the local network. */
+  relay?: string | undefined;
   /** The relay's password, if its operator set one. */
   relayPassword?: string | undefined;
   /** The code the sender showed, as typed. */
@@ -124,7 +126,8 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   const code = parseCode(opts.code);
   const sink = new FileSink(resolve(opts.outDir ?? '.'), opts.overwrite === true);
   await sink.checkOutDir();
-  const client = new RelayClient(opts.relay, { signal: opts.signal, password: opts.relayPassword });
+  const relay = opts.relay ?? (await discover(code.channel, timeouts.discoverMs, opts.signal));
+  const client = new RelayClient(relay, { signal: opts.signal, password: opts.relayPassword });
 
   emit({ type: 'stage', stage: 'connecting' });
   const join = await client.join({ role: 'recipient', channel: code.channel });

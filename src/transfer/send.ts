@@ -10,7 +10,9 @@ import { formatCode, generateSecret, parseCode } from '../core/code-phrase.js';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import { MAX_OFFER_NAMES, MAX_TEXT_BYTES, PROTOCOL_VERSION, parseMessage, type FileMessage, type OfferMessage } from '../core/messages.js';
 import { MAX_RECORD_PAYLOAD, RecordType, recordPayload } from '../core/record.js';
-import { DEFAULT_CURVE, type CurveName } from '../core/relay-api.js';
+import { DEFAULT_CURVE, type CurveName, type JoinResponse } from '../core/relay-api.js';
+import { startRelay } from '../relay/index.js';
+import { announce } from './discovery.js';
 import { initialSenderState, senderStep, type SenderInput, type SenderState } from '../core/sender-machine.js';
 import { DEFAULT_TIMEOUTS, type EventSink } from './events.js';
 import { senderPake } from './pake.js';
@@ -21,8 +23,11 @@ import { staple } from './tcp.js';
 import { scanSources, type Entry, type Scan } from './walk.js';
 
 export interface SendOptions {
-  /** The relay's HTTP address, e.g. http://relay.example:9009. */
-  relay: string;
+  /**
+   * The relay's HTTP address, e.g. http://relay.example:9009. Without one, the sender runs the
+   * relay in its own process and announces the channel on the local network.
+   */
+  relay?: string | undefined;
   /** The relay's password, if its operator set one. */
   relayPassword?: string | undefined;
   /** Paths of files and folders to send (folders recursively, empty ones included). */
@@ -62,12 +67,31 @@ export async function send(opts: SendOptions): Promise<SendResult> {
   planning.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
   const chosen = opts.code !== undefined ? parseCode(opts.code) : undefined;
   const secret = chosen?.secret ?? generateSecret();
-  const client = new RelayClient(opts.relay, { signal: opts.signal, password: opts.relayPassword });
+  // no relay configured: run one here, on all interfaces, and announce the channel on the LAN
+  const local = opts.relay === undefined ? await startRelay({ host: '0.0.0.0', port: 0, tcpPort: 0 }) : null;
+  let announcement: { stop: () => void } | null = null;
+  try {
+    const client = new RelayClient(opts.relay ?? `http://127.0.0.1:${local!.httpPort}`, { signal: opts.signal, password: opts.relayPassword });
+    emit({ type: 'stage', stage: 'connecting' });
+    const join = await client.join({ role: 'sender', curve: opts.curve ?? DEFAULT_CURVE, ...(chosen ? { channel: chosen.channel } : {}) });
+    if (local) announcement = announce(join.channel, local.httpPort);
+    return await transfer(client, join, secret, planning, opts, emit, timeouts);
+  } finally {
+    announcement?.stop();
+    await local?.close();
+  }
+}
 
-  emit({ type: 'stage', stage: 'connecting' });
-  const join = await client.join({ role: 'sender', curve: opts.curve ?? DEFAULT_CURVE, ...(chosen ? { channel: chosen.channel } : {}) });
+async function transfer(
+  client: RelayClient,
+  join: JoinResponse,
+  secret: string,
+  planning: Promise<Plan>,
+  opts: SendOptions,
+  emit: EventSink,
+  timeouts: typeof DEFAULT_TIMEOUTS,
+): Promise<SendResult> {
   const code = formatCode({ channel: join.channel, secret });
-
   return withSession(client, join, opts.signal, async (session) => {
     emit({ type: 'code', code });
     const keys = await senderPake(client, join, secret, timeouts, () => emit({ type: 'stage', stage: 'waiting' }));

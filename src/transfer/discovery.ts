@@ -1,0 +1,116 @@
+/**
+ * Finding a sender on the local network when no relay is configured. The sender, running the
+ * relay in its own process, multicasts `{v, app, channel, port}` (no secret: only what is needed
+ * to reach the channel's HTTP port) on every IPv4 interface, loopback included; the recipient
+ * listens for its channel and uses the address the announcement came from.
+ */
+import dgram from 'node:dgram';
+import { networkInterfaces } from 'node:os';
+import { TscCrocError } from '../core/errors.js';
+import { CHANNEL_PATTERN } from '../core/relay-api.js';
+
+export const DISCOVERY_GROUP = '239.255.42.99';
+export const DISCOVERY_PORT = 9011;
+const ANNOUNCE_EVERY_MS = 250;
+const MAX_DATAGRAM = 512;
+const channelRe = new RegExp(CHANNEL_PATTERN);
+
+interface Announcement {
+  v: 1;
+  app: 'tsc-croc';
+  channel: string;
+  port: number;
+}
+
+/** IPv4 addresses to announce and listen on: every interface that is up, and loopback. */
+function interfaceAddresses(): string[] {
+  const out = new Set<string>(['127.0.0.1']);
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4') out.add(a.address);
+  return [...out];
+}
+
+function parseAnnouncement(msg: Buffer): Announcement | null {
+  if (msg.length > MAX_DATAGRAM) return null;
+  let o: unknown;
+  try {
+    o = JSON.parse(msg.toString('utf8'));
+  } catch {
+    return null;
+  }
+  const a = o as Record<string, unknown>;
+  if (typeof o !== 'object' || o === null || a.v !== 1 || a.app !== 'tsc-croc') return null;
+  if (typeof a.channel !== 'string' || !channelRe.test(a.channel)) return null;
+  if (typeof a.port !== 'number' || !Number.isInteger(a.port) || a.port < 1 || a.port > 65535) return null;
+  return { v: 1, app: 'tsc-croc', channel: a.channel, port: a.port };
+}
+
+/** Announce a channel until stop() is called. Failures to send on one interface are ignored. */
+export function announce(channel: string, httpPort: number): { stop: () => void } {
+  const body = Buffer.from(JSON.stringify({ v: 1, app: 'tsc-croc', channel, port: httpPort } satisfies Announcement));
+  const sockets = interfaceAddresses().map((address) => {
+    const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    s.on('error', () => undefined);
+    s.bind(0, address, () => {
+      try {
+        s.setMulticastInterface(address);
+        s.setMulticastTTL(1); // the local network only
+      } catch {
+        // an interface without multicast: its sends fail quietly
+      }
+    });
+    return s;
+  });
+  const send = () => {
+    for (const s of sockets) s.send(body, DISCOVERY_PORT, DISCOVERY_GROUP, () => undefined);
+  };
+  const timer = setInterval(send, ANNOUNCE_EVERY_MS);
+  timer.unref();
+  setImmediate(send);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      for (const s of sockets) s.close();
+    },
+  };
+}
+
+/** Listen for the channel's announcement; resolve with the relay URL it points to. */
+export function discover(channel: string, timeoutMs: number, signal?: AbortSignal): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    const finish = (err: unknown, url?: string) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      s.close();
+      if (err) reject(err);
+      else resolve(url!);
+    };
+    const onAbort = () => finish(new TscCrocError('ERR_CANCELLED', 'cancelled'));
+    const timer = setTimeout(
+      () =>
+        finish(
+          new TscCrocError(
+            'ERR_CHANNEL_NOT_FOUND',
+            `no sender found on the local network for channel ${channel}; is a relay configured on the sending side? (then use the same --relay here)`,
+          ),
+        ),
+      timeoutMs,
+    );
+    signal?.addEventListener('abort', onAbort, { once: true });
+    s.on('error', (e) => finish(new TscCrocError('ERR_IO', `cannot listen for senders on the local network (${(e as NodeJS.ErrnoException).code ?? e.message})`)));
+    s.on('message', (msg, rinfo) => {
+      const a = parseAnnouncement(msg);
+      if (a === null || a.channel !== channel) return;
+      finish(null, `http://${rinfo.address}:${a.port}`);
+    });
+    s.bind(DISCOVERY_PORT, () => {
+      for (const address of interfaceAddresses()) {
+        try {
+          s.addMembership(DISCOVERY_GROUP, address);
+        } catch {
+          // an interface without multicast
+        }
+      }
+    });
+  });
+}
