@@ -16,11 +16,13 @@ export interface Proc {
   waitFor: (re: RegExp, ms?: number) => Promise<RegExpMatchArray>;
 }
 
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string | Buffer } = {}): Proc {
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string | Buffer; wrap?: string[] } = {}): Proc {
   const env = { ...process.env, ...opts.env };
   for (const k of Object.keys(env)) if (k.startsWith('TSC_CROC_')) delete env[k];
   Object.assign(env, opts.env);
-  const child = spawn(process.execPath, [CLI, ...args], { env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  // wrap: a command prefix, e.g. ['ip', 'netns', 'exec', 'ns1'] to run the CLI in a network namespace
+  const [cmd, ...pre] = [...(opts.wrap ?? []), process.execPath, CLI, ...args];
+  const child = spawn(cmd!, pre, { env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const listeners = new Set<() => void>();
