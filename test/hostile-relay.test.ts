@@ -80,7 +80,7 @@ test('a join answer with an oversized uuid or a channel with escape codes is ref
 test('a recipient is refused a join answer for another channel than its code', async () => {
   const relay = await fakeRelay((_req, _body, res) => json(res, join_({ role: 'recipient', channel: '8' })));
   const dir = await mkdtemp(join(tmpdir(), 'tsc-croc-hrelay-'));
-  await assert.rejects(receive({ relay: relay.url, code: '7-abandon-ability-able', outDir: dir }), isCode('ERR_RELAY'));
+  await assert.rejects(receive({ relay: relay.url, lan: 'off', code: '7-abandon-ability-able', outDir: dir }), isCode('ERR_RELAY'));
   await relay.close();
   await rm(dir, { recursive: true });
 });

@@ -42,11 +42,11 @@ async function hostile(script: Step[], outDir: string, overwrite = false): Promi
   const join = await client.join({ role: 'sender' });
   const secret = generateSecret();
   const code = formatCode({ channel: join.channel, secret });
-  const receiving = receive({ relay: relay.httpUrl, code, outDir, overwrite, accept: () => true, timeouts }).then(
+  const receiving = receive({ relay: relay.httpUrl, lan: 'off', code, outDir, overwrite, accept: () => true, timeouts }).then(
     () => null,
     (e: unknown) => e,
   );
-  const keys = await senderPake(client, join, secret, timeouts, () => {});
+  const { keys } = await senderPake([{ client, join, via: 'relay' }], secret, timeouts, () => {});
   const s = await connectStapled({ host: client.host, port: join.tcpPort, channel: join.channel, uuid: join.uuid, timeoutMs: 10_000 });
   const ch = new SecureChannel(s.socket, s.leftover, keys.senderToRecipient, keys.recipientToSender);
   s.socket.resume(); // read and drop what the recipient says, like any TCP peer (so its FIN closes us)

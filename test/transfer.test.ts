@@ -66,8 +66,10 @@ test('send and receive through the library, with events in order', async () => {
   assert.equal(result.files.length, 1);
   assert.ok((await readFile(join(out, 'data.bin'))).equals(data));
   const kinds = (es: TransferEvent[]) => [...new Set(es.map((e) => (e.type === 'stage' ? `stage:${e.stage}` : e.type)))];
-  assert.deepEqual(kinds(sendEvents), ['stage:connecting', 'code', 'stage:waiting', 'stage:securing', 'stage:transferring', 'file-start', 'progress', 'file-done', 'done']);
-  assert.deepEqual(kinds(recvEvents), ['stage:connecting', 'stage:securing', 'offer', 'stage:transferring', 'file-start', 'progress', 'file-done', 'done']);
+  assert.deepEqual(kinds(sendEvents), ['stage:connecting', 'code', 'stage:waiting', 'route', 'stage:securing', 'stage:transferring', 'file-start', 'progress', 'file-done', 'done']);
+  assert.deepEqual(kinds(recvEvents), ['route', 'stage:connecting', 'stage:securing', 'offer', 'stage:transferring', 'file-start', 'progress', 'file-done', 'done']);
+  // both on this machine, with a relay configured: the local network is found first
+  assert.deepEqual(sendEvents.find((e) => e.type === 'route'), { type: 'route', via: 'lan' });
   const last = recvEvents.filter((e) => e.type === 'progress').at(-1);
   assert.deepEqual(last, { type: 'progress', bytes: data.length, totalBytes: data.length });
 });
@@ -193,9 +195,9 @@ test('keepalives hold a stapled connection open while the user decides (and with
       const { file, data, out } = await setup(2000);
       let gotCode!: (c: string) => void;
       const code = new Promise<string>((res) => (gotCode = res));
-      const sending = send({ relay: r.httpUrl, files: [file], onEvent: (e) => e.type === 'code' && gotCode(e.code) }).catch((e: unknown) => e);
+      const sending = send({ relay: r.httpUrl, lan: 'off', files: [file], onEvent: (e) => e.type === 'code' && gotCode(e.code) }).catch((e: unknown) => e);
       const thinking = (ms: number) => new Promise<boolean>((res) => setTimeout(() => res(true), ms)); // a person reading the prompt
-      const received = await receive({ relay: r.httpUrl, code: await code, outDir: out, accept: () => thinking(1200), timeouts: { keepaliveMs } }).catch((e: unknown) => e);
+      const received = await receive({ relay: r.httpUrl, lan: 'off', code: await code, outDir: out, accept: () => thinking(1200), timeouts: { keepaliveMs } }).catch((e: unknown) => e);
       return { received, sent: await sending, data, out };
     };
     const ok = await run(100);
@@ -218,6 +220,7 @@ test('a code nobody uses expires on the relay, and the sender says so', async ()
     const isWaiting = new Promise<void>((res) => (waiting = res));
     const outcome = send({
       relay: r.httpUrl,
+      lan: 'off',
       files: [file],
       onEvent: (ev) => ev.type === 'stage' && ev.stage === 'waiting' && waiting(),
     }).catch((e: unknown) => e);

@@ -22,6 +22,11 @@ export interface CliIo {
 
 const VERSION = '0.1.0';
 
+/** --local: only the LAN; --no-local: never; neither: the LAN as well as a configured relay. */
+function lanMode(local: boolean | undefined): 'auto' | 'only' | 'off' {
+  return local === true ? 'only' : local === false ? 'off' : 'auto';
+}
+
 /** The configured relay, if any; without one the transfer runs on the local network. */
 function relayFrom(opt: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
   return opt ?? env.TSC_CROC_RELAY ?? undefined;
@@ -57,7 +62,11 @@ export function buildProgram(io: CliIo): Command {
   const relayPasswordOpt = () =>
     new Option('--relay-password <password>', "the relay's password, if it has one; visible in process lists, prefer env TSC_CROC_RELAY_PASSWORD");
   const outputOpts = (c: Command) =>
-    c.option('--json', 'print one JSON event per line on stdout (for scripts)').option('--no-progress', 'no progress bar');
+    c
+      .option('--json', 'print one JSON event per line on stdout (for scripts)')
+      .option('--no-progress', 'no progress bar')
+      .option('--local', 'the local network only, even with a relay configured')
+      .option('--no-local', 'never the local network: only the configured relay');
 
   outputOpts(
     program
@@ -72,7 +81,7 @@ export function buildProgram(io: CliIo): Command {
       .option('--exclude <glob>', 'leave out what matches, like a .gitignore line (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
       .option('--git', 'leave out what .gitignore files ignore (nested ones too), and .git folders')
       .addOption(new Option('--curve <curve>', 'SPAKE2 group').choices([...CURVES]).default(DEFAULT_CURVE)),
-  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; text?: string; qr?: boolean; exclude: string[]; git?: boolean; curve: CurveName; json?: boolean; progress: boolean }) => {
+  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; text?: string; qr?: boolean; exclude: string[]; git?: boolean; curve: CurveName; json?: boolean; progress: boolean; local?: boolean }) => {
     const relay = relayFrom(o.relay, io.env);
     // with no paths and no text, what is piped in is sent, as it is read
     const piped = files.length === 0 && o.text === undefined;
@@ -84,6 +93,7 @@ export function buildProgram(io: CliIo): Command {
       await send({
         relay,
         relayPassword: o.relayPassword ?? io.env.TSC_CROC_RELAY_PASSWORD,
+        lan: lanMode(o.local),
         ...(piped ? { stream: io.stdin } : o.text !== undefined ? { text: o.text } : { files }),
         exclude: o.exclude,
         git: !!o.git,
@@ -117,7 +127,7 @@ export function buildProgram(io: CliIo): Command {
       .option('-y, --yes', 'accept the offer without asking')
       .option('--overwrite', 'replace files (and write into folders) that already exist; on a terminal you are asked')
       .option('--stdout', 'write a single offered file to stdout instead of the output folder'),
-  ).action(async (codeArg: string | undefined, o: { relay?: string; relayPassword?: string; stdout?: boolean; out: string; yes?: boolean; overwrite?: boolean; json?: boolean; progress: boolean }) => {
+  ).action(async (codeArg: string | undefined, o: { relay?: string; relayPassword?: string; stdout?: boolean; out: string; yes?: boolean; overwrite?: boolean; json?: boolean; progress: boolean; local?: boolean }) => {
     const relay = relayFrom(o.relay, io.env);
     const code = codeArg ?? io.env.TSC_CROC_SECRET;
     if (!code) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'give the code the sender shows: tsc-croc receive <code>');
@@ -127,6 +137,7 @@ export function buildProgram(io: CliIo): Command {
       const result = await receive({
         relay,
         relayPassword: o.relayPassword ?? io.env.TSC_CROC_RELAY_PASSWORD,
+        lan: lanMode(o.local),
         streamTo: io.stdout,
         fileToStream: !!o.stdout,
         code,

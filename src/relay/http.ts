@@ -223,6 +223,10 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     bodyLimit: opts.bodyLimit,
     // A request (headers and its ≤ bodyLimit body) must arrive within this; answers may take longer (long-poll).
     requestTimeout: REQUEST_TIMEOUT_MS,
+    // On close, after preClose has answered every long-poll, end every connection: a keep-alive
+    // connection that turns idle only after close began would otherwise hold the server for the
+    // whole keep-alive timeout.
+    forceCloseConnections: true,
     trustProxy: opts.trustProxy,
     // Reject unknown fields and wrong types instead of silently dropping or coercing them.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },

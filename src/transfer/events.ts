@@ -17,6 +17,8 @@ export interface OfferInfo {
 export type TransferEvent =
   | { type: 'code'; code: string }
   | { type: 'stage'; stage: Stage }
+  /** Which way the two sides met: a relay, or the local network. */
+  | { type: 'route'; via: 'relay' | 'lan' }
   | { type: 'offer'; offer: OfferInfo }
   | { type: 'file-start'; path: string; size: number }
   | { type: 'progress'; bytes: number; totalBytes: number }
@@ -36,6 +38,8 @@ export const DEFAULT_TIMEOUTS = {
   keepaliveMs: 30 * 1000,
   /** With no relay configured, how long the recipient listens for the sender on the local network. */
   discoverMs: 5 * 1000,
+  /** With a relay configured too, how long the recipient looks on the local network first. */
+  lanPreferMs: 1000,
 };
 
 /**

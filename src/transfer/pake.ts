@@ -38,24 +38,59 @@ async function closeOnWrongCode<T>(client: RelayClient, auth: { channel: string;
   }
 }
 
+/** One place the sender can be reached: a relay client and its join. */
+export interface Route {
+  client: RelayClient;
+  join: JoinResponse;
+  via: 'relay' | 'lan';
+}
+
+/**
+ * The sender's side on one or more routes (a configured relay and the local one share a channel
+ * name): a separate SPAKE2 state is offered on each, the first recipient to answer is taken, and
+ * the other routes are closed as cancelled. Returns the winning route and the session keys.
+ */
 export async function senderPake(
-  client: RelayClient,
-  join: JoinResponse,
+  routes: Route[],
   secret: string,
   timeouts: PakeTimeouts,
   onWaiting: () => void,
-): Promise<SessionKeys> {
-  const auth = { channel: join.channel, uuid: join.uuid };
-  const ctx: HandshakeContext = { curve: join.curve, channel: join.channel };
-  const hs = senderStart(await derivePasswordScalar(secret, ctx), ctx);
-  await client.channel({ ...auth, x: bytesToHex(hs.x) });
+): Promise<{ route: Route; keys: SessionKeys }> {
+  const first = routes[0]!;
+  const ctx: HandshakeContext = { curve: first.join.curve, channel: first.join.channel };
+  const w = await derivePasswordScalar(secret, ctx);
+  const offers = await Promise.all(
+    routes.map(async (route) => {
+      const auth = { channel: route.join.channel, uuid: route.join.uuid };
+      // each route's share from its own ephemeral scalar: no two transcripts share one
+      const hs = senderStart(w, { curve: route.join.curve, channel: route.join.channel });
+      await route.client.channel({ ...auth, x: bytesToHex(hs.x) });
+      return { route, auth, hs, stop: new AbortController() };
+    }),
+  );
   onWaiting();
-  const st = await client.waitFor(auth, (s) => s.y !== null && s.hh_k !== null, timeouts.waitForPeerMs, 'waiting for the recipient');
-  const y = peerBytes(st.y, 'y');
-  const hh_k = peerBytes(st.hh_k, 'hh_k');
-  const { h_k, keys } = await closeOnWrongCode(client, auth, () => hs.finish(y, hh_k));
-  await client.channel({ ...auth, h_k: bytesToHex(h_k) });
-  return keys;
+  let won: { o: (typeof offers)[number]; y: string | null; hh_k: string | null };
+  try {
+    won = await Promise.any(
+      offers.map(async (o) => {
+        const st = await o.route.client.waitFor(o.auth, (s) => s.y !== null && s.hh_k !== null, timeouts.waitForPeerMs, 'waiting for the recipient', o.stop.signal);
+        return { o, y: st.y, hh_k: st.hh_k };
+      }),
+    );
+  } catch (e) {
+    throw e instanceof AggregateError ? e.errors[0] : e;
+  }
+  for (const other of offers) {
+    if (other === won.o) continue;
+    other.stop.abort();
+    void other.route.client.close(other.auth, 'cancelled');
+  }
+  const { o } = won;
+  const y = peerBytes(won.y, 'y');
+  const hh_k = peerBytes(won.hh_k, 'hh_k');
+  const { h_k, keys } = await closeOnWrongCode(o.route.client, o.auth, () => o.hs.finish(y, hh_k));
+  await o.route.client.channel({ ...o.auth, h_k: bytesToHex(h_k) });
+  return { route: o.route, keys };
 }
 
 export async function recipientPake(client: RelayClient, join: JoinResponse, secret: string, timeouts: PakeTimeouts): Promise<SessionKeys> {

@@ -84,6 +84,8 @@ async function decide(
 export interface ReceiveOptions {
   /** The relay's HTTP address. Without one, the sender is looked for on the local network. */
   relay?: string | undefined;
+  /** The local network: 'auto' (default) tries it first, 'only' uses nothing else, 'off' never. */
+  lan?: 'auto' | 'only' | 'off' | undefined;
   /** The relay's password, if its operator set one. */
   relayPassword?: string | undefined;
   /** The code the sender showed, as typed. */
@@ -126,8 +128,22 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   const code = parseCode(opts.code);
   const sink = new FileSink(resolve(opts.outDir ?? '.'), opts.overwrite === true);
   await sink.checkOutDir();
-  const relay = opts.relay ?? (await discover(code.channel, timeouts.discoverMs, opts.signal));
-  const client = new RelayClient(relay, { signal: opts.signal, password: opts.relayPassword });
+  // The local network first, when allowed: briefly if a relay is configured (the sender then
+  // listens on both), for the whole window if there is none or it is the only way allowed.
+  const lan = opts.lan ?? 'auto';
+  let relay = lan === 'only' ? undefined : opts.relay;
+  let via: 'relay' | 'lan' = 'relay';
+  if (lan !== 'off') {
+    try {
+      relay = await discover(code.channel, relay === undefined ? timeouts.discoverMs : timeouts.lanPreferMs, opts.signal);
+      via = 'lan';
+    } catch (e) {
+      if (relay === undefined || isTscCrocError(e, 'ERR_CANCELLED')) throw e;
+    }
+  }
+  if (relay === undefined) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'no relay configured, and the local network is off: give --relay');
+  emit({ type: 'route', via });
+  const client = new RelayClient(relay, { signal: opts.signal, password: via === 'relay' ? opts.relayPassword : undefined });
 
   emit({ type: 'stage', stage: 'connecting' });
   const join = await client.join({ role: 'recipient', channel: code.channel });

@@ -69,8 +69,12 @@ export class RelayClient {
     return body;
   }
 
-  async channel(req: ChannelRequest): Promise<ChannelState> {
-    const body = await this.#post('/channel', req, req.wait ?? 0);
+  channel(req: ChannelRequest): Promise<ChannelState> {
+    return this.#channel(req);
+  }
+
+  async #channel(req: ChannelRequest, stop?: AbortSignal): Promise<ChannelState> {
+    const body = await this.#post('/channel', req, req.wait ?? 0, stop);
     if (!isChannelState(body)) throw new TscCrocError('ERR_RELAY', 'the relay sent a malformed channel state');
     return body;
   }
@@ -84,13 +88,14 @@ export class RelayClient {
     ready: (s: ChannelState) => boolean,
     timeoutMs: number,
     what: string,
+    stop?: AbortSignal,
   ): Promise<ChannelState> {
     const deadline = Date.now() + timeoutMs;
     let since = 0; // channel versions start at 1, so the first poll answers at once
     for (;;) {
       const asked = Date.now();
       const wait = Math.max(0, Math.min(LONG_POLL_MS, deadline - asked));
-      const state = await this.channel({ ...auth, wait, since });
+      const state = await this.#channel({ ...auth, wait, since }, stop);
       if (ready(state)) return state;
       if (state.closed) throw closedError(state.closeReason);
       if (Date.now() >= deadline) throw new TscCrocError('ERR_TIMEOUT', `timed out ${what}`);
@@ -108,10 +113,10 @@ export class RelayClient {
     }
   }
 
-  async #post(path: string, body: unknown, holdMs: number): Promise<unknown> {
+  async #post(path: string, body: unknown, holdMs: number, stop?: AbortSignal): Promise<unknown> {
     const url = new URL(path, this.baseUrl);
     const timeout = AbortSignal.timeout(holdMs + REQUEST_SLACK_MS);
-    const signal = this.#signal ? AbortSignal.any([this.#signal, timeout]) : timeout;
+    const signal = AbortSignal.any([timeout, ...(this.#signal ? [this.#signal] : []), ...(stop ? [stop] : [])]);
     let res: Response;
     try {
       res = await fetch(url, {
@@ -121,7 +126,7 @@ export class RelayClient {
         signal,
       });
     } catch (e) {
-      if (this.#signal?.aborted) throw new TscCrocError('ERR_CANCELLED', 'cancelled');
+      if (this.#signal?.aborted || stop?.aborted) throw new TscCrocError('ERR_CANCELLED', 'cancelled');
       const cause = (e as { cause?: { code?: string } }).cause?.code ?? (timeout.aborted ? 'timed out' : 'network error');
       throw new TscCrocError('ERR_RELAY_UNREACHABLE', `cannot reach the relay at ${this.baseUrl.origin} (${cause})`, { cause: e });
     }

@@ -10,15 +10,16 @@ import { formatCode, generateSecret, parseCode } from '../core/code-phrase.js';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import { MAX_OFFER_NAMES, MAX_TEXT_BYTES, PROTOCOL_VERSION, parseMessage, type FileMessage, type OfferMessage } from '../core/messages.js';
 import { MAX_RECORD_PAYLOAD, RecordType, recordPayload } from '../core/record.js';
-import { DEFAULT_CURVE, type CurveName, type JoinResponse } from '../core/relay-api.js';
+import { DEFAULT_CURVE, type CurveName } from '../core/relay-api.js';
 import { startRelay } from '../relay/index.js';
 import { announce } from './discovery.js';
 import { initialSenderState, senderStep, type SenderInput, type SenderState } from '../core/sender-machine.js';
 import { DEFAULT_TIMEOUTS, type EventSink } from './events.js';
-import { senderPake } from './pake.js';
+import { senderPake, type Route } from './pake.js';
+import type { SessionKeys } from '../core/key-schedule.js';
 import { RelayClient } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
-import { withSession } from './session.js';
+import { closeReasonFor, withSession } from './session.js';
 import { staple } from './tcp.js';
 import { scanSources, type Entry, type Scan } from './walk.js';
 
@@ -40,6 +41,11 @@ export interface SendOptions {
   exclude?: string[] | undefined;
   /** Leave out what .gitignore files ignore (nested ones too), and .git folders. */
   git?: boolean | undefined;
+  /**
+   * The local network: 'auto' (default) also runs a relay here and announces it, 'only' ignores
+   * the configured relay, 'off' uses only the configured relay.
+   */
+  lan?: 'auto' | 'only' | 'off' | undefined;
   /** A code chosen by the user (`<channel>-<words>`); by default the relay picks the channel and we draw the words. */
   code?: string | undefined;
   curve?: CurveName | undefined;
@@ -67,15 +73,39 @@ export async function send(opts: SendOptions): Promise<SendResult> {
   planning.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
   const chosen = opts.code !== undefined ? parseCode(opts.code) : undefined;
   const secret = chosen?.secret ?? generateSecret();
-  // no relay configured: run one here, on all interfaces, and announce the channel on the LAN
-  const local = opts.relay === undefined ? await startRelay({ host: '0.0.0.0', port: 0, tcpPort: 0 }) : null;
+  // Where the recipient can reach us: the configured relay, and (unless lan: 'off') a relay run
+  // here on all interfaces, announced on the local network under the same channel name.
+  const lan = opts.lan ?? 'auto';
+  const useRelay = opts.relay !== undefined && lan !== 'only';
+  if (!useRelay && lan === 'off') throw new TscCrocError('ERR_INVALID_ARGUMENT', 'no relay configured, and the local network is off: give --relay');
+  const local = lan !== 'off' ? await startRelay({ host: '0.0.0.0', port: 0, tcpPort: 0 }) : null;
   let announcement: { stop: () => void } | null = null;
   try {
-    const client = new RelayClient(opts.relay ?? `http://127.0.0.1:${local!.httpPort}`, { signal: opts.signal, password: opts.relayPassword });
     emit({ type: 'stage', stage: 'connecting' });
-    const join = await client.join({ role: 'sender', curve: opts.curve ?? DEFAULT_CURVE, ...(chosen ? { channel: chosen.channel } : {}) });
-    if (local) announcement = announce(join.channel, local.httpPort);
-    return await transfer(client, join, secret, planning, opts, emit, timeouts);
+    const curve = opts.curve ?? DEFAULT_CURVE;
+    const routes: Route[] = [];
+    if (useRelay) {
+      const client = new RelayClient(opts.relay!, { signal: opts.signal, password: opts.relayPassword });
+      routes.push({ client, join: await client.join({ role: 'sender', curve, ...(chosen ? { channel: chosen.channel } : {}) }), via: 'relay' });
+    }
+    if (local) {
+      const client = new RelayClient(`http://127.0.0.1:${local.httpPort}`, { signal: opts.signal });
+      const channel = routes[0]?.join.channel ?? chosen?.channel;
+      routes.push({ client, join: await client.join({ role: 'sender', curve, ...(channel ? { channel } : {}) }), via: 'lan' });
+      announcement = announce(routes.at(-1)!.join.channel, local.httpPort);
+    }
+    const code = formatCode({ channel: routes[0]!.join.channel, secret });
+    emit({ type: 'code', code });
+    let won: Awaited<ReturnType<typeof senderPake>>;
+    try {
+      won = await senderPake(routes, secret, timeouts, () => emit({ type: 'stage', stage: 'waiting' }));
+    } catch (raw) {
+      const e = opts.signal?.aborted ? new TscCrocError('ERR_CANCELLED', 'cancelled') : raw;
+      await Promise.all(routes.map((r) => r.client.close({ channel: r.join.channel, uuid: r.join.uuid }, closeReasonFor(e))));
+      throw e;
+    }
+    emit({ type: 'route', via: won.route.via });
+    return await transfer(won.route, won.keys, code, planning, opts, emit, timeouts);
   } finally {
     announcement?.stop();
     await local?.close();
@@ -83,18 +113,16 @@ export async function send(opts: SendOptions): Promise<SendResult> {
 }
 
 async function transfer(
-  client: RelayClient,
-  join: JoinResponse,
-  secret: string,
+  route: Route,
+  keys: SessionKeys,
+  code: string,
   planning: Promise<Plan>,
   opts: SendOptions,
   emit: EventSink,
   timeouts: typeof DEFAULT_TIMEOUTS,
 ): Promise<SendResult> {
-  const code = formatCode({ channel: join.channel, secret });
+  const { client, join } = route;
   return withSession(client, join, opts.signal, async (session) => {
-    emit({ type: 'code', code });
-    const keys = await senderPake(client, join, secret, timeouts, () => emit({ type: 'stage', stage: 'waiting' }));
     emit({ type: 'stage', stage: 'securing' });
     const stapled = await staple(client, join, timeouts.stapleMs, opts.signal);
     const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.senderToRecipient, keys.recipientToSender);

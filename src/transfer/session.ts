@@ -5,7 +5,7 @@
  * An AbortSignal cancels at any stage; the other side then reads "cancelled".
  */
 import { TscCrocError, isTscCrocError, type ErrorCode } from '../core/errors.js';
-import type { CloseReason, JoinResponse } from '../core/relay-api.js';
+import type { JoinResponse, PeerCloseReason } from '../core/relay-api.js';
 import type { RelayClient } from './relay-client.js';
 import type { SecureChannel } from './secure-channel.js';
 
@@ -27,11 +27,14 @@ const PUBLIC_TEXT: Partial<Record<ErrorCode, string>> = {
   ERR_DECLINED: 'declined',
 };
 
-function reasonFor(e: TscCrocError): CloseReason {
-  if (e.code === 'ERR_CANCELLED') return 'cancelled';
-  if (e.code === 'ERR_WRONG_CODE') return 'wrong-code';
+/** The reason to post when closing a channel because of `e`. */
+export function closeReasonFor(raw: unknown): PeerCloseReason {
+  const e = isTscCrocError(raw) ? raw : null;
+  if (e?.code === 'ERR_CANCELLED') return 'cancelled';
+  if (e?.code === 'ERR_WRONG_CODE') return 'wrong-code';
   return 'error';
 }
+
 
 /** Best effort, bounded: tell the other side why we stop, then END. */
 export async function notifyPeer(channel: SecureChannel, e: TscCrocError): Promise<void> {
@@ -74,7 +77,7 @@ export async function withSession<T>(
     }
     // end gracefully, so that what we just told the other side is flushed, not dropped
     await session.channel?.close(2000);
-    await client.close(auth, reasonFor(e));
+    await client.close(auth, closeReasonFor(e));
     throw e;
   } finally {
     signal?.removeEventListener('abort', onAbort);
