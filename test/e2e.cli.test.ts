@@ -369,3 +369,22 @@ test('no relay configured: the sender runs one and announces it on the local net
   assert.equal(await lonely.exit(), 1);
   assert.match(lonely.stderr(), /no sender found on the local network for channel nosuchchannel/);
 });
+
+test('a relay configured and the LAN available: the LAN is used; with --no-local, the relay', async () => {
+  const { src, out } = await freshDirs('routes');
+  const file = join(src, 'r.bin');
+  await writeFile(file, randomBytes(1024 * 1024));
+  const run = async (extra: string[], name: string) => {
+    const sender = runCli(['send', '--relay', relay.url, ...extra, file]);
+    const [, code] = await sender.waitFor(/Code is: (\S+)/);
+    const dest = join(out, name);
+    await (await import('node:fs/promises')).mkdir(dest);
+    const recipient = runCli(['receive', '--relay', relay.url, '--out', dest, '--yes', '--json', ...extra, code!]);
+    assert.equal(await recipient.exit(), 0, recipient.stderr());
+    assert.equal(await sender.exit(), 0, sender.stderr());
+    assert.equal(await sha256File(join(dest, 'r.bin')), await sha256File(file));
+    return JSON.parse(recipient.stdout().split('\n').find((l) => l.includes('"route"'))!) as { via: string };
+  };
+  assert.equal((await run([], 'both')).via, 'lan');
+  assert.equal((await run(['--no-local'], 'relay-only')).via, 'relay');
+});
