@@ -388,3 +388,24 @@ test('a relay configured and the LAN available: the LAN is used; with --no-local
   assert.equal((await run([], 'both')).via, 'lan');
   assert.equal((await run(['--no-local'], 'relay-only')).via, 'relay');
 });
+
+test('--remember saves the relay in the config folder; later runs use it', async () => {
+  const { mkdtemp: mkd, readFile: rf } = await import('node:fs/promises');
+  const config = await mkd(join(dir, 'xdg-'));
+  const env = { XDG_CONFIG_HOME: config };
+  const first = runCli(['send', '--relay', relay.url, '--remember', '--no-local', '--text', 'one'], { env });
+  const [, code] = await first.waitFor(/Code is: (\S+)/);
+  assert.match(first.stderr(), /Remembered the relay/);
+  assert.deepEqual(JSON.parse(await rf(join(config, 'tsc-croc', 'config.json'), 'utf8')), { relay: relay.url });
+  const r1 = runCli(['receive', '--no-local', code!], { env });
+  assert.equal(await r1.exit(), 0, r1.stderr());
+  assert.equal(await first.exit(), 0);
+  // no --relay now: the remembered one is used (the hint names it)
+  const second = runCli(['send', '--no-local', '--text', 'two'], { env });
+  const [, code2] = await second.waitFor(/Code is: (\S+)/);
+  await second.waitFor(new RegExp(`tsc-croc receive --relay ${relay.url}`));
+  const r2 = runCli(['receive', '--no-local', code2!], { env });
+  assert.equal(await r2.exit(), 0, r2.stderr());
+  assert.equal(r2.stdout(), 'two\n');
+  assert.equal(await second.exit(), 0);
+});

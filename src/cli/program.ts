@@ -11,6 +11,8 @@ import { RELAY_FLAGS, relayConfig, type RelayCliFlags } from '../relay/config.js
 import { receive } from '../transfer/receive.js';
 import { send } from '../transfer/send.js';
 import { EXIT, reportError } from './exit.js';
+import { loadSettings, rememberRelay } from './settings.js';
+import { parseRelayUrl } from '../transfer/relay-client.js';
 import { TransferUi, confirm, describeOffer, safeForTerminal } from './ui.js';
 
 export interface CliIo {
@@ -27,9 +29,19 @@ function lanMode(local: boolean | undefined): 'auto' | 'only' | 'off' {
   return local === true ? 'only' : local === false ? 'off' : 'auto';
 }
 
-/** The configured relay, if any; without one the transfer runs on the local network. */
-function relayFrom(opt: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
-  return opt ?? env.TSC_CROC_RELAY ?? undefined;
+/**
+ * The configured relay: --relay, else TSC_CROC_RELAY, else the remembered one; none: the local
+ * network. With --remember, the given one is saved for next time.
+ */
+async function relayFrom(o: { relay?: string; remember?: boolean }, io: CliIo): Promise<string | undefined> {
+  if (o.remember) {
+    const relay = o.relay ?? io.env.TSC_CROC_RELAY;
+    if (relay === undefined) throw new TscCrocError('ERR_INVALID_ARGUMENT', '--remember saves the relay given with --relay (or TSC_CROC_RELAY): give one');
+    parseRelayUrl(relay); // refuse a malformed address before saving it
+    io.stderr.write(`Remembered the relay ${relay} in ${await rememberRelay(io.env, relay)}\n`);
+    return relay;
+  }
+  return o.relay ?? io.env.TSC_CROC_RELAY ?? (await loadSettings(io.env, (l) => io.stderr.write(`${l}\n`))).relay;
 }
 
 /** Cancel on the first Ctrl-C / SIGTERM; the second one exits at once. */
@@ -65,6 +77,7 @@ export function buildProgram(io: CliIo): Command {
     c
       .option('--json', 'print one JSON event per line on stdout (for scripts)')
       .option('--no-progress', 'no progress bar')
+      .option('--remember', 'save the relay given with --relay as the default for next time')
       .option('--local', 'the local network only, even with a relay configured')
       .option('--no-local', 'never the local network: only the configured relay');
 
@@ -81,8 +94,8 @@ export function buildProgram(io: CliIo): Command {
       .option('--exclude <glob>', 'leave out what matches, like a .gitignore line (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
       .option('--git', 'leave out what .gitignore files ignore (nested ones too), and .git folders')
       .addOption(new Option('--curve <curve>', 'SPAKE2 group').choices([...CURVES]).default(DEFAULT_CURVE)),
-  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; text?: string; qr?: boolean; exclude: string[]; git?: boolean; curve: CurveName; json?: boolean; progress: boolean; local?: boolean }) => {
-    const relay = relayFrom(o.relay, io.env);
+  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; text?: string; qr?: boolean; exclude: string[]; git?: boolean; curve: CurveName; json?: boolean; progress: boolean; local?: boolean; remember?: boolean }) => {
+    const relay = await relayFrom(o, io);
     // with no paths and no text, what is piped in is sent, as it is read
     const piped = files.length === 0 && o.text === undefined;
     if (piped && io.stdin.isTTY)
@@ -127,8 +140,8 @@ export function buildProgram(io: CliIo): Command {
       .option('-y, --yes', 'accept the offer without asking')
       .option('--overwrite', 'replace files (and write into folders) that already exist; on a terminal you are asked')
       .option('--stdout', 'write a single offered file to stdout instead of the output folder'),
-  ).action(async (codeArg: string | undefined, o: { relay?: string; relayPassword?: string; stdout?: boolean; out: string; yes?: boolean; overwrite?: boolean; json?: boolean; progress: boolean; local?: boolean }) => {
-    const relay = relayFrom(o.relay, io.env);
+  ).action(async (codeArg: string | undefined, o: { relay?: string; relayPassword?: string; stdout?: boolean; out: string; yes?: boolean; overwrite?: boolean; json?: boolean; progress: boolean; local?: boolean; remember?: boolean }) => {
+    const relay = await relayFrom(o, io);
     const code = codeArg ?? io.env.TSC_CROC_SECRET;
     if (!code) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'give the code the sender shows: tsc-croc receive <code>');
     const ui = new TransferUi({ json: !!o.json, progress: o.progress && !!io.stderr.isTTY, stderr: io.stderr, stdout: io.stdout, stages: ['connecting', 'securing', 'transferring'] });

@@ -1,10 +1,14 @@
 /** Spawning the built CLI in tests: bounded waits on output and exit, never sleeps. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+/** An empty config folder, so that no real remembered relay of the machine's user leaks in. */
+const CONFIG_HOME = mkdtempSync(join(tmpdir(), 'tsc-croc-config-'));
 
 export interface Proc {
   child: ChildProcess;
@@ -19,6 +23,7 @@ export interface Proc {
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string | Buffer; wrap?: string[] } = {}): Proc {
   const env = { ...process.env, ...opts.env };
   for (const k of Object.keys(env)) if (k.startsWith('TSC_CROC_')) delete env[k];
+  env.XDG_CONFIG_HOME = CONFIG_HOME;
   Object.assign(env, opts.env);
   // wrap: a command prefix, e.g. ['ip', 'netns', 'exec', 'ns1'] to run the CLI in a network namespace
   const [cmd, ...pre] = [...(opts.wrap ?? []), process.execPath, CLI, ...args];
