@@ -1,0 +1,85 @@
+/**
+ * Faults that already end cleanly (issue 6 builds resume on top): a file that changes while it
+ * is sent, and a full disk on the recipient (a small tmpfs mounted by the test; skipped with a
+ * message where it cannot be mounted).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { appendFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { receive, send, startRelay, TscCrocError, type RunningRelay } from '../src/index.js';
+
+let relay: RunningRelay;
+let root: string;
+before(async () => {
+  relay = await startRelay({ port: 0, tcpPort: 0, joinRateLimit: 100_000, channelRateLimit: 1_000_000, maxChannelsPerAddress: 10_000 });
+  root = await mkdtemp(join(tmpdir(), 'tsc-croc-faults-'));
+});
+after(async () => {
+  await relay.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+const codeOf = (e: unknown) => (e instanceof TscCrocError ? e.code : String(e));
+
+async function transfer(file: string, out: string, onSenderProgress?: () => void) {
+  let gotCode!: (c: string) => void;
+  const code = new Promise<string>((r) => (gotCode = r));
+  let once = false;
+  const sending = send({
+    relay: relay.httpUrl,
+    lan: 'off',
+    files: [file],
+    onEvent: (e) => {
+      if (e.type === 'code') gotCode(e.code);
+      if (e.type === 'progress' && !once && onSenderProgress) {
+        once = true;
+        onSenderProgress();
+      }
+    },
+  }).catch((e: unknown) => e);
+  const receiving = receive({ relay: relay.httpUrl, lan: 'off', code: await code, outDir: out, accept: () => true }).catch((e: unknown) => e);
+  return { sent: await sending, received: await receiving };
+}
+
+test('a file that changes while it is sent is detected; nothing lands under its name', async () => {
+  const dir = join(root, 'changing');
+  await mkdir(join(dir, 'out'), { recursive: true });
+  const file = join(dir, 'growing.bin');
+  await writeFile(file, randomBytes(64 * 1024 * 1024));
+  const { sent, received } = await transfer(file, join(dir, 'out'), () => void appendFile(file, 'more'));
+  assert.equal(codeOf(sent), 'ERR_IO');
+  assert.match((sent as Error).message, /changed while it was being sent/);
+  assert.equal(codeOf(received), 'ERR_PEER_ERROR');
+  assert.ok(!(await readdir(join(dir, 'out'))).includes('growing.bin'));
+});
+
+test('a full disk on the recipient: a clear error, partial data kept aside, nothing else touched', async (t) => {
+  const mnt = join(root, 'small-disk');
+  await mkdir(mnt);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt], { stdio: 'pipe', timeout: 10_000 });
+  } catch (e) {
+    return t.skip(`cannot mount a tmpfs here (needs root): ${(e as Error).message.split('\n')[0]}`);
+  }
+  try {
+    await writeFile(join(mnt, 'already-there.txt'), 'keep me');
+    const file = join(root, 'too-big.bin');
+    await writeFile(file, randomBytes(6 * 1024 * 1024));
+    const { sent, received } = await transfer(file, mnt);
+    assert.equal(codeOf(received), 'ERR_IO', String(received));
+    assert.match((received as Error).message, /ENOSPC/);
+    assert.equal(codeOf(sent), 'ERR_PEER_ERROR');
+    const names = await readdir(mnt);
+    assert.ok(!names.includes('too-big.bin'), 'nothing under the final name');
+    assert.ok(names.includes('already-there.txt'));
+    const partial = names.find((n) => n.endsWith('.partial'));
+    assert.ok(partial, 'the partial data is kept under its temporary name');
+    assert.ok((await stat(join(mnt, partial))).size > 0);
+  } finally {
+    execFileSync('umount', [mnt], { stdio: 'pipe', timeout: 10_000 });
+  }
+});
