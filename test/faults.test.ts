@@ -10,12 +10,13 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { receive, send, startRelay, TscCrocError, type RunningRelay } from '../src/index.js';
+import { receive, send, TscCrocError, type RunningRelay } from '../src/index.js';
+import { startPeerRelay } from './helpers/relay.js';
 
 let relay: RunningRelay;
 let root: string;
 before(async () => {
-  relay = await startRelay({ port: 0, tcpPort: 0, joinRateLimit: 100_000, channelRateLimit: 1_000_000, maxChannelsPerAddress: 10_000 });
+  relay = await startPeerRelay();
   root = await mkdtemp(join(tmpdir(), 'tsc-croc-faults-'));
 });
 after(async () => {

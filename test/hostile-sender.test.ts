@@ -13,20 +13,20 @@ import { generateSecret, formatCode } from '../src/core/code-phrase.js';
 import { TscCrocError } from '../src/core/errors.js';
 import { PROTOCOL_VERSION, type SenderMessage } from '../src/core/messages.js';
 import { RecordType } from '../src/core/record.js';
-import { startRelay, type RunningRelay } from '../src/relay/index.js';
+import type { RunningRelay } from '../src/relay/index.js';
 import { receive } from '../src/transfer/receive.js';
 import { senderPake } from '../src/transfer/pake.js';
 import { RelayClient } from '../src/transfer/relay-client.js';
 import { SecureChannel } from '../src/transfer/secure-channel.js';
 import { connectStapled } from '../src/transfer/tcp.js';
+import { startPeerRelay } from './helpers/relay.js';
 
 let relay: RunningRelay;
 let root: string;
 const timeouts = { waitForPeerMs: 10_000, stepMs: 10_000, stapleMs: 10_000 };
 
 before(async () => {
-  // many transfers from one address: these tests are about the peers (the relay's limits have their own)
-  relay = await startRelay({ port: 0, tcpPort: 0, joinRateLimit: 100_000, channelRateLimit: 1_000_000, maxChannelsPerAddress: 10_000 });
+  relay = await startPeerRelay();
   root = await mkdtemp(join(tmpdir(), 'tsc-croc-hostile-'));
 });
 after(async () => {

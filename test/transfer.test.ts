@@ -9,13 +9,13 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { receive, receiveEvents, send, sendEvents, startRelay, TscCrocError, type RunningRelay, type TransferEvent } from '../src/index.js';
+import { startPeerRelay } from './helpers/relay.js';
 
 let relay: RunningRelay;
 let root: string;
 
 before(async () => {
-  // many transfers from one address: these tests are about the peers (the relay's limits have their own)
-  relay = await startRelay({ port: 0, tcpPort: 0, joinRateLimit: 100_000, channelRateLimit: 1_000_000, maxChannelsPerAddress: 10_000 });
+  relay = await startPeerRelay();
   root = await mkdtemp(join(tmpdir(), 'tsc-croc-lib-'));
 });
 after(async () => {
