@@ -52,7 +52,7 @@ test('a file that changes while it is sent is detected; nothing lands under its 
   const file = join(dir, 'growing.bin');
   await writeFile(file, randomBytes(64 * 1024 * 1024));
   const { sent, received } = await transfer(file, join(dir, 'out'), () => void appendFile(file, 'more'));
-  assert.equal(codeOf(sent), 'ERR_IO');
+  assert.equal(codeOf(sent), 'ERR_SOURCE_CHANGED');
   assert.match((sent as Error).message, /changed while it was being sent/);
   assert.equal(codeOf(received), 'ERR_PEER_ERROR');
   assert.ok(!(await readdir(join(dir, 'out'))).includes('growing.bin'));
@@ -71,7 +71,7 @@ test('a full disk on the recipient: a clear error, partial data kept aside, noth
     const file = join(root, 'too-big.bin');
     await writeFile(file, randomBytes(6 * 1024 * 1024));
     const { sent, received } = await transfer(file, mnt);
-    assert.equal(codeOf(received), 'ERR_IO', String(received));
+    assert.equal(codeOf(received), 'ERR_DISK_FULL', String(received));
     assert.match((received as Error).message, /ENOSPC/);
     assert.equal(codeOf(sent), 'ERR_PEER_ERROR');
     const names = await readdir(mnt);

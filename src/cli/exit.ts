@@ -9,6 +9,12 @@ export const EXIT = {
   WRONG_CODE: 3,
   DECLINED_OR_CANCELLED: 4,
   NETWORK: 5,
+  RELAY_LOST: 6,
+  PEER_LOST: 7,
+  DISK_FULL: 8,
+  NOT_WRITABLE: 9,
+  STALLED: 10,
+  SOURCE_CHANGED: 11,
 } as const;
 
 const BY_CODE: Partial<Record<ErrorCode, number>> = {
@@ -21,6 +27,12 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   ERR_RELAY_UNREACHABLE: EXIT.NETWORK,
   ERR_CONNECTION_LOST: EXIT.NETWORK,
   ERR_TIMEOUT: EXIT.NETWORK,
+  ERR_RELAY_LOST: EXIT.RELAY_LOST,
+  ERR_PEER_LOST: EXIT.PEER_LOST,
+  ERR_DISK_FULL: EXIT.DISK_FULL,
+  ERR_NOT_WRITABLE: EXIT.NOT_WRITABLE,
+  ERR_STALLED: EXIT.STALLED,
+  ERR_SOURCE_CHANGED: EXIT.SOURCE_CHANGED,
 };
 
 /** Print one clear line for `e` and return the exit code. Never prints a stack for expected errors. */

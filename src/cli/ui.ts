@@ -33,13 +33,15 @@ export function describeOffer(o: OfferInfo): string {
   const hidden = o.names.filter((n) => n.startsWith('.'));
   const warn = hidden.length > 0 ? ` (hidden files: ${hidden.slice(0, SHOWN_NAMES).join(', ')}${hidden.length > SHOWN_NAMES ? ', ...' : ''})` : '';
   const here = o.existing.length > 0 ? `; already here: ${o.existing.slice(0, SHOWN_NAMES).join(', ')}${o.existing.length > SHOWN_NAMES ? ', ...' : ''}` : '';
-  return `${what} (${formatBytes(o.totalBytes)}): ${shown}${more}${warn}${here}`;
+  const held = o.heldBytes > 0 ? `; ${formatBytes(o.heldBytes)} of it already here from an interrupted transfer (resumed, not sent again)` : '';
+  return `${what} (${formatBytes(o.totalBytes)}): ${shown}${more}${warn}${here}${held}`;
 }
 
 const STAGE_TEXT: Record<Stage, string> = {
   connecting: 'Connecting to the relay',
   securing: 'Securing the connection (SPAKE2)',
   waiting: 'Waiting for the other side',
+  checking: 'Checking what the recipient already has',
   transferring: 'Transferring',
 };
 
@@ -92,9 +94,17 @@ export class TransferUi {
       case 'stage': {
         const i = this.#o.stages.indexOf(e.stage);
         if (i >= 0) this.info(`[${i + 1}/${this.#o.stages.length}] ${STAGE_TEXT[e.stage]}...`);
+        else if (e.stage === 'checking') this.info(`${STAGE_TEXT[e.stage]}...`);
         break;
       }
+      case 'reconnecting':
+        this.info(`Connection lost (${e.reason}); reconnecting for up to ${Math.max(0, Math.round((e.untilMs - Date.now()) / 1000))} s...`);
+        break;
+      case 'reconnected':
+        this.info('Reconnected; continuing where it stopped.');
+        break;
       case 'file-start':
+        if (e.offset > 0) this.info(`  resuming ${e.path} at ${formatBytes(e.offset)} of ${formatBytes(e.size)}`);
         this.#files++;
         this.#fileStart = this.#bytes;
         if (this.#bars && this.#files === 2) this.#file = this.#bars.create(1, 0, { name: '' }, { format: '  {name} {bar} {percentage}%' });
@@ -115,7 +125,7 @@ export class TransferUi {
         break;
       case 'done':
         this.stop();
-        this.info(`Done: ${e.files === 1 ? '1 file' : `${e.files} files`}, ${formatBytes(e.bytes)}.`);
+        this.info(`Done: ${e.files === 1 ? '1 file' : `${e.files} files`}, ${formatBytes(e.bytes)}${e.resumedBytes > 0 ? ` (${formatBytes(e.resumedBytes)} of it resumed from an interrupted transfer)` : ''}.`);
         break;
       default:
         break;

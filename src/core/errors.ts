@@ -8,6 +8,12 @@ export const ERROR_CODES = [
   'ERR_INVALID_ARGUMENT',
   'ERR_BAD_CODE_FORMAT',
   'ERR_IO',
+  /** The disk filled up (ENOSPC, EDQUOT) while receiving; what arrived is kept to resume. */
+  'ERR_DISK_FULL',
+  /** The output folder (or a folder in it) cannot be written (EACCES, EROFS, EPERM). */
+  'ERR_NOT_WRITABLE',
+  /** A file changed on the sending side while it was being read. */
+  'ERR_SOURCE_CHANGED',
   'ERR_FILE_EXISTS',
   'ERR_NEEDS_CONSENT',
   // the relay
@@ -17,6 +23,8 @@ export const ERROR_CODES = [
   'ERR_CHANNEL_FULL',
   'ERR_CHANNEL_CLOSED',
   'ERR_TIMEOUT',
+  /** The relay went away mid-transfer and did not come back in time. */
+  'ERR_RELAY_LOST',
   // key agreement
   'ERR_WRONG_CODE',
   'ERR_BAD_PAKE_MESSAGE',
@@ -36,6 +44,10 @@ export const ERROR_CODES = [
   'ERR_CANCELLED',
   'ERR_PEER_ERROR',
   'ERR_CONNECTION_LOST',
+  /** The connection dropped mid-transfer and the other side did not come back in time (it quit, or was killed). */
+  'ERR_PEER_LOST',
+  /** Nothing arrived from the other side for too long, though the connection stayed up. */
+  'ERR_STALLED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -5,9 +5,9 @@
  *
  * Sender → recipient:  offer, then in any order: dir (a folder), or file, DATA records, file-end
  *                      (a file); then done; END.
- * Recipient → sender:  keepalive* (while its user decides), accept | decline, then received
- *                      (after every file verified); END.
- * Either side:         error (then END), which ends the transfer.
+ * Recipient → sender:  have* (what an earlier, interrupted run left), then accept | decline,
+ *                      then received (after every file verified); END.
+ * Either side:         keepalive (any time; ignored), error (then END), which ends the transfer.
  */
 import { TscCrocError } from './errors.js';
 
@@ -62,6 +62,11 @@ export interface FileMessage {
   /** Relative path, '/'-separated; checked by src/core/path.ts before any use. */
   path: string;
   size: number;
+  /**
+   * Where the DATA starts: 0, or the offset of a `have` entry for this path whose prefix the
+   * sender found equal to its own (the recipient keeps those bytes). `size` when nothing follows.
+   */
+  offset: number;
   /** Permission bits (0..0o777). */
   mode: number;
   /** Modification time, ms since the epoch. */
@@ -69,8 +74,24 @@ export interface FileMessage {
 }
 export interface FileEndMessage {
   type: 'file-end';
-  /** SHA-256 of the file's bytes, lowercase hex. */
-  sha256: string;
+  /** The file's digest (src/core/chunk-digest.ts), lowercase hex. */
+  digest: string;
+}
+/** Most entries in one `have` message (each is at most ~4.2 KB, a record at most 1 MiB). */
+export const MAX_HAVE_ENTRIES = 200;
+/**
+ * What the recipient already holds of a file from an interrupted run: the first `offset` bytes
+ * (all of it when offset = size), with the digest of that prefix (src/core/chunk-digest.ts).
+ */
+export interface HaveEntry {
+  path: string;
+  offset: number;
+  digest: string;
+}
+/** Sent before `accept`, as many as needed. */
+export interface HaveMessage {
+  type: 'have';
+  entries: HaveEntry[];
 }
 export interface DoneMessage {
   type: 'done';
@@ -85,8 +106,9 @@ export interface ReceivedMessage {
   type: 'received';
 }
 /**
- * Sent by the recipient while its user decides on the offer, so that the relay's idle timeout
- * does not cut a connection a person is still looking at. Carries nothing; ignored on arrival.
+ * Sent by either side when it has sent nothing else for a while (src/transfer/secure-channel.ts),
+ * so that neither the relay's idle timeout nor the other side's stall check cuts a connection
+ * that is alive, e.g. while a person decides on the offer. Carries nothing; ignored on arrival.
  */
 export interface KeepaliveMessage {
   type: 'keepalive';
@@ -97,8 +119,8 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type SenderMessage = OfferMessage | DirMessage | FileMessage | FileEndMessage | StreamEndMessage | DoneMessage | ErrorMessage;
-export type RecipientMessage = AcceptMessage | DeclineMessage | ReceivedMessage | KeepaliveMessage | ErrorMessage;
+export type SenderMessage = OfferMessage | DirMessage | FileMessage | FileEndMessage | StreamEndMessage | DoneMessage | KeepaliveMessage | ErrorMessage;
+export type RecipientMessage = HaveMessage | AcceptMessage | DeclineMessage | ReceivedMessage | KeepaliveMessage | ErrorMessage;
 export type Message = SenderMessage | RecipientMessage;
 
 export function encodeMessage(m: Message): Buffer {
@@ -130,6 +152,12 @@ function str(o: Fields, k: string, max: number): string {
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
 
+function hex64(o: Fields, k: string): string {
+  const v = str(o, k, 64);
+  if (!SHA256_RE.test(v)) bad(`'${k}' must be 64 lowercase hex digits`);
+  return v;
+}
+
 /** Parse and check a message's JSON. `from` says which side sent it; the other side's types are refused. */
 export function parseMessage(payload: Buffer, from: 'sender'): SenderMessage;
 export function parseMessage(payload: Buffer, from: 'recipient'): RecipientMessage;
@@ -144,8 +172,8 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
   if (typeof o !== 'object' || o === null || Array.isArray(o)) bad('not an object');
   const m = o as Fields;
   const type = m.type;
-  const senderTypes = ['offer', 'dir', 'file', 'file-end', 'stream-end', 'done', 'error'];
-  const recipientTypes = ['accept', 'decline', 'received', 'keepalive', 'error'];
+  const senderTypes = ['offer', 'dir', 'file', 'file-end', 'stream-end', 'done', 'keepalive', 'error'];
+  const recipientTypes = ['have', 'accept', 'decline', 'received', 'keepalive', 'error'];
   if (typeof type !== 'string' || !(from === 'sender' ? senderTypes : recipientTypes).includes(type))
     bad(`unexpected message type from the ${from}`);
   switch (type) {
@@ -169,21 +197,32 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
     case 'dir':
       exactKeys(m, ['type', 'path', 'mode', 'mtime']);
       return { type, path: str(m, 'path', MAX_PATH_CHARS), mode: uint(m, 'mode', 0o777), mtime: uint(m, 'mtime', MAX_MTIME) };
-    case 'file':
-      exactKeys(m, ['type', 'path', 'size', 'mode', 'mtime']);
-      return { type, path: str(m, 'path', MAX_PATH_CHARS), size: uint(m, 'size'), mode: uint(m, 'mode', 0o777), mtime: uint(m, 'mtime', MAX_MTIME) };
-    case 'stream-end': {
+    case 'file': {
+      exactKeys(m, ['type', 'path', 'size', 'offset', 'mode', 'mtime']);
+      const size = uint(m, 'size');
+      const offset = uint(m, 'offset', size);
+      return { type, path: str(m, 'path', MAX_PATH_CHARS), size, offset, mode: uint(m, 'mode', 0o777), mtime: uint(m, 'mtime', MAX_MTIME) };
+    }
+    case 'have': {
+      exactKeys(m, ['type', 'entries']);
+      const entries = m.entries;
+      if (!Array.isArray(entries) || entries.length < 1 || entries.length > MAX_HAVE_ENTRIES) bad(`'entries' must be a list of 1..${MAX_HAVE_ENTRIES}`);
+      return {
+        type,
+        entries: entries.map((e: unknown) => {
+          if (typeof e !== 'object' || e === null || Array.isArray(e)) bad("'entries' must hold objects");
+          const o = e as Fields;
+          exactKeys(o, ['path', 'offset', 'digest']);
+          return { path: str(o, 'path', MAX_PATH_CHARS), offset: uint(o, 'offset'), digest: hex64(o, 'digest') };
+        }),
+      };
+    }
+    case 'stream-end':
       exactKeys(m, ['type', 'size', 'sha256']);
-      const sha256 = str(m, 'sha256', 64);
-      if (!SHA256_RE.test(sha256)) bad("'sha256' must be 64 lowercase hex digits");
-      return { type, size: uint(m, 'size'), sha256 };
-    }
-    case 'file-end': {
-      exactKeys(m, ['type', 'sha256']);
-      const sha256 = str(m, 'sha256', 64);
-      if (!SHA256_RE.test(sha256)) bad("'sha256' must be 64 lowercase hex digits");
-      return { type, sha256 };
-    }
+      return { type, size: uint(m, 'size'), sha256: hex64(m, 'sha256') };
+    case 'file-end':
+      exactKeys(m, ['type', 'digest']);
+      return { type, digest: hex64(m, 'digest') };
     case 'error':
       exactKeys(m, ['type', 'code', 'message']);
       return { type, code: str(m, 'code', 64), message: str(m, 'message', MAX_MESSAGE_TEXT) };

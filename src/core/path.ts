@@ -10,6 +10,12 @@
 import { TscCrocError } from './errors.js';
 
 export const MAX_PATH_BYTES = 4096;
+/**
+ * Names that begin with this are the recipient's own bookkeeping (partial files, chunk hashes,
+ * resume journals, src/transfer/file-sink.ts): never received, never sent, so that a sender
+ * cannot plant or overwrite the state a later run trusts.
+ */
+export const RESERVED_PREFIX = '.tsc-croc-';
 export const MAX_SEGMENT_BYTES = 255;
 
 // C0 controls, DEL, C1 controls; bidi embeddings/overrides/isolates; zero-width and other format characters.
@@ -35,6 +41,7 @@ export function checkRelativePath(path: string): string[] {
     if (s.length === 0) unsafe(`empty path segment in ${JSON.stringify(path)}`);
     if (s === '.' || s === '..') unsafe(`'${s}' in ${JSON.stringify(path)}`);
     if (Buffer.byteLength(s, 'utf8') > MAX_SEGMENT_BYTES) unsafe(`a path segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
+    if (s.startsWith(RESERVED_PREFIX)) unsafe(`names beginning with ${RESERVED_PREFIX} are reserved for partial transfers`);
   }
   return segments;
 }

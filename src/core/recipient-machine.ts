@@ -6,7 +6,7 @@
  * lie under one of the offered top-level names, and is written at most once.
  */
 import { TscCrocError } from './errors.js';
-import { MAX_TEXT_BYTES, type DirMessage, type FileMessage, type OfferMessage, type RecipientMessage, type SenderMessage } from './messages.js';
+import { MAX_HAVE_ENTRIES, MAX_TEXT_BYTES, type DirMessage, type HaveEntry, type FileMessage, type OfferMessage, type RecipientMessage, type SenderMessage } from './messages.js';
 import { checkRelativePath, displayName } from './path.js';
 
 interface Totals {
@@ -23,6 +23,8 @@ interface Totals {
   seen: Set<string>;
   /** Folders announced by `dir` messages: the only parents a path may have below its top-level name. */
   folders: Set<string>;
+  /** What we said we hold (`have`): the only offsets, besides 0, a file may start at. */
+  held: ReadonlyMap<string, number>;
 }
 
 export type RecipientState =
@@ -40,7 +42,8 @@ export type RecipientInput =
   | { kind: 'message'; message: SenderMessage }
   | { kind: 'data'; length: number }
   | { kind: 'end' }
-  | { kind: 'decision'; accept: boolean };
+  /** `have`: what an interrupted run left, to be told to the sender with the accept. */
+  | { kind: 'decision'; accept: boolean; have?: readonly HaveEntry[] };
 
 export type RecipientEffect =
   | { kind: 'ask'; offer: OfferMessage }
@@ -48,7 +51,7 @@ export type RecipientEffect =
   | { kind: 'make-dir'; dir: DirMessage; segments: string[] }
   | { kind: 'open-file'; file: FileMessage; segments: string[] }
   | { kind: 'write' }
-  | { kind: 'verify-file'; sha256: string }
+  | { kind: 'verify-file'; digest: string }
   /** The DATA of a text or stream goes to the stream sink. */
   | { kind: 'write-stream' }
   | { kind: 'verify-stream'; sha256: string }
@@ -89,6 +92,7 @@ function admit(state: Totals, path: string, isDir: boolean): string[] {
 
 /** The next state and its effects, or a typed error. Only the `seen` ledger is updated in place. */
 export function recipientStep(state: RecipientState, input: RecipientInput): Step {
+  if (input.kind === 'message' && input.message.type === 'keepalive') return { state, effects: [] };
   if (input.kind === 'message' && input.message.type === 'error') {
     const { code, message } = input.message;
     if (code === 'ERR_CANCELLED') throw new TscCrocError('ERR_CANCELLED', 'cancelled by the sender');
@@ -114,9 +118,14 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
     case 'await-decision': {
       if (input.kind !== 'decision') return violation('sent more before the offer was answered');
       if (!input.accept) return { state: { name: 'declined' }, effects: [{ kind: 'send', message: { type: 'decline' } }] };
-      const totals: Totals = { offer: state.offer, files: 0, dirs: 0, bytes: 0, roots: new Set(state.offer.names), seen: new Set(), folders: new Set() };
+      const have = state.offer.kind === 'files' ? (input.have ?? []) : [];
+      const held = new Map(have.map((h) => [h.path, h.offset]));
+      const totals: Totals = { offer: state.offer, files: 0, dirs: 0, bytes: 0, roots: new Set(state.offer.names), seen: new Set(), folders: new Set(), held };
       const next: RecipientState = state.offer.kind === 'files' ? { name: 'await-entry', ...totals } : { name: 'in-stream', received: 0, ...totals };
-      return { state: next, effects: [{ kind: 'send', message: { type: 'accept' } }] };
+      const effects: RecipientEffect[] = [];
+      for (let i = 0; i < have.length; i += MAX_HAVE_ENTRIES) effects.push({ kind: 'send', message: { type: 'have', entries: have.slice(i, i + MAX_HAVE_ENTRIES) } });
+      effects.push({ kind: 'send', message: { type: 'accept' } });
+      return { state: next, effects };
     }
     case 'in-stream': {
       if (input.kind === 'data') {
@@ -153,9 +162,11 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
       if (m.type !== 'file') return violation(`unexpected "${m.type}"`);
       if (state.files + 1 > state.offer.totalFiles) violation('more files than offered');
       if (state.bytes + m.size > state.offer.totalBytes) violation('more bytes than offered');
+      // a file starts at 0, or where we said we hold it up to (those bytes are ours already)
+      if (m.offset !== 0 && state.held.get(m.path) !== m.offset) violation(`${JSON.stringify(displayName(m.path))} starts at ${m.offset}, which we did not offer to resume from`);
       const segments = admit(state, m.path, false);
       return {
-        state: { ...state, name: 'in-file', file: m, segments, received: 0 },
+        state: { ...state, name: 'in-file', file: m, segments, received: m.offset },
         effects: [{ kind: 'open-file', file: m, segments }],
       };
     }
@@ -170,7 +181,7 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
       const { file: _f, segments: _s, received: _r, ...totals } = state;
       return {
         state: { ...totals, name: 'await-entry', files: state.files + 1, bytes: state.bytes + state.file.size },
-        effects: [{ kind: 'verify-file', sha256: input.message.sha256 }],
+        effects: [{ kind: 'verify-file', digest: input.message.digest }],
       };
     }
     case 'await-end': {

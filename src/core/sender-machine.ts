@@ -3,7 +3,7 @@
  * (docs/protocol.md §6). Pure; src/transfer/send.ts carries out the effects.
  */
 import { TscCrocError } from './errors.js';
-import type { RecipientMessage } from './messages.js';
+import type { HaveEntry, RecipientMessage } from './messages.js';
 import { displayName } from './path.js';
 
 export type SenderState =
@@ -20,7 +20,11 @@ export type SenderInput =
   /** Local: every file, "done" and END have been sent. */
   | { kind: 'sent' };
 
-export type SenderEffect = { kind: 'start-sending' } | { kind: 'finish' };
+export type SenderEffect =
+  /** What the recipient holds from an interrupted run; before its accept only. */
+  | { kind: 'have'; entries: HaveEntry[] }
+  | { kind: 'start-sending' }
+  | { kind: 'finish' };
 
 export const initialSenderState: SenderState = { name: 'await-decision' };
 
@@ -35,9 +39,10 @@ export function senderStep(state: SenderState, input: SenderInput): { state: Sen
     throw new TscCrocError('ERR_PEER_ERROR', `the recipient failed: ${displayName(message)}`);
   }
   if (input.kind === 'data') return violation('the recipient sent file data');
-  if (input.kind === 'message' && input.message.type === 'keepalive') {
-    if (state.name !== 'await-decision') return violation('a keepalive after the offer was answered');
-    return { state, effects: [] };
+  if (input.kind === 'message' && input.message.type === 'keepalive') return { state, effects: [] };
+  if (input.kind === 'message' && input.message.type === 'have') {
+    if (state.name !== 'await-decision') return violation('"have" after the offer was answered');
+    return { state, effects: [{ kind: 'have', entries: input.message.entries }] };
   }
   switch (state.name) {
     case 'await-decision':

@@ -1,6 +1,7 @@
 /** What a transfer reports while it runs (library callers and the CLI's progress and --json). */
 
-export type Stage = 'connecting' | 'securing' | 'waiting' | 'transferring';
+/** 'checking': the sender reads what the recipient already holds of a file, to prove it matches. */
+export type Stage = 'connecting' | 'securing' | 'waiting' | 'checking' | 'transferring';
 
 export interface OfferInfo {
   /** 'files' (files and folders), 'text' (a message), or 'stream' (piped data of unknown length). */
@@ -12,6 +13,8 @@ export interface OfferInfo {
   names: string[];
   /** Those of `names` that already exist in the output folder (files would be replaced, folders added to). */
   existing: string[];
+  /** Bytes of this offer that an earlier, interrupted run already received here: they are not sent again. */
+  heldBytes: number;
 }
 
 export type TransferEvent =
@@ -20,10 +23,16 @@ export type TransferEvent =
   /** Which way the two sides met: a relay, or the local network. */
   | { type: 'route'; via: 'relay' | 'lan' }
   | { type: 'offer'; offer: OfferInfo }
-  | { type: 'file-start'; path: string; size: number }
+  /** `offset`: where the data starts (more than 0 when an earlier run had received the rest). */
+  | { type: 'file-start'; path: string; size: number; offset: number }
   | { type: 'progress'; bytes: number; totalBytes: number }
-  | { type: 'file-done'; path: string; size: number; sha256: string }
-  | { type: 'done'; files: number; bytes: number };
+  /** `digest`: the file's digest (docs/protocol.md §6.3), which both sides checked. */
+  | { type: 'file-done'; path: string; size: number; digest: string }
+  /** The connection dropped; trying to reach the other side again until `untilMs` (a Date.now() time). */
+  | { type: 'reconnecting'; attempt: number; untilMs: number; reason: string }
+  | { type: 'reconnected' }
+  /** `resumedBytes`: of `bytes`, those an earlier, interrupted run had already moved (not sent again). */
+  | { type: 'done'; files: number; bytes: number; resumedBytes: number };
 
 export type EventSink = (e: TransferEvent) => void;
 
@@ -34,8 +43,12 @@ export const DEFAULT_TIMEOUTS = {
   stepMs: 60 * 1000,
   /** Connecting to the relay's TCP port and being stapled to the other side. */
   stapleMs: 60 * 1000,
-  /** While the recipient's user decides, a keepalive goes out this often (relays close idle pairs after 5 min). */
+  /** A side that sent nothing else for this long sends a keepalive (relays close idle pairs after 5 min). */
   keepaliveMs: 30 * 1000,
+  /** Nothing at all from the other side for this long, though we are waiting for it: the connection stalled. */
+  stallMs: 120 * 1000,
+  /** After a dropped connection mid-transfer, how long to keep trying to reach the other side again (0: never). */
+  reconnectMs: 60 * 1000,
   /** With no relay configured, how long the recipient listens for the sender on the local network. */
   discoverMs: 5 * 1000,
   /** With a relay configured too, how long the recipient looks on the local network first. */

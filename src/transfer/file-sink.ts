@@ -1,19 +1,24 @@
 /**
  * Writing received files safely. Each file is written under a temporary name in its final
  * folder (created with O_EXCL, so never through a planted symlink), hashed as it is written,
- * and only after its SHA-256 matches what the sender announced is it fsync'ed and given its
- * final name, without replacing an existing file unless overwriting was allowed. Parent folders
+ * and only after its digest matches what the sender announced is it fsync'ed and given its
+ * final name, without replacing an existing file unless overwriting was allowed. The temporary
+ * name is stable per file, and large files keep their chunk hashes beside it and a journal
+ * entry in the output folder (src/transfer/resume-store.ts), so an interrupted transfer
+ * continues where it stopped. Parent folders
  * are created one level at a time and a symlink anywhere below the output folder is refused. A
  * top-level folder that already exists is written into only when overwriting was allowed (so a
  * transfer cannot add files to an existing folder, a repository say, behind the user's back);
  * folders get their mode and mtime at the end, deepest first.
  */
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { chmod, link, lstat, mkdir, open, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CHUNK_SIZE, ChunkHasher } from '../core/chunk-digest.js';
 import { TscCrocError } from '../core/errors.js';
 import type { DirMessage, FileMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
+import { ChunkLog, Journal, RESUME_MIN_BYTES, removeJournals, stateName, type Held } from './resume-store.js';
 
 /** Files given their final name at once, in the background. */
 const PUBLISH_CONCURRENCY = 16;
@@ -21,10 +26,17 @@ const PUBLISH_CONCURRENCY = 16;
 /** Permission bits kept from the sender: read and execute bits, and the owner's write bit. */
 const SAFE_MODE_BITS = 0o755;
 
+/** Received data is made durable and its chunk hashes recorded this often (and when interrupted). */
+const CHECKPOINT_BYTES = 64 * 1024 * 1024;
+const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+
 export interface CommittedFile {
   path: string;
   size: number;
-  sha256: string;
+  /** The file's digest (src/core/chunk-digest.ts). */
+  digest: string;
+  /** Bytes of it that an earlier, interrupted run had already received. */
+  resumed: number;
 }
 
 /**
@@ -37,6 +49,10 @@ function mtimeSeconds(ms: number): number {
 
 function ioError(what: string, e: unknown): TscCrocError {
   const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT')
+    return new TscCrocError('ERR_DISK_FULL', `the disk is full: ${what} (${code}); what arrived is kept, run the same command again to resume`, { cause: e });
+  if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM')
+    return new TscCrocError('ERR_NOT_WRITABLE', `${what} (${code}): the output folder is not writable`, { cause: e });
   return new TscCrocError('ERR_IO', `${what}${code ? ` (${code})` : ''}`, { cause: e });
 }
 
@@ -57,13 +73,35 @@ interface OpenFile {
   /** The write in flight: one at a time, overlapping the next record's decryption. */
   pending: Promise<void>;
   offset: number;
-  hash: Hash;
+  hash: ChunkHasher;
+  /** The chunk hashes beside the partial (large files only). */
+  log: ChunkLog | null;
+  /** Bytes written since the last checkpoint. */
+  sinceCheckpoint: number;
+  /** Replace the final name even without overwrite: it is a file an earlier run of this transfer wrote. */
+  replace: boolean;
+}
+
+/** A file already complete from an earlier run: nothing to write, only its digest to compare. */
+interface KeptFile {
+  kept: true;
+  file: FileMessage;
+  finalPath: string;
+  digest: string;
 }
 
 export class FileSink {
   readonly #outDir: string;
   #overwrite: boolean;
-  #current: OpenFile | null = null;
+  #current: OpenFile | KeptFile | null = null;
+  /** What earlier runs left, by path (findHeld in resume-store.ts). */
+  #held = new Map<string, Held>();
+  /** One journal per top-level name, opened when something is first written under it. */
+  readonly #journals = new Map<string, Journal>();
+  /** The top-level names of this transfer (their journals go once it completes). */
+  #roots: string[] = [];
+  /** Every top-level name a journal was written for (their journals go once the transfer completes). */
+  readonly #journalRoots = new Set<string>();
   /** Top-level folders this transfer created: written into freely. */
   readonly #ownRoots = new Set<string>();
   /** Folders to give their mode and mtime once everything inside is written. */
@@ -89,11 +127,46 @@ export class FileSink {
     this.#overwrite = overwrite;
   }
 
-  /** Which of the offered top-level names already exist in the output folder. */
+  /**
+   * What earlier, interrupted runs left for these top-level names: the names among them that are
+   * such a transfer are written into without asking again, and `held` says what each file has.
+   */
+  resumeFrom(roots: readonly string[], held: Map<string, Held>, resumable: ReadonlySet<string>): void {
+    this.#roots = [...roots];
+    this.#held = held;
+    for (const r of resumable) this.#ownRoots.add(r);
+  }
+
+  /** Which of the offered top-level names already exist in the output folder (and are not a transfer of ours to resume). */
   async existing(names: string[]): Promise<string[]> {
     const found: string[] = [];
-    for (const n of names) if ((await lstatOrNull(join(this.#outDir, n))) !== null) found.push(n);
+    for (const n of names) if (!this.#ownRoots.has(n) && (await lstatOrNull(join(this.#outDir, n))) !== null) found.push(n);
     return found;
+  }
+
+  async #journal(root: string): Promise<Journal> {
+    let j = this.#journals.get(root);
+    if (j === undefined) {
+      j = await Journal.open(this.#outDir, root).catch((e: unknown) => {
+        throw ioError(`cannot write in ${displayName(this.#outDir)}`, e);
+      });
+      this.#journals.set(root, j);
+      this.#journalRoots.add(root);
+    }
+    return j;
+  }
+
+  /** The transfer completed: close the journals and remove them. */
+  async finishAll(): Promise<void> {
+    await this.flush();
+    const roots = new Set([...this.#roots, ...this.#journalRoots]);
+    await this.closeJournals();
+    await removeJournals(this.#outDir, [...roots]);
+  }
+
+  async closeJournals(): Promise<void> {
+    for (const j of this.#journals.values()) await j.close();
+    this.#journals.clear();
   }
 
   /** The user agreed (or not) to replace or add to what exists. */
@@ -131,34 +204,80 @@ export class FileSink {
     }
   }
 
-  /** Refuse early when a file is already there and overwriting is not allowed. */
+  /**
+   * Open a file to receive, from `file.offset` on: 0 starts afresh; more continues the partial an
+   * earlier run left (what `held` says we have; the recipient machine allows no other offset).
+   * Refuses early when a file is already there and overwriting is not allowed.
+   */
   async open(file: FileMessage, segments: string[]): Promise<void> {
     if (this.#current) throw new Error('FileSink: a file is already open');
     const dir = await this.#makeParents(segments.slice(0, -1));
     const name = segments.at(-1)!;
     const finalPath = join(dir, name);
     this.#throwIfFailed();
+    const held = this.#held.get(file.path);
+    if (held?.complete === true && file.offset === file.size) {
+      this.#current = { kept: true, file, finalPath, digest: held.digest };
+      return;
+    }
+    // a file an earlier run of this transfer wrote, which the sender now sends again (it changed)
+    const replace = held?.complete === true;
     // in a folder this transfer created, nothing can be there already (each path comes once)
     const existing = this.#created.has(dir) ? null : await lstatOrNull(finalPath);
     if (existing !== null) {
       if (existing.isDirectory()) throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(finalPath)} is a folder`);
-      if (!this.#overwrite)
+      if (!this.#overwrite && !replace)
         throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(finalPath)} already exists (nothing was overwritten; use --overwrite to replace it)`);
     }
-    const tempPath = join(dir, `.tsc-croc-${randomBytes(6).toString('hex')}.partial`);
+    const tempPath = join(dir, stateName(name, 'partial'));
+    const large = file.size >= RESUME_MIN_BYTES;
+    const log = large ? new ChunkLog(dir, name) : null;
     let handle: FileHandle;
+    let hash: ChunkHasher;
     try {
-      handle = await open(tempPath, 'wx', 0o600);
+      if (file.offset > 0) {
+        if (held?.complete !== false || held.offset !== file.offset) throw new Error('FileSink: no partial to resume at that offset');
+        handle = await open(tempPath, constants.O_RDWR | NOFOLLOW);
+        const st = await handle.stat();
+        if (!st.isFile() || st.nlink !== 1 || st.size < file.offset) {
+          await handle.close();
+          throw new TscCrocError('ERR_IO', `the partial file of ${displayName(file.path)} changed since it was checked; run again`);
+        }
+        await handle.truncate(file.offset);
+        hash = new ChunkHasher(held.hashes);
+        await log!.reset(held.hashes);
+      } else {
+        // a partial of an earlier run that cannot be continued (the sender's file changed) goes
+        await unlink(tempPath).catch(() => undefined);
+        await log?.reset([]);
+        handle = await open(tempPath, 'wx', 0o600);
+        hash = new ChunkHasher();
+      }
+      if (large) await (await this.#journal(segments[0]!)).opened(file.path);
     } catch (e) {
+      if (e instanceof TscCrocError) throw e;
       throw ioError(`cannot create a file in ${displayName(dir)}`, e);
     }
-    this.#current = { file, finalPath, tempPath, handle, pending: Promise.resolve(), offset: 0, hash: createHash('sha256') };
+    this.#current = { file, finalPath, tempPath, handle, pending: Promise.resolve(), offset: file.offset, hash, log, sinceCheckpoint: 0, replace };
+  }
+
+  /** The open file's data is on disk: record the hashes of its whole chunks beside it. */
+  async #checkpoint(cur: OpenFile): Promise<void> {
+    cur.sinceCheckpoint = 0;
+    if (cur.log === null) return;
+    await cur.pending;
+    try {
+      await cur.handle.datasync();
+      await cur.log.append(cur.hash.hashes);
+    } catch (e) {
+      throw ioError(`cannot write beside ${displayName(cur.file.path)}`, e);
+    }
   }
 
   /** Append the pieces of one record; resolves once the previous record is on its way to disk. */
   async write(chunks: Buffer[]): Promise<void> {
     const cur = this.#current;
-    if (!cur) throw new Error('FileSink: no open file');
+    if (!cur || 'kept' in cur) throw new Error('FileSink: no open file');
     let length = 0;
     for (const c of chunks) {
       cur.hash.update(c);
@@ -169,6 +288,8 @@ export class FileSink {
     cur.offset += length;
     cur.pending = writeAll(cur.handle, chunks, at);
     cur.pending.catch(() => undefined); // observed by the next write, commit or abort
+    cur.sinceCheckpoint += length;
+    if (cur.sinceCheckpoint >= CHECKPOINT_BYTES) await this.#checkpoint(cur);
   }
 
   /**
@@ -176,16 +297,28 @@ export class FileSink {
    * PUBLISH_CONCURRENCY files at once), so many small files do not wait on each other's system
    * calls. A failure there surfaces at the next call; flush() waits for all of them.
    */
-  async commit(sha256: string): Promise<CommittedFile> {
+  async commit(digest: string): Promise<CommittedFile> {
     const cur = this.#current;
     if (!cur) throw new Error('FileSink: no open file');
+    if ('kept' in cur) {
+      this.#current = null;
+      // the sender's file is what we already have: its digest says so
+      if (cur.digest !== digest) throw new TscCrocError('ERR_INTEGRITY', `${displayName(cur.file.path)} is not what an earlier run received; it was left as it is`);
+      return { path: cur.finalPath, size: cur.file.size, digest, resumed: cur.file.size };
+    }
     await cur.pending;
-    const got = cur.hash.digest('hex');
-    if (got !== sha256) {
+    const got = cur.hash.digest();
+    if (got !== digest) {
       await this.abort(false);
-      throw new TscCrocError('ERR_INTEGRITY', `${displayName(cur.file.path)} does not match the SHA-256 the sender announced; it was not saved`);
+      throw new TscCrocError('ERR_INTEGRITY', `${displayName(cur.file.path)} does not match the digest the sender announced; it was not saved`);
     }
     this.#current = null;
+    try {
+      // before the final name appears, so a run killed in between still knows the file is ours
+      await (await this.#journal(cur.file.path.split('/')[0]!)).done(cur.file.path, cur.file.size, cur.file.mtime, got);
+    } catch (e) {
+      throw ioError(`cannot write in ${displayName(this.#outDir)}`, e);
+    }
     const job = this.#finish(cur).catch((e: unknown) => {
       this.#publishError ??= e;
     });
@@ -193,7 +326,7 @@ export class FileSink {
     void job.finally(() => this.#publishing.delete(job));
     while (this.#publishing.size >= PUBLISH_CONCURRENCY) await Promise.race(this.#publishing);
     this.#throwIfFailed();
-    return { path: cur.finalPath, size: cur.file.size, sha256: got };
+    return { path: cur.finalPath, size: cur.file.size, digest: got, resumed: cur.file.offset };
   }
 
   /** Wait until every verified file is under its final name; throws the first failure. */
@@ -215,21 +348,31 @@ export class FileSink {
     } catch (e) {
       await cur.handle.close().catch(() => undefined);
       await unlink(cur.tempPath).catch(() => undefined);
+      await cur.log?.remove();
       throw ioError(`cannot finish writing ${displayName(cur.file.path)}`, e);
     }
     await this.#publish(cur);
+    await cur.log?.remove();
   }
 
   /** Stop writing the open file. Partial data stays under its temporary name unless `keep` is false. */
   async abort(keep: boolean): Promise<string | null> {
     await Promise.all(this.#publishing); // verified files finish publishing; nothing is left running
     const cur = this.#current;
-    if (!cur) return null;
     this.#current = null;
+    if (!cur || 'kept' in cur) {
+      await this.closeJournals();
+      return null;
+    }
     await cur.pending.catch(() => undefined);
+    // what arrived is made durable and its hashes recorded, so the next run continues from here
+    if (keep) await this.#checkpoint(cur).catch(() => undefined);
     await cur.handle.close().catch(() => undefined);
+    await cur.log?.close();
+    await this.closeJournals();
     if (!keep || cur.file.size === 0) {
       await unlink(cur.tempPath).catch(() => undefined);
+      await cur.log?.remove();
       return null;
     }
     return cur.tempPath;
@@ -237,7 +380,7 @@ export class FileSink {
 
   async #publish(cur: OpenFile): Promise<void> {
     try {
-      if (this.#overwrite) {
+      if (this.#overwrite || cur.replace) {
         await rename(cur.tempPath, cur.finalPath);
         return;
       }
@@ -292,7 +435,10 @@ export class FileSink {
           if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(dir)} appeared while receiving`);
           throw ioError(`cannot create folder ${displayName(dir)}`, e);
         });
-        if (i === 0) this.#ownRoots.add(seg);
+        if (i === 0) {
+          this.#ownRoots.add(seg);
+          await this.#journal(seg); // from now on a rerun knows this folder as ours to resume into
+        }
         this.#created.add(dir);
       } else if (st.isSymbolicLink()) {
         throw new TscCrocError('ERR_UNSAFE_PATH', `refused to write through the symlink ${displayName(dir)}`);

@@ -16,11 +16,23 @@ import { RelayClient } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
 import { discover } from './discovery.js';
 import { withSession } from './session.js';
+import { findHeld } from './resume-store.js';
 import { StreamTarget } from './stream-target.js';
 import { staple } from './tcp.js';
 
 /** Failures after which partial data is kept (under its temporary name) rather than deleted. */
-const KEEP_PARTIAL: readonly ErrorCode[] = ['ERR_CONNECTION_LOST', 'ERR_CANCELLED', 'ERR_TIMEOUT', 'ERR_IO', 'ERR_RELAY_UNREACHABLE'];
+const KEEP_PARTIAL: readonly ErrorCode[] = [
+  'ERR_CONNECTION_LOST',
+  'ERR_PEER_LOST',
+  'ERR_RELAY_LOST',
+  'ERR_STALLED',
+  'ERR_CANCELLED',
+  'ERR_TIMEOUT',
+  'ERR_IO',
+  'ERR_DISK_FULL',
+  'ERR_NOT_WRITABLE',
+  'ERR_RELAY_UNREACHABLE',
+];
 
 /** Settle with `p`, or reject with ERR_CANCELLED as soon as `signal` aborts (a prompt must not outlive a cancel). */
 function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
@@ -43,8 +55,7 @@ async function decide(
   opts: ReceiveOptions,
   sink: FileSink,
   o: OfferMessage,
-  channel: SecureChannel,
-  keepaliveMs: number,
+  heldBytes: number,
 ): Promise<{ accept: boolean; refusal: unknown; toStdout: boolean }> {
   const existing = opts.fileToStream ? [] : await sink.existing(o.names); // --stdout writes nothing to disk
   const offer: OfferInfo = {
@@ -54,9 +65,9 @@ async function decide(
     totalBytes: o.totalBytes,
     names: o.names.map(displayName),
     existing: existing.map(displayName),
+    heldBytes,
   };
   opts.onEvent?.({ type: 'offer', offer });
-  const keepalive = setInterval(() => void channel.sendMessage({ type: 'keepalive' }).catch(() => undefined), keepaliveMs);
   try {
     const toStdout = opts.fileToStream === true && o.kind === 'files';
     if (toStdout && (o.totalFiles !== 1 || o.totalDirs !== 0 || !opts.streamTo))
@@ -76,8 +87,6 @@ async function decide(
     return { accept, refusal: null, toStdout };
   } catch (e) {
     return { accept: false, refusal: e, toStdout: false };
-  } finally {
-    clearInterval(keepalive);
   }
 }
 
@@ -118,6 +127,8 @@ export interface ReceiveOptions {
 export interface ReceiveResult {
   files: CommittedFile[];
   bytes: number;
+  /** Of `bytes`, those an earlier, interrupted run had already received (not sent again). */
+  resumedBytes: number;
   /** The message, when a text was sent. */
   text?: string;
 }
@@ -152,7 +163,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
     emit({ type: 'stage', stage: 'securing' });
     const keys = await recipientPake(client, join, code.secret, timeouts);
     const stapled = await staple(client, join, timeouts.stapleMs, opts.signal);
-    const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.recipientToSender, keys.senderToRecipient);
+    const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.recipientToSender, keys.senderToRecipient, timeouts);
     session.channel = channel;
 
     let state: RecipientState = initialRecipientState;
@@ -161,6 +172,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
     let current = { path: '', size: 0 };
     const files: CommittedFile[] = [];
     let bytes = 0;
+    let resumed = 0;
     let totalBytes = 0;
     try {
       const run = async (input: RecipientInput, data?: Buffer[]) => {
@@ -169,13 +181,17 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
         for (const effect of step.effects) {
           switch (effect.kind) {
             case 'ask': {
-              const decision = await decide(opts, sink, effect.offer, channel, timeouts.keepaliveMs);
+              // what an interrupted run into this folder left, for the offered names
+              const found = effect.offer.kind === 'files' && !opts.fileToStream ? await findHeld(sink.outDir, effect.offer.names) : null;
+              if (found) sink.resumeFrom(effect.offer.names, found.held, found.resumable);
+              const heldBytes = found?.have.reduce((n, h) => n + h.offset, 0) ?? 0;
+              const decision = await decide(opts, sink, effect.offer, heldBytes);
               totalBytes = effect.offer.totalBytes;
               if (decision.accept) {
                 if (effect.offer.kind === 'text') target = new StreamTarget(null, opts.signal);
-                else if (effect.offer.kind === 'stream' || decision.toStdout) target = new StreamTarget(opts.streamTo!, opts.signal);
+                else if (effect.offer.kind === 'stream' || decision.toStdout) target = new StreamTarget(opts.streamTo!, opts.signal, decision.toStdout);
               }
-              await run({ kind: 'decision', accept: decision.accept });
+              await run({ kind: 'decision', accept: decision.accept, have: found?.have ?? [] });
               if (!decision.accept) {
                 await channel.end();
                 throw decision.refusal ?? new TscCrocError('ERR_DECLINED', 'you declined the transfer');
@@ -191,11 +207,17 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               break;
             case 'finish-dirs':
               await sink.finishDirs();
+              await sink.finishAll();
               break;
             case 'open-file':
               current = { path: displayName(effect.file.path), size: effect.file.size };
               if (!target) await sink.open(effect.file, effect.segments); // with --stdout the one file goes to the target
-              emit({ type: 'file-start', ...current });
+              emit({ type: 'file-start', ...current, offset: effect.file.offset });
+              if (effect.file.offset > 0) {
+                bytes += effect.file.offset;
+                resumed += effect.file.offset;
+                emit({ type: 'progress', bytes, totalBytes });
+              }
               break;
             case 'write':
             case 'write-stream':
@@ -205,13 +227,13 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               break;
             case 'verify-file': {
               if (target) {
-                target.verify(effect.sha256, 'the file');
-                emit({ type: 'file-done', path: current.path, size: current.size, sha256: effect.sha256 });
+                target.verifyDigest(effect.digest, 'the file');
+                emit({ type: 'file-done', path: current.path, size: current.size, digest: effect.digest });
                 break;
               }
-              const done = await sink.commit(effect.sha256);
+              const done = await sink.commit(effect.digest);
               files.push(done);
-              emit({ type: 'file-done', path: displayName(done.path), size: done.size, sha256: done.sha256 });
+              emit({ type: 'file-done', path: displayName(done.path), size: done.size, digest: done.digest });
               break;
             }
             case 'verify-stream':
@@ -236,8 +258,8 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
       throw e;
     }
     await channel.close();
-    emit({ type: 'done', files: files.length, bytes });
+    emit({ type: 'done', files: files.length, bytes, resumedBytes: resumed });
     const text = (target as StreamTarget | null)?.text(); // assigned inside run(), which narrowing does not see
-    return text === undefined ? { files, bytes } : { files, bytes, text };
+    return text === undefined ? { files, bytes, resumedBytes: resumed } : { files, bytes, resumedBytes: resumed, text };
   });
 }

@@ -8,7 +8,8 @@ import { basename, resolve } from 'node:path';
 import { checkRelativePath } from '../core/path.js';
 import { formatCode, generateSecret, parseCode } from '../core/code-phrase.js';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
-import { MAX_OFFER_NAMES, MAX_TEXT_BYTES, PROTOCOL_VERSION, parseMessage, type FileMessage, type OfferMessage } from '../core/messages.js';
+import { MAX_OFFER_NAMES, MAX_TEXT_BYTES, PROTOCOL_VERSION, parseMessage, type FileMessage, type HaveEntry, type OfferMessage } from '../core/messages.js';
+import { CHUNK_SIZE, ChunkHasher, digestOf } from '../core/chunk-digest.js';
 import { MAX_RECORD_PAYLOAD, RecordType, recordPayload } from '../core/record.js';
 import { DEFAULT_CURVE, type CurveName } from '../core/relay-api.js';
 import { startRelay } from '../relay/index.js';
@@ -58,6 +59,8 @@ export interface SendResult {
   code: string;
   files: number;
   bytes: number;
+  /** File data actually sent: less than `bytes` when the recipient already held part of it. */
+  sentBytes: number;
 }
 
 /** Bytes read from disk and sealed per record (256 KiB measured best here: npm run bench). */
@@ -125,7 +128,7 @@ async function transfer(
   return withSession(client, join, opts.signal, async (session) => {
     emit({ type: 'stage', stage: 'securing' });
     const stapled = await staple(client, join, timeouts.stapleMs, opts.signal);
-    const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.senderToRecipient, keys.recipientToSender);
+    const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.senderToRecipient, keys.recipientToSender, timeouts);
     session.channel = channel;
 
     const plan = await planning;
@@ -138,10 +141,19 @@ async function transfer(
     let state: SenderState = initialSenderState;
     const accepted = deferred();
     const finished = deferred();
+    /** What the recipient holds from an earlier run, by path (at most one entry per offered file). */
+    const have = new Map<string, HaveEntry>();
     const apply = (input: SenderInput) => {
       const step = senderStep(state, input);
       state = step.state;
-      for (const e of step.effects) (e.kind === 'start-sending' ? accepted : finished).resolve();
+      for (const e of step.effects) {
+        if (e.kind === 'have') {
+          for (const h of e.entries) {
+            if (have.has(h.path) || have.size >= totalFiles) throw new TscCrocError('ERR_PROTOCOL', 'the recipient broke the protocol: more "have" entries than files offered');
+            have.set(h.path, h);
+          }
+        } else (e.kind === 'start-sending' ? accepted : finished).resolve();
+      }
     };
     const reader = (async () => {
       for await (const rec of channel.records()) {
@@ -167,12 +179,15 @@ async function transfer(
 
     await accepted.promise;
     emit({ type: 'stage', stage: 'transferring' });
+    const ledger = new SentLedger();
     let sent = 0;
+    let done = 0;
     try {
-      const onBytes = (n: number) => {
+      const onBytes = (n: number, wasSent = true) => {
         checkPeer();
-        sent += n;
-        emit({ type: 'progress', bytes: sent, totalBytes });
+        done += n;
+        if (wasSent) sent += n;
+        emit({ type: 'progress', bytes: done, totalBytes });
       };
       if (plan.kind === 'files') {
         for (const entry of plan.scan.entries) {
@@ -181,12 +196,9 @@ async function transfer(
             await channel.sendMessage({ type: 'dir', path: entry.path, mode: entry.mode, mtime: entry.mtimeMs });
             continue;
           }
-          const file: FileMessage = { type: 'file', path: entry.path, size: entry.size, mode: entry.mode, mtime: entry.mtimeMs };
-          emit({ type: 'file-start', path: entry.path, size: entry.size });
-          await channel.sendMessage(file);
-          const sha256 = await streamFile(entry, channel, onBytes);
-          await channel.sendMessage({ type: 'file-end', sha256 });
-          emit({ type: 'file-done', path: entry.path, size: entry.size, sha256 });
+          const digest = await sendFile(entry, have.get(entry.path), ledger, channel, emit, onBytes);
+          await channel.sendMessage({ type: 'file-end', digest });
+          emit({ type: 'file-done', path: entry.path, size: entry.size, digest });
         }
       } else {
         const { size, sha256 } = await streamData(plan.data, channel, onBytes);
@@ -202,8 +214,8 @@ async function transfer(
     }
     await finished.promise;
     await channel.close();
-    emit({ type: 'done', files: totalFiles, bytes: totalBytes });
-    return { code, files: totalFiles, bytes: totalBytes };
+    emit({ type: 'done', files: totalFiles, bytes: totalBytes, resumedBytes: done - sent });
+    return { code, files: totalFiles, bytes: totalBytes, sentBytes: sent };
   });
 }
 
@@ -309,9 +321,37 @@ function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: 
   return { promise, resolve, reject };
 }
 
-/** Send one file's bytes as DATA records; returns its SHA-256. Detects a file changing under us. */
-async function streamFile(src: Entry, channel: SecureChannel, onBytes: (n: number) => void): Promise<string> {
-  const hash = createHash('sha256');
+/**
+ * What the sender knows across reconnections within one run: the digests of files it sent and
+ * the chunk hashes of the one it was sending, so that proving what the recipient holds after a
+ * dropped connection needs no read of the file again.
+ */
+export class SentLedger {
+  readonly done = new Map<string, string>();
+  current: { path: string; hasher: ChunkHasher } | null = null;
+
+  /** The chunk hashes of the first `offset` bytes of `path`, if this run already read that far. */
+  prefix(path: string, offset: number): Uint8Array[] | null {
+    const c = this.current;
+    if (c === null || c.path !== path || offset % CHUNK_SIZE !== 0 || offset / CHUNK_SIZE > c.hasher.hashes.length) return null;
+    return c.hasher.hashes.slice(0, offset / CHUNK_SIZE);
+  }
+}
+
+/**
+ * Send one file: decide where its data starts (0, or where the recipient's `have` entry says,
+ * once the prefix of our file is proven to have the digest it holds), then the file message,
+ * its DATA records and file-end with the digest of the whole file. Detects a file changing
+ * under us. The file is read at most once, prefix included.
+ */
+async function sendFile(
+  src: Entry,
+  held: HaveEntry | undefined,
+  ledger: SentLedger,
+  channel: SecureChannel,
+  emit: EventSink,
+  onBytes: (n: number, sent: boolean) => void,
+): Promise<string> {
   let fh;
   try {
     fh = await open(src.abs, 'r');
@@ -319,7 +359,7 @@ async function streamFile(src: Entry, channel: SecureChannel, onBytes: (n: numbe
     throw new TscCrocError('ERR_IO', `cannot open ${src.abs} (${(e as NodeJS.ErrnoException).code})`);
   }
   try {
-    const changed = () => new TscCrocError('ERR_IO', `${src.abs} changed while it was being sent`);
+    const changed = () => new TscCrocError('ERR_SOURCE_CHANGED', `${src.abs} changed while it was being sent; send it again`);
     const before = await fh.stat();
     if (before.size !== src.size || Math.floor(before.mtimeMs) !== src.mtimeMs) throw changed();
     // Two buffers, reused: one is hashed and sealed while the next read fills the other.
@@ -327,32 +367,77 @@ async function streamFile(src: Entry, channel: SecureChannel, onBytes: (n: numbe
     // as soon as channel.send() has been called on it.
     const chunk = Math.min(READ_CHUNK, MAX_RECORD_PAYLOAD);
     const bufs = [Buffer.allocUnsafe(Math.min(chunk, src.size)), Buffer.allocUnsafe(Math.min(chunk, src.size))];
-    const readAt = (b: Buffer, pos: number) => {
-      const p = fh.read(b, 0, Math.min(b.length, src.size - pos), pos);
+    const readAt = (b: Buffer, pos: number, end: number) => {
+      const p = fh.read(b, 0, Math.min(b.length, end - pos), pos);
       p.catch(() => undefined); // a read ahead may fail while we wait on the socket: it is awaited below
       return p;
     };
-    let read = 0;
-    let which = 0;
-    let next = src.size > 0 ? readAt(bufs[0]!, 0) : null;
-    try {
-      while (next !== null) {
-        const { bytesRead } = await next;
-        if (bytesRead === 0) throw changed(); // the file shrank
-        const cur = bufs[which]!.subarray(0, bytesRead);
-        read += bytesRead;
-        which ^= 1;
-        next = read < src.size ? readAt(bufs[which]!, read) : null;
-        hash.update(cur);
-        await channel.send(RecordType.DATA, cur);
-        onBytes(bytesRead);
+    /** Read [from, to) through `each`, one buffer hashed or sent while the next one is read. */
+    const pump = async (from: number, to: number, each: (b: Buffer) => Promise<void> | void) => {
+      let at = from;
+      let which = 0;
+      let next = at < to ? readAt(bufs[0]!, at, to) : null;
+      try {
+        while (next !== null) {
+          const { bytesRead } = await next;
+          if (bytesRead === 0) throw changed(); // the file shrank
+          const cur = bufs[which]!.subarray(0, bytesRead);
+          at += bytesRead;
+          which ^= 1;
+          next = at < to ? readAt(bufs[which]!, at, to) : null;
+          await each(cur);
+        }
+      } finally {
+        await next?.catch(() => undefined); // never leave a read in flight on a handle we close
       }
-    } finally {
-      await next?.catch(() => undefined); // never leave a read in flight on a handle we close
+    };
+
+    // Where the data starts. What the recipient holds is proven against our own bytes: from what
+    // this run already read (after a reconnection), or by reading that prefix once.
+    let hasher = new ChunkHasher();
+    let offset = 0;
+    if (held !== undefined && held.offset <= src.size) {
+      const known = held.offset === src.size ? ledger.done.get(src.path) : undefined;
+      const prefix = ledger.prefix(src.path, held.offset);
+      if (known !== undefined) {
+        if (known === held.digest) offset = held.offset;
+      } else if (prefix !== null) {
+        if (digestOf(prefix, held.offset) === held.digest) {
+          hasher = new ChunkHasher(prefix);
+          offset = held.offset;
+        }
+      } else {
+        emit({ type: 'stage', stage: 'checking' });
+        await pump(0, held.offset, (b) => hasher.update(b));
+        if (hasher.digest() === held.digest) offset = held.offset;
+      }
     }
+    ledger.current = { path: src.path, hasher };
+    const file: FileMessage = { type: 'file', path: src.path, size: src.size, offset, mode: src.mode, mtime: src.mtimeMs };
+    emit({ type: 'file-start', path: src.path, size: src.size, offset });
+    await channel.sendMessage(file);
+    onBytes(offset, false);
+    if (hasher.length < offset) throw new Error('sendFile: the proven prefix is not hashed');
+    // bytes read for the proof but not held by the recipient are hashed already: only sent
+    let sentTo = offset;
+    if (hasher.length > offset) {
+      await pump(offset, hasher.length, async (b) => {
+        await channel.send(RecordType.DATA, b);
+        onBytes(b.length, true);
+      });
+      sentTo = hasher.length;
+    }
+    await pump(sentTo, src.size, async (b) => {
+      hasher.update(b);
+      await channel.send(RecordType.DATA, b);
+      onBytes(b.length, true);
+    });
     const after = await fh.stat();
-    if (read !== src.size || after.size !== src.size || Math.floor(after.mtimeMs) !== src.mtimeMs) throw changed();
-    return hash.digest('hex');
+    if (hasher.length !== src.size || after.size !== src.size || Math.floor(after.mtimeMs) !== src.mtimeMs) throw changed();
+    const digest = hasher.digest();
+    ledger.done.set(src.path, digest);
+    ledger.current = null;
+    return digest;
   } catch (e) {
     if (isTscCrocError(e)) throw e;
     throw new TscCrocError('ERR_IO', `cannot read ${src.abs} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { cause: e });
@@ -360,4 +445,3 @@ async function streamFile(src: Entry, channel: SecureChannel, onBytes: (n: numbe
     await fh.close();
   }
 }
-

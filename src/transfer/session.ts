@@ -15,11 +15,15 @@ export interface Session {
 }
 
 /** Errors that came from the other side or the connection: nothing to tell the other side. */
-const REMOTE: readonly ErrorCode[] = ['ERR_PEER_ERROR', 'ERR_CONNECTION_LOST', 'ERR_DECLINED', 'ERR_WRONG_CODE', 'ERR_CHANNEL_CLOSED'];
+const REMOTE: readonly ErrorCode[] = ['ERR_PEER_ERROR', 'ERR_CONNECTION_LOST', 'ERR_PEER_LOST', 'ERR_RELAY_LOST', 'ERR_DECLINED', 'ERR_WRONG_CODE', 'ERR_CHANNEL_CLOSED'];
 
 const PUBLIC_TEXT: Partial<Record<ErrorCode, string>> = {
   ERR_CANCELLED: 'cancelled',
   ERR_IO: 'a file could not be read or written',
+  ERR_DISK_FULL: 'the disk is full (what arrived is kept: send again to resume)',
+  ERR_NOT_WRITABLE: 'the output folder is not writable',
+  ERR_SOURCE_CHANGED: 'a file changed while it was being sent (send again)',
+  ERR_STALLED: 'nothing arrived for too long',
   ERR_FILE_EXISTS: 'a file already exists and may not be overwritten',
   ERR_UNSAFE_PATH: 'a file name was refused as unsafe',
   ERR_INTEGRITY: 'a file did not match its checksum',

@@ -1,9 +1,11 @@
 /**
  * Where received bytes go when they do not go to files: a text kept in memory (bounded by the
  * recipient machine), or a writable such as stdout (piped data, or one file with --stdout),
- * written with backpressure. Hashed as it passes, checked against the sender's SHA-256 at the end.
+ * written with backpressure. Hashed as it passes, checked at the end against the sender's SHA-256
+ * (a text or a stream) or file digest (one file, src/core/chunk-digest.ts).
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
+import { ChunkHasher } from '../core/chunk-digest.js';
 import { TscCrocError } from '../core/errors.js';
 
 const broken = new WeakMap<NodeJS.WritableStream, unknown>();
@@ -34,13 +36,14 @@ function writeTo(w: NodeJS.WritableStream, chunk: Buffer, signal: AbortSignal | 
 }
 
 export class StreamTarget {
-  readonly #hash = createHash('sha256');
+  readonly #hash: Hash | ChunkHasher;
   readonly #out: NodeJS.WritableStream | null;
   readonly #signal: AbortSignal | undefined;
   readonly #text: Buffer[] | null;
 
-  /** `out` null: collect a text in memory. */
-  constructor(out: NodeJS.WritableStream | null, signal: AbortSignal | undefined) {
+  /** `out` null: collect a text in memory. `file`: a file's bytes, checked by its digest. */
+  constructor(out: NodeJS.WritableStream | null, signal: AbortSignal | undefined, file = false) {
+    this.#hash = file ? new ChunkHasher() : createHash('sha256');
     this.#out = out;
     this.#signal = signal;
     this.#text = out === null ? [] : null;
@@ -55,7 +58,13 @@ export class StreamTarget {
   }
 
   verify(sha256: string, what: string): void {
-    if (this.#hash.digest('hex') !== sha256) throw new TscCrocError('ERR_INTEGRITY', `${what} does not match the SHA-256 the sender announced`);
+    const h = this.#hash;
+    if (h instanceof ChunkHasher || h.digest('hex') !== sha256) throw new TscCrocError('ERR_INTEGRITY', `${what} does not match the SHA-256 the sender announced`);
+  }
+
+  verifyDigest(digest: string, what: string): void {
+    const h = this.#hash;
+    if (!(h instanceof ChunkHasher) || h.digest() !== digest) throw new TscCrocError('ERR_INTEGRITY', `${what} does not match the digest the sender announced`);
   }
 
   /** The collected text, for a text target. */
