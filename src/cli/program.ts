@@ -2,7 +2,7 @@
  * The commands. A thin layer over the library (src/index.ts): parse options, wire the UI,
  * map errors to exit codes (src/cli/exit.ts). Defaults may come from TSC_CROC_* variables.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { renderUnicodeCompact } from 'uqr';
 import { TscCrocError } from '../core/errors.js';
 import { CURVES, DEFAULT_CURVE, type CurveName } from '../core/relay-api.js';
@@ -62,6 +62,13 @@ function cancelOnSignals(): { signal: AbortSignal; dispose: () => void } {
   };
 }
 
+/** A number of seconds from the command line: 0 to one day, fractions allowed. */
+function seconds(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 86_400) throw new InvalidArgumentError('a number of seconds from 0 to 86400');
+  return n;
+}
+
 export function buildProgram(io: CliIo): Command {
   const program = new Command('tsc-croc')
     .description('Send files between two computers, end-to-end encrypted with a short code (SPAKE2 + AES-256-GCM).')
@@ -79,7 +86,17 @@ export function buildProgram(io: CliIo): Command {
       .option('--no-progress', 'no progress bar')
       .option('--remember', 'save the relay given with --relay as the default for next time')
       .option('--local', 'the local network only, even with a relay configured')
-      .option('--no-local', 'never the local network: only the configured relay');
+      .option('--no-local', 'never the local network: only the configured relay')
+      .addOption(
+        new Option('--reconnect <seconds>', 'after the connection drops mid-transfer, keep trying to reach the other side this long (0: never)')
+          .default(60)
+          .argParser(seconds),
+      )
+      .addOption(new Option('--stall <seconds>', 'give up when nothing arrives from the other side this long').default(120).argParser((v) => {
+        const n = seconds(v);
+        if (n < 1) throw new InvalidArgumentError('at least 1 second');
+        return n;
+      }));
 
   outputOpts(
     program
@@ -94,7 +111,7 @@ export function buildProgram(io: CliIo): Command {
       .option('--exclude <glob>', 'leave out what matches, like a .gitignore line (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
       .option('--git', 'leave out what .gitignore files ignore (nested ones too), and .git folders')
       .addOption(new Option('--curve <curve>', 'SPAKE2 group').choices([...CURVES]).default(DEFAULT_CURVE)),
-  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; text?: string; qr?: boolean; exclude: string[]; git?: boolean; curve: CurveName; json?: boolean; progress: boolean; local?: boolean; remember?: boolean }) => {
+  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; text?: string; qr?: boolean; exclude: string[]; git?: boolean; curve: CurveName; json?: boolean; progress: boolean; local?: boolean; remember?: boolean; reconnect: number; stall: number }) => {
     const relay = await relayFrom(o, io);
     // with no paths and no text, what is piped in is sent, as it is read
     const piped = files.length === 0 && o.text === undefined;
@@ -112,6 +129,7 @@ export function buildProgram(io: CliIo): Command {
         git: !!o.git,
         code: o.code ?? io.env.TSC_CROC_SECRET,
         curve: o.curve,
+        timeouts: { reconnectMs: o.reconnect * 1000, stallMs: o.stall * 1000 },
         signal,
         onEvent: (e) => {
           if (e.type === 'code' && !o.json) {
@@ -140,7 +158,7 @@ export function buildProgram(io: CliIo): Command {
       .option('-y, --yes', 'accept the offer without asking')
       .option('--overwrite', 'replace files (and write into folders) that already exist; on a terminal you are asked')
       .option('--stdout', 'write a single offered file to stdout instead of the output folder'),
-  ).action(async (codeArg: string | undefined, o: { relay?: string; relayPassword?: string; stdout?: boolean; out: string; yes?: boolean; overwrite?: boolean; json?: boolean; progress: boolean; local?: boolean; remember?: boolean }) => {
+  ).action(async (codeArg: string | undefined, o: { relay?: string; relayPassword?: string; stdout?: boolean; out: string; yes?: boolean; overwrite?: boolean; json?: boolean; progress: boolean; local?: boolean; remember?: boolean; reconnect: number; stall: number }) => {
     const relay = await relayFrom(o, io);
     const code = codeArg ?? io.env.TSC_CROC_SECRET;
     if (!code) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'give the code the sender shows: tsc-croc receive <code>');
@@ -155,6 +173,7 @@ export function buildProgram(io: CliIo): Command {
         fileToStream: !!o.stdout,
         code,
         outDir: o.out,
+        timeouts: { reconnectMs: o.reconnect * 1000, stallMs: o.stall * 1000 },
         overwrite: o.overwrite
           ? true
           : io.stdin.isTTY && !o.yes

@@ -17,6 +17,9 @@ import { SecureChannel } from './secure-channel.js';
 import { discover } from './discovery.js';
 import { withSession } from './session.js';
 import { findHeld } from './resume-store.js';
+import { isReconnectable, rejoin } from './reconnect.js';
+import type { SessionKeys } from '../core/key-schedule.js';
+import type { JoinResponse } from '../core/relay-api.js';
 import { StreamTarget } from './stream-target.js';
 import { staple } from './tcp.js';
 
@@ -32,6 +35,7 @@ const KEEP_PARTIAL: readonly ErrorCode[] = [
   'ERR_DISK_FULL',
   'ERR_NOT_WRITABLE',
   'ERR_RELAY_UNREACHABLE',
+  'ERR_RECORD_TRUNCATED',
 ];
 
 /** Settle with `p`, or reject with ERR_CANCELLED as soon as `signal` aborts (a prompt must not outlive a cancel). */
@@ -157,11 +161,57 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   const client = new RelayClient(relay, { signal: opts.signal, password: via === 'relay' ? opts.relayPassword : undefined });
 
   emit({ type: 'stage', stage: 'connecting' });
-  const join = await client.join({ role: 'recipient', channel: code.channel });
+  let join = await client.join({ role: 'recipient', channel: code.channel });
+  // A dropped connection after the offer was accepted: meet the sender again and continue.
+  const run: ReceiveRun = { accepted: null, firstKeys: null, files: new Map(), resumed: 0 };
+  let keys: SessionKeys | null = null;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await receiveSession(client, join, keys, code.secret, sink, opts, timeouts, run);
+    } catch (e) {
+      if (run.accepted === null || run.firstKeys === null || !isReconnectable(e) || timeouts.reconnectMs <= 0 || opts.signal?.aborted) throw e;
+      const untilMs = Date.now() + timeouts.reconnectMs;
+      emit({ type: 'reconnecting', attempt, untilMs, reason: (e as Error).message });
+      ({ join, keys } = await rejoin(e, 'recipient', client, run.firstKeys, join.curve, untilMs, opts.signal, timeouts));
+      emit({ type: 'reconnected' });
+    }
+  }
+}
 
+/** What carries over from one session to the next within a run. */
+interface ReceiveRun {
+  /** The offer the user accepted (a files offer written to disk: the only kind continued after a drop). */
+  accepted: OfferMessage | null;
+  /** The keys of the first session, from which both sides derive where to meet again. */
+  firstKeys: SessionKeys | null;
+  files: Map<string, CommittedFile>;
+  /** Bytes an earlier, interrupted run had received (not sent again). */
+  resumed: number;
+}
+
+function sameOffer(a: OfferMessage, b: OfferMessage): boolean {
+  return (
+    a.kind === b.kind && a.totalFiles === b.totalFiles && a.totalDirs === b.totalDirs && a.totalBytes === b.totalBytes &&
+    a.names.length === b.names.length && a.names.every((n, i) => n === b.names[i])
+  );
+}
+
+/** One session: the key agreement (unless a reconnection did it), the stapled connection, the transfer. */
+async function receiveSession(
+  client: RelayClient,
+  join: JoinResponse,
+  agreed: SessionKeys | null,
+  secret: string,
+  sink: FileSink,
+  opts: ReceiveOptions,
+  timeouts: typeof DEFAULT_TIMEOUTS,
+  runState: ReceiveRun,
+): Promise<ReceiveResult> {
+  const emit: EventSink = opts.onEvent ?? (() => {});
   return withSession(client, join, opts.signal, async (session) => {
     emit({ type: 'stage', stage: 'securing' });
-    const keys = await recipientPake(client, join, code.secret, timeouts);
+    const keys = agreed ?? (await recipientPake(client, join, secret, timeouts));
+    runState.firstKeys ??= keys;
     const stapled = await staple(client, join, timeouts.stapleMs, opts.signal);
     const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.recipientToSender, keys.senderToRecipient, timeouts);
     session.channel = channel;
@@ -170,9 +220,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
     /** Where bytes go when not to files: a text, piped data, or the one file of --stdout. */
     let target: StreamTarget | null = null;
     let current = { path: '', size: 0 };
-    const files: CommittedFile[] = [];
     let bytes = 0;
-    let resumed = 0;
     let totalBytes = 0;
     try {
       const run = async (input: RecipientInput, data?: Buffer[]) => {
@@ -185,7 +233,14 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               const found = effect.offer.kind === 'files' && !opts.fileToStream ? await findHeld(sink.outDir, effect.offer.names) : null;
               if (found) sink.resumeFrom(effect.offer.names, found.held, found.resumable);
               const heldBytes = found?.have.reduce((n, h) => n + h.offset, 0) ?? 0;
-              const decision = await decide(opts, sink, effect.offer, heldBytes);
+              const before = runState.accepted;
+              if (before !== null && !sameOffer(before, effect.offer)) throw new TscCrocError('ERR_PROTOCOL', 'the sender broke the protocol: it offered something else after reconnecting');
+              // after a reconnection the user's earlier answer stands
+              const decision = before !== null ? { accept: true, refusal: null, toStdout: false } : await decide(opts, sink, effect.offer, heldBytes);
+              if (decision.accept && effect.offer.kind === 'files' && !decision.toStdout && before === null) {
+                runState.accepted = effect.offer;
+                runState.resumed = heldBytes;
+              }
               totalBytes = effect.offer.totalBytes;
               if (decision.accept) {
                 if (effect.offer.kind === 'text') target = new StreamTarget(null, opts.signal);
@@ -215,7 +270,6 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
               emit({ type: 'file-start', ...current, offset: effect.file.offset });
               if (effect.file.offset > 0) {
                 bytes += effect.file.offset;
-                resumed += effect.file.offset;
                 emit({ type: 'progress', bytes, totalBytes });
               }
               break;
@@ -232,7 +286,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
                 break;
               }
               const done = await sink.commit(effect.digest);
-              files.push(done);
+              runState.files.set(done.path, done);
               emit({ type: 'file-done', path: displayName(done.path), size: done.size, digest: done.digest });
               break;
             }
@@ -258,8 +312,10 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
       throw e;
     }
     await channel.close();
-    emit({ type: 'done', files: files.length, bytes, resumedBytes: resumed });
+    const files = [...runState.files.values()];
+    const resumedBytes = runState.resumed;
+    emit({ type: 'done', files: files.length, bytes, resumedBytes });
     const text = (target as StreamTarget | null)?.text(); // assigned inside run(), which narrowing does not see
-    return text === undefined ? { files, bytes, resumedBytes: resumed } : { files, bytes, resumedBytes: resumed, text };
+    return text === undefined ? { files, bytes, resumedBytes } : { files, bytes, resumedBytes, text };
   });
 }

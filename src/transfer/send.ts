@@ -11,7 +11,8 @@ import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import { MAX_OFFER_NAMES, MAX_TEXT_BYTES, PROTOCOL_VERSION, parseMessage, type FileMessage, type HaveEntry, type OfferMessage } from '../core/messages.js';
 import { CHUNK_SIZE, ChunkHasher, digestOf } from '../core/chunk-digest.js';
 import { MAX_RECORD_PAYLOAD, RecordType, recordPayload } from '../core/record.js';
-import { DEFAULT_CURVE, type CurveName } from '../core/relay-api.js';
+import { DEFAULT_CURVE, type CurveName, type JoinResponse } from '../core/relay-api.js';
+import { isReconnectable, rejoin } from './reconnect.js';
 import { startRelay } from '../relay/index.js';
 import { announce } from './discovery.js';
 import { initialSenderState, senderStep, type SenderInput, type SenderState } from '../core/sender-machine.js';
@@ -115,6 +116,12 @@ export async function send(opts: SendOptions): Promise<SendResult> {
   }
 }
 
+/**
+ * The transfer over one or more sessions: when the connection drops after the recipient accepted
+ * (and reconnecting is allowed), both sides meet again (src/transfer/reconnect.ts) and a new
+ * session continues where the last one stopped: the recipient says what it holds, as after an
+ * interrupted run, and what this run already read proves it without reading it again.
+ */
 async function transfer(
   route: Route,
   keys: SessionKeys,
@@ -124,7 +131,43 @@ async function transfer(
   emit: EventSink,
   timeouts: typeof DEFAULT_TIMEOUTS,
 ): Promise<SendResult> {
-  const { client, join } = route;
+  const run: RunState = { ledger: new SentLedger(), sent: 0, accepted: false };
+  let { join } = route;
+  let sessionKeys = keys;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await transferSession(route.client, join, sessionKeys, code, planning, opts, emit, timeouts, run);
+    } catch (e) {
+      // only a transfer under way is continued; a stream cannot be read again
+      if (!run.accepted || !isReconnectable(e) || timeouts.reconnectMs <= 0 || opts.signal?.aborted || !(await planning).resumable) throw e;
+      const untilMs = Date.now() + timeouts.reconnectMs;
+      emit({ type: 'reconnecting', attempt, untilMs, reason: (e as Error).message });
+      ({ join, keys: sessionKeys } = await rejoin(e, 'sender', route.client, keys, route.join.curve, untilMs, opts.signal, timeouts));
+      emit({ type: 'reconnected' });
+    }
+  }
+}
+
+/** What carries over from one session to the next within a run. */
+interface RunState {
+  ledger: SentLedger;
+  /** File data sent, over all sessions. */
+  sent: number;
+  /** The recipient accepted the offer (in some session). */
+  accepted: boolean;
+}
+
+async function transferSession(
+  client: RelayClient,
+  join: JoinResponse,
+  keys: SessionKeys,
+  code: string,
+  planning: Promise<Plan>,
+  opts: SendOptions,
+  emit: EventSink,
+  timeouts: typeof DEFAULT_TIMEOUTS,
+  run: RunState,
+): Promise<SendResult> {
   return withSession(client, join, opts.signal, async (session) => {
     emit({ type: 'stage', stage: 'securing' });
     const stapled = await staple(client, join, timeouts.stapleMs, opts.signal);
@@ -178,15 +221,15 @@ async function transfer(
     };
 
     await accepted.promise;
+    run.accepted = true;
     emit({ type: 'stage', stage: 'transferring' });
-    const ledger = new SentLedger();
-    let sent = 0;
+    const { ledger } = run;
     let done = 0;
     try {
       const onBytes = (n: number, wasSent = true) => {
         checkPeer();
         done += n;
-        if (wasSent) sent += n;
+        if (wasSent) run.sent += n;
         emit({ type: 'progress', bytes: done, totalBytes });
       };
       if (plan.kind === 'files') {
@@ -214,8 +257,8 @@ async function transfer(
     }
     await finished.promise;
     await channel.close();
-    emit({ type: 'done', files: totalFiles, bytes: totalBytes, resumedBytes: done - sent });
-    return { code, files: totalFiles, bytes: totalBytes, sentBytes: sent };
+    emit({ type: 'done', files: totalFiles, bytes: totalBytes, resumedBytes: Math.max(0, totalBytes - run.sent) });
+    return { code, files: totalFiles, bytes: totalBytes, sentBytes: run.sent };
   });
 }
 
@@ -255,18 +298,19 @@ async function checkArguments(opts: SendOptions): Promise<void> {
   }
 }
 
+/** What will be sent. `resumable`: it can be sent again from any point (files and texts, not piped data). */
 type Plan =
-  | { kind: 'files'; offer: OfferMessage; scan: Scan }
-  | { kind: 'text' | 'stream'; offer: OfferMessage; data: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array> };
+  | { kind: 'files'; offer: OfferMessage; scan: Scan; resumable: true }
+  | { kind: 'text' | 'stream'; offer: OfferMessage; data: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array>; resumable: boolean };
 
 /** What will be sent, and the offer that announces it (after checkArguments). */
 async function planContent(opts: SendOptions): Promise<Plan> {
   const base = { type: 'offer', v: PROTOCOL_VERSION, totalFiles: 0, totalDirs: 0, names: [] } as const;
   if (opts.text !== undefined) {
     const bytes = Buffer.from(opts.text, 'utf8');
-    return { kind: 'text', offer: { ...base, names: [], kind: 'text', totalBytes: bytes.length }, data: [bytes] };
+    return { kind: 'text', offer: { ...base, names: [], kind: 'text', totalBytes: bytes.length }, data: [bytes], resumable: false };
   }
-  if (opts.stream !== undefined) return { kind: 'stream', offer: { ...base, names: [], kind: 'stream', totalBytes: 0 }, data: opts.stream };
+  if (opts.stream !== undefined) return { kind: 'stream', offer: { ...base, names: [], kind: 'stream', totalBytes: 0 }, data: opts.stream, resumable: false };
   const scan = await scanSources(opts.files!, { exclude: opts.exclude ?? [], git: opts.git ?? false });
   if (scan.roots.length > MAX_OFFER_NAMES) throw new TscCrocError('ERR_INVALID_ARGUMENT', `at most ${MAX_OFFER_NAMES} files or folders at once: send their folder instead`);
   const offer: OfferMessage = {
@@ -277,7 +321,7 @@ async function planContent(opts: SendOptions): Promise<Plan> {
     totalBytes: scan.totalBytes,
     names: scan.roots,
   };
-  return { kind: 'files', offer, scan };
+  return { kind: 'files', offer, scan, resumable: true };
 }
 
 /** Send a text or a stream as DATA records of at most READ_CHUNK bytes; returns its size and SHA-256. */
