@@ -1,13 +1,13 @@
 /**
- * Faults that already end cleanly (issue 6 builds resume on top): a file that changes while it
- * is sent, and a full disk on the recipient (a small tmpfs mounted by the test; skipped with a
- * message where it cannot be mounted).
+ * Faults, through the library: a file that changes while it is sent, or between two runs; a full
+ * disk on the recipient (a small tmpfs mounted by the test; skipped with a message where it
+ * cannot be mounted). The CLI's exit codes for faults are in test/resume.e2e.test.ts.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { receive, send, TscCrocError, type RunningRelay } from '../src/index.js';
@@ -83,4 +83,74 @@ test('a full disk on the recipient: a clear error, partial data kept aside, noth
   } finally {
     execFileSync('umount', [mnt], { stdio: 'pipe', timeout: 10_000 });
   }
+});
+
+/** One run that the recipient stops (a cancel) once `stopAt` bytes arrived; the partial is kept. */
+async function interrupted(file: string, out: string, stopAt: number) {
+  let gotCode!: (c: string) => void;
+  const code = new Promise<string>((r) => (gotCode = r));
+  const ac = new AbortController();
+  const sending = send({ relay: relay.httpUrl, lan: 'off', files: [file], onEvent: (e) => e.type === 'code' && gotCode(e.code), timeouts: { reconnectMs: 0 } }).catch((e: unknown) => e);
+  const received = await receive({
+    relay: relay.httpUrl,
+    lan: 'off',
+    code: await code,
+    outDir: out,
+    accept: () => true,
+    signal: ac.signal,
+    onEvent: (e) => e.type === 'progress' && e.bytes >= stopAt && ac.abort(),
+  }).catch((e: unknown) => e);
+  await sending;
+  return received;
+}
+
+test('a file that changed on the sending side since the interrupted run is sent again from the start', async () => {
+  const file = join(root, 'edited.bin');
+  await writeFile(file, randomBytes(8 * 1024 * 1024));
+  const out = join(root, 'out-edited');
+  await mkdir(out);
+  assert.equal(codeOf(await interrupted(file, out, 4 * 1024 * 1024)), 'ERR_CANCELLED');
+  assert.ok((await readdir(out)).some((n) => n.endsWith('.partial')));
+  // one byte in the first chunk changes (same size): what the recipient holds is no longer a prefix
+  const fh = await open(file, 'r+');
+  await fh.write(Buffer.from([0xff ^ (await readFile(file))[10]!]), 0, 1, 10);
+  await fh.close();
+
+  let gotCode!: (c: string) => void;
+  const code = new Promise<string>((r) => (gotCode = r));
+  const starts: number[] = [];
+  let held = -1;
+  const sending = send({
+    relay: relay.httpUrl,
+    lan: 'off',
+    files: [file],
+    onEvent: (e) => {
+      if (e.type === 'code') gotCode(e.code);
+      if (e.type === 'file-start') starts.push(e.offset);
+    },
+  });
+  const got = await receive({ relay: relay.httpUrl, lan: 'off', code: await code, outDir: out, accept: () => true, onEvent: (e) => e.type === 'offer' && (held = e.offer.heldBytes) });
+  const sent = await sending;
+  assert.ok(held >= 1024 * 1024, `the recipient offered what it held (${held})`);
+  assert.deepEqual(starts, [0], 'the prefix did not match: sent from the start');
+  assert.equal(sent.sentBytes, 8 * 1024 * 1024);
+  assert.equal(got.resumedBytes, held);
+  assert.ok((await readFile(join(out, 'edited.bin'))).equals(await readFile(file)), 'the new content, intact');
+  assert.deepEqual((await readdir(out)).filter((n) => n.startsWith('.tsc-croc-')), []);
+});
+
+test('resuming an unchanged file sends only the rest, and the digest covers the whole file', async () => {
+  const file = join(root, 'same.bin');
+  await writeFile(file, randomBytes(9 * 1024 * 1024 + 123));
+  const out = join(root, 'out-same');
+  await mkdir(out);
+  assert.equal(codeOf(await interrupted(file, out, 5 * 1024 * 1024)), 'ERR_CANCELLED');
+  let gotCode!: (c: string) => void;
+  const code = new Promise<string>((r) => (gotCode = r));
+  const sending = send({ relay: relay.httpUrl, lan: 'off', files: [file], onEvent: (e) => e.type === 'code' && gotCode(e.code) });
+  const got = await receive({ relay: relay.httpUrl, lan: 'off', code: await code, outDir: out, accept: () => true });
+  const sent = await sending;
+  assert.ok(got.resumedBytes >= 5 * 1024 * 1024 - 1024 * 1024, `resumed ${got.resumedBytes}`);
+  assert.equal(sent.sentBytes + got.resumedBytes, sent.bytes, 'what was held plus what was sent is the file');
+  assert.ok((await readFile(join(out, 'same.bin'))).equals(await readFile(file)));
 });

@@ -16,6 +16,7 @@ import { PROTOCOL_VERSION, type SenderMessage } from '../src/core/messages.js';
 import { RecordType } from '../src/core/record.js';
 import type { RunningRelay } from '../src/relay/index.js';
 import { receive } from '../src/transfer/receive.js';
+import type { DEFAULT_TIMEOUTS } from '../src/transfer/events.js';
 import { senderPake } from '../src/transfer/pake.js';
 import { RelayClient } from '../src/transfer/relay-client.js';
 import { SecureChannel } from '../src/transfer/secure-channel.js';
@@ -24,7 +25,8 @@ import { startPeerRelay } from './helpers/relay.js';
 
 let relay: RunningRelay;
 let root: string;
-const timeouts = { waitForPeerMs: 10_000, stepMs: 10_000, stapleMs: 10_000 };
+/** No reconnection: a hostile sender that hangs up is not waited for (reconnection has its own tests). */
+const timeouts = { waitForPeerMs: 10_000, stepMs: 10_000, stapleMs: 10_000, reconnectMs: 0 };
 
 before(async () => {
   relay = await startPeerRelay();
@@ -38,12 +40,12 @@ after(async () => {
 type Step = { msg: SenderMessage } | { data: Buffer } | { end: true } | { cut: true };
 
 /** Run a scripted sender against receive(); returns receive()'s outcome. */
-async function hostile(script: Step[], outDir: string, overwrite = false): Promise<unknown> {
+async function hostile(script: Step[], outDir: string, overwrite = false, more: Partial<typeof DEFAULT_TIMEOUTS> = {}): Promise<unknown> {
   const client = new RelayClient(relay.httpUrl);
   const join = await client.join({ role: 'sender' });
   const secret = generateSecret();
   const code = formatCode({ channel: join.channel, secret });
-  const receiving = receive({ relay: relay.httpUrl, lan: 'off', code, outDir, overwrite, accept: () => true, timeouts }).then(
+  const receiving = receive({ relay: relay.httpUrl, lan: 'off', code, outDir, overwrite, accept: () => true, timeouts: { ...timeouts, ...more } }).then(
     () => null,
     (e: unknown) => e,
   );
@@ -237,5 +239,37 @@ test('text and stream offers: lies about sizes and files inside them are refused
   assertCode(await hostile([streamOffer('text', 5), { data: d }, { msg: { type: 'stream-end', size: 5, sha256: sha(d) } }, file('x', 1)], out), 'ERR_PROTOCOL');
   // a text offer that claims files
   assertCode(await hostile([{ msg: { type: 'offer', v: PROTOCOL_VERSION, kind: 'text', totalFiles: 1, totalDirs: 0, totalBytes: 5, names: ['x'] } }], out), 'ERR_PROTOCOL');
+  assert.deepEqual(await readdir(out), []);
+});
+
+test('a sender that goes silent mid-file (no data, no keepalives): the recipient calls it stalled, partial kept', async () => {
+  const { out } = await fresh('stall');
+  const size = 3 * 1024 * 1024;
+  const data = randomBytes(1024 * 1024 + 10);
+  const e = await hostile([offer(['s.bin'], size), file('s.bin', size), { data }], out, false, { stallMs: 400, keepaliveMs: 100 });
+  assert.ok(e instanceof TscCrocError);
+  assert.equal(e.code, 'ERR_STALLED', e.message);
+  assert.match(e.message, /stalled/);
+  const names = await readdir(out);
+  assert.ok(names.some((n) => n.endsWith('.partial')), 'what arrived is kept');
+  assert.ok(!names.includes('s.bin'));
+});
+
+test('a file may start past 0 only where the recipient said it holds it', async () => {
+  const { out } = await fresh('offset');
+  const e = await hostile([offer(['o.bin'], 10), { msg: { type: 'file', path: 'o.bin', size: 10, offset: 4, mode: 0o644, mtime: 0 } }, { data: Buffer.alloc(6) }], out);
+  assert.ok(e instanceof TscCrocError);
+  assert.equal(e.code, 'ERR_PROTOCOL');
+  assert.match(e.message, /did not offer to resume/);
+  assert.deepEqual(await readdir(out), []);
+});
+
+test('names reserved for partial transfers are refused: a sender cannot plant resume state', async () => {
+  const { out } = await fresh('reserved');
+  const name = '.tsc-croc-0123456789abcdef.journal';
+  const d = Buffer.from('{"done":"x"}');
+  const e = await hostile([offer([name], d.length), file(name, d.length), { data: d }, { msg: { type: 'file-end', digest: fdig(d) } }, { msg: { type: 'done' } }, { end: true }], out);
+  assert.ok(e instanceof TscCrocError);
+  assert.equal(e.code, 'ERR_UNSAFE_PATH');
   assert.deepEqual(await readdir(out), []);
 });

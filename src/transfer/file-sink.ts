@@ -247,9 +247,12 @@ export class FileSink {
         hash = new ChunkHasher(held.hashes);
         await log!.reset(held.hashes);
       } else {
-        // a partial of an earlier run that cannot be continued (the sender's file changed) goes
-        await unlink(tempPath).catch(() => undefined);
-        await log?.reset([]);
+        // a partial of an earlier run that cannot be continued (the sender's file changed) goes;
+        // in a folder this transfer created there is none
+        if (!this.#created.has(dir)) {
+          await unlink(tempPath).catch(() => undefined);
+          await log?.reset([]);
+        }
         handle = await open(tempPath, 'wx', 0o600);
         hash = new ChunkHasher();
       }
@@ -313,12 +316,6 @@ export class FileSink {
       throw new TscCrocError('ERR_INTEGRITY', `${displayName(cur.file.path)} does not match the digest the sender announced; it was not saved`);
     }
     this.#current = null;
-    try {
-      // before the final name appears, so a run killed in between still knows the file is ours
-      await (await this.#journal(cur.file.path.split('/')[0]!)).done(cur.file.path, cur.file.size, cur.file.mtime, got);
-    } catch (e) {
-      throw ioError(`cannot write in ${displayName(this.#outDir)}`, e);
-    }
     const job = this.#finish(cur).catch((e: unknown) => {
       this.#publishError ??= e;
     });
@@ -350,6 +347,13 @@ export class FileSink {
       await unlink(cur.tempPath).catch(() => undefined);
       await cur.log?.remove();
       throw ioError(`cannot finish writing ${displayName(cur.file.path)}`, e);
+    }
+    try {
+      // before the final name appears, so a run killed in between still knows the file is ours
+      await (await this.#journal(cur.file.path.split('/')[0]!)).done(cur.file.path, cur.file.size, cur.file.mtime, cur.hash.digest());
+    } catch (e) {
+      await unlink(cur.tempPath).catch(() => undefined);
+      throw ioError(`cannot write in ${displayName(this.#outDir)}`, e);
     }
     await this.#publish(cur);
     await cur.log?.remove();

@@ -163,13 +163,13 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   emit({ type: 'stage', stage: 'connecting' });
   let join = await client.join({ role: 'recipient', channel: code.channel });
   // A dropped connection after the offer was accepted: meet the sender again and continue.
-  const run: ReceiveRun = { accepted: null, firstKeys: null, files: new Map(), resumed: 0 };
+  const run: ReceiveRun = { accepted: null, live: false, firstKeys: null, files: new Map(), resumed: 0 };
   let keys: SessionKeys | null = null;
   for (let attempt = 1; ; attempt++) {
     try {
       return await receiveSession(client, join, keys, code.secret, sink, opts, timeouts, run);
     } catch (e) {
-      if (run.accepted === null || run.firstKeys === null || !isReconnectable(e) || timeouts.reconnectMs <= 0 || opts.signal?.aborted) throw e;
+      if (!run.live || run.firstKeys === null || !isReconnectable(e) || timeouts.reconnectMs <= 0 || opts.signal?.aborted) throw e;
       const untilMs = Date.now() + timeouts.reconnectMs;
       emit({ type: 'reconnecting', attempt, untilMs, reason: (e as Error).message });
       ({ join, keys } = await rejoin(e, 'recipient', client, run.firstKeys, join.curve, untilMs, opts.signal, timeouts));
@@ -182,6 +182,11 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
 interface ReceiveRun {
   /** The offer the user accepted (a files offer written to disk: the only kind continued after a drop). */
   accepted: OfferMessage | null;
+  /**
+   * A record arrived after our accept: the sender has it (it sends nothing before), so both sides
+   * know the transfer is under way and both will try to meet again after a drop.
+   */
+  live: boolean;
   /** The keys of the first session, from which both sides derive where to meet again. */
   firstKeys: SessionKeys | null;
   files: Map<string, CommittedFile>;
@@ -300,6 +305,7 @@ async function receiveSession(
         }
       };
       for await (const rec of channel.records()) {
+        if (runState.accepted !== null) runState.live = true;
         if (rec.type === RecordType.DATA) await run({ kind: 'data', length: rec.length }, rec.chunks);
         else if (rec.type === RecordType.MESSAGE) await run({ kind: 'message', message: parseMessage(recordPayload(rec), 'sender') });
         else await run({ kind: 'end' });

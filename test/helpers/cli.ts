@@ -83,14 +83,21 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: st
   };
 }
 
-/** Start `tsc-croc relay` on free loopback ports; returns its URL and a stop function. */
-export async function startCliRelay(env: NodeJS.ProcessEnv = {}): Promise<{ url: string; tcpPort: number; proc: Proc; stop: () => Promise<number> }> {
+/**
+ * Start `tsc-croc relay` on loopback, on free ports or on `ports` (to restart one where it was);
+ * returns its URL, ports and a stop function.
+ */
+export async function startCliRelay(
+  env: NodeJS.ProcessEnv = {},
+  ports: { http: number; tcp: number } = { http: 0, tcp: 0 },
+): Promise<{ url: string; httpPort: number; tcpPort: number; proc: Proc; stop: () => Promise<number> }> {
   // the tests run many transfers from one address: lift the per-address limits (tested on their own)
   const limits = { TSC_CROC_RELAY_JOIN_RATE: '100000', TSC_CROC_RELAY_CHANNEL_RATE: '1000000', TSC_CROC_RELAY_MAX_CHANNELS_PER_ADDRESS: '10000' };
-  const proc = runCli(['relay', '--host', '127.0.0.1', '--port', '0', '--tcp-port', '0', '--quiet'], { env: { ...limits, ...env } });
+  const proc = runCli(['relay', '--host', '127.0.0.1', '--port', String(ports.http), '--tcp-port', String(ports.tcp), '--quiet'], { env: { ...limits, ...env } });
   const m = await proc.waitFor(/HTTP on 127\.0\.0\.1:(\d+), TCP on 127\.0\.0\.1:(\d+)/);
   return {
     url: `http://127.0.0.1:${m[1]}`,
+    httpPort: Number(m[1]),
     tcpPort: Number(m[2]),
     proc,
     stop: async () => {

@@ -1,0 +1,234 @@
+/**
+ * Resume and faults with real processes (issue 6): the built CLI as sender, recipient and relay,
+ * killed with SIGKILL mid-transfer. Kills are triggered by the recipient's own progress events
+ * (--json), never by timing. Files are compared by SHA-256.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli, sha256File, startCliRelay, type Proc } from './helpers/cli.js';
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tsc-croc-resume-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const MB = 1000 * 1000;
+let codes = 0;
+/** A fresh code per transfer (the channel part must differ while an earlier channel is still held). */
+const nextCode = () => `${4100 + codes++}-resume-test-words`;
+
+/** Write `size` random bytes in 8 MB pieces (no 200 MB buffer). */
+async function randomFile(path: string, size: number): Promise<void> {
+  const piece = 8 * MB;
+  const parts: Buffer[] = [];
+  for (let n = 0; n < size; n += piece) parts.push(randomBytes(Math.min(piece, size - n)));
+  await writeFile(path, parts);
+}
+
+/** The JSON events a CLI run printed with --json. */
+function events(p: Proc): Record<string, unknown>[] {
+  return p
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** Every process started here: killed at the end, whatever happened, so none outlives a failed test. */
+const started = new Set<Proc>();
+after(() => {
+  for (const p of started) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+});
+
+/** A sender, and once its code is out, a recipient. */
+async function pair(relay: string, what: string[], out: string, extra: string[] = []) {
+  const code = nextCode();
+  const sender = runCli(['send', '--relay', relay, '--no-local', '--json', ...extra, ...what], { env: { TSC_CROC_SECRET: code } });
+  started.add(sender);
+  await sender.waitFor(/"event":"code"/);
+  const recipient = runCli(['receive', '--relay', relay, '--no-local', '--json', '--yes', '--out', out, ...extra], { env: { TSC_CROC_SECRET: code } });
+  started.add(recipient);
+  return { sender, recipient };
+}
+
+/** A progress event of at least `bytes` (one digit then zeros, e.g. 40 MB), as a regex on the --json output. */
+function progressPast(bytes: number): RegExp {
+  const digits = String(bytes);
+  assert.match(digits, /^[1-9]0*$/);
+  return new RegExp(`"event":"progress","bytes":([${digits[0]}-9]\\d{${digits.length - 1}}|[1-9]\\d{${digits.length},}),`);
+}
+
+const stateFiles = async (p: string) => (await readdir(p)).filter((n) => n.startsWith('.tsc-croc-'));
+
+test('kill -9 the recipient at about half of a 200 MB file; run both again: only the rest is sent, the hash matches', async (t) => {
+  const relay = await startCliRelay();
+  t.after(() => relay.stop());
+  const src = join(dir, 'big.bin');
+  await randomFile(src, 200 * MB);
+  const out = join(dir, 'out-kill');
+  await mkdir(out);
+
+  const first = await pair(relay.url, [src], out, ['--reconnect', '0']);
+  // the progress lines come every 200 ms, so the kill lands somewhat past this point
+  await first.recipient.waitFor(progressPast(80 * MB), 60_000);
+  first.recipient.child.kill('SIGKILL');
+  await first.recipient.exit();
+  assert.equal(await first.sender.exit(), 5, 'the sender, told not to wait for a reconnection, ends as a network failure');
+  assert.match(first.sender.stderr(), /\[ERR_CONNECTION_LOST\]/);
+  assert.ok(!(await readdir(out)).includes('big.bin'), 'nothing under the final name');
+  assert.ok((await stateFiles(out)).some((n) => n.endsWith('.partial')), 'the partial file is kept');
+
+  const second = await pair(relay.url, [src], out);
+  const started = Date.now();
+  assert.equal(await second.recipient.exit(60_000), 0, second.recipient.stderr());
+  assert.equal(await second.sender.exit(), 0, second.sender.stderr());
+  const seconds = (Date.now() - started) / 1000;
+  assert.equal(await sha256File(join(out, 'big.bin')), await sha256File(src));
+  assert.deepEqual(await stateFiles(out), [], 'no partial file, chunk log or journal is left');
+
+  const offer = events(second.recipient).find((e) => e.event === 'offer')?.offer as { heldBytes: number };
+  const start = events(second.sender).find((e) => e.event === 'file-start') as { offset: number };
+  const done = events(second.sender).find((e) => e.event === 'done') as { resumedBytes: number };
+  const resent = 200 * MB - done.resumedBytes;
+  t.diagnostic(`second run: held ${offer.heldBytes} bytes, resumed at ${start.offset}, sent ${resent} of ${200 * MB} bytes (${((100 * resent) / (200 * MB)).toFixed(1)}%) in ${seconds.toFixed(2)} s`);
+  assert.equal(start.offset, offer.heldBytes, 'the sender proved and used all the recipient held');
+  assert.equal(done.resumedBytes, start.offset);
+  assert.ok(start.offset >= 64 * MB, `what arrived before the kill was not sent again (resumed at ${start.offset})`);
+  assert.ok(resent <= 136 * MB, `only the rest was sent the second time (${resent})`);
+});
+
+test('kill -9 the relay mid-transfer and restart it on the same ports: the transfer continues in the same session', async (t) => {
+  let relay = await startCliRelay();
+  t.after(() => relay.stop());
+  const src = join(dir, 'relay-kill.bin');
+  await randomFile(src, 120 * MB);
+  const out = join(dir, 'out-relay-kill');
+  await mkdir(out);
+
+  const run = await pair(relay.url, [src], out);
+  await run.recipient.waitFor(progressPast(40 * MB), 60_000);
+  relay.proc.child.kill('SIGKILL');
+  await relay.proc.exit();
+  // both sides notice and start reconnecting before the relay is back
+  await run.recipient.waitFor(/"event":"reconnecting"/);
+  await run.sender.waitFor(/"event":"reconnecting"/);
+  relay = await startCliRelay({}, { http: relay.httpPort, tcp: relay.tcpPort });
+
+  assert.equal(await run.recipient.exit(60_000), 0, run.recipient.stderr());
+  assert.equal(await run.sender.exit(), 0, run.sender.stderr());
+  assert.equal(await sha256File(join(out, 'relay-kill.bin')), await sha256File(src));
+  for (const p of [run.sender, run.recipient]) assert.ok(events(p).some((e) => e.event === 'reconnected'));
+  const starts = events(run.sender).filter((e) => e.event === 'file-start') as { offset: number }[];
+  assert.equal(starts.length, 2);
+  assert.ok(starts[1]!.offset > 0, 'the second session continued from what the recipient held');
+  t.diagnostic(`continued at ${starts[1]!.offset} of ${120 * MB} bytes after the relay restart`);
+  assert.deepEqual(await stateFiles(out), []);
+});
+
+test('the relay killed and not back: both sides say so (exit 6), the partial is kept, and the next run resumes', async (t) => {
+  const relay = await startCliRelay();
+  const src = join(dir, 'relay-gone.bin');
+  await randomFile(src, 120 * MB);
+  const out = join(dir, 'out-relay-gone');
+  await mkdir(out);
+
+  const run = await pair(relay.url, [src], out, ['--reconnect', '2']);
+  await run.recipient.waitFor(progressPast(40 * MB), 60_000);
+  relay.proc.child.kill('SIGKILL');
+  await relay.proc.exit();
+  assert.equal(await run.recipient.exit(), 6, run.recipient.stderr());
+  assert.equal(await run.sender.exit(), 6, run.sender.stderr());
+  for (const p of [run.sender, run.recipient]) {
+    const lines = p.stderr().trim().split('\n');
+    assert.match(lines.at(-1)!, /lost the relay mid-transfer and it did not come back within 2 s; .*run the same command again to resume \[ERR_RELAY_LOST\]/);
+  }
+  assert.ok((await stateFiles(out)).some((n) => n.endsWith('.partial')));
+
+  const relay2 = await startCliRelay();
+  t.after(() => relay2.stop());
+  const again = await pair(relay2.url, [src], out);
+  assert.equal(await again.recipient.exit(60_000), 0, again.recipient.stderr());
+  assert.equal(await again.sender.exit(), 0, again.sender.stderr());
+  assert.equal(await sha256File(join(out, 'relay-gone.bin')), await sha256File(src));
+  const start = events(again.sender).find((e) => e.event === 'file-start') as { offset: number };
+  assert.ok(start.offset > 0, 'resumed');
+});
+
+test('the sender killed mid-transfer: the recipient waits for it, then says so (exit 7), partial kept', async (t) => {
+  const relay = await startCliRelay();
+  t.after(() => relay.stop());
+  const src = join(dir, 'peer-gone.bin');
+  await randomFile(src, 80 * MB);
+  const out = join(dir, 'out-peer-gone');
+  await mkdir(out);
+  const run = await pair(relay.url, [src], out, ['--reconnect', '1']);
+  await run.recipient.waitFor(progressPast(20 * MB), 60_000);
+  run.sender.child.kill('SIGKILL');
+  await run.sender.exit();
+  assert.equal(await run.recipient.exit(), 7, run.recipient.stderr());
+  assert.match(run.recipient.stderr(), /the sender did not come back within 1 s; what arrived is kept: run the same command again to resume \[ERR_PEER_LOST\]/);
+  assert.ok((await stateFiles(out)).some((n) => n.endsWith('.partial')));
+});
+
+test('a folder interrupted midway: files already received are not sent again, the one in progress continues', async (t) => {
+  const relay = await startCliRelay();
+  t.after(() => relay.stop());
+  const src = join(dir, 'album');
+  await mkdir(join(src, 'sub'), { recursive: true });
+  const names = ['a.bin', 'b.bin', 'c.bin', 'sub/d.bin', 'sub/e.bin', 'sub/f.bin'];
+  for (const n of names) await randomFile(join(src, n), 20 * MB);
+  const out = join(dir, 'out-album');
+  await mkdir(out);
+
+  const first = await pair(relay.url, [src], out, ['--reconnect', '0']);
+  await first.recipient.waitFor(progressPast(60 * MB), 60_000);
+  first.recipient.child.kill('SIGKILL');
+  await first.recipient.exit();
+  await first.sender.exit();
+
+  const second = await pair(relay.url, [src], out);
+  assert.equal(await second.recipient.exit(60_000), 0, second.recipient.stderr());
+  assert.equal(await second.sender.exit(), 0, second.sender.stderr());
+  for (const n of names) assert.equal(await sha256File(join(out, 'album', n)), await sha256File(join(src, n)), n);
+  const starts = events(second.sender).filter((e) => e.event === 'file-start') as { path: string; size: number; offset: number }[];
+  const skipped = starts.filter((s) => s.offset === s.size).length;
+  const done = events(second.sender).find((e) => e.event === 'done') as { resumedBytes: number };
+  t.diagnostic(`second run: ${skipped} of ${names.length} files already complete, ${done.resumedBytes} of ${120 * MB} bytes not sent again`);
+  assert.ok(skipped >= 2, `files received in the first run are not sent again (${skipped})`);
+  assert.ok(done.resumedBytes >= 50 * MB, `${done.resumedBytes}`);
+  assert.deepEqual(await stateFiles(out), []);
+  assert.deepEqual(await stateFiles(join(out, 'album')), []);
+  assert.deepEqual(await stateFiles(join(out, 'album', 'sub')), []);
+});
+
+test('an output folder that cannot be written: one clear line, exit 9', async (t) => {
+  const relay = await startCliRelay();
+  t.after(() => relay.stop());
+  const mnt = join(dir, 'read-only');
+  await mkdir(mnt);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', mnt], { stdio: 'pipe', timeout: 10_000 });
+  } catch (e) {
+    return t.skip(`cannot mount a read-only tmpfs here (needs root): ${(e as Error).message.split('\n')[0]}`);
+  }
+  try {
+    const src = join(dir, 'small.txt');
+    await writeFile(src, 'hello');
+    const run = await pair(relay.url, [src], mnt);
+    assert.equal(await run.recipient.exit(), 9, run.recipient.stderr());
+    assert.match(run.recipient.stderr(), /the output folder is not writable \[ERR_NOT_WRITABLE\]/);
+    assert.equal(run.recipient.stderr().trim().split('\n').filter((l) => l.startsWith('tsc-croc:')).length, 1);
+    assert.notEqual(await run.sender.exit(), 0);
+    assert.match(run.sender.stderr(), /the recipient failed: the output folder is not writable/);
+  } finally {
+    execFileSync('umount', [mnt], { stdio: 'pipe', timeout: 10_000 });
+  }
+});
