@@ -444,7 +444,14 @@ async function sendFile(
       const known = held.offset === src.size ? ledger.done.get(src.path) : undefined;
       const prefix = ledger.prefix(src.path, held.offset);
       if (known !== undefined) {
-        if (known === held.digest) offset = held.offset;
+        if (known === held.digest) {
+          // sent whole earlier in this run, and the recipient has it all: nothing to read or send
+          const file: FileMessage = { type: 'file', path: src.path, size: src.size, offset: src.size, mode: src.mode, mtime: src.mtimeMs };
+          emit({ type: 'file-start', path: src.path, size: src.size, offset: src.size });
+          await channel.sendMessage(file);
+          onBytes(src.size, false);
+          return known;
+        }
       } else if (prefix !== null) {
         if (digestOf(prefix, held.offset) === held.digest) {
           hasher = new ChunkHasher(prefix);
