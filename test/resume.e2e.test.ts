@@ -237,3 +237,33 @@ test('an output folder that cannot be written: one clear line, exit 9', async (t
     execFileSync('umount', [mnt], { stdio: 'pipe', timeout: 10_000 });
   }
 });
+
+test('a full disk on the recipient: one clear line, exit 8, the partial kept, nothing else touched', async (t) => {
+  const relay = await startCliRelay();
+  t.after(() => relay.stop());
+  const mnt = join(dir, 'small-disk');
+  await mkdir(mnt);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt], { stdio: 'pipe', timeout: 10_000 });
+  } catch (e) {
+    return t.skip(`cannot mount a tmpfs here (needs root): ${(e as Error).message.split('\n')[0]}`);
+  }
+  try {
+    await writeFile(join(mnt, 'already-there.txt'), 'keep me');
+    const src = join(dir, 'too-big.bin');
+    await randomFile(src, 6 * MB);
+    const run = await pair(relay.url, [src], mnt);
+    assert.equal(await run.recipient.exit(), 8, run.recipient.stderr());
+    const lines = run.recipient.stderr().split('\n').filter((l) => l.startsWith('tsc-croc:'));
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /the disk is full: .*ENOSPC.* run the same command again to resume \[ERR_DISK_FULL\]/);
+    assert.notEqual(await run.sender.exit(), 0);
+    assert.match(run.sender.stderr(), /the recipient failed: the disk is full/);
+    const names = await readdir(mnt);
+    assert.ok(!names.includes('too-big.bin'));
+    assert.ok(names.includes('already-there.txt'));
+    assert.ok(names.some((n) => n.endsWith('.partial')), 'the partial is kept');
+  } finally {
+    execFileSync('umount', [mnt], { stdio: 'pipe', timeout: 10_000 });
+  }
+});
