@@ -81,11 +81,12 @@ test('abort keeps partial data under a temporary name only when asked', async (t
   await sink.write([Buffer.alloc(5, 1)]);
   const kept = await sink.abort(true);
   assert.ok(kept?.endsWith('.partial'));
-  assert.deepEqual((await readdir(out)).length, 1);
+  const partials = async () => (await readdir(out)).filter((n) => n.endsWith('.partial'));
+  assert.equal((await partials()).length, 1);
   await sink.open(msg('b.bin', 10), ['b.bin']);
   await sink.write([Buffer.alloc(5, 1)]);
   assert.equal(await sink.abort(false), null);
-  assert.deepEqual((await readdir(out)).length, 1, 'the dropped partial is gone');
+  assert.deepEqual(await partials(), [kept!.split('/').at(-1)], 'the dropped partial is gone');
 });
 
 test('mtimes survive to the millisecond (a float seconds value must not land just below it)', async (t) => {

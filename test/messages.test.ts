@@ -21,7 +21,7 @@ test('valid messages round-trip', () => {
   ] as Message[];
   for (const m of msgs) assert.deepEqual(parseMessage(encodeMessage(m), 'sender'), m);
   for (const t of ['accept', 'decline', 'received', 'keepalive'] as const) assert.deepEqual(parseMessage(encodeMessage({ type: t }), 'recipient'), { type: t });
-  const have = { type: 'have', entries: [{ path: 'a/b.bin', offset: 1048576, digest: 'c'.repeat(64) }] } as Message;
+  const have = { type: 'have', entries: [{ path: 'a/b.bin', offset: 1048576, digest: 'c'.repeat(64), whole: false }] } as Message;
   assert.deepEqual(parseMessage(encodeMessage(have), 'recipient'), have);
 });
 
@@ -29,11 +29,13 @@ test('hostile messages are refused', () => {
   const bad: [unknown, 'sender' | 'recipient'][] = [
     [{ type: 'accept' }, 'sender'],
     [{ type: 'have', entries: [] }, 'recipient'],
-    [{ type: 'have', entries: new Array(201).fill({ path: 'a', offset: 0, digest: 'c'.repeat(64) }) }, 'recipient'],
-    [{ type: 'have', entries: [{ path: 'a', offset: -1, digest: 'c'.repeat(64) }] }, 'recipient'],
-    [{ type: 'have', entries: [{ path: 'a', offset: 1, digest: 'C'.repeat(64) }] }, 'recipient'],
-    [{ type: 'have', entries: [{ path: 'a', offset: 1, digest: 'c'.repeat(64), x: 1 }] }, 'recipient'],
+    [{ type: 'have', entries: new Array(201).fill({ path: 'a', offset: 0, digest: 'c'.repeat(64), whole: true }) }, 'recipient'],
+    [{ type: 'have', entries: [{ path: 'a', offset: -1, digest: 'c'.repeat(64), whole: true }] }, 'recipient'],
+    [{ type: 'have', entries: [{ path: 'a', offset: 1, digest: 'C'.repeat(64), whole: true }] }, 'recipient'],
+    [{ type: 'have', entries: [{ path: 'a', offset: 1, digest: 'c'.repeat(64), whole: true, x: 1 }] }, 'recipient'],
     [{ type: 'have', entries: [['a', 1]] }, 'recipient'],
+    [{ type: 'have', entries: [{ path: 'a', offset: 1, digest: 'c'.repeat(64) }] }, 'recipient'],
+    [{ type: 'have', entries: [{ path: 'a', offset: 1, digest: 'c'.repeat(64), whole: 1 }] }, 'recipient'],
     [{ type: 'have', entries: [] }, 'sender'],
     [{ type: 'file', path: 'a', size: 10, offset: 11, mode: 0, mtime: 0 }, 'sender'],
     [{ type: 'file', path: 'a', size: 10, mode: 0, mtime: 0 }, 'sender'],

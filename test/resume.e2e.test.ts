@@ -110,12 +110,12 @@ test('kill -9 the relay mid-transfer and restart it on the same ports: the trans
   t.after(() => relay.stop());
   const src = join(dir, 'relay-kill');
   await mkdir(src);
-  for (const n of ['a.bin', 'b.bin', 'c.bin']) await randomFile(join(src, n), 40 * MB);
+  for (const n of ['a.bin', 'b.bin', 'c.bin']) await randomFile(join(src, n), 60 * MB);
   const out = join(dir, 'out-relay-kill');
   await mkdir(out);
 
   const run = await pair(relay.url, [src], out);
-  await run.recipient.waitFor(progressPast(60 * MB), 60_000); // a.bin complete, b.bin under way
+  await run.recipient.waitFor(progressPast(70 * MB), 60_000); // a.bin complete, b.bin under way
   relay.proc.child.kill('SIGKILL');
   await relay.proc.exit();
   // both sides notice and start reconnecting before the relay is back
@@ -141,7 +141,7 @@ test('kill -9 the relay mid-transfer and restart it on the same ports: the trans
 test('the relay killed and not back: both sides say so (exit 6), the partial is kept, and the next run resumes', async (t) => {
   const relay = await startCliRelay();
   const src = join(dir, 'relay-gone.bin');
-  await randomFile(src, 120 * MB);
+  await randomFile(src, 160 * MB);
   const out = join(dir, 'out-relay-gone');
   await mkdir(out);
 
@@ -171,7 +171,7 @@ test('the sender killed mid-transfer: the recipient waits for it, then says so (
   const relay = await startCliRelay();
   t.after(() => relay.stop());
   const src = join(dir, 'peer-gone.bin');
-  await randomFile(src, 80 * MB);
+  await randomFile(src, 120 * MB);
   const out = join(dir, 'out-peer-gone');
   await mkdir(out);
   const run = await pair(relay.url, [src], out, ['--reconnect', '1']);
@@ -189,7 +189,7 @@ test('a folder interrupted midway: files already received are not sent again, th
   const src = join(dir, 'album');
   await mkdir(join(src, 'sub'), { recursive: true });
   const names = ['a.bin', 'b.bin', 'c.bin', 'sub/d.bin', 'sub/e.bin', 'sub/f.bin'];
-  for (const n of names) await randomFile(join(src, n), 20 * MB);
+  for (const n of names) await randomFile(join(src, n), 40 * MB);
   const out = join(dir, 'out-album');
   await mkdir(out);
 
@@ -206,8 +206,8 @@ test('a folder interrupted midway: files already received are not sent again, th
   const starts = events(second.sender).filter((e) => e.event === 'file-start') as { path: string; size: number; offset: number }[];
   const skipped = starts.filter((s) => s.offset === s.size).length;
   const done = events(second.sender).find((e) => e.event === 'done') as { resumedBytes: number };
-  t.diagnostic(`second run: ${skipped} of ${names.length} files already complete, ${done.resumedBytes} of ${120 * MB} bytes not sent again`);
-  assert.ok(skipped >= 2, `files received in the first run are not sent again (${skipped})`);
+  t.diagnostic(`second run: ${skipped} of ${names.length} files already complete, ${done.resumedBytes} of ${240 * MB} bytes not sent again`);
+  assert.ok(skipped >= 1, `files received in the first run are not sent again (${skipped})`);
   assert.ok(done.resumedBytes >= 50 * MB, `${done.resumedBytes}`);
   assert.deepEqual(await stateFiles(out), []);
   assert.deepEqual(await stateFiles(join(out, 'album')), []);

@@ -80,13 +80,15 @@ export interface FileEndMessage {
 /** Most entries in one `have` message (each is at most ~4.2 KB, a record at most 1 MiB). */
 export const MAX_HAVE_ENTRIES = 200;
 /**
- * What the recipient already holds of a file from an interrupted run: the first `offset` bytes
- * (all of it when offset = size), with the digest of that prefix (src/core/chunk-digest.ts).
+ * What the recipient already holds of a file from an interrupted run: the first `offset` bytes,
+ * with the digest of that prefix (src/core/chunk-digest.ts). `whole`: it is a complete file of
+ * `offset` bytes (usable only if the sender's file still has that size), not a partial one.
  */
 export interface HaveEntry {
   path: string;
   offset: number;
   digest: string;
+  whole: boolean;
 }
 /** Sent before `accept`, as many as needed. */
 export interface HaveMessage {
@@ -212,8 +214,9 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
         entries: entries.map((e: unknown) => {
           if (typeof e !== 'object' || e === null || Array.isArray(e)) bad("'entries' must hold objects");
           const o = e as Fields;
-          exactKeys(o, ['path', 'offset', 'digest']);
-          return { path: str(o, 'path', MAX_PATH_CHARS), offset: uint(o, 'offset'), digest: hex64(o, 'digest') };
+          exactKeys(o, ['path', 'offset', 'digest', 'whole']);
+          if (typeof o.whole !== 'boolean') bad("'whole' must be true or false");
+          return { path: str(o, 'path', MAX_PATH_CHARS), offset: uint(o, 'offset'), digest: hex64(o, 'digest'), whole: o.whole };
         }),
       };
     }

@@ -100,6 +100,8 @@ export class FileSink {
   readonly #journals = new Map<string, Journal>();
   /** The top-level names of this transfer (their journals go once it completes). */
   #roots: string[] = [];
+  /** Top-level names an earlier run of this transfer created: their folders get mode and time like new ones. */
+  readonly #resumedRoots = new Set<string>();
   /** Every top-level name a journal was written for (their journals go once the transfer completes). */
   readonly #journalRoots = new Set<string>();
   /** Top-level folders this transfer created: written into freely. */
@@ -134,7 +136,10 @@ export class FileSink {
   resumeFrom(roots: readonly string[], held: Map<string, Held>, resumable: ReadonlySet<string>): void {
     this.#roots = [...roots];
     this.#held = held;
-    for (const r of resumable) this.#ownRoots.add(r);
+    for (const r of resumable) {
+      this.#ownRoots.add(r);
+      this.#resumedRoots.add(r);
+    }
   }
 
   /** Which of the offered top-level names already exist in the output folder (and are not a transfer of ours to resume). */
@@ -144,10 +149,11 @@ export class FileSink {
     return found;
   }
 
-  async #journal(root: string): Promise<Journal> {
+  /** The journal of a top-level name; `created`: this transfer created that name (recorded when the journal is new). */
+  async #journal(root: string, created = false): Promise<Journal> {
     let j = this.#journals.get(root);
     if (j === undefined) {
-      j = await Journal.open(this.#outDir, root).catch((e: unknown) => {
+      j = await Journal.open(this.#outDir, root, created).catch((e: unknown) => {
         throw ioError(`cannot write in ${displayName(this.#outDir)}`, e);
       });
       this.#journals.set(root, j);
@@ -187,7 +193,8 @@ export class FileSink {
   async makeDir(dir: DirMessage, segments: string[]): Promise<void> {
     const path = await this.#makeParents(segments);
     // an existing folder keeps its own mode and time: consent to add to it is not consent to open it up
-    if (this.#created.has(path)) this.#dirs.push({ path, depth: segments.length, mode: dir.mode, mtime: dir.mtime });
+    // (folders an interrupted run of this transfer created are its own too)
+    if (this.#created.has(path) || this.#resumedRoots.has(segments[0]!)) this.#dirs.push({ path, depth: segments.length, mode: dir.mode, mtime: dir.mtime });
   }
 
   /** Give every folder its mode (masked like files, and always owner-accessible) and mtime, deepest first. */
@@ -256,7 +263,9 @@ export class FileSink {
         handle = await open(tempPath, 'wx', 0o600);
         hash = new ChunkHasher();
       }
-      if (large) await (await this.#journal(segments[0]!)).opened(file.path);
+      // a top-level file is "created" by this transfer if nothing had its name; a folder's journal began with the folder
+      const journal = await this.#journal(segments[0]!, segments.length === 1 && existing === null);
+      if (large) await journal.opened(file.path);
     } catch (e) {
       if (e instanceof TscCrocError) throw e;
       throw ioError(`cannot create a file in ${displayName(dir)}`, e);
@@ -441,7 +450,7 @@ export class FileSink {
         });
         if (i === 0) {
           this.#ownRoots.add(seg);
-          await this.#journal(seg); // from now on a rerun knows this folder as ours to resume into
+          await this.#journal(seg, true); // from now on a rerun knows this folder as ours to resume into
         }
         this.#created.add(dir);
       } else if (st.isSymbolicLink()) {

@@ -235,7 +235,7 @@ async function receiveSession(
           switch (effect.kind) {
             case 'ask': {
               // what an interrupted run into this folder left, for the offered names
-              const found = effect.offer.kind === 'files' && !opts.fileToStream ? await findHeld(sink.outDir, effect.offer.names) : null;
+              const found = effect.offer.kind === 'files' && !opts.fileToStream ? await findHeld(sink.outDir, effect.offer.names, effect.offer.totalFiles) : null;
               if (found) sink.resumeFrom(effect.offer.names, found.held, found.resumable);
               const heldBytes = found?.have.reduce((n, h) => n + h.offset, 0) ?? 0;
               const before = runState.accepted;
@@ -305,6 +305,8 @@ async function receiveSession(
         }
       };
       for await (const rec of channel.records()) {
+        // a cancel stops at once, not after what is already buffered
+        if (opts.signal?.aborted) throw new TscCrocError('ERR_CANCELLED', 'cancelled');
         if (runState.accepted !== null) runState.live = true;
         if (rec.type === RecordType.DATA) await run({ kind: 'data', length: rec.length }, rec.chunks);
         else if (rec.type === RecordType.MESSAGE) await run({ kind: 'message', message: parseMessage(recordPayload(rec), 'sender') });

@@ -43,6 +43,8 @@ export type Held =
   | { complete: false; hashes: Uint8Array[]; offset: number };
 
 interface JournalState {
+  /** This transfer created the top-level name (it did not exist before). */
+  created: boolean;
   open: Set<string>;
   done: Map<string, { size: number; mtime: number; digest: string }>;
 }
@@ -58,10 +60,16 @@ export class Journal {
     this.path = path;
   }
 
-  static async open(outDir: string, root: string): Promise<Journal> {
+  /**
+   * Open (or create) the journal of a top-level name. A new journal starts with whether this
+   * transfer created that name: only then may a later run write into it without asking again.
+   */
+  static async open(outDir: string, root: string, created: boolean): Promise<Journal> {
     const path = join(outDir, stateName(root, 'journal'));
     const handle = await open(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | NOFOLLOW, 0o600);
-    return new Journal(handle, path);
+    const j = new Journal(handle, path);
+    if ((await handle.stat()).size === 0) await j.#append({ created });
+    return j;
   }
 
   #append(o: object): Promise<void> {
@@ -114,7 +122,7 @@ export async function readJournal(outDir: string, root: string): Promise<Journal
   } finally {
     await fh.close();
   }
-  const state: JournalState = { open: new Set(), done: new Map() };
+  const state: JournalState = { created: false, open: new Set(), done: new Map() };
   for (const line of text.split('\n')) {
     if (line === '') continue;
     let o: Record<string, unknown>;
@@ -124,7 +132,8 @@ export async function readJournal(outDir: string, root: string): Promise<Journal
       continue; // a line cut short by a crash
     }
     if (typeof o !== 'object' || o === null) continue;
-    if (validEntryPath(o.open, root)) {
+    if (o.created === true && Object.keys(o).length === 1) state.created = true;
+    else if (validEntryPath(o.open, root)) {
       state.open.add(o.open);
       state.done.delete(o.open);
     } else if (
@@ -240,13 +249,14 @@ export class ChunkLog {
 
 /**
  * For the offered top-level names, what earlier runs into `outDir` left: the `have` entries for
- * the sender, what we hold of each path, and the names that are an interrupted transfer of ours
- * (written into without asking again). Costs one lstat per file written before, and reads only
+ * the sender, what we hold of each path, and the names that an interrupted transfer created
+ * (written into without asking again; a name that existed before is asked about again). Costs one lstat per file written before, and reads only
  * partial chunks that were not checkpointed.
  */
 export async function findHeld(
   outDir: string,
   roots: readonly string[],
+  maxEntries: number,
 ): Promise<{ have: HaveEntry[]; held: Map<string, Held>; resumable: Set<string> }> {
   const have: HaveEntry[] = [];
   const held = new Map<string, Held>();
@@ -254,20 +264,26 @@ export async function findHeld(
   for (const root of roots) {
     const journal = await readJournal(outDir, root);
     if (journal === null) continue;
-    resumable.add(root);
+    if (journal.created) resumable.add(root);
     for (const [path, d] of journal.done) {
       const st = await plainFile(join(outDir, ...path.split('/')));
       if (st === null || st.size !== d.size || Math.floor(st.mtimeMs) !== d.mtime) continue; // changed since: not ours to vouch for
       held.set(path, { complete: true, ...d });
-      have.push({ path, offset: d.size, digest: d.digest });
+      have.push({ path, offset: d.size, digest: d.digest, whole: true });
     }
     for (const path of journal.open) {
       const abs = join(outDir, ...path.split('/'));
       const p = await loadPartial(dirname(abs), path.slice(path.lastIndexOf('/') + 1));
       if (p === null) continue;
       held.set(path, { complete: false, hashes: p.hashes, offset: p.offset });
-      have.push({ path, offset: p.offset, digest: digestOf(p.hashes, p.offset) });
+      have.push({ path, offset: p.offset, digest: digestOf(p.hashes, p.offset), whole: false });
     }
+  }
+  // a sender takes at most one entry per offered file: when the folder shrank since, partial
+  // files (the costly ones) go first
+  if (have.length > maxEntries) {
+    have.sort((a, b) => Number(a.whole) - Number(b.whole));
+    for (const h of have.splice(maxEntries)) held.delete(h.path);
   }
   return { have, held, resumable };
 }

@@ -386,7 +386,8 @@ export class SentLedger {
  * Send one file: decide where its data starts (0, or where the recipient's `have` entry says,
  * once the prefix of our file is proven to have the digest it holds), then the file message,
  * its DATA records and file-end with the digest of the whole file. Detects a file changing
- * under us. The file is read at most once, prefix included.
+ * under us. The file is read once, prefix included, when the prefix matches; when it does not
+ * (the file changed since), the prefix is read twice: once to check it, once to send it.
  */
 async function sendFile(
   src: Entry,
@@ -440,7 +441,8 @@ async function sendFile(
     // this run already read (after a reconnection), or by reading that prefix once.
     let hasher = new ChunkHasher();
     let offset = 0;
-    if (held !== undefined && held.offset <= src.size) {
+    // a whole file is usable only as it is (same size); a partial one, as a prefix
+    if (held !== undefined && (held.whole ? held.offset === src.size : held.offset <= src.size)) {
       const known = held.offset === src.size ? ledger.done.get(src.path) : undefined;
       const prefix = ledger.prefix(src.path, held.offset);
       if (known !== undefined) {
