@@ -154,3 +154,48 @@ test('resuming an unchanged file sends only the rest, and the digest covers the 
   assert.equal(sent.sentBytes + got.resumedBytes, sent.bytes, 'what was held plus what was sent is the file');
   assert.ok((await readFile(join(out, 'same.bin'))).equals(await readFile(file)));
 });
+
+test('a folder changed since the interrupted run: grown, emptied and removed files are handled, the rest resumes', async () => {
+  const src = join(root, 'src-changing', 'changing');
+  await mkdir(src, { recursive: true });
+  const MiB = 1024 * 1024;
+  await writeFile(join(src, 'a.bin'), randomBytes(3 * MiB));
+  await writeFile(join(src, 'b.bin'), randomBytes(3 * MiB));
+  await writeFile(join(src, 'c.bin'), randomBytes(8 * MiB));
+  await writeFile(join(src, 'd.bin'), randomBytes(1 * MiB));
+  const out = join(root, 'out-changing');
+  await mkdir(out);
+  assert.equal(codeOf(await interrupted(src, out, 10 * MiB)), 'ERR_CANCELLED');
+
+  await appendFile(join(src, 'a.bin'), randomBytes(1000)); // grew: the whole file held is not a prefix to continue
+  await writeFile(join(src, 'b.bin'), ''); // emptied
+  await rm(join(src, 'd.bin')); // the folder shrank: the offer differs, so the user is asked again (here: yes)
+  let gotCode!: (c: string) => void;
+  const code = new Promise<string>((r) => (gotCode = r));
+  const starts = new Map<string, number>();
+  const sending = send({
+    relay: relay.httpUrl,
+    lan: 'off',
+    files: [src],
+    onEvent: (e) => {
+      if (e.type === 'code') gotCode(e.code);
+      if (e.type === 'file-start') starts.set(e.path, e.offset);
+    },
+  });
+  let existing: string[] = [];
+  const got = await receive({
+    relay: relay.httpUrl,
+    lan: 'off',
+    code: await code,
+    outDir: out,
+    accept: (o) => ((existing = o.existing), true),
+    overwrite: true,
+  });
+  await sending;
+  assert.deepEqual(existing, ['changing'], 'another offer than the interrupted one: the folder counts as already here');
+  assert.equal(starts.get('changing/a.bin'), 0, 'a grown file is sent again');
+  assert.equal(starts.get('changing/b.bin'), 0);
+  assert.ok(starts.get('changing/c.bin')! > 0, 'the partial file continues');
+  for (const n of ['a.bin', 'b.bin', 'c.bin']) assert.ok((await readFile(join(out, 'changing', n))).equals(await readFile(join(src, n))), n);
+  assert.ok(got.resumedBytes > 0);
+});

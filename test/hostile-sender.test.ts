@@ -264,9 +264,9 @@ test('a file may start past 0 only where the recipient said it holds it', async 
   assert.deepEqual(await readdir(out), []);
 });
 
-test('names reserved for partial transfers are refused: a sender cannot plant resume state', async () => {
-  const { out } = await fresh('reserved');
-  const name = '.tsc-croc-0123456789abcdef.journal';
+for (const name of ['.tsc-croc-0123456789abcdef.journal', '.TSC-CROC-0123456789ABCDEF.journal', '.T\u017fc-Croc-x.partial'])
+test(`names reserved for partial transfers are refused, in any case: ${JSON.stringify(name)}`, async () => {
+  const { out } = await fresh(`reserved-${Buffer.from(name).toString('hex').slice(0, 20)}`);
   const d = Buffer.from('{"done":"x"}');
   const e = await hostile([offer([name], d.length), file(name, d.length), { data: d }, { msg: { type: 'file-end', digest: fdig(d) } }, { msg: { type: 'done' } }, { end: true }], out);
   assert.ok(e instanceof TscCrocError);

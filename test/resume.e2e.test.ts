@@ -138,6 +138,26 @@ test('kill -9 the relay mid-transfer and restart it on the same ports: the trans
   assert.deepEqual(await stateFiles(out), []);
 });
 
+test('a relay restart while a folder of small files (under 1 MiB each) arrives: it continues too', async (t) => {
+  let relay = await startCliRelay();
+  t.after(() => relay.stop());
+  const src = join(dir, 'small-files');
+  await mkdir(src);
+  for (let i = 0; i < 150; i++) await writeFile(join(src, `f${String(i).padStart(3, '0')}.bin`), randomBytes(900_000));
+  const out = join(dir, 'out-small-files');
+  await mkdir(out);
+  const run = await pair(relay.url, [src], out);
+  await run.recipient.waitFor(progressPast(30 * MB), 60_000);
+  relay.proc.child.kill('SIGKILL');
+  await relay.proc.exit();
+  await run.recipient.waitFor(/"event":"reconnecting"/);
+  relay = await startCliRelay({}, { http: relay.httpPort, tcp: relay.tcpPort });
+  assert.equal(await run.recipient.exit(60_000), 0, run.recipient.stderr());
+  assert.equal(await run.sender.exit(), 0, run.sender.stderr());
+  for (const n of await readdir(src)) assert.equal(await sha256File(join(out, 'small-files', n)), await sha256File(join(src, n)), n);
+  assert.deepEqual(await stateFiles(join(out, 'small-files')), []);
+});
+
 test('the relay killed and not back: both sides say so (exit 6), the partial is kept, and the next run resumes', async (t) => {
   const relay = await startCliRelay();
   const src = join(dir, 'relay-gone.bin');

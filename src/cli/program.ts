@@ -89,14 +89,18 @@ export function buildProgram(io: CliIo): Command {
       .option('--no-local', 'never the local network: only the configured relay')
       .addOption(
         new Option('--reconnect <seconds>', 'after the connection drops mid-transfer, keep trying to reach the other side this long (0: never)')
-          .default(60)
+          .default(120)
           .argParser(seconds),
       )
-      .addOption(new Option('--stall <seconds>', 'give up when nothing arrives from the other side this long').default(120).argParser((v) => {
-        const n = seconds(v);
-        if (n < 1) throw new InvalidArgumentError('at least 1 second');
-        return n;
-      }));
+      .addOption(
+        new Option('--stall <seconds>', 'call the connection stalled when nothing arrives from the other side this long (at least 45: the other side sends a keepalive every 30 s)')
+          .default(90)
+          .argParser((v) => {
+            const n = seconds(v);
+            if (n < 45) throw new InvalidArgumentError('at least 45 seconds');
+            return n;
+          }),
+      );
 
   outputOpts(
     program

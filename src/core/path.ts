@@ -16,6 +16,14 @@ export const MAX_PATH_BYTES = 4096;
  * cannot plant or overwrite the state a later run trusts.
  */
 export const RESERVED_PREFIX = '.tsc-croc-';
+
+/**
+ * A name a case-insensitive file system (macOS, exFAT, NTFS, casefold ext4) would take for a
+ * reserved one: compared after compatibility normalization (ſ → s, K → K) and lowercasing.
+ */
+export function isReserved(segment: string): boolean {
+  return segment.normalize('NFKC').toLowerCase().startsWith(RESERVED_PREFIX);
+}
 export const MAX_SEGMENT_BYTES = 255;
 
 // C0 controls, DEL, C1 controls; bidi embeddings/overrides/isolates; zero-width and other format characters.
@@ -41,7 +49,7 @@ export function checkRelativePath(path: string): string[] {
     if (s.length === 0) unsafe(`empty path segment in ${JSON.stringify(path)}`);
     if (s === '.' || s === '..') unsafe(`'${s}' in ${JSON.stringify(path)}`);
     if (Buffer.byteLength(s, 'utf8') > MAX_SEGMENT_BYTES) unsafe(`a path segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
-    if (s.startsWith(RESERVED_PREFIX)) unsafe(`names beginning with ${RESERVED_PREFIX} are reserved for partial transfers`);
+    if (isReserved(s)) unsafe(`names beginning with ${RESERVED_PREFIX} are reserved for partial transfers`);
   }
   return segments;
 }

@@ -23,8 +23,8 @@ interface Totals {
   seen: Set<string>;
   /** Folders announced by `dir` messages: the only parents a path may have below its top-level name. */
   folders: Set<string>;
-  /** What we said we hold (`have`): the only offsets, besides 0, a file may start at. */
-  held: ReadonlyMap<string, number>;
+  /** What we said we hold (`have`): the only offsets, besides 0, a file may start at (a whole file: only at its size). */
+  held: ReadonlyMap<string, { offset: number; whole: boolean }>;
 }
 
 export type RecipientState =
@@ -119,7 +119,7 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
       if (input.kind !== 'decision') return violation('sent more before the offer was answered');
       if (!input.accept) return { state: { name: 'declined' }, effects: [{ kind: 'send', message: { type: 'decline' } }] };
       const have = state.offer.kind === 'files' ? (input.have ?? []) : [];
-      const held = new Map(have.map((h) => [h.path, h.offset]));
+      const held = new Map(have.map((h) => [h.path, { offset: h.offset, whole: h.whole }]));
       const totals: Totals = { offer: state.offer, files: 0, dirs: 0, bytes: 0, roots: new Set(state.offer.names), seen: new Set(), folders: new Set(), held };
       const next: RecipientState = state.offer.kind === 'files' ? { name: 'await-entry', ...totals } : { name: 'in-stream', received: 0, ...totals };
       const effects: RecipientEffect[] = [];
@@ -163,7 +163,11 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
       if (state.files + 1 > state.offer.totalFiles) violation('more files than offered');
       if (state.bytes + m.size > state.offer.totalBytes) violation('more bytes than offered');
       // a file starts at 0, or where we said we hold it up to (those bytes are ours already)
-      if (m.offset !== 0 && state.held.get(m.path) !== m.offset) violation(`${JSON.stringify(displayName(m.path))} starts at ${m.offset}, which we did not offer to resume from`);
+      if (m.offset !== 0) {
+        const h = state.held.get(m.path);
+        if (h === undefined || h.offset !== m.offset) violation(`${JSON.stringify(displayName(m.path))} starts at ${m.offset}, which we did not offer to resume from`);
+        if (h.whole && m.size !== h.offset) violation(`${JSON.stringify(displayName(m.path))} continues a whole file we hold, at another size`);
+      }
       const segments = admit(state, m.path, false);
       return {
         state: { ...state, name: 'in-file', file: m, segments, received: m.offset },

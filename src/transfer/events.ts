@@ -45,10 +45,17 @@ export const DEFAULT_TIMEOUTS = {
   stapleMs: 60 * 1000,
   /** A side that sent nothing else for this long sends a keepalive (relays close idle pairs after 5 min). */
   keepaliveMs: 30 * 1000,
-  /** Nothing at all from the other side for this long, though we are waiting for it: the connection stalled. */
-  stallMs: 120 * 1000,
-  /** After a dropped connection mid-transfer, how long to keep trying to reach the other side again (0: never). */
-  reconnectMs: 60 * 1000,
+  /**
+   * Nothing at all from the other side for this long, though we are waiting for it: the
+   * connection stalled. Must be well above the other side's keepaliveMs (3× by default).
+   */
+  stallMs: 90 * 1000,
+  /**
+   * After a dropped connection mid-transfer, how long to keep trying to reach the other side
+   * again (0: never). Longer than stallMs, so that a side that only learns of a silent drop
+   * through its stall check still finds the other one waiting.
+   */
+  reconnectMs: 120 * 1000,
   /** With no relay configured, how long the recipient listens for the sender on the local network. */
   discoverMs: 5 * 1000,
   /** With a relay configured too, how long the recipient looks on the local network first. */

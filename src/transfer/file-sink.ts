@@ -80,6 +80,8 @@ interface OpenFile {
   sinceCheckpoint: number;
   /** Replace the final name even without overwrite: it is a file an earlier run of this transfer wrote. */
   replace: boolean;
+  /** A top-level file whose name did not exist before this transfer. */
+  rootCreated: boolean;
 }
 
 /** A file already complete from an earlier run: nothing to write, only its digest to compare. */
@@ -96,10 +98,17 @@ export class FileSink {
   #current: OpenFile | KeptFile | null = null;
   /** What earlier runs left, by path (findHeld in resume-store.ts). */
   #held = new Map<string, Held>();
-  /** One journal per top-level name, opened when something is first written under it. */
-  readonly #journals = new Map<string, Journal>();
+  /** One journal per top-level name, opened when something is first written under it (the promise: opens may race). */
+  readonly #journals = new Map<string, Promise<Journal>>();
   /** The top-level names of this transfer (their journals go once it completes). */
   #roots: string[] = [];
+  /** Identifies the offer (resume-store.ts offerId), written into new journals. */
+  #offerId = '';
+  /**
+   * An earlier session of this run was interrupted: partial files may be left anywhere, so even
+   * folders this run created are looked at before writing.
+   */
+  #interrupted = false;
   /** Top-level names an earlier run of this transfer created: their folders get mode and time like new ones. */
   readonly #resumedRoots = new Set<string>();
   /** Every top-level name a journal was written for (their journals go once the transfer completes). */
@@ -133,7 +142,8 @@ export class FileSink {
    * What earlier, interrupted runs left for these top-level names: the names among them that are
    * such a transfer are written into without asking again, and `held` says what each file has.
    */
-  resumeFrom(roots: readonly string[], held: Map<string, Held>, resumable: ReadonlySet<string>): void {
+  resumeFrom(roots: readonly string[], offerId: string, held: Map<string, Held>, resumable: ReadonlySet<string>): void {
+    this.#offerId = offerId;
     this.#roots = [...roots];
     this.#held = held;
     for (const r of resumable) {
@@ -150,10 +160,11 @@ export class FileSink {
   }
 
   /** The journal of a top-level name; `created`: this transfer created that name (recorded when the journal is new). */
-  async #journal(root: string, created = false): Promise<Journal> {
+  #journal(root: string, created = false): Promise<Journal> {
     let j = this.#journals.get(root);
     if (j === undefined) {
-      j = await Journal.open(this.#outDir, root, created).catch((e: unknown) => {
+      j = Journal.open(this.#outDir, root, created, this.#offerId).catch((e: unknown) => {
+        this.#journals.delete(root);
         throw ioError(`cannot write in ${displayName(this.#outDir)}`, e);
       });
       this.#journals.set(root, j);
@@ -171,7 +182,7 @@ export class FileSink {
   }
 
   async closeJournals(): Promise<void> {
-    for (const j of this.#journals.values()) await j.close();
+    for (const j of this.#journals.values()) await (await j.catch(() => null))?.close();
     this.#journals.clear();
   }
 
@@ -223,20 +234,24 @@ export class FileSink {
     const finalPath = join(dir, name);
     this.#throwIfFailed();
     const held = this.#held.get(file.path);
-    if (held?.complete === true && file.offset === file.size) {
+    if (held?.complete === true && file.offset === file.size && file.size === held.size) {
       this.#current = { kept: true, file, finalPath, digest: held.digest };
       return;
     }
     // a file an earlier run of this transfer wrote, which the sender now sends again (it changed)
     const replace = held?.complete === true;
-    // in a folder this transfer created, nothing can be there already (each path comes once)
-    const existing = this.#created.has(dir) ? null : await lstatOrNull(finalPath);
+    // in a folder this transfer created, nothing can be there already (each path comes once),
+    // unless an interrupted session left it
+    const fresh = this.#created.has(dir) && !this.#interrupted;
+    const existing = fresh ? null : await lstatOrNull(finalPath);
     if (existing !== null) {
       if (existing.isDirectory()) throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(finalPath)} is a folder`);
       if (!this.#overwrite && !replace)
         throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(finalPath)} already exists (nothing was overwritten; use --overwrite to replace it)`);
     }
     const tempPath = join(dir, stateName(name, 'partial'));
+    // a top-level file is "created" by this transfer if nothing had its name (a folder's journal began with the folder)
+    const rootCreated = segments.length === 1 && existing === null;
     const large = file.size >= RESUME_MIN_BYTES;
     const log = large ? new ChunkLog(dir, name) : null;
     let handle: FileHandle;
@@ -256,21 +271,19 @@ export class FileSink {
       } else {
         // a partial of an earlier run that cannot be continued (the sender's file changed) goes;
         // in a folder this transfer created there is none
-        if (!this.#created.has(dir)) {
+        if (!fresh) {
           await unlink(tempPath).catch(() => undefined);
           await log?.reset([]);
         }
         handle = await open(tempPath, 'wx', 0o600);
         hash = new ChunkHasher();
       }
-      // a top-level file is "created" by this transfer if nothing had its name; a folder's journal began with the folder
-      const journal = await this.#journal(segments[0]!, segments.length === 1 && existing === null);
-      if (large) await journal.opened(file.path);
+      if (large) await (await this.#journal(segments[0]!, rootCreated)).opened(file.path);
     } catch (e) {
       if (e instanceof TscCrocError) throw e;
       throw ioError(`cannot create a file in ${displayName(dir)}`, e);
     }
-    this.#current = { file, finalPath, tempPath, handle, pending: Promise.resolve(), offset: file.offset, hash, log, sinceCheckpoint: 0, replace };
+    this.#current = { file, finalPath, tempPath, handle, pending: Promise.resolve(), offset: file.offset, hash, log, sinceCheckpoint: 0, replace, rootCreated };
   }
 
   /** The open file's data is on disk: record the hashes of its whole chunks beside it. */
@@ -359,7 +372,7 @@ export class FileSink {
     }
     try {
       // before the final name appears, so a run killed in between still knows the file is ours
-      await (await this.#journal(cur.file.path.split('/')[0]!)).done(cur.file.path, cur.file.size, cur.file.mtime, cur.hash.digest());
+      await (await this.#journal(cur.file.path.split('/')[0]!, cur.rootCreated)).done(cur.file.path, cur.file.size, cur.file.mtime, cur.hash.digest());
     } catch (e) {
       await unlink(cur.tempPath).catch(() => undefined);
       throw ioError(`cannot write in ${displayName(this.#outDir)}`, e);
@@ -371,6 +384,7 @@ export class FileSink {
   /** Stop writing the open file. Partial data stays under its temporary name unless `keep` is false. */
   async abort(keep: boolean): Promise<string | null> {
     await Promise.all(this.#publishing); // verified files finish publishing; nothing is left running
+    this.#interrupted = true;
     const cur = this.#current;
     this.#current = null;
     if (!cur || 'kept' in cur) {
@@ -380,10 +394,15 @@ export class FileSink {
     await cur.pending.catch(() => undefined);
     // what arrived is made durable and its hashes recorded, so the next run continues from here
     if (keep) await this.#checkpoint(cur).catch(() => undefined);
+    else if (cur.file.offset > 0) {
+      // this session's bytes go, but not what an earlier run had received: back to where it started
+      await cur.handle.truncate(cur.file.offset).catch(() => undefined);
+      await cur.log?.reset(cur.hash.hashes.slice(0, Math.floor(cur.file.offset / CHUNK_SIZE))).catch(() => undefined);
+    }
     await cur.handle.close().catch(() => undefined);
     await cur.log?.close();
     await this.closeJournals();
-    if (!keep || cur.file.size === 0) {
+    if ((!keep && cur.file.offset === 0) || cur.file.size === 0) {
       await unlink(cur.tempPath).catch(() => undefined);
       await cur.log?.remove();
       return null;

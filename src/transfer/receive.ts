@@ -16,27 +16,20 @@ import { RelayClient } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
 import { discover } from './discovery.js';
 import { withSession } from './session.js';
-import { findHeld } from './resume-store.js';
+import { findHeld, offerId } from './resume-store.js';
 import { isReconnectable, rejoin } from './reconnect.js';
 import type { SessionKeys } from '../core/key-schedule.js';
 import type { JoinResponse } from '../core/relay-api.js';
 import { StreamTarget } from './stream-target.js';
 import { staple } from './tcp.js';
 
-/** Failures after which partial data is kept (under its temporary name) rather than deleted. */
-const KEEP_PARTIAL: readonly ErrorCode[] = [
-  'ERR_CONNECTION_LOST',
-  'ERR_PEER_LOST',
-  'ERR_RELAY_LOST',
-  'ERR_STALLED',
-  'ERR_CANCELLED',
-  'ERR_TIMEOUT',
-  'ERR_IO',
-  'ERR_DISK_FULL',
-  'ERR_NOT_WRITABLE',
-  'ERR_RELAY_UNREACHABLE',
-  'ERR_RECORD_TRUNCATED',
-];
+/**
+ * Failures that say the bytes of the file being received are bad or hostile: its partial data
+ * from this session is dropped. After any other failure (the connection, the relay, the disk,
+ * the other side quitting) what arrived is kept under its temporary name, to be resumed; and
+ * bytes an earlier run had received are kept in every case (the next run proves them again).
+ */
+const DROP_PARTIAL: readonly ErrorCode[] = ['ERR_INTEGRITY', 'ERR_PROTOCOL', 'ERR_UNSAFE_PATH'];
 
 /** Settle with `p`, or reject with ERR_CANCELLED as soon as `signal` aborts (a prompt must not outlive a cancel). */
 function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
@@ -163,14 +156,19 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   emit({ type: 'stage', stage: 'connecting' });
   let join = await client.join({ role: 'recipient', channel: code.channel });
   // A dropped connection after the offer was accepted: meet the sender again and continue.
-  const run: ReceiveRun = { accepted: null, live: false, firstKeys: null, files: new Map(), resumed: 0 };
+  const run: ReceiveRun = { accepted: null, live: false, firstKeys: null, files: new Map(), resumed: 0, received: 0 };
   let keys: SessionKeys | null = null;
+  let untilMs = 0;
   for (let attempt = 1; ; attempt++) {
+    const before = run.received;
     try {
       return await receiveSession(client, join, keys, code.secret, sink, opts, timeouts, run);
     } catch (e) {
       if (!run.live || run.firstKeys === null || !isReconnectable(e) || timeouts.reconnectMs <= 0 || opts.signal?.aborted) throw e;
-      const untilMs = Date.now() + timeouts.reconnectMs;
+      // a session that moved data renews the time to meet again; one that did not, does not
+      // (a link that keeps dropping, or a peer that drops on purpose, cannot keep us forever)
+      if (run.received > before || untilMs === 0) untilMs = Date.now() + timeouts.reconnectMs;
+      if (Date.now() >= untilMs) throw new TscCrocError('ERR_PEER_LOST', 'the connection keeps dropping without progress; run the same command again to resume', { cause: e });
       emit({ type: 'reconnecting', attempt, untilMs, reason: (e as Error).message });
       ({ join, keys } = await rejoin(e, 'recipient', client, run.firstKeys, join.curve, untilMs, opts.signal, timeouts));
       emit({ type: 'reconnected' });
@@ -192,6 +190,8 @@ interface ReceiveRun {
   files: Map<string, CommittedFile>;
   /** Bytes an earlier, interrupted run had received (not sent again). */
   resumed: number;
+  /** File data received in this run, over all sessions. */
+  received: number;
 }
 
 function sameOffer(a: OfferMessage, b: OfferMessage): boolean {
@@ -235,8 +235,8 @@ async function receiveSession(
           switch (effect.kind) {
             case 'ask': {
               // what an interrupted run into this folder left, for the offered names
-              const found = effect.offer.kind === 'files' && !opts.fileToStream ? await findHeld(sink.outDir, effect.offer.names, effect.offer.totalFiles) : null;
-              if (found) sink.resumeFrom(effect.offer.names, found.held, found.resumable);
+              const found = effect.offer.kind === 'files' && !opts.fileToStream ? await findHeld(sink.outDir, effect.offer) : null;
+              if (found) sink.resumeFrom(effect.offer.names, offerId(effect.offer), found.held, found.resumable);
               const heldBytes = found?.have.reduce((n, h) => n + h.offset, 0) ?? 0;
               const before = runState.accepted;
               if (before !== null && !sameOffer(before, effect.offer)) throw new TscCrocError('ERR_PROTOCOL', 'the sender broke the protocol: it offered something else after reconnecting');
@@ -282,6 +282,7 @@ async function receiveSession(
             case 'write-stream':
               await (target ? target.write(data!) : sink.write(data!));
               bytes += (input as { length: number }).length;
+              runState.received += (input as { length: number }).length;
               emit({ type: 'progress', bytes, totalBytes });
               break;
             case 'verify-file': {
@@ -307,16 +308,18 @@ async function receiveSession(
       for await (const rec of channel.records()) {
         // a cancel stops at once, not after what is already buffered
         if (opts.signal?.aborted) throw new TscCrocError('ERR_CANCELLED', 'cancelled');
-        if (runState.accepted !== null) runState.live = true;
+        const message = rec.type === RecordType.MESSAGE ? parseMessage(recordPayload(rec), 'sender') : null;
+        // anything but a keepalive after our accept: the sender read the accept
+        if (runState.accepted !== null && message?.type !== 'keepalive') runState.live = true;
         if (rec.type === RecordType.DATA) await run({ kind: 'data', length: rec.length }, rec.chunks);
-        else if (rec.type === RecordType.MESSAGE) await run({ kind: 'message', message: parseMessage(recordPayload(rec), 'sender') });
+        else if (message !== null) await run({ kind: 'message', message });
         else await run({ kind: 'end' });
       }
       if (state.name !== 'finished') throw new TscCrocError('ERR_CONNECTION_LOST', 'the sender stopped before the transfer finished');
     } catch (e) {
       // Interrupted: partial data stays under its temporary name, never under the final one.
       // After hostile or corrupt input there is nothing worth keeping.
-      await sink.abort(opts.signal?.aborted === true || (isTscCrocError(e) && KEEP_PARTIAL.includes(e.code)));
+      await sink.abort(opts.signal?.aborted === true || !isTscCrocError(e) || !DROP_PARTIAL.includes(e.code));
       throw e;
     }
     await channel.close();

@@ -37,6 +37,21 @@ export function stateName(name: string, kind: StateKind): string {
   return `${RESERVED_PREFIX}${id}.${kind}`;
 }
 
+/**
+ * Identifies an offer (its top-level names and totals): a journal is trusted to skip the
+ * question about an existing name only for the same offer it was written for.
+ */
+export function offerId(o: { names: readonly string[]; totalFiles: number; totalDirs: number; totalBytes: number }): string {
+  return createHash('sha256').update(JSON.stringify([o.names, o.totalFiles, o.totalDirs, o.totalBytes])).digest('hex').slice(0, 32);
+}
+
+const UID = typeof process.getuid === 'function' ? process.getuid() : null;
+
+/** Our own plain file: not a link of any kind, owned by this user (in a shared folder, another user's file is not our state). */
+function ours(st: { isFile(): boolean; nlink: number; uid: number }): boolean {
+  return st.isFile() && st.nlink === 1 && (UID === null || st.uid === UID);
+}
+
 /** What a rerun holds of one file. */
 export type Held =
   | { complete: true; size: number; mtime: number; digest: string }
@@ -45,6 +60,8 @@ export type Held =
 interface JournalState {
   /** This transfer created the top-level name (it did not exist before). */
   created: boolean;
+  /** The offer it was written for (offerId). */
+  offer: string;
   open: Set<string>;
   done: Map<string, { size: number; mtime: number; digest: string }>;
 }
@@ -64,11 +81,11 @@ export class Journal {
    * Open (or create) the journal of a top-level name. A new journal starts with whether this
    * transfer created that name: only then may a later run write into it without asking again.
    */
-  static async open(outDir: string, root: string, created: boolean): Promise<Journal> {
+  static async open(outDir: string, root: string, created: boolean, offer: string): Promise<Journal> {
     const path = join(outDir, stateName(root, 'journal'));
     const handle = await open(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | NOFOLLOW, 0o600);
     const j = new Journal(handle, path);
-    if ((await handle.stat()).size === 0) await j.#append({ created });
+    if ((await handle.stat()).size === 0) await j.#append({ created, offer });
     return j;
   }
 
@@ -117,12 +134,12 @@ export async function readJournal(outDir: string, root: string): Promise<Journal
   let text: string;
   try {
     const st = await fh.stat();
-    if (!st.isFile() || st.nlink !== 1 || st.size > MAX_JOURNAL_BYTES) return null;
+    if (!ours(st) || st.size > MAX_JOURNAL_BYTES) return null;
     text = await fh.readFile('utf8');
   } finally {
     await fh.close();
   }
-  const state: JournalState = { created: false, open: new Set(), done: new Map() };
+  const state: JournalState = { created: false, offer: '', open: new Set(), done: new Map() };
   for (const line of text.split('\n')) {
     if (line === '') continue;
     let o: Record<string, unknown>;
@@ -132,7 +149,10 @@ export async function readJournal(outDir: string, root: string): Promise<Journal
       continue; // a line cut short by a crash
     }
     if (typeof o !== 'object' || o === null) continue;
-    if (o.created === true && Object.keys(o).length === 1) state.created = true;
+    if (typeof o.created === 'boolean' && typeof o.offer === 'string' && Object.keys(o).length === 2) {
+      state.created = o.created;
+      state.offer = o.offer;
+    }
     else if (validEntryPath(o.open, root)) {
       state.open.add(o.open);
       state.done.delete(o.open);
@@ -153,7 +173,29 @@ export async function readJournal(outDir: string, root: string): Promise<Journal
 async function plainFile(path: string) {
   try {
     const st = await lstat(path);
-    return st.isFile() && st.nlink === 1 ? st : null;
+    return ours(st) ? st : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A file we published (the final name of a verified file), or null. A run killed between
+ * link(partial, final) and unlink(partial) leaves two names for it: the partial one goes now.
+ */
+async function publishedFile(path: string) {
+  try {
+    const st = await lstat(path);
+    if (st.isFile() && st.nlink === 2) {
+      const slash = path.lastIndexOf('/');
+      const partial = join(path.slice(0, slash), stateName(path.slice(slash + 1), 'partial'));
+      const p = await lstat(partial).catch(() => null);
+      if (p !== null && p.ino === st.ino && p.dev === st.dev) {
+        await unlink(partial);
+        return plainFile(path);
+      }
+    }
+    return ours(st) ? st : null;
   } catch {
     return null;
   }
@@ -255,18 +297,21 @@ export class ChunkLog {
  */
 export async function findHeld(
   outDir: string,
-  roots: readonly string[],
-  maxEntries: number,
+  offer: { names: readonly string[]; totalFiles: number; totalDirs: number; totalBytes: number },
 ): Promise<{ have: HaveEntry[]; held: Map<string, Held>; resumable: Set<string> }> {
+  const roots = offer.names;
+  const maxEntries = offer.totalFiles;
+  const id = offerId(offer);
   const have: HaveEntry[] = [];
   const held = new Map<string, Held>();
   const resumable = new Set<string>();
   for (const root of roots) {
     const journal = await readJournal(outDir, root);
     if (journal === null) continue;
-    if (journal.created) resumable.add(root);
+    // the name was created by an interrupted transfer of this same offer: not "already here"
+    if (journal.created && journal.offer === id) resumable.add(root);
     for (const [path, d] of journal.done) {
-      const st = await plainFile(join(outDir, ...path.split('/')));
+      const st = await publishedFile(join(outDir, ...path.split('/')));
       if (st === null || st.size !== d.size || Math.floor(st.mtimeMs) !== d.mtime) continue; // changed since: not ours to vouch for
       held.set(path, { complete: true, ...d });
       have.push({ path, offset: d.size, digest: d.digest, whole: true });

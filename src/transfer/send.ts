@@ -134,13 +134,18 @@ async function transfer(
   const run: RunState = { ledger: new SentLedger(), sent: 0, accepted: false };
   let { join } = route;
   let sessionKeys = keys;
+  let untilMs = 0;
   for (let attempt = 1; ; attempt++) {
+    const before = run.sent;
     try {
       return await transferSession(route.client, join, sessionKeys, code, planning, opts, emit, timeouts, run);
     } catch (e) {
       // only a transfer under way is continued; a stream cannot be read again
       if (!run.accepted || !isReconnectable(e) || timeouts.reconnectMs <= 0 || opts.signal?.aborted || !(await planning).resumable) throw e;
-      const untilMs = Date.now() + timeouts.reconnectMs;
+      // a session that moved data renews the time to meet again; one that did not, does not
+      // (a link that keeps dropping, or a peer that drops on purpose, cannot keep us forever)
+      if (run.sent > before || untilMs === 0) untilMs = Date.now() + timeouts.reconnectMs;
+      if (Date.now() >= untilMs) throw new TscCrocError('ERR_PEER_LOST', 'the connection keeps dropping without progress; run the same command again to resume', { cause: e });
       emit({ type: 'reconnecting', attempt, untilMs, reason: (e as Error).message });
       ({ join, keys: sessionKeys } = await rejoin(e, 'sender', route.client, keys, route.join.curve, untilMs, opts.signal, timeouts));
       emit({ type: 'reconnected' });

@@ -13,7 +13,7 @@ import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import ignore, { type Ignore } from 'ignore';
 import { TscCrocError } from '../core/errors.js';
-import { RESERVED_PREFIX, checkRelativePath, displayName } from '../core/path.js';
+import { checkRelativePath, displayName, isReserved } from '../core/path.js';
 
 export interface WalkOptions {
   /**
@@ -207,7 +207,7 @@ class Walker {
       const name = b.toString('utf8');
       // A name that is not valid UTF-8 cannot be sent (nor opened again through its decoded form).
       if (!Buffer.from(name, 'utf8').equals(b)) this.skipped.push({ path: `${dirPath}/${name}`, reason: 'special' });
-      else if (!name.startsWith(RESERVED_PREFIX)) names.push(name); // a receive in progress here: its partial files are not content
+      else if (!isReserved(name)) names.push(name); // a receive in progress here: its partial files are not content
 
     }
     names.sort(byName);
