@@ -85,7 +85,10 @@ export class Journal {
     const path = join(outDir, stateName(root, 'journal'));
     const handle = await open(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | NOFOLLOW, 0o600);
     const j = new Journal(handle, path);
+    // an existing journal now serves this offer (the user agreed to write into the name): from
+    // here on a rerun of this offer resumes without asking; whether we created the name stays
     if ((await handle.stat()).size === 0) await j.#append({ created, offer });
+    else await j.#append({ offer });
     return j;
   }
 
@@ -150,9 +153,9 @@ export async function readJournal(outDir: string, root: string): Promise<Journal
     }
     if (typeof o !== 'object' || o === null) continue;
     if (typeof o.created === 'boolean' && typeof o.offer === 'string' && Object.keys(o).length === 2) {
-      state.created = o.created;
+      if (state.offer === '') state.created = o.created; // only the first line says who created the name
       state.offer = o.offer;
-    }
+    } else if (typeof o.offer === 'string' && Object.keys(o).length === 1 && state.offer !== '') state.offer = o.offer;
     else if (validEntryPath(o.open, root)) {
       state.open.add(o.open);
       state.done.delete(o.open);
