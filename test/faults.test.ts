@@ -5,12 +5,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { receive, send, TscCrocError, type RunningRelay } from '../src/index.js';
+import { receive, send, TscCrocError, type EventSink, type RunningRelay, type SendOptions } from '../src/index.js';
+import { withTmpfs } from './helpers/tmpfs.js';
 import { startPeerRelay } from './helpers/relay.js';
 
 let relay: RunningRelay;
@@ -26,24 +26,34 @@ after(async () => {
 
 const codeOf = (e: unknown) => (e instanceof TscCrocError ? e.code : String(e));
 
-async function transfer(file: string, out: string, onSenderProgress?: () => void) {
+/** Start sending `files` through the test relay; `code` resolves once the sender shows it. */
+function startSend(files: string[], onEvent?: EventSink, timeouts?: SendOptions['timeouts']) {
   let gotCode!: (c: string) => void;
   const code = new Promise<string>((r) => (gotCode = r));
-  let once = false;
   const sending = send({
     relay: relay.httpUrl,
     lan: 'off',
-    files: [file],
+    files,
+    timeouts,
     onEvent: (e) => {
       if (e.type === 'code') gotCode(e.code);
-      if (e.type === 'progress' && !once && onSenderProgress) {
-        once = true;
-        onSenderProgress();
-      }
+      onEvent?.(e);
     },
-  }).catch((e: unknown) => e);
+  });
+  sending.catch(() => undefined); // awaited by the caller, possibly after it failed
+  return { code, sending };
+}
+
+async function transfer(file: string, out: string, onSenderProgress?: () => void) {
+  let once = false;
+  const { code, sending } = startSend([file], (e) => {
+    if (e.type === 'progress' && !once && onSenderProgress) {
+      once = true;
+      onSenderProgress();
+    }
+  });
   const receiving = receive({ relay: relay.httpUrl, lan: 'off', code: await code, outDir: out, accept: () => true }).catch((e: unknown) => e);
-  return { sent: await sending, received: await receiving };
+  return { sent: await sending.catch((e: unknown) => e), received: await receiving };
 }
 
 test('a file that changes while it is sent is detected; nothing lands under its name', async () => {
@@ -60,13 +70,7 @@ test('a file that changes while it is sent is detected; nothing lands under its 
 
 test('a full disk on the recipient: a clear error, partial data kept aside, nothing else touched', async (t) => {
   const mnt = join(root, 'small-disk');
-  await mkdir(mnt);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt], { stdio: 'pipe', timeout: 10_000 });
-  } catch (e) {
-    return t.skip(`cannot mount a tmpfs here (needs root): ${(e as Error).message.split('\n')[0]}`);
-  }
-  try {
+  await withTmpfs(t, mnt, 'size=2m', async () => {
     await writeFile(join(mnt, 'already-there.txt'), 'keep me');
     const file = join(root, 'too-big.bin');
     await writeFile(file, randomBytes(6 * 1024 * 1024));
@@ -80,17 +84,13 @@ test('a full disk on the recipient: a clear error, partial data kept aside, noth
     const partial = names.find((n) => n.endsWith('.partial'));
     assert.ok(partial, 'the partial data is kept under its temporary name');
     assert.ok((await stat(join(mnt, partial))).size > 0);
-  } finally {
-    execFileSync('umount', [mnt], { stdio: 'pipe', timeout: 10_000 });
-  }
+  });
 });
 
 /** One run that the recipient stops (a cancel) once `stopAt` bytes arrived; the partial is kept. */
 async function interrupted(file: string, out: string, stopAt: number) {
-  let gotCode!: (c: string) => void;
-  const code = new Promise<string>((r) => (gotCode = r));
   const ac = new AbortController();
-  const sending = send({ relay: relay.httpUrl, lan: 'off', files: [file], onEvent: (e) => e.type === 'code' && gotCode(e.code), timeouts: { reconnectMs: 0 } }).catch((e: unknown) => e);
+  const { code, sending } = startSend([file], undefined, { reconnectMs: 0 });
   const received = await receive({
     relay: relay.httpUrl,
     lan: 'off',
@@ -100,7 +100,7 @@ async function interrupted(file: string, out: string, stopAt: number) {
     signal: ac.signal,
     onEvent: (e) => e.type === 'progress' && e.bytes >= stopAt && ac.abort(),
   }).catch((e: unknown) => e);
-  await sending;
+  await sending.catch(() => undefined);
   return received;
 }
 
@@ -116,19 +116,9 @@ test('a file that changed on the sending side since the interrupted run is sent 
   await fh.write(Buffer.from([0xff ^ (await readFile(file))[10]!]), 0, 1, 10);
   await fh.close();
 
-  let gotCode!: (c: string) => void;
-  const code = new Promise<string>((r) => (gotCode = r));
   const starts: number[] = [];
   let held = -1;
-  const sending = send({
-    relay: relay.httpUrl,
-    lan: 'off',
-    files: [file],
-    onEvent: (e) => {
-      if (e.type === 'code') gotCode(e.code);
-      if (e.type === 'file-start') starts.push(e.offset);
-    },
-  });
+  const { code, sending } = startSend([file], (e) => e.type === 'file-start' && starts.push(e.offset));
   const got = await receive({ relay: relay.httpUrl, lan: 'off', code: await code, outDir: out, accept: () => true, onEvent: (e) => e.type === 'offer' && (held = e.offer.heldBytes) });
   const sent = await sending;
   assert.ok(held >= 1024 * 1024, `the recipient offered what it held (${held})`);
@@ -145,9 +135,7 @@ test('resuming an unchanged file sends only the rest, and the digest covers the 
   const out = join(root, 'out-same');
   await mkdir(out);
   assert.equal(codeOf(await interrupted(file, out, 5 * 1024 * 1024)), 'ERR_CANCELLED');
-  let gotCode!: (c: string) => void;
-  const code = new Promise<string>((r) => (gotCode = r));
-  const sending = send({ relay: relay.httpUrl, lan: 'off', files: [file], onEvent: (e) => e.type === 'code' && gotCode(e.code) });
+  const { code, sending } = startSend([file]);
   const got = await receive({ relay: relay.httpUrl, lan: 'off', code: await code, outDir: out, accept: () => true });
   const sent = await sending;
   assert.ok(got.resumedBytes >= 5 * 1024 * 1024 - 1024 * 1024, `resumed ${got.resumedBytes}`);
@@ -170,18 +158,8 @@ test('a folder changed since the interrupted run: grown, emptied and removed fil
   await appendFile(join(src, 'a.bin'), randomBytes(1000)); // grew: the whole file held is not a prefix to continue
   await writeFile(join(src, 'b.bin'), ''); // emptied
   await rm(join(src, 'd.bin')); // the folder shrank: the offer differs, so the user is asked again (here: yes)
-  let gotCode!: (c: string) => void;
-  const code = new Promise<string>((r) => (gotCode = r));
   const starts = new Map<string, number>();
-  const sending = send({
-    relay: relay.httpUrl,
-    lan: 'off',
-    files: [src],
-    onEvent: (e) => {
-      if (e.type === 'code') gotCode(e.code);
-      if (e.type === 'file-start') starts.set(e.path, e.offset);
-    },
-  });
+  const { code, sending } = startSend([src], (e) => e.type === 'file-start' && starts.set(e.path, e.offset));
   let existing: string[] = [];
   const got = await receive({
     relay: relay.httpUrl,

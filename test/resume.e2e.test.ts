@@ -5,12 +5,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, sha256File, startCliRelay, type Proc } from './helpers/cli.js';
+import { withTmpfs } from './helpers/tmpfs.js';
 
 let dir: string;
 before(async () => {
@@ -238,13 +238,7 @@ test('an output folder that cannot be written: one clear line, exit 9', async (t
   const relay = await startCliRelay();
   t.after(() => relay.stop());
   const mnt = join(dir, 'read-only');
-  await mkdir(mnt);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', mnt], { stdio: 'pipe', timeout: 10_000 });
-  } catch (e) {
-    return t.skip(`cannot mount a read-only tmpfs here (needs root): ${(e as Error).message.split('\n')[0]}`);
-  }
-  try {
+  await withTmpfs(t, mnt, 'ro,size=1m', async () => {
     const src = join(dir, 'small.txt');
     await writeFile(src, 'hello');
     const run = await pair(relay.url, [src], mnt);
@@ -253,22 +247,14 @@ test('an output folder that cannot be written: one clear line, exit 9', async (t
     assert.equal(run.recipient.stderr().trim().split('\n').filter((l) => l.startsWith('tsc-croc:')).length, 1);
     assert.notEqual(await run.sender.exit(), 0);
     assert.match(run.sender.stderr(), /the recipient failed: the output folder is not writable/);
-  } finally {
-    execFileSync('umount', [mnt], { stdio: 'pipe', timeout: 10_000 });
-  }
+  });
 });
 
 test('a full disk on the recipient: one clear line, exit 8, the partial kept, nothing else touched', async (t) => {
   const relay = await startCliRelay();
   t.after(() => relay.stop());
   const mnt = join(dir, 'small-disk');
-  await mkdir(mnt);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt], { stdio: 'pipe', timeout: 10_000 });
-  } catch (e) {
-    return t.skip(`cannot mount a tmpfs here (needs root): ${(e as Error).message.split('\n')[0]}`);
-  }
-  try {
+  await withTmpfs(t, mnt, 'size=2m', async () => {
     await writeFile(join(mnt, 'already-there.txt'), 'keep me');
     const src = join(dir, 'too-big.bin');
     await randomFile(src, 6 * MB);
@@ -283,7 +269,5 @@ test('a full disk on the recipient: one clear line, exit 8, the partial kept, no
     assert.ok(!names.includes('too-big.bin'));
     assert.ok(names.includes('already-there.txt'));
     assert.ok(names.some((n) => n.endsWith('.partial')), 'the partial is kept');
-  } finally {
-    execFileSync('umount', [mnt], { stdio: 'pipe', timeout: 10_000 });
-  }
+  });
 });
