@@ -131,7 +131,7 @@ async function transfer(
   emit: EventSink,
   timeouts: typeof DEFAULT_TIMEOUTS,
 ): Promise<SendResult> {
-  const run: RunState = { ledger: new SentLedger(), sent: 0, accepted: false };
+  const run: RunState = { ledger: new SentLedger(), sent: 0, accepted: false, allSent: false };
   let { join } = route;
   let sessionKeys = keys;
   let untilMs = 0;
@@ -147,7 +147,14 @@ async function transfer(
       if (run.sent > before || untilMs === 0) untilMs = Date.now() + timeouts.reconnectMs;
       if (Date.now() >= untilMs) throw new TscCrocError('ERR_PEER_LOST', 'the connection keeps dropping without progress; run the same command again to resume', { cause: e });
       emit({ type: 'reconnecting', attempt, untilMs, reason: (e as Error).message });
-      ({ join, keys: sessionKeys } = await rejoin(e, 'sender', route.client, keys, route.join.curve, untilMs, opts.signal, timeouts));
+      try {
+        ({ join, keys: sessionKeys } = await rejoin(e, 'sender', route.client, keys, route.join.curve, untilMs, opts.signal, timeouts));
+      } catch (lost) {
+        // the recipient may have finished and gone: only its confirmation was lost
+        if (run.allSent && isTscCrocError(lost, 'ERR_PEER_LOST'))
+          throw new TscCrocError('ERR_PEER_LOST', 'everything was sent, but the connection dropped before the recipient confirmed it; check on the other side (running the same command again finds what arrived)', { cause: lost });
+        throw lost;
+      }
       emit({ type: 'reconnected' });
     }
   }
@@ -160,6 +167,8 @@ interface RunState {
   sent: number;
   /** The recipient accepted the offer (in some session). */
   accepted: boolean;
+  /** Every file, `done` and END went out (in some session); only the recipient's `received` was missing. */
+  allSent: boolean;
 }
 
 async function transferSession(
@@ -227,6 +236,7 @@ async function transferSession(
 
     await accepted.promise;
     run.accepted = true;
+    run.allSent = false;
     emit({ type: 'stage', stage: 'transferring' });
     const { ledger } = run;
     let done = 0;
@@ -254,6 +264,7 @@ async function transferSession(
       }
       await channel.sendMessage({ type: 'done' });
       apply({ kind: 'sent' });
+      run.allSent = true;
       await channel.end();
     } catch (e) {
       // the connection may die before the recipient's reason is read: give the reader a moment
