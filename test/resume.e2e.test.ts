@@ -68,13 +68,24 @@ function progressPast(bytes: number): RegExp {
 
 const stateFiles = async (p: string) => (await readdir(p)).filter((n) => n.startsWith('.tsc-croc-'));
 
+/** An empty output folder for one test. */
+async function outFolder(name: string): Promise<string> {
+  const out = join(dir, `out-${name}`);
+  await mkdir(out);
+  return out;
+}
+
+/** A random file `name` of `size` bytes to send, and an empty output folder. */
+async function fileAndOut(name: string, size: number): Promise<{ src: string; out: string }> {
+  const src = join(dir, name);
+  await randomFile(src, size);
+  return { src, out: await outFolder(name) };
+}
+
 test('kill -9 the recipient at about half of a 200 MB file; run both again: only the rest is sent, the hash matches', async (t) => {
   const relay = await startCliRelay();
   t.after(() => relay.stop());
-  const src = join(dir, 'big.bin');
-  await randomFile(src, 200 * MB);
-  const out = join(dir, 'out-kill');
-  await mkdir(out);
+  const { src, out } = await fileAndOut('big.bin', 200 * MB);
 
   const first = await pair(relay.url, [src], out, ['--reconnect', '0']);
   // the progress lines come every 200 ms, so the kill lands somewhat past this point
@@ -111,8 +122,7 @@ test('kill -9 the relay mid-transfer and restart it on the same ports: the trans
   const src = join(dir, 'relay-kill');
   await mkdir(src);
   for (const n of ['a.bin', 'b.bin', 'c.bin']) await randomFile(join(src, n), 60 * MB);
-  const out = join(dir, 'out-relay-kill');
-  await mkdir(out);
+  const out = await outFolder('relay-kill');
 
   const run = await pair(relay.url, [src], out);
   await run.recipient.waitFor(progressPast(70 * MB), 60_000); // a.bin complete, b.bin under way
@@ -144,8 +154,7 @@ test('a relay restart while a folder of small files (under 1 MiB each) arrives: 
   const src = join(dir, 'small-files');
   await mkdir(src);
   for (let i = 0; i < 150; i++) await writeFile(join(src, `f${String(i).padStart(3, '0')}.bin`), randomBytes(900_000));
-  const out = join(dir, 'out-small-files');
-  await mkdir(out);
+  const out = await outFolder('small-files');
   const run = await pair(relay.url, [src], out);
   await run.recipient.waitFor(progressPast(30 * MB), 60_000);
   relay.proc.child.kill('SIGKILL');
@@ -160,10 +169,7 @@ test('a relay restart while a folder of small files (under 1 MiB each) arrives: 
 
 test('the relay killed and not back: both sides say so (exit 6), the partial is kept, and the next run resumes', async (t) => {
   const relay = await startCliRelay();
-  const src = join(dir, 'relay-gone.bin');
-  await randomFile(src, 160 * MB);
-  const out = join(dir, 'out-relay-gone');
-  await mkdir(out);
+  const { src, out } = await fileAndOut('relay-gone.bin', 160 * MB);
 
   const run = await pair(relay.url, [src], out, ['--reconnect', '2']);
   await run.recipient.waitFor(progressPast(40 * MB), 60_000);
@@ -190,10 +196,7 @@ test('the relay killed and not back: both sides say so (exit 6), the partial is 
 test('the sender killed mid-transfer: the recipient waits for it, then says so (exit 7), partial kept', async (t) => {
   const relay = await startCliRelay();
   t.after(() => relay.stop());
-  const src = join(dir, 'peer-gone.bin');
-  await randomFile(src, 120 * MB);
-  const out = join(dir, 'out-peer-gone');
-  await mkdir(out);
+  const { src, out } = await fileAndOut('peer-gone.bin', 120 * MB);
   const run = await pair(relay.url, [src], out, ['--reconnect', '1']);
   await run.recipient.waitFor(progressPast(20 * MB), 60_000);
   run.sender.child.kill('SIGKILL');
@@ -210,8 +213,7 @@ test('a folder interrupted midway: files already received are not sent again, th
   await mkdir(join(src, 'sub'), { recursive: true });
   const names = ['a.bin', 'b.bin', 'c.bin', 'sub/d.bin', 'sub/e.bin', 'sub/f.bin'];
   for (const n of names) await randomFile(join(src, n), 40 * MB);
-  const out = join(dir, 'out-album');
-  await mkdir(out);
+  const out = await outFolder('album');
 
   const first = await pair(relay.url, [src], out, ['--reconnect', '0']);
   await first.recipient.waitFor(progressPast(60 * MB), 60_000);

@@ -156,13 +156,13 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   emit({ type: 'stage', stage: 'connecting' });
   let join = await client.join({ role: 'recipient', channel: code.channel });
   // A dropped connection after the offer was accepted: meet the sender again and continue.
-  const run: ReceiveRun = { accepted: null, live: false, firstKeys: null, files: new Map(), resumed: 0, received: 0 };
+  const run: ReceiveRun = { secret: code.secret, sink, opts, timeouts, accepted: null, live: false, firstKeys: null, files: new Map(), resumed: 0, received: 0 };
   let keys: SessionKeys | null = null;
   let untilMs = 0;
   for (let attempt = 1; ; attempt++) {
     const before = run.received;
     try {
-      return await receiveSession(client, join, keys, code.secret, sink, opts, timeouts, run);
+      return await receiveSession(client, join, keys, run);
     } catch (e) {
       if (!run.live || run.firstKeys === null || !isReconnectable(e) || timeouts.reconnectMs <= 0 || opts.signal?.aborted) throw e;
       // a session that moved data renews the time to meet again; one that did not, does not
@@ -176,8 +176,12 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   }
 }
 
-/** What carries over from one session to the next within a run. */
+/** One run of a receive: what every session uses, and what carries over from one session to the next. */
 interface ReceiveRun {
+  readonly secret: string;
+  readonly sink: FileSink;
+  readonly opts: ReceiveOptions;
+  readonly timeouts: typeof DEFAULT_TIMEOUTS;
   /** The offer the user accepted (a files offer written to disk: the only kind continued after a drop). */
   accepted: OfferMessage | null;
   /**
@@ -202,16 +206,8 @@ function sameOffer(a: OfferMessage, b: OfferMessage): boolean {
 }
 
 /** One session: the key agreement (unless a reconnection did it), the stapled connection, the transfer. */
-async function receiveSession(
-  client: RelayClient,
-  join: JoinResponse,
-  agreed: SessionKeys | null,
-  secret: string,
-  sink: FileSink,
-  opts: ReceiveOptions,
-  timeouts: typeof DEFAULT_TIMEOUTS,
-  runState: ReceiveRun,
-): Promise<ReceiveResult> {
+async function receiveSession(client: RelayClient, join: JoinResponse, agreed: SessionKeys | null, runState: ReceiveRun): Promise<ReceiveResult> {
+  const { secret, sink, opts, timeouts } = runState;
   const emit: EventSink = opts.onEvent ?? (() => {});
   return withSession(client, join, opts.signal, async (session) => {
     emit({ type: 'stage', stage: 'securing' });

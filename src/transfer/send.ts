@@ -131,14 +131,14 @@ async function transfer(
   emit: EventSink,
   timeouts: typeof DEFAULT_TIMEOUTS,
 ): Promise<SendResult> {
-  const run: RunState = { ledger: new SentLedger(), sent: 0, accepted: false, allSent: false };
+  const run: RunState = { code, planning, opts, emit, timeouts, ledger: new SentLedger(), sent: 0, accepted: false, allSent: false };
   let { join } = route;
   let sessionKeys = keys;
   let untilMs = 0;
   for (let attempt = 1; ; attempt++) {
     const before = run.sent;
     try {
-      return await transferSession(route.client, join, sessionKeys, code, planning, opts, emit, timeouts, run);
+      return await transferSession(route.client, join, sessionKeys, run);
     } catch (e) {
       // only a transfer under way is continued; a stream cannot be read again
       if (!run.accepted || !isReconnectable(e) || timeouts.reconnectMs <= 0 || opts.signal?.aborted || !(await planning).resumable) throw e;
@@ -160,8 +160,13 @@ async function transfer(
   }
 }
 
-/** What carries over from one session to the next within a run. */
+/** One run of a transfer: what every session uses, and what carries over from one session to the next. */
 interface RunState {
+  readonly code: string;
+  readonly planning: Promise<Plan>;
+  readonly opts: SendOptions;
+  readonly emit: EventSink;
+  readonly timeouts: typeof DEFAULT_TIMEOUTS;
   ledger: SentLedger;
   /** File data sent, over all sessions. */
   sent: number;
@@ -171,17 +176,8 @@ interface RunState {
   allSent: boolean;
 }
 
-async function transferSession(
-  client: RelayClient,
-  join: JoinResponse,
-  keys: SessionKeys,
-  code: string,
-  planning: Promise<Plan>,
-  opts: SendOptions,
-  emit: EventSink,
-  timeouts: typeof DEFAULT_TIMEOUTS,
-  run: RunState,
-): Promise<SendResult> {
+async function transferSession(client: RelayClient, join: JoinResponse, keys: SessionKeys, run: RunState): Promise<SendResult> {
+  const { code, planning, opts, emit, timeouts } = run;
   return withSession(client, join, opts.signal, async (session) => {
     emit({ type: 'stage', stage: 'securing' });
     const stapled = await staple(client, join, timeouts.stapleMs, opts.signal);
