@@ -254,17 +254,15 @@ export class FileSink {
     const rootCreated = segments.length === 1 && existing === null;
     const large = file.size >= RESUME_MIN_BYTES;
     const log = large ? new ChunkLog(dir, name) : null;
-    let handle: FileHandle;
+    let handle: FileHandle | undefined;
     let hash: ChunkHasher;
     try {
       if (file.offset > 0) {
         if (held?.complete !== false || held.offset !== file.offset) throw new Error('FileSink: no partial to resume at that offset');
         handle = await open(tempPath, constants.O_RDWR | NOFOLLOW);
         const st = await handle.stat();
-        if (!st.isFile() || st.nlink !== 1 || st.size < file.offset) {
-          await handle.close();
+        if (!st.isFile() || st.nlink !== 1 || st.size < file.offset)
           throw new TscCrocError('ERR_IO', `the partial file of ${displayName(file.path)} changed since it was checked; run again`);
-        }
         await handle.truncate(file.offset);
         hash = new ChunkHasher(held.hashes);
         await log!.reset(held.hashes);
@@ -280,6 +278,7 @@ export class FileSink {
       }
       if (large) await (await this.#journal(segments[0]!, rootCreated)).opened(file.path);
     } catch (e) {
+      await handle?.close().catch(() => undefined); // nothing stays open when opening fails
       if (e instanceof TscCrocError) throw e;
       throw ioError(`cannot create a file in ${displayName(dir)}`, e);
     }
