@@ -4,8 +4,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { receive, receiveEvents, send, sendEvents, startRelay, TscCrocError, type RunningRelay, type TransferEvent } from '../src/index.js';
@@ -72,6 +73,25 @@ test('send and receive through the library, with events in order', async () => {
   assert.deepEqual(sendEvents.find((e) => e.type === 'route'), { type: 'route', via: 'lan' });
   const last = recvEvents.filter((e) => e.type === 'progress').at(-1);
   assert.deepEqual(last, { type: 'progress', bytes: data.length, totalBytes: data.length });
+});
+
+test('regression: a file whose mtime lies a few ns below a millisecond is not "changed while it was being sent"', async () => {
+  const { out } = await setup(0);
+  const dir = join(out, '..', 'edge');
+  await mkdir(dir);
+  const files = ['edge.bin', 'plain.bin'].map((n) => ({ path: join(dir, n), data: randomBytes(4096) }));
+  for (const f of files) await writeFile(f.path, f.data);
+  // 50 ns below a millisecond: Math.floor of the double mtimeMs rounds up to the next millisecond;
+  // the whole milliseconds of the exact nanoseconds do not (touch takes nanoseconds, utimes a double)
+  execFileSync('touch', ['-d', '@1795920397.999999950', files[0]!.path]);
+  assert.equal((await stat(files[0]!.path, { bigint: true })).mtimeNs % 1_000_000n, 999_950n);
+  const s = startSend({ files: [dir], lan: 'off' });
+  await receive({ relay: relay.httpUrl, lan: 'off', code: await s.code, outDir: out, accept: () => true });
+  const sent = await s.outcome;
+  assert.ok(sent.ok, sent.ok ? '' : codeOf(sent.e));
+  for (const f of files) assert.ok((await readFile(join(out, 'edge', f.path.slice(dir.length + 1)))).equals(f.data));
+  // the recipient gets the sender's millisecond
+  assert.equal(Math.floor((await stat(join(out, 'edge', 'edge.bin'))).mtimeMs), 1795920397999);
 });
 
 test('events as async iterators: every event, then the result (or the error) at the end', async () => {

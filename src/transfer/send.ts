@@ -3,6 +3,7 @@
  * encrypted records. Hashes are computed while the data streams, so the code appears at once.
  */
 import { createHash } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { checkRelativePath } from '../core/path.js';
@@ -23,7 +24,7 @@ import { RelayClient } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
 import { closeReasonFor, withSession } from './session.js';
 import { staple } from './tcp.js';
-import { scanSources, type Entry, type Scan } from './walk.js';
+import { scanSources, wholeMs, type Entry, type Scan } from './walk.js';
 
 export interface SendOptions {
   /**
@@ -417,8 +418,8 @@ async function sendFile(
   }
   try {
     const changed = () => new TscCrocError('ERR_SOURCE_CHANGED', `${src.abs} changed while it was being sent; send it again`);
-    const before = await fh.stat();
-    if (before.size !== src.size || Math.floor(before.mtimeMs) !== src.mtimeMs) throw changed();
+    const unchanged = (st: BigIntStats) => Number(st.size) === src.size && wholeMs(st) === src.mtimeMs;
+    if (!unchanged(await fh.stat({ bigint: true }))) throw changed();
     // Two buffers, reused: one is hashed and sealed while the next read fills the other.
     // Sealing copies the plaintext into ciphertext synchronously, so a buffer is free again
     // as soon as channel.send() has been called on it.
@@ -497,8 +498,7 @@ async function sendFile(
       await channel.send(RecordType.DATA, b);
       onBytes(b.length, true);
     });
-    const after = await fh.stat();
-    if (hasher.length !== src.size || after.size !== src.size || Math.floor(after.mtimeMs) !== src.mtimeMs) throw changed();
+    if (hasher.length !== src.size || !unchanged(await fh.stat({ bigint: true }))) throw changed();
     const digest = hasher.digest();
     ledger.done.set(src.path, digest);
     ledger.current = null;

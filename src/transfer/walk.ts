@@ -144,9 +144,18 @@ interface Meta {
   mtimeMs: number;
 }
 
-function meta(st: BigIntStats): Meta {
+/**
+ * The modification time in whole milliseconds, floored from the exact nanoseconds, never negative.
+ * Every comparison of a file's time with what the walk recorded goes through this: `Math.floor(st.mtimeMs)`
+ * of the double can round up to the next millisecond when the time lies a few dozen ns below it.
+ */
+export function wholeMs(st: BigIntStats): number {
   const ms = st.mtimeNs / 1_000_000n;
-  return { size: Number(st.size), mode: Number(st.mode & 0o777n), mtimeMs: ms > 0n ? Number(ms) : 0 };
+  return ms > 0n ? Number(ms) : 0;
+}
+
+function meta(st: BigIntStats): Meta {
+  return { size: Number(st.size), mode: Number(st.mode & 0o777n), mtimeMs: wholeMs(st) };
 }
 
 function makeEntry(kind: 'file' | 'dir', path: string, abs: string, m: Meta): Entry {
