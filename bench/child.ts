@@ -1,8 +1,15 @@
 /**
- * Benchmark child processes: each runs through bench/measured.ts, so its CPU time and peak RSS
- * come from its own process.resourceUsage(). Output lines are timestamped on arrival
- * (performance.now() in this process), every child has a deadline after which it is killed,
- * and a ChildGroup kills whatever is still running when the benchmark stops, even on failure.
+ * Benchmark child processes, each with its own CPU time and peak RSS:
+ * - by default through bench/measured.ts (the current checkout's CLI, or a raw peer), which writes
+ *   its process.resourceUsage() at exit;
+ * - `program: { node: SCRIPT }`: any build of the CLI (`node --import rusage-hook.js SCRIPT ...`);
+ *   the preloaded hook writes the same record at exit (bench/rusage-hook.ts);
+ * - `program: { exec: FILE }`: a native program (socat) under `timeout` and GNU `/usr/bin/time`,
+ *   whose output file gives the same figures.
+ * Output lines are timestamped on arrival (performance.now() in this process), every child has a
+ * deadline after which its process group is killed, and a ChildGroup kills whatever is still
+ * running when the benchmark stops, even on failure. Children run in their own process group
+ * (detached), so a kill also reaches what they started.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -11,6 +18,10 @@ import { fileURLToPath } from 'node:url';
 import type { StatsRecord } from './measured.js';
 
 const MEASURED = fileURLToPath(new URL('./measured.js', import.meta.url));
+/** Preloaded into a CLI under test; a file: URL, as --import wants. */
+const RUSAGE_HOOK = new URL('./rusage-hook.js', import.meta.url).href;
+/** GNU time: elapsed s, user s, system s, max RSS KiB, minor faults, voluntary and involuntary switches. */
+const GNU_TIME_FORMAT = 'gnu-time %e %U %S %M %R %w %c';
 const MAX_LINES = 20_000;
 const TAIL_LINES = 15;
 
@@ -50,6 +61,9 @@ export interface SpawnOptions {
   /** Options for node itself, e.g. --cpu-prof. */
   nodeArgs?: string[];
   env?: NodeJS.ProcessEnv;
+  /** What to run instead of measured.ts (see the header). */
+  program?: { node: string } | { exec: string };
+  cwd?: string;
 }
 
 export class MeasuredChild {
@@ -69,16 +83,25 @@ export class MeasuredChild {
     this.statsFile = o.statsFile;
     this.#timeoutMs = o.timeoutMs;
     this.startedAt = performance.now();
-    this.#proc = spawn(process.execPath, [...(o.nodeArgs ?? []), MEASURED, o.statsFile, ...o.args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: o.env ?? process.env,
-    });
+    let command = process.execPath;
+    let argv = [...(o.nodeArgs ?? []), MEASURED, o.statsFile, ...o.args];
+    let env = o.env ?? process.env;
+    if (o.program && 'node' in o.program) {
+      argv = [...(o.nodeArgs ?? []), '--import', RUSAGE_HOOK, o.program.node, ...o.args];
+      env = { ...env, BENCH_STATS_FILE: o.statsFile };
+    } else if (o.program) {
+      // timeout puts the command in its own process group and kills all of it at the deadline
+      command = 'timeout';
+      const s = String(Math.ceil(o.timeoutMs / 1000) + 5);
+      argv = ['-k', '5', s, '/usr/bin/time', '-f', GNU_TIME_FORMAT, '-o', o.statsFile, o.program.exec, ...o.args];
+    }
+    this.#proc = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env, detached: true, ...(o.cwd ? { cwd: o.cwd } : {}) });
     this.#capture('stdout');
     this.#capture('stderr');
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      this.#proc.kill('SIGKILL');
+      this.#killGroup();
     }, o.timeoutMs);
     let exitAt = 0;
     this.#proc.once('exit', () => (exitAt = performance.now()));
@@ -144,28 +167,42 @@ export class MeasuredChild {
     return this.#failure('');
   }
 
+  /** The child's process id (undefined if it could not be spawned). */
+  get pid(): number | undefined {
+    return this.#proc.pid;
+  }
+
+  /** Signal the child itself (not its group). */
   signal(sig: NodeJS.Signals): void {
     if (this.running) this.#proc.kill(sig);
   }
 
+  /** SIGKILL the child's process group (it runs detached, so the group is its own). */
+  #killGroup(): void {
+    const pid = this.#proc.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      this.#proc.kill('SIGKILL');
+    }
+  }
+
+  /** Kill the child and everything in its process group. */
+  kill(): void {
+    if (this.running) this.#killGroup();
+  }
+
   /** The child's own resource usage, written by measured.ts at its exit. */
   async cost(): Promise<ProcessCost> {
-    let rec: StatsRecord;
+    let u: Pick<NodeJS.ResourceUsage, 'userCPUTime' | 'systemCPUTime' | 'maxRSS' | 'minorPageFault' | 'voluntaryContextSwitches' | 'involuntaryContextSwitches'>;
     try {
-      rec = JSON.parse(await readFile(this.statsFile, 'utf8')) as StatsRecord;
+      const text = await readFile(this.statsFile, 'utf8');
+      u = text.startsWith('{') ? (JSON.parse(text) as StatsRecord).usage : parseGnuTime(text);
     } catch (e) {
       throw new Error(`${this.name}: no usable stats in ${this.statsFile} (${(e as Error).message})`);
     }
-    const u = rec.usage;
-    return {
-      userCpuS: u.userCPUTime / 1e6,
-      systemCpuS: u.systemCPUTime / 1e6,
-      cpuS: (u.userCPUTime + u.systemCPUTime) / 1e6,
-      peakRssMiB: u.maxRSS / 1024,
-      minorPageFaults: u.minorPageFault,
-      voluntaryContextSwitches: u.voluntaryContextSwitches,
-      involuntaryContextSwitches: u.involuntaryContextSwitches,
-    };
+    return toCost(u);
   }
 
   #failure(when: string): Error {
@@ -218,10 +255,55 @@ export class ChildGroup {
     return c;
   }
 
-  /** SIGKILL every child still running and wait for them to go. */
+  /** SIGKILL every child still running (and its process group) and wait for them to go. */
   async killAll(): Promise<void> {
     const live = [...this.#children].filter((c) => c.running);
-    for (const c of live) c.signal('SIGKILL');
+    for (const c of live) c.kill();
     await Promise.all(live.map((c) => c.exited));
   }
 }
+
+/** The last line of GNU time's -o file in GNU_TIME_FORMAT (earlier lines may say how the command ended). */
+function parseGnuTime(text: string): ReturnType<typeof resourceUsageShape> {
+  const line = text
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('gnu-time '));
+  if (line === undefined) throw new Error('no gnu-time line');
+  const [, , user, sys, rss, minor, vol, invol] = line.split(' ').map(Number);
+  if ([user, sys, rss, minor, vol, invol].some((n) => n === undefined || !Number.isFinite(n))) throw new Error(`bad gnu-time line: ${line}`);
+  return resourceUsageShape(user!, sys!, rss!, minor!, vol!, invol!);
+}
+
+function resourceUsageShape(userS: number, sysS: number, maxRssKiB: number, minor: number, vol: number, invol: number) {
+  return {
+    userCPUTime: userS * 1e6,
+    systemCPUTime: sysS * 1e6,
+    maxRSS: maxRssKiB,
+    minorPageFault: minor,
+    voluntaryContextSwitches: vol,
+    involuntaryContextSwitches: invol,
+  };
+}
+
+type UsageFigures = ReturnType<typeof resourceUsageShape>;
+
+function toCost(u: UsageFigures): ProcessCost {
+  return {
+    userCpuS: u.userCPUTime / 1e6,
+    systemCpuS: u.systemCPUTime / 1e6,
+    cpuS: (u.userCPUTime + u.systemCPUTime) / 1e6,
+    peakRssMiB: u.maxRSS / 1024,
+    minorPageFaults: u.minorPageFault,
+    voluntaryContextSwitches: u.voluntaryContextSwitches,
+    involuntaryContextSwitches: u.involuntaryContextSwitches,
+  };
+}
+
+/** A process's cost from what GNU time wrote with GNU_TIME_FORMAT (see gnuTimeArgs). */
+export function costFromGnuTime(text: string): ProcessCost {
+  return toCost(parseGnuTime(text));
+}
+
+/** `/usr/bin/time` arguments that make it write the figures costFromGnuTime reads into `file`. */
+export const gnuTimeArgs = (file: string): string[] => ['-f', GNU_TIME_FORMAT, '-o', file];

@@ -58,3 +58,48 @@ export async function warmPageCache(dir: string, bytes: number): Promise<void> {
     await unlink(path);
   }
 }
+
+/**
+ * Write `count` files of `bytes` random bytes each under `dir`, `perFolder` to a subfolder
+ * (d0000/f00000 ...), a few at a time. Returns the total bytes.
+ */
+export async function writeSmallFiles(dir: string, count: number, bytes: number, perFolder = 1000): Promise<number> {
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  const { randomBytes } = await import('node:crypto');
+  const pool = randomBytes(Math.max(bytes, 1) * 256);
+  const BATCH = 64;
+  for (let start = 0; start < count; start += BATCH) {
+    const jobs: Promise<void>[] = [];
+    for (let i = start; i < Math.min(count, start + BATCH); i++) {
+      const sub = join(dir, `d${String(Math.floor(i / perFolder)).padStart(4, '0')}`);
+      if (i % perFolder === 0) await mkdir(sub, { recursive: true });
+      // distinct content per file: a window of the pool, its first bytes the index
+      const body = Buffer.from(pool.subarray((i % 256) * bytes, (i % 256) * bytes + bytes));
+      if (bytes >= 4) body.writeUInt32BE(i, 0);
+      else if (bytes > 0) body[0] = i & 0xff;
+      jobs.push(writeFile(join(sub, `f${String(i).padStart(6, '0')}`), body, { flag: 'wx', mode: 0o600 }));
+    }
+    await Promise.all(jobs);
+  }
+  return count * bytes;
+}
+
+/**
+ * A digest of a folder tree: SHA-256 over the sorted lines "relative/path <sha256 of content>"
+ * of its regular files (folders and modes not included), and how many files it holds.
+ */
+export async function manifestHash(dir: string): Promise<{ sha256: string; files: number }> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const lines: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    const entries = await readdir(join(dir, rel), { withFileTypes: true });
+    for (const e of entries) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(r);
+      else if (e.isFile()) lines.push(`${r} ${createHash('sha256').update(await readFile(join(dir, r))).digest('hex')}`);
+    }
+  };
+  await walk('');
+  lines.sort();
+  return { sha256: createHash('sha256').update(lines.join('\n')).digest('hex'), files: lines.length };
+}

@@ -31,12 +31,12 @@ export function formatSize(n: number): string {
   return `${n} B`;
 }
 
-/** A plain-text table: first column left-aligned, the others right-aligned. */
-export function formatTable(header: string[], rows: string[][]): string {
+/** A plain-text table: first column left-aligned, the others right-aligned (or all left-aligned). */
+export function formatTable(header: string[], rows: string[][], align: 'numbers' | 'left' = 'numbers'): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .map((c, i) => (i === 0 || align === 'left' ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
       .join('  ')
       .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
