@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MEASURES, readConfig, type BenchConfig, type MeasureName } from './config.js';
 import { Bench, type MeasureResult, type Row } from './harness.js';
-import { measureBig, type BigShared } from './measures/big.js';
+import { measureBig, type BigShared, type TinyShared } from './measures/big.js';
 import { measureConcurrent } from './measures/concurrent.js';
 import { measureFolder } from './measures/folder.js';
 import { measureHuge } from './measures/huge.js';
@@ -51,7 +51,7 @@ function verdict(r: Row): string {
 async function runMeasures(b: Bench, cfg: BenchConfig): Promise<{ results: MeasureResult[]; errors: { measure: string; error: string }[] }> {
   const results: MeasureResult[] = [];
   const errors: { measure: string; error: string }[] = [];
-  const shared: { big?: BigShared } = {};
+  const shared: { big?: BigShared; tiny?: TinyShared } = {};
   let ww: WormholeWilliam | string = 'ww: not run';
   const wanted = (m: MeasureName) => cfg.only.has(m) && !(m === 'huge' && cfg.hugeBytes === 0);
   try {
@@ -61,7 +61,7 @@ async function runMeasures(b: Bench, cfg: BenchConfig): Promise<{ results: Measu
     }
     const table: Record<MeasureName, () => Promise<MeasureResult>> = {
       version: () => measureVersion(b),
-      tiny: () => measureTiny(b, ww),
+      tiny: () => measureTiny(b, ww, shared),
       folder: () => measureFolder(b, ww),
       many: () => measureMany(b),
       'relay-rss': () => measureRelayRss(b),

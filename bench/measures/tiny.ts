@@ -4,8 +4,9 @@ import { sha256File, writeRandomFile } from '../files.js';
 import type { Bench, MeasureResult, PairRun, Row } from '../harness.js';
 import { fmt, median } from '../harness.js';
 import type { WormholeWilliam, WwRun } from '../ww.js';
+import type { TinyShared } from './big.js';
 
-export async function measureTiny(b: Bench, ww: WormholeWilliam | string): Promise<MeasureResult> {
+export async function measureTiny(b: Bench, ww: WormholeWilliam | string, shared: { tiny?: TinyShared }): Promise<MeasureResult> {
   const src = await b.dir('tiny-src');
   const file = join(src, 'tiny.bin');
   await writeRandomFile(file, b.cfg.tinyBytes);
@@ -36,6 +37,7 @@ export async function measureTiny(b: Bench, ww: WormholeWilliam | string): Promi
   const max = Math.max(...ours.map((r) => r.wallS));
   const sCpu = median(ours.map((r) => r.sender.cpuS));
   const rCpu = median(ours.map((r) => r.recipient.cpuS));
+  shared.tiny = { senderCpuS: sCpu, recipientCpuS: rCpu };
   const rows: Row[] = [
     {
       measure: `1 KiB end to end, median of ${ours.length}`,
