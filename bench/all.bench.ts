@@ -118,7 +118,7 @@ async function main(): Promise<number> {
   const header = [
     `tsc-croc bench: ${cfg.cli}${commit ? ` (${commit})` : ''}`,
     `node ${process.version}, ${cpu.length} CPU(s) ${cpu[0]?.model ?? ''}, data in ${cfg.tmpBase}${cfg.quick ? ', QUICK (smaller sizes: verdicts marked * are indicative)' : ''}`,
-    `reference relay: ${hasSocat() ? 'socat' : 'node raw relay (bench/raw-peers.ts): socat, GNU time or timeout missing'}`,
+    `reference relay: ${hasSocat() ? 'socat' : 'node raw relay (bench/raw-peers.ts): socat, GNU time or timeout missing, or BENCH_SOCAT=0'}`,
     `load at start: ${formatLoad(loadStart)}`,
   ];
   process.stdout.write(`${header.join('\n')}\n\n`);

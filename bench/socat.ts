@@ -26,9 +26,10 @@ export interface ReferenceRun {
 
 let socatFound: boolean | undefined;
 
-/** socat, GNU time and timeout are all there. */
+/** socat, GNU time and timeout are all there (and BENCH_SOCAT is not 0, which forces the fallback). */
 export function hasSocat(): boolean {
   if (socatFound === undefined) {
+    if (process.env.BENCH_SOCAT === '0') return (socatFound = false);
     try {
       execFileSync('sh', ['-c', 'command -v socat && test -x /usr/bin/time && command -v timeout'], { stdio: 'ignore' });
       socatFound = true;

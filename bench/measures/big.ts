@@ -100,7 +100,7 @@ export async function measureBig(b: Bench, shared: { big?: BigShared; tiny?: Tin
   const sRss = Math.max(...rounds.map((r) => r.ours.sender.peakRssMiB));
   const rRss = Math.max(...rounds.map((r) => r.ours.recipient.peakRssMiB));
   shared.big = { bytes, peerPeakRssMiB: { sender: sRss, recipient: rRss } };
-  const tool = rounds[0]?.reference.tool === 'socat' ? 'socat relay' : 'node raw relay (socat missing)';
+  const tool = rounds[0]?.reference.tool === 'socat' ? 'socat relay' : 'node raw relay (no socat)';
   const indicative = bytes !== GiB;
   const rows: Row[] = [
     {

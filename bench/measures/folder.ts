@@ -22,8 +22,14 @@ export async function measureFolder(b: Bench, ww: WormholeWilliam | string): Pro
       await b.remove(out);
       if (typeof ww !== 'string') {
         const wout = await b.dir('folder-ww');
-        theirs.push(await ww.transfer('dir', src, wout));
-        if ((await manifestHash(join(wout, basename(src)))).sha256 !== expected.sha256) throw new Error('folder (wormhole-william): the received folder differs');
+        try {
+          theirs.push(await ww.transfer('dir', src, wout));
+          if ((await manifestHash(join(wout, basename(src)))).sha256 !== expected.sha256) throw new Error('the received folder differs');
+        } catch (e) {
+          // the reference failing does not lose our figures: the rest of the runs go without it
+          ww = `ww: failed (${(e as Error).message.slice(0, 160)})`;
+          b.log(ww);
+        }
         await b.remove(wout);
       }
     }

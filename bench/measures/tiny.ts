@@ -23,8 +23,14 @@ export async function measureTiny(b: Bench, ww: WormholeWilliam | string, shared
       await b.remove(out);
       if (typeof ww !== 'string') {
         const wout = await b.dir('tiny-ww');
-        theirs.push(await ww.transfer('file', file, wout));
-        if ((await sha256File(join(wout, basename(file)))) !== expected) throw new Error('1 KiB (wormhole-william): the received file differs');
+        try {
+          theirs.push(await ww.transfer('file', file, wout));
+          if ((await sha256File(join(wout, basename(file)))) !== expected) throw new Error('the received file differs');
+        } catch (e) {
+          // the reference failing does not lose our figures: the rest of the runs go without it
+          ww = `ww: failed (${(e as Error).message.slice(0, 160)})`;
+          b.log(ww);
+        }
         await b.remove(wout);
       }
     }
