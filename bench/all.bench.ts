@@ -87,7 +87,7 @@ async function runMeasures(b: Bench, cfg: BenchConfig): Promise<{ results: Measu
         errors.push({ measure: m, error });
         b.log(`${m}: ERROR ${error}`);
         await b.group.killAll();
-        results.push({ name: m, rows: [{ measure: m, value: `ERROR: ${error.split('\n')[0]!.slice(0, 120)}`, target: '', pass: false, figures: { error } }], details: { error } });
+        results.push({ name: m, rows: [{ id: m, measure: m, value: `ERROR: ${error.split('\n')[0]!.slice(0, 120)}`, target: '', pass: false, figures: { error } }], details: { error } });
       }
     }
   } finally {

@@ -11,6 +11,8 @@ import { procCpuS, procMemMiB } from './proc.js';
 
 /** One row of the result table. */
 export interface Row {
+  /** Stable across builds and sizes (the JSON's key for comparisons, see bench/compare.ts). */
+  id: string;
   measure: string;
   value: string;
   target: string;
@@ -207,11 +209,6 @@ export class Bench {
       throw e;
     }
   }
-}
-
-/** A row for a measure that could not run. */
-export function unavailableRow(measure: string, target: string, why: string): Row {
-  return { measure, value: why, target, pass: null, figures: { unavailable: why } };
 }
 
 export const costFigures = (prefix: string, c: ProcessCost) => ({

@@ -104,6 +104,7 @@ export async function measureBig(b: Bench, shared: { big?: BigShared; tiny?: Tin
   const indicative = bytes !== GiB;
   const rows: Row[] = [
     {
+      id: 'big-cpu',
       measure: `1 GiB via relay: CPU sender + recipient + relay`,
       value: `${fmt(total, 2)} s (${fmt(sCpu, 2)} + ${fmt(rCpu, 2)} + ${fmt(relayCpu, 2)}${how})`,
       target: '<= 4.5 s',
@@ -120,6 +121,7 @@ export async function measureBig(b: Bench, shared: { big?: BigShared; tiny?: Tin
       },
     },
     {
+      id: 'big-vs-socat',
       measure: `${size} via relay, MiB/s / ${tool}, same round`,
       value: `${fmt(ratio, 2)}x (${fmt(mid((r) => r.ours.mibPerS), 0)} / ${fmt(mid((r) => r.reference.mibPerS), 0)} MiB/s)`,
       target: '>= 0.5x',
@@ -128,6 +130,7 @@ export async function measureBig(b: Bench, shared: { big?: BigShared; tiny?: Tin
       figures: { ratio, mibPerS: mid((r) => r.ours.mibPerS), referenceMibPerS: mid((r) => r.reference.mibPerS), reference: tool, rounds: rounds.length },
     },
     {
+      id: 'relay-cpu-per-gib',
       measure: 'relay CPU per GiB',
       value: `${fmt(relayCpu, 2)} s (${tool}: ${fmt(mid((r) => r.reference.relay.cpuS) * scale, 2)} s)`,
       target: '<= 0.9 s',

@@ -49,6 +49,7 @@ export async function measureConcurrent(b: Bench): Promise<MeasureResult> {
       name: 'concurrent',
       rows: [
         {
+          id: 'concurrent',
           measure: `${k} concurrent ${size} transfers, aggregate / one alone`,
           value: `${fmt(ratio, 2)}x (${fmt(aggregate, 0)} / ${fmt(aloneRate, 0)} MiB/s; CPU/GiB ${fmt(cpuPerGiB, 1)} / ${fmt(aloneCpuPerGiB, 1)} s)`,
           target: '>= 0.8x',

@@ -44,13 +44,15 @@ export async function measureFolder(b: Bench, ww: WormholeWilliam | string): Pro
     recipientCpuS: median(ours.map((r) => r.recipient.cpuS)),
     runs: ours.length,
   };
+  const id = 'folder-vs-ww';
   const measure = `${n} x ${size / 1024} KiB folder / wormhole-william`;
   const row =
     typeof ww === 'string'
-      ? { measure, value: `${fmt(wall, 2)} s; ${ww}`, target: '<= 1.7x', pass: null, figures: { ...figures, ww } }
+      ? { id, measure, value: `${fmt(wall, 2)} s; ${ww}`, target: '<= 1.7x', pass: null, figures: { ...figures, ww } }
       : (() => {
           const w = median(theirs.map((r) => r.wallS));
           return {
+            id,
             measure,
             value: `${fmt(wall / w, 2)}x (${fmt(wall, 2)} s, ww ${fmt(w, 2)} s)`,
             target: '<= 1.7x',

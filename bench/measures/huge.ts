@@ -32,6 +32,7 @@ export async function measureHuge(b: Bench, shared: { big?: BigShared }): Promis
       name: 'huge',
       rows: [
         {
+          id: 'peer-rss',
           measure: `peer peak RSS (send/recv), ${big ? `${formatSize(big.bytes)} and ` : ''}${size}`,
           value: `${big ? `${pair(big.peerPeakRssMiB.sender, big.peerPeakRssMiB.recipient)} and ` : ''}${pair(run.sender.peakRssMiB, run.recipient.peakRssMiB)} MiB`,
           target: `<= 64 MiB, flat (+${FLAT_MIB} at most)`,

@@ -22,6 +22,7 @@ export async function measureMany(b: Bench): Promise<MeasureResult> {
       name: 'many',
       rows: [
         {
+          id: 'many-files',
           measure: `${n.toLocaleString('en')} x ${size / 1024} KiB, files/s`,
           value: `${fmt(rate, 0)} files/s (${fmt(run.wallS, 2)} s)`,
           target: '>= 5,000 files/s',

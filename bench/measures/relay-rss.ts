@@ -126,6 +126,7 @@ export async function measureRelayRss(b: Bench): Promise<MeasureResult> {
       name: 'relay-rss',
       rows: [
         {
+          id: 'relay-rss',
           measure: `relay RSS idle / with ${n} stapled pairs`,
           value: `${fmt(idle.rssMiB, 1)} / ${fmt(loaded.rssMiB, 1)} MiB`,
           target: '<= 64 / <= 128 MiB',

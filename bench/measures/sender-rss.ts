@@ -21,6 +21,7 @@ export async function measureSenderRss(b: Bench): Promise<MeasureResult> {
       name: 'sender-rss',
       rows: [
         {
+          id: 'sender-rss',
           measure: `sender peak RSS, ${n.toLocaleString('en')} files of 1 B`,
           value: `${fmt(run.sender.peakRssMiB, 0)} MiB (recipient ${fmt(run.recipient.peakRssMiB, 0)}; ${fmt(n / run.wallS, 0)} files/s)`,
           target: '<= 128 MiB',

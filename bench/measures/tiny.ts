@@ -46,6 +46,7 @@ export async function measureTiny(b: Bench, ww: WormholeWilliam | string, shared
   shared.tiny = { senderCpuS: sCpu, recipientCpuS: rCpu };
   const rows: Row[] = [
     {
+      id: 'tiny-wall',
       measure: `1 KiB end to end, median of ${ours.length}`,
       value: `${fmt(wall, 3)} s (${fmt(min, 2)}-${fmt(max, 2)})`,
       target: '<= 0.35 s',
@@ -53,10 +54,11 @@ export async function measureTiny(b: Bench, ww: WormholeWilliam | string, shared
       figures: { wallS: wall, minS: min, maxS: max, codeS: median(ours.map((r) => r.codeS)) },
     },
   ];
-  if (typeof ww === 'string') rows.push({ measure: '1 KiB end to end / wormhole-william', value: ww, target: '<= 1.7x', pass: null, figures: { ww } });
+  if (typeof ww === 'string') rows.push({ id: 'tiny-vs-ww', measure: '1 KiB end to end / wormhole-william', value: ww, target: '<= 1.7x', pass: null, figures: { ww } });
   else {
     const w = median(theirs.map((r) => r.wallS));
     rows.push({
+      id: 'tiny-vs-ww',
       measure: '1 KiB end to end / wormhole-william',
       value: `${fmt(wall / w, 2)}x (ww ${fmt(w, 3)} s)`,
       target: '<= 1.7x',
@@ -65,6 +67,7 @@ export async function measureTiny(b: Bench, ww: WormholeWilliam | string, shared
     });
   }
   rows.push({
+    id: 'tiny-cpu',
     measure: 'CPU per side, 1 KiB (median)',
     value: `sender ${fmt(sCpu, 3)} / recipient ${fmt(rCpu, 3)} s`,
     target: '<= 0.25 s',

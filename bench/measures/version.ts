@@ -42,6 +42,7 @@ export async function measureVersion(b: Bench): Promise<MeasureResult> {
     name: 'version',
     rows: [
       {
+        id: 'version-wall',
         measure: '`tsc-croc --version`, wall',
         value: `${fmt(wall, 3)} s (CPU ${fmt(median(cpu), 3)} s; node -e 0: ${fmt(median(bare), 3)} s)`,
         target: '<= 0.12 s wall',
