@@ -210,14 +210,3 @@ export class Bench {
     }
   }
 }
-
-export const costFigures = (prefix: string, c: ProcessCost) => ({
-  [`${prefix}CpuS`]: c.cpuS,
-  [`${prefix}UserS`]: c.userCpuS,
-  [`${prefix}SysS`]: c.systemCpuS,
-  [`${prefix}PeakRssMiB`]: c.peakRssMiB,
-});
-
-export function relayUsage(relay: RelayChild): { cpuS: number; mem: { rssMiB: number; hwmMiB: number } } {
-  return { cpuS: relay.cpuS(), mem: relay.mem() };
-}
