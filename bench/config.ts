@@ -21,7 +21,7 @@
  *   BENCH_STAPLES             raw socket pairs stapled through the relay for its RSS (default 200)
  */
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { freemem, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -80,10 +80,14 @@ export function binOf(root: string): string {
   return resolve(root, bin);
 }
 
-/** /dev/shm when it exists and has `need` bytes free (data on tmpfs, as the anchors harness), else the OS temp folder. */
+/**
+ * /dev/shm when it exists and both it and the machine's available memory have `need` bytes to
+ * spare (data on tmpfs, as in the anchors harness), else the OS temp folder.
+ */
 function pickTmp(need: number): string {
   try {
-    if (existsSync('/dev/shm') && statfsSync('/dev/shm').bavail * statfsSync('/dev/shm').bsize > need) return '/dev/shm';
+    const fs = statfsSync('/dev/shm');
+    if (existsSync('/dev/shm') && fs.bavail * fs.bsize > need && freemem() > need) return '/dev/shm';
   } catch {
     // no statfs: fall through
   }
