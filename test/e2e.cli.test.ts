@@ -5,10 +5,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli, sha256File, startCliRelay } from './helpers/cli.js';
+import { CLI, runCli, sha256File, startCliRelay } from './helpers/cli.js';
 
 let relay: Awaited<ReturnType<typeof startCliRelay>>;
 let dir: string;
@@ -30,6 +30,24 @@ async function freshDirs(name: string) {
   await import('node:fs/promises').then((f) => Promise.all([f.mkdir(src), f.mkdir(out)]));
   return { src, out };
 }
+
+test('the bundled executable: --version (answered before the commands load) is package.json\'s version; --help lists the commands', async () => {
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string; bin: Record<string, string> };
+  assert.equal(CLI, new URL(`../../${pkg.bin['tsc-croc']}`, import.meta.url).pathname, 'the tests run what package.json installs');
+  assert.ok(((await stat(CLI)).mode & 0o111) !== 0, 'executable');
+  for (const flag of ['--version', '-V']) {
+    const p = runCli([flag]);
+    assert.equal(await p.exit(), 0);
+    assert.equal(p.stdout(), `${pkg.version}\n`);
+  }
+  const help = runCli(['--help']);
+  assert.equal(await help.exit(), 0);
+  for (const command of ['send', 'receive', 'relay']) assert.match(help.stdout(), new RegExp(`\\b${command}\\b`));
+  // the version through the command parser as well (with another option, --version goes there)
+  const parsed = runCli(['--version', '--help']);
+  assert.equal(await parsed.exit(), 0);
+  assert.match(parsed.stdout(), new RegExp(`^${pkg.version.replaceAll('.', '\\.')}$`, 'm'));
+});
 
 test('a 10 MB random file and an empty file arrive identical, with mode and mtime', async () => {
   const { src, out } = await freshDirs('basic');

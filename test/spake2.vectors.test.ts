@@ -9,7 +9,10 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { p256 } from '@noble/curves/nist.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { hkdf, extract } from '@noble/hashes/hkdf.js';
+import { scrypt as nobleScrypt } from '@noble/hashes/scrypt.js';
 import { bytesToHex, hexToBytes } from '../src/core/assert.js';
+import { handshakeAad, recipientRespond, senderStart } from '../src/core/handshake.js';
+import { derivePasswordScalar, passwordSalt, SCRYPT_DKLEN, SCRYPT_N, SCRYPT_P, SCRYPT_R } from '../src/core/password.js';
 import { spake2KeySchedule, spake2Start, spake2Transcript } from '../src/core/spake2.js';
 import { ED25519_SUITE, P256_SUITE, POINT_CONSTANTS, POINT_SEEDS } from '../src/core/spake2-suites.js';
 
@@ -245,5 +248,62 @@ test('RFC 5869 Appendix A.1 (test case 1) through @noble/hashes HKDF-SHA256', ()
   assert.equal(
     bytesToHex(hkdf(sha256, ikm, salt, info, 42)),
     '3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865',
+  );
+});
+
+/** docs/protocol.md §4.9: the worked example, value by value (also re-derived there independently, in Python). */
+const WORKED = {
+  salt: '7473632d63726f632f76322f7370616b65322f7700656432353531390037',
+  w: '06284413fa211649ce1a031a4f039d4006d17a0d9724caf236106dd9099eceec',
+  x: '14c710fec2c2384109f8a333536fd00e23f9a9212f869e97c9afb191f4bdc630',
+  y: '345691ea043709adb07da2ab9fa5922dbfa352f0bd63ade9851b41dde55e681c',
+  TT: '12000000000000007473632d63726f632f76312f73656e64657215000000000000007473632d63726f632f76312f726563697069656e74200000000000000014c710fec2c2384109f8a333536fd00e23f9a9212f869e97c9afb191f4bdc6302000000000000000345691ea043709adb07da2ab9fa5922dbfa352f0bd63ade9851b41dde55e681c20000000000000009554b1ec97871190bb2c0ade08f2699ab43ed1e348a1b8c76c671b5faeb721dc200000000000000006284413fa211649ce1a031a4f039d4006d17a0d9724caf236106dd9099eceec',
+  Ke: '5fb2e3d8aab499650cfb1000425ab046',
+  Ka: '91d43ac7b6852f1ae514472f90d72fec',
+  KcA: '1798b5c018c5d4fbd19a3966d1c60964',
+  KcB: 'dfffae929a0cf3aed9589ce4af05629e',
+  cA: 'e6146ae1c0369bf9300e2ab9453d0c3a3b694b7743df7a51691477252890d606',
+  cB: 'ee280a7de285ed96c0739c37bfd57e64a6703c0e4471fe6a116f8b63c33bd419',
+  K_s2r: '18a85c29b888a3fcbc4369c987cb18afe52a6078f120873926bae8a72b7544eb',
+  K_r2s: '5db64106827fd823c0b687bbd4b4ccad9f0474000916700c8bc002733f9f8859',
+};
+
+test('docs/protocol.md §4.2: w, and an independent scrypt (@noble/hashes) agrees with node:crypto', async () => {
+  const ctx = { curve: 'ed25519' as const, channel: '7' };
+  const salt = passwordSalt(ctx);
+  assert.equal(bytesToHex(salt), WORKED.salt);
+  assert.equal(bytesToHex(passwordSalt({ curve: 'p256', channel: '7' })), '7473632d63726f632f76322f7370616b65322f7700703235360037');
+  const w = await derivePasswordScalar('abandon-ability-able', ctx);
+  assert.equal(w.toString(16).padStart(64, '0'), WORKED.w);
+  const out = nobleScrypt(new TextEncoder().encode('abandon-ability-able'), salt, { N: SCRYPT_N, r: SCRYPT_R, p: SCRYPT_P, dkLen: SCRYPT_DKLEN });
+  assert.equal((BigInt(`0x${bytesToHex(out)}`) % ED25519_SUITE.order).toString(16).padStart(64, '0'), WORKED.w);
+});
+
+test('docs/protocol.md §4.9: the worked example, through the handshake and the key schedule', () => {
+  const ctx = { curve: 'ed25519' as const, channel: '7' };
+  const w = BigInt(`0x${WORKED.w}`);
+  const p = ED25519_SUITE.order;
+  const a = BigInt(`0x${'11'.repeat(32)}`) % p;
+  const b = BigInt(`0x${'22'.repeat(32)}`) % p;
+  const sender = senderStart(w, ctx, () => a);
+  assert.equal(bytesToHex(sender.x), WORKED.x);
+  const recipient = recipientRespond(w, ctx, sender.x, () => b);
+  assert.equal(bytesToHex(recipient.y), WORKED.y);
+  assert.equal(bytesToHex(recipient.hh_k), WORKED.cB);
+  const { h_k, keys } = sender.finish(recipient.y, recipient.hh_k);
+  assert.equal(bytesToHex(h_k), WORKED.cA);
+  assert.equal(bytesToHex(keys.senderToRecipient), WORKED.K_s2r);
+  assert.equal(bytesToHex(keys.recipientToSender), WORKED.K_r2s);
+  assert.deepEqual(recipient.verify(h_k), keys);
+  const ks = spake2KeySchedule('ed25519', hex(WORKED.TT), handshakeAad(ctx));
+  assert.deepEqual(
+    [ks.Ke, ks.Ka, ks.KcA, ks.KcB, ks.cA, ks.cB].map(bytesToHex),
+    [WORKED.Ke, WORKED.Ka, WORKED.KcA, WORKED.KcB, WORKED.cA, WORKED.cB],
+  );
+  // the transcript holds the shares and w (K = a*b*h*P)
+  const K = ED25519_SUITE.P.multiply(a).multiply(b).multiply(ED25519_SUITE.cofactor);
+  assert.equal(
+    WORKED.TT,
+    bytesToHex(spake2Transcript('ed25519', { idA: utf8('tsc-croc/v1/sender'), idB: utf8('tsc-croc/v1/recipient'), pA: sender.x, pB: recipient.y, K: K.toBytes(), w })),
   );
 });

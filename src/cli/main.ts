@@ -2,7 +2,7 @@
 /** The `tsc-croc` executable: sets process.exitCode, never calls exit on a normal path. */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { runCli } from './program.js';
+import { VERSION } from './version.js';
 
 function isMain(): boolean {
   try {
@@ -13,5 +13,12 @@ function isMain(): boolean {
 }
 
 if (isMain()) {
-  process.exitCode = await runCli(process.argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });
+  const args = process.argv.slice(2);
+  if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+    // answered before the command parser and the commands are loaded: a version check costs a bare node start
+    process.stdout.write(`${VERSION}\n`);
+  } else {
+    const { runCli } = await import('./program.js');
+    process.exitCode = await runCli(process.argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });
+  }
 }

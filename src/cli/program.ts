@@ -3,17 +3,14 @@
  * map errors to exit codes (src/cli/exit.ts). Defaults may come from TSC_CROC_* variables.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { renderUnicodeCompact } from 'uqr';
 import { TscCrocError } from '../core/errors.js';
 import { CURVES, DEFAULT_CURVE, type CurveName } from '../core/relay-api.js';
-import { startRelay } from '../relay/index.js';
 import { RELAY_FLAGS, relayConfig, type RelayCliFlags } from '../relay/config.js';
-import { receive } from '../transfer/receive.js';
-import { send } from '../transfer/send.js';
 import { EXIT, reportError } from './exit.js';
 import { loadSettings, rememberRelay } from './settings.js';
 import { parseRelayUrl } from '../transfer/relay-client.js';
 import { TransferUi, confirm, describeOffer, safeForTerminal } from './ui.js';
+import { VERSION } from './version.js';
 
 export interface CliIo {
   stdout: NodeJS.WriteStream;
@@ -22,7 +19,6 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
 }
 
-const VERSION = '0.1.0';
 
 /** --local: only the LAN; --no-local: never; neither: the LAN as well as a configured relay. */
 function lanMode(local: boolean | undefined): 'auto' | 'only' | 'off' {
@@ -122,6 +118,8 @@ export function buildProgram(io: CliIo): Command {
     if (piped && io.stdin.isTTY)
       throw new TscCrocError('ERR_INVALID_ARGUMENT', 'nothing to send: give files or folders, --text, or pipe data in (e.g. tar c dir | tsc-croc send)');
     const ui = new TransferUi({ json: !!o.json, progress: o.progress && !!io.stderr.isTTY, stderr: io.stderr, stdout: io.stdout, stages: ['connecting', 'waiting', 'securing', 'transferring'] });
+    // loaded here, not at start-up: `--version`, `--help` and the other commands never pay for them
+    const [{ send }, qr] = await Promise.all([import('../transfer/send.js'), o.qr ? import('uqr') : null]);
     const { signal, dispose } = cancelOnSignals();
     try {
       await send({
@@ -140,7 +138,7 @@ export function buildProgram(io: CliIo): Command {
             io.stdout.write(`Code is: ${e.code}\n`);
             const via = relay === undefined ? '' : ` --relay ${relay}`;
             ui.info(`On the other computer${relay === undefined ? ' (on this network)' : ''} run:\n  TSC_CROC_SECRET=${e.code} tsc-croc receive${via}`);
-            if (o.qr) ui.info(renderUnicodeCompact(`tsc-croc receive${via} ${e.code}`, { border: 1 }));
+            if (qr) ui.info(qr.renderUnicodeCompact(`tsc-croc receive${via} ${e.code}`, { border: 1 }));
           }
           ui.onEvent(e);
         },
@@ -167,6 +165,7 @@ export function buildProgram(io: CliIo): Command {
     const code = codeArg ?? io.env.TSC_CROC_SECRET;
     if (!code) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'give the code the sender shows: tsc-croc receive <code>');
     const ui = new TransferUi({ json: !!o.json, progress: o.progress && !!io.stderr.isTTY, stderr: io.stderr, stdout: io.stdout, stages: ['connecting', 'securing', 'transferring'] });
+    const { receive } = await import('../transfer/receive.js');
     const { signal, dispose } = cancelOnSignals();
     try {
       const result = await receive({
@@ -213,6 +212,7 @@ export function buildProgram(io: CliIo): Command {
     const config = relayConfig(flags, io.env);
     if (config.passwordOnArgv)
       io.stderr.write('tsc-croc relay: warning: --password is visible in process lists; prefer TSC_CROC_RELAY_PASSWORD\n');
+    const { startRelay } = await import('../relay/index.js');
     const relay = await startRelay(config.options);
     const host = config.options.host ?? '0.0.0.0';
     io.stderr.write(`tsc-croc relay: HTTP on ${host}:${relay.httpPort}, TCP on ${host}:${relay.tcpPort}\n`);

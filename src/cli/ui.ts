@@ -1,6 +1,5 @@
 /** Terminal output: numbered stages, a progress bar, a yes/no prompt, --json events. */
-import { createInterface } from 'node:readline/promises';
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
 import { TscCrocError } from '../core/errors.js';
 import type { OfferInfo, Stage, TransferEvent } from '../transfer/events.js';
 
@@ -70,8 +69,16 @@ export class TransferUi {
   #lastProgress = 0;
   #listed = 0;
 
+  /** The progress bar module, loaded only when bars are wanted (a terminal), while the transfer starts. */
+  #barsModule: typeof cliProgress | null = null;
+
   constructor(o: UiOptions) {
     this.#o = o;
+    if (o.progress && !o.json)
+      import('cli-progress').then(
+        (m) => (this.#barsModule = m.default),
+        () => undefined, // no bars, the stage lines still show
+      );
   }
 
   info(line: string): void {
@@ -113,7 +120,7 @@ export class TransferUi {
         break;
       case 'progress':
         this.#bytes = e.bytes;
-        if (!this.#bars && this.#o.progress && e.totalBytes > 0) this.#startBars(e.totalBytes);
+        if (!this.#bars && this.#barsModule && e.totalBytes > 0) this.#startBars(this.#barsModule, e.totalBytes);
         this.#total?.update(e.bytes, this.#payload(e.bytes, e.totalBytes));
         this.#file?.update(e.bytes - this.#fileStart);
         break;
@@ -132,10 +139,10 @@ export class TransferUi {
     }
   };
 
-  #startBars(total: number): void {
-    this.#bars = new cliProgress.MultiBar(
+  #startBars(bars: typeof cliProgress, total: number): void {
+    this.#bars = new bars.MultiBar(
       { stream: this.#o.stderr, hideCursor: true, etaBuffer: 50, fps: 10, clearOnComplete: false },
-      cliProgress.Presets.shades_classic,
+      bars.Presets.shades_classic,
     );
     this.#started = Date.now();
     this.#total = this.#bars.create(total, 0, this.#payload(0, total), {
@@ -161,6 +168,7 @@ function shorten(name: string, max: number): string {
 
 /** Ask a yes/no question on the terminal; default no. An abort of `signal` ends it as a cancel. */
 export async function confirm(question: string, input: NodeJS.ReadStream, output: NodeJS.WriteStream, signal: AbortSignal): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises');
   const rl = createInterface({ input, output });
   try {
     const answer = await rl.question(`${question} [y/N] `, { signal });

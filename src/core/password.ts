@@ -10,8 +10,11 @@ import { assertContext } from './handshake.js';
 import type { CurveName } from './relay-api.js';
 import { SUITES } from './spake2-suites.js';
 
-/** scrypt CPU/memory cost N (RFC 7914 §2). 2^16 with r = 8 takes 64 MiB. */
-export const SCRYPT_N = 2 ** 16;
+/**
+ * scrypt CPU/memory cost N (RFC 7914 §2). 2^12 with r = 8 takes 4 MiB and a few milliseconds:
+ * SPAKE2 already stops offline guessing, so this is defence in depth only (docs/protocol.md §8).
+ */
+export const SCRYPT_N = 2 ** 12;
 /** scrypt block size r. */
 export const SCRYPT_R = 8;
 /** scrypt parallelization p. */
@@ -19,7 +22,7 @@ export const SCRYPT_P = 1;
 /** Output bytes: 512 bits, so reduction mod a ~256-bit order has bias < 2^-250. */
 export const SCRYPT_DKLEN = 64;
 /** Domain-separation prefix of the salt. */
-export const PASSWORD_SALT_LABEL = 'tsc-croc/v1/spake2/w';
+export const PASSWORD_SALT_LABEL = 'tsc-croc/v2/spake2/w';
 /** Longest secret accepted, in UTF-16 code units. */
 export const MAX_SECRET_LENGTH = 1024;
 
@@ -52,7 +55,7 @@ function scryptAsync(password: Uint8Array, salt: Uint8Array, N: number): Promise
 }
 
 /**
- * w = scrypt(UTF-8(secret), salt, N = 2^16, r = 8, p = 1, 64 bytes) as a big-endian integer mod p,
+ * w = scrypt(UTF-8(secret), salt, N = 2^12, r = 8, p = 1, 64 bytes) as a big-endian integer mod p,
  * where p is the order of the curve's group. The caller normalizes `secret`. Never 0.
  */
 export async function derivePasswordScalar(

@@ -96,8 +96,11 @@ export async function senderPake(
 export async function recipientPake(client: RelayClient, join: JoinResponse, secret: string, timeouts: PakeTimeouts): Promise<SessionKeys> {
   const auth = { channel: join.channel, uuid: join.uuid };
   const ctx: HandshakeContext = { curve: join.curve, channel: join.channel };
-  const w = await derivePasswordScalar(secret, ctx);
-  const st = await client.waitFor(auth, (s) => s.x !== null, timeouts.stepMs, 'waiting for the sender');
+  // the password scalar is derived while the first long-poll is under way
+  const [w, st] = await Promise.all([
+    derivePasswordScalar(secret, ctx),
+    client.waitFor(auth, (s) => s.x !== null, timeouts.stepMs, 'waiting for the sender'),
+  ]);
   const x = peerBytes(st.x, 'x');
   const hs = await closeOnWrongCode(client, auth, () => recipientRespond(w, ctx, x));
   await client.channel({ ...auth, y: bytesToHex(hs.y), hh_k: bytesToHex(hs.hh_k) });

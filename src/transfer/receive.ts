@@ -14,7 +14,6 @@ import { FileSink, type CommittedFile } from './file-sink.js';
 import { recipientPake } from './pake.js';
 import { RelayClient } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
-import { discover } from './discovery.js';
 import { withSession } from './session.js';
 import { findHeld, offerId } from './resume-store.js';
 import { isReconnectable, rejoin } from './reconnect.js';
@@ -143,7 +142,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   let via: 'relay' | 'lan' = 'relay';
   if (lan !== 'off') {
     try {
-      relay = await discover(code.channel, relay === undefined ? timeouts.discoverMs : timeouts.lanPreferMs, opts.signal);
+      relay = await (await import('./discovery.js')).discover(code.channel, relay === undefined ? timeouts.discoverMs : timeouts.lanPreferMs, opts.signal);
       via = 'lan';
     } catch (e) {
       if (relay === undefined || isTscCrocError(e, 'ERR_CANCELLED')) throw e;

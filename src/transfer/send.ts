@@ -14,8 +14,6 @@ import { CHUNK_SIZE, ChunkHasher, digestOf } from '../core/chunk-digest.js';
 import { MAX_RECORD_PAYLOAD, RecordType, recordPayload } from '../core/record.js';
 import { DEFAULT_CURVE, type CurveName, type JoinResponse } from '../core/relay-api.js';
 import { isReconnectable, rejoin } from './reconnect.js';
-import { startRelay } from '../relay/index.js';
-import { announce } from './discovery.js';
 import { initialSenderState, senderStep, type SenderInput, type SenderState } from '../core/sender-machine.js';
 import { DEFAULT_TIMEOUTS, type EventSink } from './events.js';
 import { senderPake, type Route } from './pake.js';
@@ -83,7 +81,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
   const lan = opts.lan ?? 'auto';
   const useRelay = opts.relay !== undefined && lan !== 'only';
   if (!useRelay && lan === 'off') throw new TscCrocError('ERR_INVALID_ARGUMENT', 'no relay configured, and the local network is off: give --relay');
-  const local = lan !== 'off' ? await startRelay({ host: '0.0.0.0', port: 0, tcpPort: 0 }) : null;
+  const local = lan !== 'off' ? await (await import('../relay/index.js')).startRelay({ host: '0.0.0.0', port: 0, tcpPort: 0 }) : null;
   let announcement: { stop: () => void } | null = null;
   try {
     emit({ type: 'stage', stage: 'connecting' });
@@ -97,7 +95,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
       const client = new RelayClient(`http://127.0.0.1:${local.httpPort}`, { signal: opts.signal });
       const channel = routes[0]?.join.channel ?? chosen?.channel;
       routes.push({ client, join: await client.join({ role: 'sender', curve, ...(channel ? { channel } : {}) }), via: 'lan' });
-      announcement = announce(routes.at(-1)!.join.channel, local.httpPort);
+      announcement = (await import('./discovery.js')).announce(routes.at(-1)!.join.channel, local.httpPort);
     }
     const code = formatCode({ channel: routes[0]!.join.channel, secret });
     emit({ type: 'code', code });
