@@ -136,6 +136,7 @@ export class Stapler {
   #draining = false;
   readonly #shared = Buffer.allocUnsafeSlow(SHARED_READ_BYTES);
   #bigBuffers = 0;
+  #paused = 0;
 
   constructor(store: ChannelStore, options: StaplerOptions) {
     this.#store = store;
@@ -161,6 +162,11 @@ export class Stapler {
   /** Read buffers of BIG_READ_BYTES held by stapled directions now. */
   get bigBufferCount(): number {
     return this.#bigBuffers;
+  }
+
+  /** Stapled directions not reading now: their partner has not taken the last buffer yet (backpressure). */
+  get pausedCount(): number {
+    return this.#paused;
   }
 
   /** Open TCP connections (in any phase). */
@@ -427,11 +433,17 @@ export class Stapler {
     let paused = false;
     // Called when a write is done. Writes complete in order, so nothing left to write means the
     // buffer the paused direction reads into is free again.
+    const unpause = (): void => {
+      if (!paused) return;
+      paused = false;
+      this.#paused--;
+    };
     const written = (err?: Error | null): void => {
       if (!paused || err != null || out.writableLength > 0) return;
-      paused = false;
+      unpause();
       if (!from.socket.destroyed) from.socket.resume();
     };
+    from.socket.once('close', unpause);
     link.onBytes = (n, buf) => {
       this.#count(pair, n);
       const shared = buf === this.#shared;
@@ -448,6 +460,7 @@ export class Stapler {
       out.write(data, written);
       if (out.writableLength === 0) return true; // the kernel took it all: the buffer is free
       paused = true;
+      this.#paused++;
       return false;
     };
     from.socket.once('end', () => out.end());
