@@ -271,6 +271,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
   });
   app.addHook('onClose', async () => {
     clearInterval(sweep);
+    metrics.stop();
     await stapler.close();
   });
 
