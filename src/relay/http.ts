@@ -4,7 +4,6 @@
  * and the metrics together without listening, so tests can drive the app with inject(); listen()
  * binds both ports; close({ graceMs }) drains.
  */
-import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   CHANNEL_PATTERN,
@@ -275,14 +274,17 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     await stapler.close();
   });
 
-  void app.register(rateLimit, {
-    global: false,
-    keyGenerator: (request) => normalizeAddress(request.ip),
-    errorResponseBuilder: (_request, context) =>
-      new RelayError('ERR_RATE_LIMITED', `too many requests from this address, retry in ${context.after}`),
-  });
+  const joinLimit = new RateLimiter(opts.joinRateLimit, opts.rateWindowMs, opts.now);
+  const channelLimit = new RateLimiter(opts.channelRateLimit, opts.rateWindowMs, opts.now);
+  /** An onRequest hook: refuse the request (429, retry-after) when its address is over `limit`. */
+  const limited = (limit: RateLimiter) => async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const retryMs = limit.hit(normalizeAddress(request.ip));
+    if (retryMs === 0) return;
+    const seconds = Math.max(1, Math.ceil(retryMs / 1000));
+    void reply.header('retry-after', String(seconds));
+    throw new RelayError('ERR_RATE_LIMITED', `too many requests from this address, retry in ${seconds} s`);
+  };
 
-  // Routes in a plugin registered after the rate limiter, so its onRoute hook sees them.
   void app.register(async (api) => {
     api.get('/health', { schema: { response: { 200: healthResponseSchema, ...errorResponses } } }, async () => ({
       ok: true,
@@ -299,7 +301,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       '/join',
       {
         schema: { body: joinBodySchema, response: { 200: joinResponseSchema, ...errorResponses } },
-        config: { rateLimit: { max: opts.joinRateLimit, timeWindow: opts.rateWindowMs } },
+        onRequest: limited(joinLimit),
       },
       async (request): Promise<JoinResponse> => {
         if (draining) throw new RelayError('ERR_SHUTTING_DOWN', 'the relay is shutting down, try another one or later');
@@ -322,7 +324,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       '/channel',
       {
         schema: { body: channelBodySchema, response: { 200: channelStateSchema, ...errorResponses } },
-        config: { rateLimit: { max: opts.channelRateLimit, timeWindow: opts.rateWindowMs } },
+        onRequest: limited(channelLimit),
       },
       async (request, reply): Promise<ChannelState> => {
         const body = request.body;
@@ -360,6 +362,8 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       sweep = setInterval(() => {
         const now = opts.now();
         metrics.timedOut('channel_ttl', store.expire(now).closed.length);
+        joinLimit.purge(now);
+        channelLimit.purge(now);
         stapler.sweepIdle(now);
       }, opts.sweepIntervalMs);
       sweep.unref();
@@ -394,6 +398,46 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       return closing;
     },
   };
+}
+
+/**
+ * Requests per address in fixed windows: an address's window starts with its first request and
+ * lasts `windowMs`; beyond `max` requests in it, hit() answers how long until it ends. At most
+ * MAX_TRACKED addresses are held (the oldest windows are dropped first); purge() forgets ended ones.
+ */
+class RateLimiter {
+  static readonly MAX_TRACKED = 100_000;
+  readonly #windows = new Map<string, { start: number; count: number }>();
+  constructor(
+    readonly max: number,
+    readonly windowMs: number,
+    readonly now: () => number,
+  ) {}
+
+  /** Count a request from `key`: 0 if allowed, else the milliseconds until its window ends. */
+  hit(key: string): number {
+    const now = this.now();
+    let w = this.#windows.get(key);
+    if (w === undefined || now - w.start >= this.windowMs) {
+      this.#windows.delete(key); // re-inserted last: the map stays in window-start order
+      if (this.#windows.size >= RateLimiter.MAX_TRACKED) {
+        const oldest = this.#windows.keys().next();
+        if (oldest.done !== true) this.#windows.delete(oldest.value);
+      }
+      w = { start: now, count: 0 };
+      this.#windows.set(key, w);
+    }
+    w.count++;
+    return w.count <= this.max ? 0 : Math.max(1, w.start + this.windowMs - now);
+  }
+
+  /** Forget the windows that have ended. */
+  purge(now: number): void {
+    for (const [key, w] of this.#windows) {
+      if (now - w.start < this.windowMs) break; // in start order: the rest are younger
+      this.#windows.delete(key);
+    }
+  }
 }
 
 function notFound(request: FastifyRequest): RelayError {
