@@ -222,6 +222,29 @@ describe('rate limits', () => {
     assert.equal((await post(relay, '/join', { role: 'sender' }, { remoteAddress: '10.0.0.8' })).status, 200);
   }));
 
+  test('the join window: retry-after says when it ends, and then the address may join again', T, async () => {
+    let now = 1_000_000;
+    const relay = buildRelay({ joinRateLimit: 2, rateWindowMs: 60_000, now: () => now });
+    try {
+      const at = { remoteAddress: '10.0.0.9' };
+      assert.equal((await post(relay, '/join', { role: 'sender' }, at)).status, 200);
+      now += 20_000;
+      assert.equal((await post(relay, '/join', { role: 'sender' }, at)).status, 200);
+      const limited = await post(relay, '/join', { role: 'sender' }, at);
+      expectError(limited, 429, 'ERR_RATE_LIMITED');
+      assert.equal(limited.headers['retry-after'], '40'); // the window started with the first join
+      now += 39_999;
+      expectError(await post(relay, '/join', { role: 'sender' }, at), 429, 'ERR_RATE_LIMITED');
+      now += 1;
+      assert.equal((await post(relay, '/join', { role: 'sender' }, at)).status, 200);
+      // The /channel limit is separate: joins do not count toward it.
+      const s = await post<JoinResponse>(relay, '/join', { role: 'sender' }, { remoteAddress: '10.0.0.10' });
+      assert.equal((await post(relay, '/channel', { channel: s.body.channel, uuid: s.body.uuid }, { remoteAddress: '10.0.0.10' })).status, 200);
+    } finally {
+      await relay.close();
+    }
+  });
+
   test('/channel beyond channelRateLimit per address: 429 ERR_RATE_LIMITED', T, withRelay({ channelRateLimit: 2 }, async (relay) => {
     const seats = await seat(relay, { handshake: false });
     const read = { channel: seats.channel, uuid: seats.sender };

@@ -4,8 +4,7 @@
  * and the metrics together without listening, so tests can drive the app with inject(); listen()
  * binds both ports; close({ graceMs }) drains.
  */
-import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifySchemaCompiler, type FastifySchemaValidationError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   CHANNEL_PATTERN,
   CLOSE_REASONS,
@@ -29,6 +28,7 @@ import { ChannelStore, RelayError, isRelayError, normalizeAddress } from './chan
 import { RelayMetrics } from './metrics.js';
 import { resolveRelayOptions, type RelayLoggerOptions, type RelayOptions } from './options.js';
 import { passwordCheck } from './password.js';
+import { compileSerializer, compileValidator, type Schema } from './schema.js';
 import { Stapler } from './stapler.js';
 
 export interface Relay {
@@ -206,6 +206,21 @@ function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply, m
 
 // ---------------------------------------------------------------- the app
 
+const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema }) => {
+  const check = compileValidator(schema as Schema);
+  const validate = Object.assign(
+    (data: unknown): boolean => {
+      const errors = check(data);
+      validate.errors = errors.length === 0 ? null : (errors as unknown as FastifySchemaValidationError[]);
+      return errors.length === 0;
+    },
+    { errors: null as FastifySchemaValidationError[] | null },
+  );
+  return validate;
+};
+
+const serializerCompiler = ({ schema }: { schema: unknown }): ((data: unknown) => string) => compileSerializer(schema as Schema);
+
 /** Build the relay: store, HTTP app, TCP stapler, metrics. Nothing listens until listen(). */
 export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
   const opts = resolveRelayOptions(options);
@@ -228,8 +243,13 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     // whole keep-alive timeout.
     forceCloseConnections: true,
     trustProxy: opts.trustProxy,
-    // Reject unknown fields and wrong types instead of silently dropping or coercing them.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+    // Bodies are checked against the route schemas (unknown fields and wrong types are refused,
+    // never dropped or coerced) and answers keep only the fields their schema lists: schema.ts,
+    // given as the factories so that fastify does not load ajv and fast-json-stringify at all.
+    // (Their declared types are ajv's and fast-json-stringify's own; ours take the same arguments.)
+    schemaController: {
+      compilersFactory: { buildValidator: (() => validatorCompiler) as never, buildSerializer: (() => serializerCompiler) as never },
+    },
     frameworkErrors: (error, request, reply) => sendError(error, request, reply, metrics),
   });
   // The gauges read the stapler at scrape time, the stapler counts into the metrics.
@@ -271,17 +291,21 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
   });
   app.addHook('onClose', async () => {
     clearInterval(sweep);
+    metrics.stop();
     await stapler.close();
   });
 
-  void app.register(rateLimit, {
-    global: false,
-    keyGenerator: (request) => normalizeAddress(request.ip),
-    errorResponseBuilder: (_request, context) =>
-      new RelayError('ERR_RATE_LIMITED', `too many requests from this address, retry in ${context.after}`),
-  });
+  const joinLimit = new RateLimiter(opts.joinRateLimit, opts.rateWindowMs, opts.now);
+  const channelLimit = new RateLimiter(opts.channelRateLimit, opts.rateWindowMs, opts.now);
+  /** An onRequest hook: refuse the request (429, retry-after) when its address is over `limit`. */
+  const limited = (limit: RateLimiter) => async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const retryMs = limit.hit(normalizeAddress(request.ip));
+    if (retryMs === 0) return;
+    const seconds = Math.max(1, Math.ceil(retryMs / 1000));
+    void reply.header('retry-after', String(seconds));
+    throw new RelayError('ERR_RATE_LIMITED', `too many requests from this address, retry in ${seconds} s`);
+  };
 
-  // Routes in a plugin registered after the rate limiter, so its onRoute hook sees them.
   void app.register(async (api) => {
     api.get('/health', { schema: { response: { 200: healthResponseSchema, ...errorResponses } } }, async () => ({
       ok: true,
@@ -298,7 +322,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       '/join',
       {
         schema: { body: joinBodySchema, response: { 200: joinResponseSchema, ...errorResponses } },
-        config: { rateLimit: { max: opts.joinRateLimit, timeWindow: opts.rateWindowMs } },
+        onRequest: limited(joinLimit),
       },
       async (request): Promise<JoinResponse> => {
         if (draining) throw new RelayError('ERR_SHUTTING_DOWN', 'the relay is shutting down, try another one or later');
@@ -321,7 +345,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       '/channel',
       {
         schema: { body: channelBodySchema, response: { 200: channelStateSchema, ...errorResponses } },
-        config: { rateLimit: { max: opts.channelRateLimit, timeWindow: opts.rateWindowMs } },
+        onRequest: limited(channelLimit),
       },
       async (request, reply): Promise<ChannelState> => {
         const body = request.body;
@@ -359,6 +383,8 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       sweep = setInterval(() => {
         const now = opts.now();
         metrics.timedOut('channel_ttl', store.expire(now).closed.length);
+        joinLimit.purge(now);
+        channelLimit.purge(now);
         stapler.sweepIdle(now);
       }, opts.sweepIntervalMs);
       sweep.unref();
@@ -393,6 +419,46 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       return closing;
     },
   };
+}
+
+/**
+ * Requests per address in fixed windows: an address's window starts with its first request and
+ * lasts `windowMs`; beyond `max` requests in it, hit() answers how long until it ends. At most
+ * MAX_TRACKED addresses are held (the oldest windows are dropped first); purge() forgets ended ones.
+ */
+class RateLimiter {
+  static readonly MAX_TRACKED = 100_000;
+  readonly #windows = new Map<string, { start: number; count: number }>();
+  constructor(
+    readonly max: number,
+    readonly windowMs: number,
+    readonly now: () => number,
+  ) {}
+
+  /** Count a request from `key`: 0 if allowed, else the milliseconds until its window ends. */
+  hit(key: string): number {
+    const now = this.now();
+    let w = this.#windows.get(key);
+    if (w === undefined || now - w.start >= this.windowMs) {
+      this.#windows.delete(key); // re-inserted last: the map stays in window-start order
+      if (this.#windows.size >= RateLimiter.MAX_TRACKED) {
+        const oldest = this.#windows.keys().next();
+        if (oldest.done !== true) this.#windows.delete(oldest.value);
+      }
+      w = { start: now, count: 0 };
+      this.#windows.set(key, w);
+    }
+    w.count++;
+    return w.count <= this.max ? 0 : Math.max(1, w.start + this.windowMs - now);
+  }
+
+  /** Forget the windows that have ended. */
+  purge(now: number): void {
+    for (const [key, w] of this.#windows) {
+      if (now - w.start < this.windowMs) break; // in start order: the rest are younger
+      this.#windows.delete(key);
+    }
+  }
 }
 
 function notFound(request: FastifyRequest): RelayError {

@@ -19,7 +19,7 @@ export {
   type JoinResult,
   type Participant,
 } from './channels.js';
-export { EARLY_BYTES_LIMIT, Stapler, type StaplerOptions } from './stapler.js';
+export { EARLY_BYTES_LIMIT, MAX_BIG_BUFFERS, Stapler, type StaplerOptions } from './stapler.js';
 export { RelayMetrics, type RelayGaugeSources, type RejectionSource } from './metrics.js';
 export { passwordCheck, type PasswordCheck } from './password.js';
 
