@@ -276,6 +276,8 @@ export class FileSink {
           throw new TscCrocError('ERR_IO', `the partial file of ${displayName(file.path)} changed since it was checked; run again`);
         // past the proven prefix: bytes a crash may have spoilt, sent again
         await handle.truncate(file.offset);
+        await handle.datasync();
+        await checkpoint.record(file.offset);
       } else {
         // a partial of an earlier run that cannot be continued (the sender's file changed) goes;
         // in a folder this transfer created there is none
@@ -284,6 +286,7 @@ export class FileSink {
           await checkpoint.reset();
         }
         handle = await open(tempPath, 'wx', 0o600);
+        await checkpoint.record(0); // says which boot of the system wrote the partial
       }
       await (await this.#journal(segments[0]!, rootCreated)).opened(file.path);
     } catch (e) {

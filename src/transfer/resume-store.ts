@@ -4,9 +4,10 @@
  * where id is derived from the name they belong to, so a rerun finds them again:
  *
  * - `<name>.partial` beside the final name: the bytes received so far;
- * - `<name>.checkpoint` beside it: a magic line and the u64be count of leading bytes of the
- *   partial that were on disk (fdatasync'ed) before it was written: what a rerun offers to
- *   continue from;
+ * - `<name>.checkpoint` beside it: a magic line, the u64be count of leading bytes of the
+ *   partial that were on disk (fdatasync'ed) when it was written, and the id of the running
+ *   system boot: a rerun in the same boot offers the whole partial (a killed process loses
+ *   nothing the kernel has), after a reboot only the durable count;
  * - `<top-level name>.journal` in the output folder, one per offered top-level name: JSON lines,
  *   `{"open":path}` when a large file starts and `{"done":path,"size":n,"mtime":ms}` when a
  *   file is complete, so a rerun knows which partials to look for and which files it already wrote.
@@ -17,7 +18,7 @@
  * disk may have been touched meanwhile.
  */
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CHUNK_SIZE, ChunkHasher } from '../core/chunk-digest.js';
@@ -31,7 +32,23 @@ export const RESUME_MIN_BYTES = CHUNK_SIZE;
 /** The largest journal read back (about 2.5 million entries). */
 const MAX_JOURNAL_BYTES = 256 * 1024 * 1024;
 const CHECKPOINT_MAGIC = Buffer.from('tsc-croc checkpoint v2\n', 'utf8');
-const CHECKPOINT_BYTES = CHECKPOINT_MAGIC.length + 8;
+const BOOT_ID_BYTES = 16;
+const CHECKPOINT_BYTES = CHECKPOINT_MAGIC.length + 8 + BOOT_ID_BYTES;
+
+let cachedBootId: Buffer | undefined;
+/** The id of this boot of the system (Linux), or 16 zero bytes where there is none to read. */
+function bootId(): Buffer {
+  if (cachedBootId === undefined) {
+    cachedBootId = Buffer.alloc(BOOT_ID_BYTES);
+    try {
+      const hex = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim().replace(/-/g, '');
+      if (/^[0-9a-f]{32}$/.test(hex)) cachedBootId = Buffer.from(hex, 'hex');
+    } catch {
+      // not Linux: every rerun is treated as after a reboot
+    }
+  }
+  return cachedBootId;
+}
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 
 /** `.tsc-croc-<16 hex digits>.<kind>`: stable for a name, short whatever the name's length. */
@@ -244,39 +261,46 @@ export async function digestPrefix(fh: FileHandle, length: number): Promise<stri
   return hasher.digest();
 }
 
-/** The durable offset a checkpoint file records, or 0 when there is none we can use. */
-async function readCheckpoint(path: string): Promise<number> {
+/**
+ * What a checkpoint file records: the durable offset, and whether it was written in this boot of
+ * the system; null when there is none we can use.
+ */
+async function readCheckpoint(path: string): Promise<{ durable: number; sameBoot: boolean } | null> {
   const fh = await open(path, constants.O_RDONLY | NOFOLLOW).catch(() => null);
-  if (fh === null) return 0;
+  if (fh === null) return null;
   try {
     const st = await fh.stat();
-    if (!ours(st) || st.size !== CHECKPOINT_BYTES) return 0;
+    if (!ours(st) || st.size !== CHECKPOINT_BYTES) return null;
     const b = Buffer.alloc(CHECKPOINT_BYTES);
     const { bytesRead } = await fh.read(b, 0, CHECKPOINT_BYTES, 0);
-    if (bytesRead !== CHECKPOINT_BYTES || !b.subarray(0, CHECKPOINT_MAGIC.length).equals(CHECKPOINT_MAGIC)) return 0;
+    if (bytesRead !== CHECKPOINT_BYTES || !b.subarray(0, CHECKPOINT_MAGIC.length).equals(CHECKPOINT_MAGIC)) return null;
     const n = b.readBigUInt64BE(CHECKPOINT_MAGIC.length);
-    return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : 0;
+    if (n > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+    const boot = b.subarray(CHECKPOINT_MAGIC.length + 8);
+    const sameBoot = !boot.equals(Buffer.alloc(BOOT_ID_BYTES)) && boot.equals(bootId());
+    return { durable: Number(n), sameBoot };
   } catch {
-    return 0;
+    return null;
   } finally {
     await fh.close();
   }
 }
 
 /**
- * What we can offer of a partial file: its first `offset` bytes, those its checkpoint says were
- * on disk (bytes written after the last checkpoint, which a crash may have lost, are not
- * offered), and their digest, read once. Null when nothing is usable.
+ * What we can offer of a partial file, and the digest of those bytes, read once: all of it when
+ * its checkpoint was written in this boot of the system (the process may have been killed, but
+ * the kernel kept every byte it wrote); after a reboot only the durable count the checkpoint
+ * records (later bytes may have been lost or spoilt by the crash). Null when nothing is usable.
  */
 export async function loadPartial(dir: string, name: string): Promise<{ offset: number; digest: string } | null> {
-  const durable = await readCheckpoint(join(dir, stateName(name, 'checkpoint')));
-  if (durable === 0) return null;
+  const cp = await readCheckpoint(join(dir, stateName(name, 'checkpoint')));
+  if (cp === null) return null;
   const fh = await open(join(dir, stateName(name, 'partial')), constants.O_RDONLY | NOFOLLOW).catch(() => null);
   if (fh === null) return null;
   try {
     const st = await fh.stat();
     if (!ours(st)) return null;
-    const offset = Math.min(durable, st.size);
+    const offset = cp.sameBoot ? st.size : Math.min(cp.durable, st.size);
     if (offset === 0) return null;
     const digest = await digestPrefix(fh, offset);
     return digest === null ? null : { offset, digest };
@@ -296,13 +320,14 @@ export class Checkpoint {
   constructor(dir: string, name: string) {
     this.#path = join(dir, stateName(name, 'checkpoint'));
     CHECKPOINT_MAGIC.copy(this.#buf);
+    bootId().copy(this.#buf, CHECKPOINT_MAGIC.length + 8);
   }
 
-  /** The first `offset` bytes of the partial are on disk (call only after its fdatasync). */
+  /** The first `offset` bytes of the partial are on disk (call only after its fdatasync, or with 0 for a new partial). */
   async record(offset: number): Promise<void> {
     this.#handle ??= await open(this.#path, constants.O_WRONLY | constants.O_CREAT | NOFOLLOW, 0o600);
     this.#buf.writeBigUInt64BE(BigInt(offset), CHECKPOINT_MAGIC.length);
-    // one write of 31 bytes at offset 0: it lands whole or, after a crash, leaves an older count
+    // one write of 47 bytes at offset 0: it lands whole or, after a crash, leaves an older count
     await this.#handle.write(this.#buf, 0, CHECKPOINT_BYTES, 0);
   }
 
