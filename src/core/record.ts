@@ -66,43 +66,36 @@ export class RecordSealer {
     return this.#seq;
   }
 
-  /** Returns the buffers of one frame, in order (header with seq, ciphertext, tag) for a vectored write. */
-  seal(type: RecordTypeValue, payload: Uint8Array = new Uint8Array(0)): Buffer[] {
+  /**
+   * Returns the buffers of one frame, in order (header with seq, ciphertext, tag), for a vectored
+   * write. The payload is encrypted in one pass without being copied; the caller may reuse it as
+   * soon as this returns.
+   */
+  seal(type: RecordTypeValue, payload: Uint8Array = EMPTY): Buffer[] {
+    if (this.#ended) throw new TscCrocError('ERR_RECORD_AFTER_END', 'cannot send a record after the end record');
     if (payload.length > MAX_RECORD_PAYLOAD)
       throw new TscCrocError('ERR_FRAME_TOO_LARGE', `record payload of ${payload.length} bytes exceeds ${MAX_RECORD_PAYLOAD}`);
-    const plain = Buffer.allocUnsafe(1 + payload.length);
-    plain[0] = type;
-    plain.set(payload, 1);
-    return this.sealPlain(plain);
-  }
-
-  /**
-   * Seal `plain` = u8(type) || payload as one record, with a single pass of the cipher: the bulk
-   * path (the sender reads file data into a buffer right behind a reserved type byte, so no copy
-   * is made). The caller may reuse `plain` as soon as this returns. Returns header, ciphertext, tag.
-   */
-  sealPlain(plain: Buffer): Buffer[] {
-    if (this.#ended) throw new TscCrocError('ERR_RECORD_AFTER_END', 'cannot send a record after the end record');
-    if (plain.length < 1) throw new RangeError('plain must hold the type byte');
-    const type = plain[0];
-    if (plain.length - 1 > MAX_RECORD_PAYLOAD)
-      throw new TscCrocError('ERR_FRAME_TOO_LARGE', `record payload of ${plain.length - 1} bytes exceeds ${MAX_RECORD_PAYLOAD}`);
     if (this.#seq >= MAX_RECORDS_PER_KEY) throw new TscCrocError('ERR_COUNTER_EXHAUSTED', 'too many records under one key');
     const seq = this.#seq++;
     if (type === RecordType.END) this.#ended = true;
     // header = u32be(len(body)) || u64be(seq); the nonce is 0x00000000 || u64be(seq)
     const header = Buffer.allocUnsafe(HEADER_BYTES);
-    header.writeUInt32BE(SEQ_BYTES + plain.length + TAG_BYTES, 0);
+    header.writeUInt32BE(SEQ_BYTES + 1 + payload.length + TAG_BYTES, 0);
     header.writeUInt32BE(Math.floor(seq / 2 ** 32), 4);
     header.writeUInt32BE(seq >>> 0, 8);
     const cipher = createCipheriv('aes-256-gcm', this.#key, nonceFor(seq));
     cipher.setAAD(header.subarray(4));
-    const body = cipher.update(plain);
+    const out = [header, cipher.update(TYPE_BYTES[type] ?? Buffer.of(type))];
+    if (payload.length > 0) out.push(cipher.update(payload));
     const fin = cipher.final();
-    const tag = cipher.getAuthTag();
-    return fin.length > 0 ? [header, body, fin, tag] : [header, body, tag];
+    if (fin.length > 0) out.push(fin);
+    out.push(cipher.getAuthTag());
+    return out;
   }
 }
+
+const EMPTY = new Uint8Array(0);
+const TYPE_BYTES: Record<number, Buffer> = { 1: Buffer.of(1), 2: Buffer.of(2), 3: Buffer.of(3) };
 
 interface OpenRecord {
   seq: number;

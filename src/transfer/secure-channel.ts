@@ -127,17 +127,6 @@ export class SecureChannel {
     return this.#write(this.#sealer.seal(type, payload), type === RecordType.END);
   }
 
-  /**
-   * Seal `plain` = u8(RecordType.DATA) || payload (the bulk path: the caller reads its data right
-   * behind a reserved byte). `plain` may be reused as soon as this returns (before it settles).
-   */
-  sendData(plain: Buffer): Promise<void> {
-    if (this.#closed) return Promise.reject(this.#lost(this.#closed));
-    if (this.#endSent) return Promise.reject(new Error('SecureChannel: send after END'));
-    if (plain[0] !== RecordType.DATA) throw new RangeError('sendData takes a DATA record');
-    return this.#write(this.#sealer.sealPlain(plain), false);
-  }
-
   async #write(bufs: Buffer[], end: boolean): Promise<void> {
     if (end) this.#endSent = true;
     this.#lastSent = Date.now();

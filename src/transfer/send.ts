@@ -266,7 +266,7 @@ async function transferSession(client: RelayClient, join: JoinResponse, keys: Se
               const plain = await whole;
               emit({ type: 'file-start', path: entry.path, size: entry.size, offset: 0 });
               await channel.sendMessage({ type: 'file', path: entry.path, size: entry.size, offset: 0, mode: entry.mode, mtime: entry.mtimeMs });
-              if (entry.size > 0) await channel.sendData(plain);
+              if (entry.size > 0) await channel.send(RecordType.DATA, plain);
               onBytes(entry.size, true);
             } else await sendFile(entry, have.get(entry.path), bufs, channel, emit, onBytes);
             await channel.sendMessage({ type: 'file-end' });
@@ -398,12 +398,12 @@ function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: 
   return { promise, resolve, reject };
 }
 
-/** Two reused read buffers of one record each, the first byte kept for the record type. */
+/** Two reused read buffers of one record each. */
 class ReadBuffers {
   #bufs: Buffer[] | null = null;
 
   get(): Buffer[] {
-    this.#bufs ??= [Buffer.allocUnsafe(1 + READ_CHUNK), Buffer.allocUnsafe(1 + READ_CHUNK)];
+    this.#bufs ??= [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
     return this.#bufs;
   }
 }
@@ -423,7 +423,7 @@ function readError(src: Entry, e: unknown): unknown {
 }
 
 /**
- * A small file read whole, as the plaintext of its one DATA record (u8(DATA) || bytes). The walk's
+ * A small file read whole, the payload of its one DATA record. The walk's
  * stat is the "before"; after the read, the size and mtime must still be those (one fstat).
  * One byte more than the size is asked for, so a file that grew is seen.
  */
@@ -435,17 +435,16 @@ async function readSmall(src: Entry): Promise<Buffer> {
     throw new TscCrocError('ERR_IO', `cannot open ${src.abs} (${(e as NodeJS.ErrnoException).code})`);
   }
   try {
-    const buf = Buffer.allocUnsafe(src.size + 2);
-    buf[0] = RecordType.DATA;
+    const buf = Buffer.allocUnsafe(src.size + 1);
     let got = 0;
     for (;;) {
-      const { bytesRead } = await fh.read(buf, 1 + got, src.size + 1 - got, got);
+      const { bytesRead } = await fh.read(buf, got, src.size + 1 - got, got);
       if (bytesRead === 0) break;
       got += bytesRead;
       if (got > src.size) break;
     }
     if (got !== src.size || !unchanged(src, await fh.stat({ bigint: true }))) throw sourceChanged(src);
-    return buf.subarray(0, 1 + src.size);
+    return buf.subarray(0, src.size);
   } catch (e) {
     throw readError(src, e);
   } finally {
@@ -540,10 +539,10 @@ async function sendFile(
     onBytes(offset, false);
     // Two buffers: one is sealed while the next read fills the other. Sealing copies the
     // plaintext into ciphertext synchronously, so a buffer is free again as soon as
-    // channel.sendData() has been called on it.
+    // channel.send() has been called on it.
     const bufs = buffers.get();
     const readAt = (b: Buffer, pos: number) => {
-      const p = fh.read(b, 1, Math.min(READ_CHUNK, src.size - pos), pos);
+      const p = fh.read(b, 0, Math.min(READ_CHUNK, src.size - pos), pos);
       p.catch(() => undefined); // a read ahead may fail while we wait on the socket: it is awaited below
       return p;
     };
@@ -555,11 +554,10 @@ async function sendFile(
         const { bytesRead } = await next;
         if (bytesRead === 0) throw sourceChanged(src); // the file shrank
         const cur = bufs[which]!;
-        cur[0] = RecordType.DATA;
         at += bytesRead;
         which ^= 1;
         next = at < src.size ? readAt(bufs[which]!, at) : null;
-        await channel.sendData(cur.subarray(0, 1 + bytesRead));
+        await channel.send(RecordType.DATA, cur.subarray(0, bytesRead));
         onBytes(bytesRead, true);
       }
     } finally {
