@@ -124,3 +124,34 @@ test('many small files are published in the background, all of them, and flush()
   assert.ok(names.every((n) => !n.endsWith('.partial')));
   assert.equal(await readFile(join(out, 'd', '199.txt'), 'utf8'), 'file 199');
 });
+
+test('a checkpoint of this boot offers the whole partial; of another boot, only its durable count', async (t) => {
+  const { root, out } = await dirs();
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const { Checkpoint, stateName } = await import('../src/transfer/resume-store.js');
+  const data = Buffer.alloc(3 * MiB, 7);
+  await writeFile(join(out, stateName('p.bin', 'partial')), data);
+  await new Checkpoint(out, 'p.bin').record(MiB);
+  const same = await loadPartial(out, 'p.bin');
+  if (!(await readFile('/proc/sys/kernel/random/boot_id').catch(() => null))) {
+    t.diagnostic('no boot id here: every rerun counts as after a reboot');
+    assert.equal(same?.offset, MiB);
+    return;
+  }
+  assert.equal(same?.offset, 3 * MiB, 'a killed process loses nothing the kernel had');
+  // the same checkpoint written in another boot: bytes past the durable count may be spoilt
+  const cp = join(out, stateName('p.bin', 'checkpoint'));
+  const raw = await readFile(cp);
+  raw[raw.length - 1] = raw[raw.length - 1]! ^ 0xff;
+  await writeFile(cp, raw);
+  const other = await loadPartial(out, 'p.bin');
+  assert.equal(other?.offset, MiB);
+  // the digest is that of the offered prefix
+  const { ChunkHasher } = await import('../src/core/chunk-digest.js');
+  const h = new ChunkHasher();
+  h.update(data.subarray(0, MiB));
+  assert.equal(other?.digest, h.digest());
+  // a checkpoint that is not ours (wrong length or magic) offers nothing
+  await writeFile(cp, raw.subarray(1));
+  assert.equal(await loadPartial(out, 'p.bin'), null);
+});
