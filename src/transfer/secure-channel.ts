@@ -199,7 +199,9 @@ export class SecureChannel {
   /** Bytes read from the socket: decrypt them now (the read buffer is reused), queue the records. */
   #onBytes(chunk: Buffer): boolean {
     if (this.#readError !== null || this.#opener.ended) return false;
+    // anything that arrives shows the other side is alive: both waits start again
     if (this.#waitingSince !== null) this.#waitingSince = Date.now();
+    if (this.#drainSince !== null) this.#drainSince = Date.now();
     try {
       for (const r of this.#opener.push(chunk)) {
         this.#queue.push(r);
