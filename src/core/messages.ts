@@ -6,7 +6,7 @@
  * Sender → recipient:  offer, then in any order: dir (a folder), or file, DATA records, file-end
  *                      (a file); then done; END.
  * Recipient → sender:  have* (what an earlier, interrupted run left), then accept | decline,
- *                      then received (after every file verified); END.
+ *                      then received (after every file is complete and published); END.
  * Either side:         keepalive (any time; ignored), error (then END), which ends the transfer.
  */
 import { TscCrocError } from './errors.js';

@@ -360,7 +360,7 @@ export class FileSink {
     return { path: cur.finalPath, size: cur.file.size, resumed: cur.file.offset };
   }
 
-  /** Wait until every verified file is under its final name; throws the first failure. */
+  /** Wait until every complete file is under its final name; throws the first failure. */
   async flush(): Promise<void> {
     await Promise.all(this.#publishing);
     this.#throwIfFailed();
@@ -404,7 +404,7 @@ export class FileSink {
 
   /** Stop writing the open file. Partial data stays under its temporary name unless `keep` is false. */
   async abort(keep: boolean): Promise<string | null> {
-    await Promise.all(this.#publishing); // verified files finish publishing; nothing is left running
+    await Promise.all(this.#publishing); // complete files finish publishing; nothing is left running
     this.#interrupted = true;
     const cur = this.#current;
     this.#current = null;

@@ -225,7 +225,7 @@ async function plainFile(path: string) {
 }
 
 /**
- * A file we published (the final name of a verified file), or null. A run killed between
+ * A file we published (the final name of a complete file), or null. A run killed between
  * link(partial, final) and unlink(partial) leaves two names for it: the partial one goes now.
  */
 async function publishedFile(path: string) {
