@@ -21,9 +21,9 @@ import { RecordOpener, RecordSealer, RecordType, type OpenedRecord, type RecordT
 import type { ReadTap } from './tcp.js';
 
 /** Bytes we let queue on the socket before waiting for it to drain. */
-const WRITE_QUEUE_BYTES = 4 * 1024 * 1024;
+const WRITE_QUEUE_BYTES = 2 * 1024 * 1024;
 /** Opened records waiting for the consumer before we stop reading the socket. */
-const RECV_QUEUE_BYTES = 4 * 1024 * 1024;
+const RECV_QUEUE_BYTES = 2 * 1024 * 1024;
 
 /**
  * Memory: node:crypto returns every record's ciphertext or plaintext in a new buffer (it has no
@@ -171,7 +171,7 @@ export class SecureChannel {
       setImmediate(() => this.#uncork());
     }
     for (const b of bufs) s.write(b);
-    // keep a few MiB queued, so the kernel always has data while we read and seal the next record
+    // keep two records queued, so the kernel always has data while we read and seal the next record
     if (s.writableLength >= WRITE_QUEUE_BYTES) {
       this.#uncork();
       if (s.writableLength >= WRITE_QUEUE_BYTES) await this.#drain();
