@@ -65,6 +65,7 @@ export function connectStapled(opts: {
       tap.onBytes = () => false; // pause until the channel takes over
       socket.off('error', onError);
       socket.off('end', onEnd);
+      socket.off('close', onEnd);
     }
     function fail(e: TscCrocError) {
       if (settled) return;
@@ -95,6 +96,7 @@ export function connectStapled(opts: {
     tap.onBytes = onData;
     socket.on('error', onError);
     socket.on('end', onEnd);
+    socket.on('close', onEnd); // closed without an 'end' (reset): the same answer, never a wait until the timeout
     socket.once('connect', () => socket.write(hello));
   });
 }
