@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { receive, send, TscCrocError, type EventSink, type RunningRelay, type SendOptions } from '../src/index.js';
@@ -175,5 +175,62 @@ test('a folder changed since the interrupted run: grown, emptied and removed fil
   assert.equal(starts.get('changing/b.bin'), 0);
   assert.ok(starts.get('changing/c.bin')! > 0, 'the partial file continues');
   for (const n of ['a.bin', 'b.bin', 'c.bin']) assert.ok((await readFile(join(out, 'changing', n))).equals(await readFile(join(src, n))), n);
+  assert.ok(got.resumedBytes > 0);
+});
+
+/** Flip one byte at `at` of the file `path`, keeping its size and mtime. */
+async function corrupt(path: string, at: number) {
+  const before = await stat(path);
+  const fh = await open(path, 'r+');
+  const b = Buffer.alloc(1);
+  await fh.read(b, 0, 1, at);
+  await fh.write(Buffer.from([b[0]! ^ 0xff]), 0, 1, at);
+  await fh.close();
+  await utimes(path, before.atimeMs / 1000, before.mtimeMs / 1000); // the received mtime lies mid-millisecond (file-sink.ts)
+}
+
+test('a held partial damaged on the recipient\'s disk between runs is detected by the proof and sent again from 0', async () => {
+  const file = join(root, 'damaged.bin');
+  await writeFile(file, randomBytes(8 * 1024 * 1024));
+  const out = join(root, 'out-damaged');
+  await mkdir(out);
+  assert.equal(codeOf(await interrupted(file, out, 4 * 1024 * 1024)), 'ERR_CANCELLED');
+  const partial = (await readdir(out)).find((n) => n.endsWith('.partial'));
+  assert.ok(partial);
+  await corrupt(join(out, partial), 1000); // the sender's file is unchanged: only the recipient's copy is bad
+
+  const starts: number[] = [];
+  let held = -1;
+  const { code, sending } = startSend([file], (e) => e.type === 'file-start' && starts.push(e.offset));
+  const got = await receive({ relay: relay.httpUrl, lan: 'off', code: await code, outDir: out, accept: () => true, onEvent: (e) => e.type === 'offer' && (held = e.offer.heldBytes) });
+  const sent = await sending;
+  assert.ok(held >= 4 * 1024 * 1024, `the recipient offered all it held (${held})`);
+  assert.deepEqual(starts, [0], 'the digest of the damaged prefix did not match: sent from the start');
+  assert.equal(sent.sentBytes, 8 * 1024 * 1024);
+  assert.ok((await readFile(join(out, 'damaged.bin'))).equals(await readFile(file)), 'the file is intact');
+  assert.deepEqual((await readdir(out)).filter((n) => n.startsWith('.tsc-croc-')), []);
+});
+
+test('a complete file from the interrupted run, changed on the recipient\'s disk with the same size and mtime, is sent again', async () => {
+  const src = join(root, 'src-kept', 'kept');
+  await mkdir(src, { recursive: true });
+  const MiB = 1024 * 1024;
+  await writeFile(join(src, 'a.bin'), randomBytes(2 * MiB));
+  await writeFile(join(src, 'b.txt'), 'small and whole');
+  await writeFile(join(src, 'c.bin'), randomBytes(8 * MiB));
+  const out = join(root, 'out-kept');
+  await mkdir(out);
+  assert.equal(codeOf(await interrupted(src, out, 5 * MiB)), 'ERR_CANCELLED');
+  assert.ok((await readdir(join(out, 'kept'))).includes('a.bin'), 'a.bin was complete before the interruption');
+  await corrupt(join(out, 'kept', 'a.bin'), 5);
+
+  const starts = new Map<string, number>();
+  const { code, sending } = startSend([src], (e) => e.type === 'file-start' && starts.set(e.path, e.offset));
+  const got = await receive({ relay: relay.httpUrl, lan: 'off', code: await code, outDir: out, accept: () => true });
+  await sending;
+  assert.equal(starts.get('kept/a.bin'), 0, 'the damaged complete file is sent again');
+  assert.equal(starts.get('kept/b.txt'), 'small and whole'.length, 'an intact complete file is not');
+  assert.ok(starts.get('kept/c.bin')! > 0, 'the partial file continues');
+  for (const n of ['a.bin', 'b.txt', 'c.bin']) assert.ok((await readFile(join(out, 'kept', n))).equals(await readFile(join(src, n))), n);
   assert.ok(got.resumedBytes > 0);
 });

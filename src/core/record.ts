@@ -25,6 +25,8 @@ export const MAX_RECORD_PAYLOAD = 1024 * 1024;
 const SEQ_BYTES = 8;
 const TAG_BYTES = 16;
 const KEY_BYTES = 32;
+/** Frame length and seq, in the clear. */
+const HEADER_BYTES = 4 + SEQ_BYTES;
 /** Largest frame body: seq, type byte, payload, tag. */
 export const MAX_FRAME_BODY = SEQ_BYTES + 1 + MAX_RECORD_PAYLOAD + TAG_BYTES;
 /** Records per key before we refuse to go on (far below GCM's limits). */
@@ -40,12 +42,6 @@ export interface OpenedRecord {
 /** The payload of a record as one buffer (for small records: messages). */
 export function recordPayload(r: OpenedRecord): Buffer {
   return r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks, r.length);
-}
-
-function encodeFrameHeader(bodyLength: number): Buffer {
-  const h = Buffer.allocUnsafe(4);
-  h.writeUInt32BE(bodyLength, 0);
-  return h;
 }
 
 function nonceFor(seq: number): Buffer {
@@ -70,28 +66,36 @@ export class RecordSealer {
     return this.#seq;
   }
 
-  /** Returns the buffers of one frame, in order (header, seq, ciphertext, tag) for a vectored write. */
-  seal(type: RecordTypeValue, payload: Uint8Array = new Uint8Array(0)): Buffer[] {
+  /**
+   * Returns the buffers of one frame, in order (header with seq, ciphertext, tag), for a vectored
+   * write. The payload is encrypted in one pass without being copied; the caller may reuse it as
+   * soon as this returns.
+   */
+  seal(type: RecordTypeValue, payload: Uint8Array = EMPTY): Buffer[] {
     if (this.#ended) throw new TscCrocError('ERR_RECORD_AFTER_END', 'cannot send a record after the end record');
     if (payload.length > MAX_RECORD_PAYLOAD)
       throw new TscCrocError('ERR_FRAME_TOO_LARGE', `record payload of ${payload.length} bytes exceeds ${MAX_RECORD_PAYLOAD}`);
     if (this.#seq >= MAX_RECORDS_PER_KEY) throw new TscCrocError('ERR_COUNTER_EXHAUSTED', 'too many records under one key');
     const seq = this.#seq++;
     if (type === RecordType.END) this.#ended = true;
-    const nonce = nonceFor(seq);
-    const seqBytes = nonce.subarray(4);
-    const cipher = createCipheriv('aes-256-gcm', this.#key, nonce);
-    cipher.setAAD(seqBytes);
-    const head = cipher.update(Buffer.of(type));
-    const body = payload.length > 0 ? cipher.update(payload) : Buffer.alloc(0);
+    // header = u32be(len(body)) || u64be(seq); the nonce is 0x00000000 || u64be(seq)
+    const header = Buffer.allocUnsafe(HEADER_BYTES);
+    header.writeUInt32BE(SEQ_BYTES + 1 + payload.length + TAG_BYTES, 0);
+    header.writeUInt32BE(Math.floor(seq / 2 ** 32), 4);
+    header.writeUInt32BE(seq >>> 0, 8);
+    const cipher = createCipheriv('aes-256-gcm', this.#key, nonceFor(seq));
+    cipher.setAAD(header.subarray(4));
+    const out = [header, cipher.update(TYPE_BYTES[type] ?? Buffer.of(type))];
+    if (payload.length > 0) out.push(cipher.update(payload));
     const fin = cipher.final();
-    const tag = cipher.getAuthTag();
-    const bodyLen = SEQ_BYTES + head.length + body.length + fin.length + TAG_BYTES;
-    return [encodeFrameHeader(bodyLen), seqBytes, head, body, fin, tag].filter((b) => b.length > 0);
+    if (fin.length > 0) out.push(fin);
+    out.push(cipher.getAuthTag());
+    return out;
   }
 }
 
-const HEADER_BYTES = 4 + SEQ_BYTES;
+const EMPTY = new Uint8Array(0);
+const TYPE_BYTES: Record<number, Buffer> = { 1: Buffer.of(1), 2: Buffer.of(2), 3: Buffer.of(3) };
 
 interface OpenRecord {
   seq: number;

@@ -26,8 +26,7 @@ export type TransferEvent =
   /** `offset`: where the data starts (more than 0 when an earlier run had received the rest). */
   | { type: 'file-start'; path: string; size: number; offset: number }
   | { type: 'progress'; bytes: number; totalBytes: number }
-  /** `digest`: the file's digest (docs/protocol.md §6.3), which both sides checked. */
-  | { type: 'file-done'; path: string; size: number; digest: string }
+  | { type: 'file-done'; path: string; size: number }
   /** The connection dropped; trying to reach the other side again until `untilMs` (a Date.now() time). */
   | { type: 'reconnecting'; attempt: number; untilMs: number; reason: string }
   | { type: 'reconnected' }

@@ -1,40 +1,43 @@
 /**
  * Writing received files safely. Each file is written under a temporary name in its final
- * folder (created with O_EXCL, so never through a planted symlink), hashed as it is written,
- * and only after its digest matches what the sender announced is it fsync'ed and given its
- * final name, without replacing an existing file unless overwriting was allowed. The temporary
- * name is stable per file, and large files keep their chunk hashes beside it and a journal
+ * folder (created with O_EXCL, so never through a planted symlink), exactly the authenticated
+ * bytes that came between its `file` and `file-end` (their count checked against the announced
+ * size by the recipient machine); only then is it fsync'ed and given its final name, without
+ * replacing an existing file unless overwriting was allowed. The temporary name is stable per
+ * file, and large files keep a checkpoint (how many bytes are durable) beside it and a journal
  * entry in the output folder (src/transfer/resume-store.ts), so an interrupted transfer
- * continues where it stopped. Parent folders
+ * continues where it stopped. A small file is kept in memory until its end and then written
+ * whole in the background (open, write, mode, time, fdatasync, journal, name), a bounded number
+ * at once, so thousands of small files do not wait on each other's system calls. Parent folders
  * are created one level at a time and a symlink anywhere below the output folder is refused. A
  * top-level folder that already exists is written into only when overwriting was allowed (so a
  * transfer cannot add files to an existing folder, a repository say, behind the user's back);
  * folders get their mode and mtime at the end, deepest first.
  */
+import * as fs from 'node:fs';
 import { constants } from 'node:fs';
 import { chmod, link, lstat, mkdir, open, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CHUNK_SIZE, ChunkHasher } from '../core/chunk-digest.js';
 import { TscCrocError } from '../core/errors.js';
 import type { DirMessage, FileMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
-import { ChunkLog, Journal, RESUME_MIN_BYTES, removeJournals, stateName, type Held } from './resume-store.js';
+import { Checkpoint, Journal, RESUME_MIN_BYTES, removeJournals, stateName, type Held } from './resume-store.js';
 
-/** Files given their final name at once, in the background. */
+/** Files written or given their final name at once, in the background. */
 const PUBLISH_CONCURRENCY = 16;
+/** Bytes of small files held in memory, waiting to be written in the background. */
+const PUBLISH_QUEUE_BYTES = 8 * 1024 * 1024;
 
 /** Permission bits kept from the sender: read and execute bits, and the owner's write bit. */
 const SAFE_MODE_BITS = 0o755;
 
-/** Received data is made durable and its chunk hashes recorded this often (and when interrupted). */
+/** Received data is made durable and its count recorded this often (and when interrupted). */
 const CHECKPOINT_BYTES = 64 * 1024 * 1024;
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 
 export interface CommittedFile {
   path: string;
   size: number;
-  /** The file's digest (src/core/chunk-digest.ts). */
-  digest: string;
   /** Bytes of it that an earlier, interrupted run had already received. */
   resumed: number;
 }
@@ -69,27 +72,29 @@ interface OpenFile {
   file: FileMessage;
   finalPath: string;
   tempPath: string;
-  handle: FileHandle;
+  /** The partial, open; null for a small file, whose bytes wait in `small` until it ends. */
+  handle: FileHandle | null;
+  small: Buffer[];
   /** The write in flight: one at a time, overlapping the next record's decryption. */
   pending: Promise<void>;
   offset: number;
-  hash: ChunkHasher;
-  /** The chunk hashes beside the partial (large files only). */
-  log: ChunkLog | null;
+  /** The checkpoint beside the partial (large files only). */
+  checkpoint: Checkpoint | null;
   /** Bytes written since the last checkpoint. */
   sinceCheckpoint: number;
   /** Replace the final name even without overwrite: it is a file an earlier run of this transfer wrote. */
   replace: boolean;
   /** A top-level file whose name did not exist before this transfer. */
   rootCreated: boolean;
+  /** In a folder this transfer created: no partial of an earlier run can be there. */
+  fresh: boolean;
 }
 
-/** A file already complete from an earlier run: nothing to write, only its digest to compare. */
+/** A file already complete from an earlier run (the sender proved it equal to its own): nothing to write. */
 interface KeptFile {
   kept: true;
   file: FileMessage;
   finalPath: string;
-  digest: string;
 }
 
 export class FileSink {
@@ -123,6 +128,8 @@ export class FileSink {
   readonly #created = new Set<string>();
   /** Verified files being given their mode, time and name, while the next file streams in. */
   readonly #publishing = new Set<Promise<void>>();
+  /** Bytes of small files in #publishing not yet written. */
+  #publishingBytes = 0;
   #publishError: unknown = null;
 
   get outDir(): string {
@@ -235,7 +242,7 @@ export class FileSink {
     this.#throwIfFailed();
     const held = this.#held.get(file.path);
     if (held?.complete === true && file.offset === file.size && file.size === held.size) {
-      this.#current = { kept: true, file, finalPath, digest: held.digest };
+      this.#current = { kept: true, file, finalPath };
       return;
     }
     // a file an earlier run of this transfer wrote, which the sender now sends again (it changed)
@@ -252,10 +259,15 @@ export class FileSink {
     const tempPath = join(dir, stateName(name, 'partial'));
     // a top-level file is "created" by this transfer if nothing had its name (a folder's journal began with the folder)
     const rootCreated = segments.length === 1 && existing === null;
-    const large = file.size >= RESUME_MIN_BYTES;
-    const log = large ? new ChunkLog(dir, name) : null;
+    const base = { file, finalPath, tempPath, small: [], pending: Promise.resolve(), offset: file.offset, sinceCheckpoint: 0, replace, rootCreated, fresh };
+    if (file.size < RESUME_MIN_BYTES) {
+      // small: held in memory up to its end, then written whole in the background (commit)
+      if (file.offset !== 0) throw new Error('FileSink: a small file is never resumed');
+      this.#current = { ...base, handle: null, checkpoint: null };
+      return;
+    }
+    const checkpoint = new Checkpoint(dir, name);
     let handle: FileHandle | undefined;
-    let hash: ChunkHasher;
     try {
       if (file.offset > 0) {
         if (held?.complete !== false || held.offset !== file.offset) throw new Error('FileSink: no partial to resume at that offset');
@@ -263,36 +275,37 @@ export class FileSink {
         const st = await handle.stat();
         if (!st.isFile() || st.nlink !== 1 || st.size < file.offset)
           throw new TscCrocError('ERR_IO', `the partial file of ${displayName(file.path)} changed since it was checked; run again`);
+        // past the proven prefix: bytes a crash may have spoilt, sent again
         await handle.truncate(file.offset);
-        hash = new ChunkHasher(held.hashes);
-        await log!.reset(held.hashes);
+        await handle.datasync();
+        await checkpoint.record(file.offset);
       } else {
         // a partial of an earlier run that cannot be continued (the sender's file changed) goes;
         // in a folder this transfer created there is none
         if (!fresh) {
           await unlink(tempPath).catch(() => undefined);
-          await log?.reset([]);
+          await checkpoint.reset();
         }
         handle = await open(tempPath, 'wx', 0o600);
-        hash = new ChunkHasher();
+        await checkpoint.record(0); // says which boot of the system wrote the partial
       }
-      if (large) await (await this.#journal(segments[0]!, rootCreated)).opened(file.path);
+      await (await this.#journal(segments[0]!, rootCreated)).opened(file.path);
     } catch (e) {
       await handle?.close().catch(() => undefined); // nothing stays open when opening fails
       if (e instanceof TscCrocError) throw e;
       throw ioError(`cannot create a file in ${displayName(dir)}`, e);
     }
-    this.#current = { file, finalPath, tempPath, handle, pending: Promise.resolve(), offset: file.offset, hash, log, sinceCheckpoint: 0, replace, rootCreated };
+    this.#current = { ...base, handle, checkpoint };
   }
 
-  /** The open file's data is on disk: record the hashes of its whole chunks beside it. */
+  /** The open file's data is on disk: record how much of it, beside it. */
   async #checkpoint(cur: OpenFile): Promise<void> {
     cur.sinceCheckpoint = 0;
-    if (cur.log === null) return;
+    if (cur.checkpoint === null || cur.handle === null) return;
     await cur.pending;
     try {
       await cur.handle.datasync();
-      await cur.log.append(cur.hash.hashes);
+      await cur.checkpoint.record(cur.offset);
     } catch (e) {
       throw ioError(`cannot write beside ${displayName(cur.file.path)}`, e);
     }
@@ -303,9 +316,12 @@ export class FileSink {
     const cur = this.#current;
     if (!cur || 'kept' in cur) throw new Error('FileSink: no open file');
     let length = 0;
-    for (const c of chunks) {
-      cur.hash.update(c);
-      length += c.length;
+    for (const c of chunks) length += c.length;
+    if (cur.handle === null) {
+      // a small file (the recipient machine bounds its bytes by its size)
+      cur.small.push(...chunks);
+      cur.offset += length;
+      return;
     }
     await cur.pending;
     const at = cur.offset;
@@ -317,37 +333,34 @@ export class FileSink {
   }
 
   /**
-   * Verify the hash; then the file gets its mode, mtime and final name in the background (up to
-   * PUBLISH_CONCURRENCY files at once), so many small files do not wait on each other's system
-   * calls. A failure there surfaces at the next call; flush() waits for all of them.
+   * All of the file's bytes are in (the recipient machine counted them against its size): it is
+   * written (a small file), given its mode and mtime, made durable, recorded in the journal and
+   * given its final name in the background (up to PUBLISH_CONCURRENCY files at once). A failure
+   * there surfaces at the next call; flush() waits for all of them.
    */
-  async commit(digest: string): Promise<CommittedFile> {
+  async commit(): Promise<CommittedFile> {
     const cur = this.#current;
     if (!cur) throw new Error('FileSink: no open file');
-    if ('kept' in cur) {
-      this.#current = null;
-      // the sender's file is what we already have: its digest says so
-      if (cur.digest !== digest) throw new TscCrocError('ERR_INTEGRITY', `${displayName(cur.file.path)} is not what an earlier run received; it was left as it is`);
-      return { path: cur.finalPath, size: cur.file.size, digest, resumed: cur.file.size };
-    }
-    await cur.pending;
-    const got = cur.hash.digest();
-    if (got !== digest) {
-      await this.abort(false);
-      throw new TscCrocError('ERR_INTEGRITY', `${displayName(cur.file.path)} does not match the digest the sender announced; it was not saved`);
-    }
     this.#current = null;
+    // a file an earlier run received: the sender proved it equal to its own (docs/protocol.md §6.5)
+    if ('kept' in cur) return { path: cur.finalPath, size: cur.file.size, resumed: cur.file.size };
+    await cur.pending;
+    const bytes = cur.handle === null ? cur.offset : 0;
+    this.#publishingBytes += bytes;
     const job = this.#finish(cur).catch((e: unknown) => {
       this.#publishError ??= e;
     });
     this.#publishing.add(job);
-    void job.finally(() => this.#publishing.delete(job));
-    while (this.#publishing.size >= PUBLISH_CONCURRENCY) await Promise.race(this.#publishing);
+    void job.finally(() => {
+      this.#publishing.delete(job);
+      this.#publishingBytes -= bytes;
+    });
+    while (this.#publishing.size >= PUBLISH_CONCURRENCY || this.#publishingBytes > PUBLISH_QUEUE_BYTES) await Promise.race(this.#publishing);
     this.#throwIfFailed();
-    return { path: cur.finalPath, size: cur.file.size, digest: got, resumed: cur.file.offset };
+    return { path: cur.finalPath, size: cur.file.size, resumed: cur.file.offset };
   }
 
-  /** Wait until every verified file is under its final name; throws the first failure. */
+  /** Wait until every complete file is under its final name; throws the first failure. */
   async flush(): Promise<void> {
     await Promise.all(this.#publishing);
     this.#throwIfFailed();
@@ -358,52 +371,62 @@ export class FileSink {
   }
 
   async #finish(cur: OpenFile): Promise<void> {
+    const handle = cur.handle;
     try {
-      await cur.handle.chmod(cur.file.mode & this.#modeMask);
-      await cur.handle.datasync();
-      await cur.handle.close();
-      await utimes(cur.tempPath, Date.now() / 1000, mtimeSeconds(cur.file.mtime));
+      if (handle === null) {
+        // a small file: a partial an interrupted session left goes (in a fresh folder there is none)
+        if (!cur.fresh) await unlink(cur.tempPath).catch(() => undefined);
+        await writeSmall(cur.tempPath, cur.small, cur.file.mode & this.#modeMask, mtimeSeconds(cur.file.mtime));
+        cur.small = [];
+      } else {
+        await handle.chmod(cur.file.mode & this.#modeMask);
+        await handle.utimes(Date.now() / 1000, mtimeSeconds(cur.file.mtime));
+        await handle.datasync();
+        await handle.close();
+      }
     } catch (e) {
-      await cur.handle.close().catch(() => undefined);
+      await handle?.close().catch(() => undefined);
       await unlink(cur.tempPath).catch(() => undefined);
-      await cur.log?.remove();
+      await cur.checkpoint?.remove();
+      if (e instanceof TscCrocError) throw e;
       throw ioError(`cannot finish writing ${displayName(cur.file.path)}`, e);
     }
     try {
       // before the final name appears, so a run killed in between still knows the file is ours
-      await (await this.#journal(cur.file.path.split('/')[0]!, cur.rootCreated)).done(cur.file.path, cur.file.size, cur.file.mtime, cur.hash.digest());
+      await (await this.#journal(cur.file.path.split('/')[0]!, cur.rootCreated)).done(cur.file.path, cur.file.size, cur.file.mtime);
     } catch (e) {
       await unlink(cur.tempPath).catch(() => undefined);
       throw ioError(`cannot write in ${displayName(this.#outDir)}`, e);
     }
     await this.#publish(cur);
-    await cur.log?.remove();
+    await cur.checkpoint?.remove();
   }
 
   /** Stop writing the open file. Partial data stays under its temporary name unless `keep` is false. */
   async abort(keep: boolean): Promise<string | null> {
-    await Promise.all(this.#publishing); // verified files finish publishing; nothing is left running
+    await Promise.all(this.#publishing); // complete files finish publishing; nothing is left running
     this.#interrupted = true;
     const cur = this.#current;
     this.#current = null;
-    if (!cur || 'kept' in cur) {
+    if (!cur || 'kept' in cur || cur.handle === null) {
+      // (a small file is only in memory: nothing to keep)
       await this.closeJournals();
       return null;
     }
     await cur.pending.catch(() => undefined);
-    // what arrived is made durable and its hashes recorded, so the next run continues from here
+    // what arrived is made durable and its count recorded, so the next run continues from here
     if (keep) await this.#checkpoint(cur).catch(() => undefined);
     else if (cur.file.offset > 0) {
       // this session's bytes go, but not what an earlier run had received: back to where it started
       await cur.handle.truncate(cur.file.offset).catch(() => undefined);
-      await cur.log?.reset(cur.hash.hashes.slice(0, Math.floor(cur.file.offset / CHUNK_SIZE))).catch(() => undefined);
+      await cur.checkpoint?.record(cur.file.offset).catch(() => undefined);
     }
     await cur.handle.close().catch(() => undefined);
-    await cur.log?.close();
+    await cur.checkpoint?.close();
     await this.closeJournals();
     if ((!keep && cur.file.offset === 0) || cur.file.size === 0) {
       await unlink(cur.tempPath).catch(() => undefined);
-      await cur.log?.remove();
+      await cur.checkpoint?.remove();
       return null;
     }
     return cur.tempPath;
@@ -482,6 +505,43 @@ export class FileSink {
     }
     return dir;
   }
+}
+
+/**
+ * Write a small file whole under `path`: create it (O_EXCL, never through a symlink) with its
+ * final mode (less the umask), write, set its times, fdatasync, close. Plain fs calls on a
+ * descriptor: for thousands of small files, FileHandle's promise per call costs more than the
+ * calls themselves.
+ */
+function writeSmall(path: string, chunks: Buffer[], mode: number, mtime: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW, mode, (err, fd) => {
+      if (err) return reject(err);
+      const fail = (e: unknown) => fs.close(fd, () => reject(e));
+      const finish = () =>
+        fs.futimes(fd, Date.now() / 1000, mtime, (e1) => {
+          if (e1) return fail(e1);
+          fs.fdatasync(fd, (e2) => {
+            if (e2) return fail(e2);
+            fs.close(fd, (e3) => (e3 ? reject(e3) : resolve()));
+          });
+        });
+      let bufs = chunks.filter((c) => c.length > 0);
+      let at = 0;
+      const next = () => {
+        if (bufs.length === 0) return finish();
+        fs.writev(fd, bufs, at, (e, n) => {
+          if (e) return fail(e);
+          if (n === 0) return fail(Object.assign(new Error('no progress writing'), { code: 'EIO' }));
+          at += n;
+          while (bufs.length > 0 && n >= bufs[0]!.length) n -= bufs.shift()!.length;
+          if (n > 0) bufs = [bufs[0]!.subarray(n), ...bufs.slice(1)];
+          next();
+        });
+      };
+      next();
+    });
+  });
 }
 
 /** pwritev all of `chunks` at `position`, going on after a short write. */

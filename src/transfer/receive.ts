@@ -213,7 +213,7 @@ async function receiveSession(client: RelayClient, join: JoinResponse, agreed: S
     const keys = agreed ?? (await recipientPake(client, join, secret, timeouts));
     runState.firstKeys ??= keys;
     const stapled = await staple(client, join, timeouts.stapleMs, opts.signal);
-    const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.recipientToSender, keys.senderToRecipient, timeouts);
+    const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.recipientToSender, keys.senderToRecipient, timeouts, stapled.tap);
     session.channel = channel;
 
     let state: RecipientState = initialRecipientState;
@@ -280,15 +280,14 @@ async function receiveSession(client: RelayClient, join: JoinResponse, agreed: S
               runState.received += (input as { length: number }).length;
               emit({ type: 'progress', bytes, totalBytes });
               break;
-            case 'verify-file': {
+            case 'commit-file': {
               if (target) {
-                target.verifyDigest(effect.digest, 'the file');
-                emit({ type: 'file-done', path: current.path, size: current.size, digest: effect.digest });
+                emit({ type: 'file-done', path: current.path, size: current.size });
                 break;
               }
-              const done = await sink.commit(effect.digest);
+              const done = await sink.commit();
               runState.files.set(done.path, done);
-              emit({ type: 'file-done', path: displayName(done.path), size: done.size, digest: done.digest });
+              emit({ type: 'file-done', path: displayName(done.path), size: done.size });
               break;
             }
             case 'verify-stream':

@@ -1,34 +1,54 @@
 /**
  * What an interrupted receive leaves behind so that the next run continues it (docs/protocol.md
- * §6.4), and reading it back. Three kinds of hidden files, all named `.tsc-croc-<id>.<kind>`
+ * §6.4, §6.5), and reading it back. Three kinds of hidden files, all named `.tsc-croc-<id>.<kind>`
  * where id is derived from the name they belong to, so a rerun finds them again:
  *
  * - `<name>.partial` beside the final name: the bytes received so far;
- * - `<name>.chunks` beside it: a magic line, then the 32-byte hash of every whole 1 MiB chunk
- *   of the partial that was on disk (fdatasync'ed) before the hash was written, so a resumed
- *   run continues the digest without reading those bytes again;
+ * - `<name>.checkpoint` beside it: a magic line, the u64be count of leading bytes of the
+ *   partial that were on disk (fdatasync'ed) when it was written, and the id of the running
+ *   system boot: a rerun in the same boot offers the whole partial (a killed process loses
+ *   nothing the kernel has), after a reboot only the durable count;
  * - `<top-level name>.journal` in the output folder, one per offered top-level name: JSON lines,
- *   `{"open":path}` when a large file starts and `{"done":path,...}` when a file is verified,
- *   so a rerun knows which partials to look for and which files it already wrote.
+ *   `{"open":path}` when a large file starts and `{"done":path,"size":n,"mtime":ms}` when a
+ *   file is complete, so a rerun knows which partials to look for and which files it already wrote.
  *
- * Everything read back is checked as if it were hostile: a sender can never create these names
- * (src/core/path.ts reserves the prefix), but the disk may have been touched meanwhile.
+ * What a rerun holds is proven to the sender by the chunk digest (src/core/chunk-digest.ts) of
+ * those bytes, read once when the offer comes. Everything read back is checked as if it were
+ * hostile: a sender can never create these names (src/core/path.ts reserves the prefix), but the
+ * disk may have been touched meanwhile.
  */
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { lstat, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { constants, readFileSync } from 'node:fs';
+import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { CHUNK_HASH_BYTES, CHUNK_SIZE, ChunkHasher, digestOf } from '../core/chunk-digest.js';
+import { CHUNK_SIZE, ChunkHasher } from '../core/chunk-digest.js';
 import type { HaveEntry } from '../core/messages.js';
 import { RESERVED_PREFIX, checkRelativePath } from '../core/path.js';
 
-export type StateKind = 'partial' | 'chunks' | 'journal';
+export type StateKind = 'partial' | 'checkpoint' | 'journal';
 
 /** Files smaller than this are not worth resuming: they are sent again whole, and not journaled as open. */
 export const RESUME_MIN_BYTES = CHUNK_SIZE;
 /** The largest journal read back (about 2.5 million entries). */
 const MAX_JOURNAL_BYTES = 256 * 1024 * 1024;
-const CHUNKS_MAGIC = Buffer.from('tsc-croc chunks v1\n', 'utf8');
+const CHECKPOINT_MAGIC = Buffer.from('tsc-croc checkpoint v2\n', 'utf8');
+const BOOT_ID_BYTES = 16;
+const CHECKPOINT_BYTES = CHECKPOINT_MAGIC.length + 8 + BOOT_ID_BYTES;
+
+let cachedBootId: Buffer | undefined;
+/** The id of this boot of the system (Linux), or 16 zero bytes where there is none to read. */
+function bootId(): Buffer {
+  if (cachedBootId === undefined) {
+    cachedBootId = Buffer.alloc(BOOT_ID_BYTES);
+    try {
+      const hex = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim().replace(/-/g, '');
+      if (/^[0-9a-f]{32}$/.test(hex)) cachedBootId = Buffer.from(hex, 'hex');
+    } catch {
+      // not Linux: every rerun is treated as after a reboot
+    }
+  }
+  return cachedBootId;
+}
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 
 /** `.tsc-croc-<16 hex digits>.<kind>`: stable for a name, short whatever the name's length. */
@@ -55,7 +75,7 @@ function ours(st: { isFile(): boolean; nlink: number; uid: number }): boolean {
 /** What a rerun holds of one file. */
 export type Held =
   | { complete: true; size: number; mtime: number; digest: string }
-  | { complete: false; hashes: Uint8Array[]; offset: number };
+  | { complete: false; offset: number; digest: string };
 
 interface JournalState {
   /** This transfer created the top-level name (it did not exist before). */
@@ -63,13 +83,20 @@ interface JournalState {
   /** The offer it was written for (offerId). */
   offer: string;
   open: Set<string>;
-  done: Map<string, { size: number; mtime: number; digest: string }>;
+  done: Map<string, { size: number; mtime: number }>;
 }
 
-/** An open file handle for appending journal lines, one write at a time. */
+/**
+ * An open file handle for appending journal lines. Lines appended while a write is under way go
+ * out together in the next write (many small files finishing at once cost one write, not one
+ * each); each append resolves once its own line is written.
+ */
 export class Journal {
   #handle: FileHandle;
-  #chain: Promise<void> = Promise.resolve();
+  /** Lines waiting for the next write, and who waits for them. */
+  #lines: string[] = [];
+  #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #writing: Promise<void> | null = null;
   readonly path: string;
 
   private constructor(handle: FileHandle, path: string) {
@@ -93,28 +120,43 @@ export class Journal {
   }
 
   #append(o: object): Promise<void> {
-    const line = `${JSON.stringify(o)}\n`;
-    this.#chain = this.#chain.then(async () => {
-      await this.#handle.write(line);
+    return new Promise((resolve, reject) => {
+      this.#lines.push(`${JSON.stringify(o)}\n`);
+      this.#waiters.push({ resolve, reject });
+      this.#writing ??= this.#writeAll();
     });
-    return this.#chain;
+  }
+
+  async #writeAll(): Promise<void> {
+    while (this.#lines.length > 0) {
+      const text = this.#lines.join('');
+      const waiters = this.#waiters;
+      this.#lines = [];
+      this.#waiters = [];
+      try {
+        await this.#handle.write(text);
+        for (const w of waiters) w.resolve();
+      } catch (e) {
+        for (const w of waiters) w.reject(e);
+      }
+    }
+    this.#writing = null;
   }
 
   opened(path: string): Promise<void> {
     return this.#append({ open: path });
   }
 
-  done(path: string, size: number, mtime: number, digest: string): Promise<void> {
-    return this.#append({ done: path, size, mtime, digest });
+  /** A complete file, recorded before its final name appears. */
+  done(path: string, size: number, mtime: number): Promise<void> {
+    return this.#append({ done: path, size, mtime });
   }
 
   async close(): Promise<void> {
-    await this.#chain.catch(() => undefined);
+    await this.#writing?.catch(() => undefined);
     await this.#handle.close().catch(() => undefined);
   }
 }
-
-const HEX64 = /^[0-9a-f]{64}$/;
 
 function validEntryPath(p: unknown, root: string): p is string {
   if (typeof p !== 'string') return false;
@@ -162,11 +204,11 @@ export async function readJournal(outDir: string, root: string): Promise<Journal
     } else if (
       validEntryPath(o.done, root) &&
       Number.isSafeInteger(o.size) && (o.size as number) >= 0 &&
-      Number.isSafeInteger(o.mtime) && (o.mtime as number) >= 0 &&
-      typeof o.digest === 'string' && HEX64.test(o.digest)
+      Number.isSafeInteger(o.mtime) && (o.mtime as number) >= 0
     ) {
+      // (a journal of version 1 also carries a digest: it is not needed, what we hold is hashed when offered)
       state.open.delete(o.done);
-      state.done.set(o.done, { size: o.size as number, mtime: o.mtime as number, digest: o.digest });
+      state.done.set(o.done, { size: o.size as number, mtime: o.mtime as number });
     }
   }
   return state;
@@ -183,7 +225,7 @@ async function plainFile(path: string) {
 }
 
 /**
- * A file we published (the final name of a verified file), or null. A run killed between
+ * A file we published (the final name of a complete file), or null. A run killed between
  * link(partial, final) and unlink(partial) leaves two names for it: the partial one goes now.
  */
 async function publishedFile(path: string) {
@@ -205,79 +247,93 @@ async function publishedFile(path: string) {
 }
 
 /**
- * The whole chunks of a partial file we can vouch for: the hashes in its sidecar (written only
- * after the data was on disk), then whole chunks beyond them hashed by reading them once (a run
- * killed between checkpoints). Returns null when nothing is usable.
+ * The chunk digest of the first `length` bytes of the file open as `fh`, reading them once; null
+ * if the file is shorter than that.
  */
-export async function loadPartial(dir: string, name: string): Promise<{ hashes: Uint8Array[]; offset: number } | null> {
-  const partial = await plainFile(join(dir, stateName(name, 'partial')));
-  if (partial === null) return null;
-  const whole = Math.floor(partial.size / CHUNK_SIZE);
-  if (whole === 0) return null;
-  const hashes: Uint8Array[] = [];
-  const chunksPath = join(dir, stateName(name, 'chunks'));
-  if ((await plainFile(chunksPath)) !== null) {
-    const raw = await readFile(chunksPath).catch(() => null);
-    if (raw !== null && raw.subarray(0, CHUNKS_MAGIC.length).equals(CHUNKS_MAGIC)) {
-      const body = raw.subarray(CHUNKS_MAGIC.length);
-      const n = Math.min(whole, Math.floor(body.length / CHUNK_HASH_BYTES));
-      for (let i = 0; i < n; i++) hashes.push(Uint8Array.from(body.subarray(i * CHUNK_HASH_BYTES, (i + 1) * CHUNK_HASH_BYTES)));
-    }
+export async function digestPrefix(fh: FileHandle, length: number): Promise<string | null> {
+  const hasher = new ChunkHasher();
+  const buf = Buffer.allocUnsafe(Math.min(CHUNK_SIZE, Math.max(1, length)));
+  while (hasher.length < length) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, length - hasher.length), hasher.length);
+    if (bytesRead === 0) return null;
+    hasher.update(buf.subarray(0, bytesRead));
   }
-  if (hashes.length < whole) {
-    const fh = await open(join(dir, stateName(name, 'partial')), constants.O_RDONLY | NOFOLLOW).catch(() => null);
-    if (fh === null) return hashes.length > 0 ? { hashes, offset: hashes.length * CHUNK_SIZE } : null;
-    try {
-      const hasher = new ChunkHasher(hashes);
-      const buf = Buffer.allocUnsafe(CHUNK_SIZE);
-      while (hasher.hashes.length < whole) {
-        const at = hasher.length;
-        let got = 0;
-        while (got < CHUNK_SIZE) {
-          const { bytesRead } = await fh.read(buf, got, CHUNK_SIZE - got, at + got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-        if (got < CHUNK_SIZE) break; // shorter than it said: keep what is whole
-        hasher.update(buf);
-      }
-      hashes.splice(0, hashes.length, ...hasher.hashes);
-    } finally {
-      await fh.close();
-    }
-  }
-  return hashes.length > 0 ? { hashes, offset: hashes.length * CHUNK_SIZE } : null;
+  return hasher.digest();
 }
 
-/** The sidecar of a partial: created at a checkpoint, appended to after each. */
-export class ChunkLog {
+/**
+ * What a checkpoint file records: the durable offset, and whether it was written in this boot of
+ * the system; null when there is none we can use.
+ */
+async function readCheckpoint(path: string): Promise<{ durable: number; sameBoot: boolean } | null> {
+  const fh = await open(path, constants.O_RDONLY | NOFOLLOW).catch(() => null);
+  if (fh === null) return null;
+  try {
+    const st = await fh.stat();
+    if (!ours(st) || st.size !== CHECKPOINT_BYTES) return null;
+    const b = Buffer.alloc(CHECKPOINT_BYTES);
+    const { bytesRead } = await fh.read(b, 0, CHECKPOINT_BYTES, 0);
+    if (bytesRead !== CHECKPOINT_BYTES || !b.subarray(0, CHECKPOINT_MAGIC.length).equals(CHECKPOINT_MAGIC)) return null;
+    const n = b.readBigUInt64BE(CHECKPOINT_MAGIC.length);
+    if (n > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+    const boot = b.subarray(CHECKPOINT_MAGIC.length + 8);
+    const sameBoot = !boot.equals(Buffer.alloc(BOOT_ID_BYTES)) && boot.equals(bootId());
+    return { durable: Number(n), sameBoot };
+  } catch {
+    return null;
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * What we can offer of a partial file, and the digest of those bytes, read once: all of it when
+ * its checkpoint was written in this boot of the system (the process may have been killed, but
+ * the kernel kept every byte it wrote); after a reboot only the durable count the checkpoint
+ * records (later bytes may have been lost or spoilt by the crash). Null when nothing is usable.
+ */
+export async function loadPartial(dir: string, name: string): Promise<{ offset: number; digest: string } | null> {
+  const cp = await readCheckpoint(join(dir, stateName(name, 'checkpoint')));
+  if (cp === null) return null;
+  const fh = await open(join(dir, stateName(name, 'partial')), constants.O_RDONLY | NOFOLLOW).catch(() => null);
+  if (fh === null) return null;
+  try {
+    const st = await fh.stat();
+    if (!ours(st)) return null;
+    const offset = cp.sameBoot ? st.size : Math.min(cp.durable, st.size);
+    if (offset === 0) return null;
+    const digest = await digestPrefix(fh, offset);
+    return digest === null ? null : { offset, digest };
+  } catch {
+    return null;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The checkpoint beside a partial: rewritten in place (one small write) after each fdatasync of the partial. */
+export class Checkpoint {
   readonly #path: string;
   #handle: FileHandle | null = null;
-  /** How many hashes are in the file. */
-  #written = 0;
+  readonly #buf = Buffer.alloc(CHECKPOINT_BYTES);
 
   constructor(dir: string, name: string) {
-    this.#path = join(dir, stateName(name, 'chunks'));
+    this.#path = join(dir, stateName(name, 'checkpoint'));
+    CHECKPOINT_MAGIC.copy(this.#buf);
+    bootId().copy(this.#buf, CHECKPOINT_MAGIC.length + 8);
   }
 
-  /** Start over with exactly `hashes` (a resumed file, or none for a fresh one). */
-  async reset(hashes: readonly Uint8Array[]): Promise<void> {
-    await this.close();
-    await unlink(this.#path).catch(() => undefined);
-    this.#written = 0;
-    if (hashes.length > 0) await this.append(hashes);
+  /** The first `offset` bytes of the partial are on disk (call only after its fdatasync, or with 0 for a new partial). */
+  async record(offset: number): Promise<void> {
+    this.#handle ??= await open(this.#path, constants.O_WRONLY | constants.O_CREAT | NOFOLLOW, 0o600);
+    this.#buf.writeBigUInt64BE(BigInt(offset), CHECKPOINT_MAGIC.length);
+    // one write of 47 bytes at offset 0: it lands whole or, after a crash, leaves an older count
+    await this.#handle.write(this.#buf, 0, CHECKPOINT_BYTES, 0);
   }
 
-  /** Add the hashes past those already written; call only once their data is on disk. */
-  async append(hashes: readonly Uint8Array[]): Promise<void> {
-    if (hashes.length <= this.#written) return;
-    if (this.#handle === null) {
-      this.#handle = await open(this.#path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW, 0o600);
-      await this.#handle.write(CHUNKS_MAGIC);
-    }
-    const add = Buffer.concat(hashes.slice(this.#written));
-    await this.#handle.write(add);
-    this.#written = hashes.length;
+  /** Start over: no checkpoint (a partial begun afresh). */
+  async reset(): Promise<void> {
+    await this.remove();
   }
 
   async close(): Promise<void> {
@@ -295,8 +351,8 @@ export class ChunkLog {
 /**
  * For the offered top-level names, what earlier runs into `outDir` left: the `have` entries for
  * the sender, what we hold of each path, and the names that an interrupted transfer created
- * (written into without asking again; a name that existed before is asked about again). Costs one lstat per file written before, and reads only
- * partial chunks that were not checkpointed.
+ * (written into without asking again; a name that existed before is asked about again). Reads
+ * once what it offers (complete files and the checkpointed prefix of partial ones), to prove it.
  */
 export async function findHeld(
   outDir: string,
@@ -316,15 +372,17 @@ export async function findHeld(
     for (const [path, d] of journal.done) {
       const st = await publishedFile(join(outDir, ...path.split('/')));
       if (st === null || st.size !== d.size || Math.floor(st.mtimeMs) !== d.mtime) continue; // changed since: not ours to vouch for
-      held.set(path, { complete: true, ...d });
-      have.push({ path, offset: d.size, digest: d.digest, whole: true });
+      const digest = await digestFile(join(outDir, ...path.split('/')), d.size);
+      if (digest === null) continue;
+      held.set(path, { complete: true, ...d, digest });
+      have.push({ path, offset: d.size, digest, whole: true });
     }
     for (const path of journal.open) {
       const abs = join(outDir, ...path.split('/'));
       const p = await loadPartial(dirname(abs), path.slice(path.lastIndexOf('/') + 1));
       if (p === null) continue;
-      held.set(path, { complete: false, hashes: p.hashes, offset: p.offset });
-      have.push({ path, offset: p.offset, digest: digestOf(p.hashes, p.offset), whole: false });
+      held.set(path, { complete: false, offset: p.offset, digest: p.digest });
+      have.push({ path, offset: p.offset, digest: p.digest, whole: false });
     }
   }
   // a sender takes at most one entry per offered file: when the folder shrank since, partial
@@ -334,6 +392,21 @@ export async function findHeld(
     for (const h of have.splice(maxEntries)) held.delete(h.path);
   }
   return { have, held, resumable };
+}
+
+/** The digest of a complete file we published, read once (null if it is not `size` bytes now). */
+async function digestFile(path: string, size: number): Promise<string | null> {
+  const fh = await open(path, constants.O_RDONLY | NOFOLLOW).catch(() => null);
+  if (fh === null) return null;
+  try {
+    const st = await fh.stat();
+    if (!ours(st) || st.size !== size) return null;
+    return await digestPrefix(fh, size);
+  } catch {
+    return null;
+  } finally {
+    await fh.close();
+  }
 }
 
 /** After a transfer completed: its journals are no longer needed. */

@@ -1,7 +1,10 @@
 /**
  * An encrypted, authenticated, ordered record stream over the stapled socket.
- * Writes respect the socket's backpressure; reads are pulled by one consumer, so a slow disk
- * on the receiving side slows the sender down instead of filling memory.
+ * Writes respect the socket's backpressure. Reads land in one reused buffer (a ReadTap from
+ * src/transfer/tcp.ts) and are decrypted at once; at most RECV_QUEUE_BYTES of opened records wait
+ * for the one consumer before the socket is paused, so a slow disk on the receiving side slows
+ * the sender down instead of filling memory. Small records sealed in one turn of the event loop
+ * go out in one write.
  *
  * Liveness: when we have sent nothing for `keepaliveMs`, a keepalive message goes out (the other
  * side ignores it), so a connection that is alive is never idle for the relay. When we have been
@@ -10,12 +13,46 @@
  * spends (a slow disk, a person deciding) is not waiting on the network and never counts.
  */
 import type { Socket } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import { encodeMessage, type Message } from '../core/messages.js';
 import { RecordOpener, RecordSealer, RecordType, type OpenedRecord, type RecordTypeValue } from '../core/record.js';
+import type { ReadTap } from './tcp.js';
 
 /** Bytes we let queue on the socket before waiting for it to drain. */
-const WRITE_QUEUE_BYTES = 4 * 1024 * 1024;
+const WRITE_QUEUE_BYTES = 2 * 1024 * 1024;
+/** Opened records waiting for the consumer before we stop reading the socket. */
+const RECV_QUEUE_BYTES = 2 * 1024 * 1024;
+
+/**
+ * Memory: node:crypto returns every record's ciphertext or plaintext in a new buffer (it has no
+ * API to encrypt into ours). Those buffers are garbage as soon as the socket or the disk took
+ * them, but V8 collects them only when its external-memory limit (about 64 MiB) is reached, so a
+ * peer would carry up to 64 MiB of dead buffers. A young-generation collection every
+ * GC_EVERY_BYTES of records frees them at once, for almost no CPU (the young generation holds
+ * little else). It needs V8's `gc` function, obtained once; where that fails nothing is done.
+ */
+const GC_EVERY_BYTES = 8 * 1024 * 1024;
+let minorGc: (() => void) | null | undefined;
+let sinceGc = 0;
+
+function collectRecordBuffers(bytes: number): void {
+  sinceGc += bytes;
+  if (sinceGc < GC_EVERY_BYTES) return;
+  sinceGc = 0;
+  if (minorGc === undefined) {
+    minorGc = null;
+    try {
+      setFlagsFromString('--expose-gc');
+      const gc = runInNewContext('gc') as (o: { type: 'minor' | 'major' }) => void;
+      if (typeof gc === 'function') minorGc = () => gc({ type: 'minor' });
+    } catch {
+      // no gc function: V8 collects them on its own schedule
+    }
+  }
+  minorGc?.();
+}
 
 export interface Liveness {
   keepaliveMs: number;
@@ -25,28 +62,62 @@ export interface Liveness {
 export class SecureChannel {
   readonly #socket: Socket;
   #lastSent = Date.now();
-  /** When we started waiting on the network, or null while we are not. */
+  /** Since when the consumer waits for bytes (renewed by every read), or null while it does not. */
   #waitingSince: number | null = null;
+  /** Since when we wait for the socket to drain, or null. */
+  #drainSince: number | null = null;
   #stalled = false;
   #endSent = false;
   #timer: NodeJS.Timeout | null = null;
   readonly #sealer: RecordSealer;
   readonly #opener: RecordOpener;
+  readonly #tap: ReadTap | null;
   #leftover: Buffer;
   #reading = false;
   #closed: Error | null = null;
+  /** Our writes are corked until the end of this turn of the event loop. */
+  #corked = false;
+  /** Opened records not yet taken by the consumer, and their bytes. */
+  readonly #queue: OpenedRecord[] = [];
+  #queued = 0;
+  /** We paused the socket because the consumer is behind. */
+  #paused = false;
+  /** The read side failed (a bad record, the socket), or ended (null error, `#eof`). */
+  #readError: unknown = null;
+  #eof = false;
+  /** Wakes the consumer waiting for records. */
+  #wake: (() => void) | null = null;
 
-  constructor(socket: Socket, leftover: Buffer, sendKey: Uint8Array, recvKey: Uint8Array, liveness?: Liveness) {
+  /**
+   * `tap`: the socket's reads (a socket from connectStapled); without one, 'data' events are used.
+   * `leftover`: bytes already read behind the relay's reply.
+   */
+  constructor(socket: Socket, leftover: Buffer, sendKey: Uint8Array, recvKey: Uint8Array, liveness?: Liveness, tap?: ReadTap) {
     this.#socket = socket;
     this.#leftover = leftover;
+    this.#tap = tap ?? null;
     this.#sealer = new RecordSealer(sendKey);
     this.#opener = new RecordOpener(recvKey);
     socket.on('error', (e) => {
       this.#closed ??= e;
+      this.#readFailed(e);
     });
     socket.on('close', () => {
       this.#closed ??= new Error('socket closed');
       this.#stopTimer();
+      this.#readFailed(this.#closed);
+    });
+    socket.on('end', () => {
+      if (this.#eof || this.#readError !== null) return;
+      try {
+        this.#opener.finish();
+        this.#eof = true;
+      } catch (e) {
+        this.#readError = this.#stalled
+          ? this.#lost(e as Error)
+          : new TscCrocError('ERR_CONNECTION_LOST', 'the connection closed before the transfer finished (the other side quit, or the relay dropped it)', { cause: e });
+      }
+      this.#notify();
     });
     if (liveness) this.#watch(liveness);
   }
@@ -55,7 +126,8 @@ export class SecureChannel {
     const tick = Math.max(10, Math.min(keepaliveMs, stallMs) / 4);
     this.#timer = setInterval(() => {
       const now = Date.now();
-      if (this.#waitingSince !== null && now - this.#waitingSince >= stallMs) {
+      const since = Math.min(this.#waitingSince ?? now, this.#drainSince ?? now);
+      if (now - since >= stallMs) {
         this.#stalled = true;
         this.#stopTimer();
         this.#socket.destroy();
@@ -80,19 +152,36 @@ export class SecureChannel {
   }
 
   /** Seal and write one record; resolves when the socket can take more. */
-  async send(type: RecordTypeValue, payload?: Uint8Array): Promise<void> {
-    if (this.#closed) throw this.#lost(this.#closed);
-    if (this.#endSent) throw new Error('SecureChannel: send after END');
-    if (type === RecordType.END) this.#endSent = true;
+  send(type: RecordTypeValue, payload?: Uint8Array): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#lost(this.#closed));
+    if (this.#endSent) return Promise.reject(new Error('SecureChannel: send after END'));
+    const frame = this.#sealer.seal(type, payload);
+    if (payload !== undefined) collectRecordBuffers(payload.length);
+    return this.#write(frame, type === RecordType.END);
+  }
+
+  async #write(bufs: Buffer[], end: boolean): Promise<void> {
+    if (end) this.#endSent = true;
     this.#lastSent = Date.now();
-    const bufs = this.#sealer.seal(type, payload);
     const s = this.#socket;
-    s.cork();
-    let ok = true;
-    for (const b of bufs) ok = s.write(b);
-    s.uncork();
-    // keep a few MiB queued, so the kernel always has data while we read and seal the next record
-    if (!ok && s.writableLength >= WRITE_QUEUE_BYTES) await this.#drain();
+    if (!this.#corked) {
+      // records sealed in this turn go out together, in one vectored write
+      this.#corked = true;
+      s.cork();
+      setImmediate(() => this.#uncork());
+    }
+    for (const b of bufs) s.write(b);
+    // keep two records queued, so the kernel always has data while we read and seal the next record
+    if (s.writableLength >= WRITE_QUEUE_BYTES) {
+      this.#uncork();
+      if (s.writableLength >= WRITE_QUEUE_BYTES) await this.#drain();
+    }
+  }
+
+  #uncork(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.#socket.uncork();
   }
 
   sendMessage(m: Message): Promise<void> {
@@ -107,42 +196,93 @@ export class SecureChannel {
     return this.send(RecordType.END);
   }
 
+  /** Bytes read from the socket: decrypt them now (the read buffer is reused), queue the records. */
+  #onBytes(chunk: Buffer): boolean {
+    if (this.#readError !== null || this.#opener.ended) return false;
+    // anything that arrives shows the other side is alive: both waits start again
+    if (this.#waitingSince !== null) this.#waitingSince = Date.now();
+    if (this.#drainSince !== null) this.#drainSince = Date.now();
+    try {
+      for (const r of this.#opener.push(chunk)) {
+        this.#queue.push(r);
+        this.#queued += r.length + 1;
+      }
+      collectRecordBuffers(chunk.length);
+    } catch (e) {
+      this.#readError = e;
+      this.#notify();
+      this.#socket.pause();
+      return false;
+    }
+    this.#notify();
+    if (this.#opener.ended || this.#queued >= RECV_QUEUE_BYTES) {
+      this.#paused = true;
+      this.#socket.pause();
+      return false;
+    }
+    return true;
+  }
+
+  #readFailed(e: Error): void {
+    if (this.#readError === null && !this.#eof && !this.#opener.ended) this.#readError = this.#lost(e);
+    this.#notify();
+  }
+
+  #notify(): void {
+    const w = this.#wake;
+    this.#wake = null;
+    w?.();
+  }
+
   /** The records from the other side, in order; throws a typed error on any fault. One consumer only. */
   async *records(): AsyncGenerator<OpenedRecord> {
     if (this.#reading) throw new Error('records() has one consumer');
     this.#reading = true;
     const first = this.#leftover;
     this.#leftover = Buffer.alloc(0);
-    if (first.length > 0) yield* this.#opener.push(first);
-    if (this.#opener.ended) return;
+    if (first.length > 0) this.#onBytes(first);
+    const s = this.#socket;
+    if (this.#tap !== null) this.#tap.onBytes = (b) => this.#onBytes(b);
+    else s.on('data', (b: Buffer) => void this.#onBytes(b));
+    if (!this.#opener.ended && this.#readError === null) s.resume();
     try {
-      // destroyOnReturn: false, so that leaving the loop at END keeps the socket open for our answer
-      this.#waitingSince = Date.now();
-      for await (const chunk of this.#socket.iterator({ destroyOnReturn: false })) {
-        this.#waitingSince = null;
-        yield* this.#opener.push(chunk as Buffer);
-        if (this.#opener.ended) return;
+      for (;;) {
+        const r = this.#queue.shift();
+        if (r !== undefined) {
+          this.#queued -= r.length + 1;
+          if (this.#paused && this.#queued < RECV_QUEUE_BYTES / 2 && !this.#opener.ended) {
+            this.#paused = false;
+            s.resume();
+          }
+          yield r;
+          if (r.type === RecordType.END) return;
+          continue;
+        }
+        if (this.#readError !== null) {
+          const e = this.#readError;
+          if (isTscCrocError(e)) throw e;
+          throw this.#lost(e as Error);
+        }
+        if (this.#eof) return; // cannot happen without END (finish() checked it), kept for safety
+        // waiting on the network, which the stall check watches
         this.#waitingSince = Date.now();
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+        });
+        this.#waitingSince = null;
       }
-    } catch (e) {
-      if (isTscCrocError(e)) throw e;
-      throw this.#lost(e as Error);
     } finally {
       this.#waitingSince = null;
-    }
-    try {
-      this.#opener.finish();
-    } catch (e) {
-      if (this.#stalled) throw this.#lost(e as Error);
-      throw new TscCrocError('ERR_CONNECTION_LOST', 'the connection closed before the transfer finished (the other side quit, or the relay dropped it)', { cause: e });
     }
   }
 
   /** Flush what we wrote, end our side, and wait (bounded) for the socket to close. */
   async close(timeoutMs = 5000): Promise<void> {
     this.#stopTimer();
+    this.#uncork();
     const s = this.#socket;
     if (s.closed) return;
+    if (this.#tap !== null) this.#tap.onBytes = () => undefined; // read the peer's FIN; anything else is dropped
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         s.destroy();
@@ -164,11 +304,10 @@ export class SecureChannel {
 
   #drain(): Promise<void> {
     const s = this.#socket;
-    const since = Date.now();
-    if (this.#waitingSince === null) this.#waitingSince = since;
+    this.#drainSince = Date.now();
     return new Promise((resolve, reject) => {
       const cleanup = () => {
-        if (this.#waitingSince === since) this.#waitingSince = null;
+        this.#drainSince = null;
         s.off('drain', onDrain);
         s.off('close', onClose);
         s.off('error', onClose);

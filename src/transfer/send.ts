@@ -1,16 +1,17 @@
 /**
  * The sending side: join the relay, show the code, run SPAKE2, then stream the files as
- * encrypted records. Hashes are computed while the data streams, so the code appears at once.
+ * encrypted records: large files read 1 MiB at a time into two reused buffers, each sealed as
+ * one record; small files read ahead a few at a time, each sent as one record.
  */
 import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import * as fs from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { checkRelativePath } from '../core/path.js';
 import { formatCode, generateSecret, parseCode } from '../core/code-phrase.js';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import { MAX_OFFER_NAMES, MAX_TEXT_BYTES, PROTOCOL_VERSION, parseMessage, type FileMessage, type HaveEntry, type OfferMessage } from '../core/messages.js';
-import { CHUNK_SIZE, ChunkHasher, digestOf } from '../core/chunk-digest.js';
 import { MAX_RECORD_PAYLOAD, RecordType, recordPayload } from '../core/record.js';
 import { DEFAULT_CURVE, type CurveName, type JoinResponse } from '../core/relay-api.js';
 import { isReconnectable, rejoin } from './reconnect.js';
@@ -22,6 +23,7 @@ import { RelayClient } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
 import { closeReasonFor, withSession } from './session.js';
 import { staple } from './tcp.js';
+import { RESUME_MIN_BYTES, digestPrefix } from './resume-store.js';
 import { scanSources, wholeMs, type Entry, type Scan } from './walk.js';
 
 export interface SendOptions {
@@ -63,8 +65,13 @@ export interface SendResult {
   sentBytes: number;
 }
 
-/** Bytes read from disk and sealed per record (256 KiB measured best here: npm run bench). */
-const READ_CHUNK = 256 * 1024;
+/** Bytes read from disk and sealed per record: the largest record. */
+const READ_CHUNK = MAX_RECORD_PAYLOAD;
+/** Files smaller than this are read whole, ahead of their turn, and sent as one record. */
+const SMALL_FILE_BYTES = RESUME_MIN_BYTES;
+/** Small files read ahead at most (files, bytes). */
+const READ_AHEAD_FILES = 32;
+const READ_AHEAD_BYTES = 4 * 1024 * 1024;
 
 export async function send(opts: SendOptions): Promise<SendResult> {
   const emit: EventSink = opts.onEvent ?? (() => {});
@@ -119,7 +126,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
  * The transfer over one or more sessions: when the connection drops after the recipient accepted
  * (and reconnecting is allowed), both sides meet again (src/transfer/reconnect.ts) and a new
  * session continues where the last one stopped: the recipient says what it holds, as after an
- * interrupted run, and what this run already read proves it without reading it again.
+ * interrupted run, and we prove it by reading that prefix of our file once.
  */
 async function transfer(
   route: Route,
@@ -130,7 +137,7 @@ async function transfer(
   emit: EventSink,
   timeouts: typeof DEFAULT_TIMEOUTS,
 ): Promise<SendResult> {
-  const run: RunState = { code, planning, opts, emit, timeouts, ledger: new SentLedger(), sent: 0, accepted: false, allSent: false };
+  const run: RunState = { code, planning, opts, emit, timeouts, sent: 0, accepted: false, allSent: false };
   let { join } = route;
   let sessionKeys = keys;
   let untilMs = 0;
@@ -166,7 +173,6 @@ interface RunState {
   readonly opts: SendOptions;
   readonly emit: EventSink;
   readonly timeouts: typeof DEFAULT_TIMEOUTS;
-  ledger: SentLedger;
   /** File data sent, over all sessions. */
   sent: number;
   /** The recipient accepted the offer (in some session). */
@@ -180,7 +186,7 @@ async function transferSession(client: RelayClient, join: JoinResponse, keys: Se
   return withSession(client, join, opts.signal, async (session) => {
     emit({ type: 'stage', stage: 'securing' });
     const stapled = await staple(client, join, timeouts.stapleMs, opts.signal);
-    const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.senderToRecipient, keys.recipientToSender, timeouts);
+    const channel = new SecureChannel(stapled.socket, stapled.leftover, keys.senderToRecipient, keys.recipientToSender, timeouts, stapled.tap);
     session.channel = channel;
 
     const plan = await planning;
@@ -233,7 +239,6 @@ async function transferSession(client: RelayClient, join: JoinResponse, keys: Se
     run.accepted = true;
     run.allSent = false;
     emit({ type: 'stage', stage: 'transferring' });
-    const { ledger } = run;
     let done = 0;
     try {
       const onBytes = (n: number, wasSent = true) => {
@@ -243,15 +248,31 @@ async function transferSession(client: RelayClient, join: JoinResponse, keys: Se
         emit({ type: 'progress', bytes: done, totalBytes });
       };
       if (plan.kind === 'files') {
-        for (const entry of plan.scan.entries) {
-          checkPeer();
-          if (entry.kind === 'dir') {
-            await channel.sendMessage({ type: 'dir', path: entry.path, mode: entry.mode, mtime: entry.mtimeMs });
-            continue;
+        const { entries } = plan.scan;
+        // small files not held by the recipient are read ahead, a few at a time
+        const ahead = new ReadAhead(entries, (e) => e.kind === 'file' && e.size < SMALL_FILE_BYTES && !have.has(e.path));
+        const bufs = new ReadBuffers();
+        try {
+          for (let i = 0; i < entries.length; i++) {
+            const entry = entries[i]!;
+            checkPeer();
+            if (entry.kind === 'dir') {
+              await channel.sendMessage({ type: 'dir', path: entry.path, mode: entry.mode, mtime: entry.mtimeMs });
+              continue;
+            }
+            const whole = ahead.take(i);
+            if (whole !== null) {
+              const plain = await whole;
+              emit({ type: 'file-start', path: entry.path, size: entry.size, offset: 0 });
+              await channel.sendMessage({ type: 'file', path: entry.path, size: entry.size, offset: 0, mode: entry.mode, mtime: entry.mtimeMs });
+              if (entry.size > 0) await channel.send(RecordType.DATA, plain);
+              onBytes(entry.size, true);
+            } else await sendFile(entry, have.get(entry.path), bufs, channel, emit, onBytes);
+            await channel.sendMessage({ type: 'file-end' });
+            emit({ type: 'file-done', path: entry.path, size: entry.size });
           }
-          const digest = await sendFile(entry, have.get(entry.path), ledger, channel, emit, onBytes);
-          await channel.sendMessage({ type: 'file-end', digest });
-          emit({ type: 'file-done', path: entry.path, size: entry.size, digest });
+        } finally {
+          await ahead.stop();
         }
       } else {
         const { size, sha256 } = await streamData(plan.data, channel, onBytes);
@@ -376,134 +397,175 @@ function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: 
   return { promise, resolve, reject };
 }
 
-/**
- * What the sender knows across reconnections within one run: the digests of files it sent and
- * the chunk hashes of the one it was sending, so that proving what the recipient holds after a
- * dropped connection needs no read of the file again.
- */
-export class SentLedger {
-  readonly done = new Map<string, string>();
-  current: { path: string; hasher: ChunkHasher } | null = null;
+/** Two reused read buffers of one record each. */
+class ReadBuffers {
+  #bufs: Buffer[] | null = null;
 
-  /** The chunk hashes of the first `offset` bytes of `path`, if this run already read that far. */
-  prefix(path: string, offset: number): Uint8Array[] | null {
-    const c = this.current;
-    if (c === null || c.path !== path || offset % CHUNK_SIZE !== 0 || offset / CHUNK_SIZE > c.hasher.hashes.length) return null;
-    return c.hasher.hashes.slice(0, offset / CHUNK_SIZE);
+  get(): Buffer[] {
+    this.#bufs ??= [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
+    return this.#bufs;
+  }
+}
+
+function sourceChanged(src: Entry): TscCrocError {
+  return new TscCrocError('ERR_SOURCE_CHANGED', `${src.abs} changed while it was being sent; send it again`);
+}
+
+/** The file still has the size and the whole-millisecond mtime the walk recorded. */
+function unchanged(src: Entry, st: BigIntStats): boolean {
+  return Number(st.size) === src.size && wholeMs(st) === src.mtimeMs;
+}
+
+function readError(src: Entry, e: unknown): unknown {
+  if (isTscCrocError(e)) return e;
+  return new TscCrocError('ERR_IO', `cannot read ${src.abs} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { cause: e });
+}
+
+/**
+ * A small file read whole, the payload of its one DATA record. The walk's
+ * stat is the "before"; after the read, the size and mtime must still be those (one fstat).
+ * One byte more than the size is asked for, so a file that grew is seen.
+ */
+function readSmall(src: Entry): Promise<Buffer> {
+  // plain fs calls on a descriptor: for thousands of small files, FileHandle's promise per call
+  // costs more than the calls themselves
+  return new Promise((resolve, reject) => {
+    fs.open(src.abs, 'r', (err, fd) => {
+      if (err) return reject(new TscCrocError('ERR_IO', `cannot open ${src.abs} (${(err as NodeJS.ErrnoException).code})`));
+      const done = (e: unknown, result?: Buffer) => fs.close(fd, () => (e ? reject(readError(src, e)) : resolve(result!)));
+      const buf = Buffer.allocUnsafe(src.size + 1);
+      let got = 0;
+      const next = () =>
+        fs.read(fd, buf, got, src.size + 1 - got, got, (e, n) => {
+          if (e) return done(e);
+          got += n;
+          if (n > 0 && got <= src.size) return next();
+          if (got !== src.size) return done(sourceChanged(src));
+          fs.fstat(fd, { bigint: true }, (e2, st) => {
+            if (e2) return done(e2);
+            if (!unchanged(src, st)) return done(sourceChanged(src));
+            done(null, buf.subarray(0, src.size));
+          });
+        });
+      next();
+    });
+  });
+}
+
+/**
+ * Reads the chosen (small) entries whole ahead of their turn, in order, at most READ_AHEAD_FILES
+ * and READ_AHEAD_BYTES ahead, so sending many small files does not wait on one open and read
+ * after another.
+ */
+class ReadAhead {
+  readonly #entries: readonly Entry[];
+  readonly #chosen: (e: Entry) => boolean;
+  readonly #reads = new Map<number, { read: Promise<Buffer>; size: number }>();
+  /** The next entry to consider reading. */
+  #next = 0;
+  #bytes = 0;
+  #stopped = false;
+
+  constructor(entries: readonly Entry[], chosen: (e: Entry) => boolean) {
+    this.#entries = entries;
+    this.#chosen = chosen;
+  }
+
+  /** The read of entry `i` if it is a chosen one (started now if not yet), else null. */
+  take(i: number): Promise<Buffer> | null {
+    if (this.#next <= i) this.#next = i;
+    this.#fill();
+    const r = this.#reads.get(i);
+    if (r === undefined) return null;
+    this.#reads.delete(i);
+    this.#bytes -= r.size;
+    this.#fill();
+    return r.read;
+  }
+
+  #fill(): void {
+    while (!this.#stopped && this.#next < this.#entries.length && this.#reads.size < READ_AHEAD_FILES) {
+      const e = this.#entries[this.#next]!;
+      if (this.#chosen(e)) {
+        if (this.#reads.size > 0 && this.#bytes + e.size > READ_AHEAD_BYTES) return;
+        const read = readSmall(e);
+        read.catch(() => undefined); // awaited when its turn comes
+        this.#reads.set(this.#next, { read, size: e.size });
+        this.#bytes += e.size;
+      }
+      this.#next++;
+    }
+  }
+
+  /** No more reads; wait for those in flight (their handles close). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await Promise.all([...this.#reads.values()].map((r) => r.read.catch(() => undefined)));
+    this.#reads.clear();
   }
 }
 
 /**
  * Send one file: decide where its data starts (0, or where the recipient's `have` entry says,
- * once the prefix of our file is proven to have the digest it holds), then the file message,
- * its DATA records and file-end with the digest of the whole file. Detects a file changing
- * under us. The file is read once, prefix included, when the prefix matches; when it does not
- * (the file changed since), the prefix is read twice: once to check it, once to send it.
+ * once the prefix of our file is proven, by reading it once, to have the digest the recipient
+ * holds), then the file message and its DATA records, one per 1 MiB read. Detects a file
+ * changing under us (size and whole-ms mtime before and after).
  */
 async function sendFile(
   src: Entry,
   held: HaveEntry | undefined,
-  ledger: SentLedger,
+  buffers: ReadBuffers,
   channel: SecureChannel,
   emit: EventSink,
   onBytes: (n: number, sent: boolean) => void,
-): Promise<string> {
-  let fh;
+): Promise<void> {
+  let fh: FileHandle;
   try {
     fh = await open(src.abs, 'r');
   } catch (e) {
     throw new TscCrocError('ERR_IO', `cannot open ${src.abs} (${(e as NodeJS.ErrnoException).code})`);
   }
   try {
-    const changed = () => new TscCrocError('ERR_SOURCE_CHANGED', `${src.abs} changed while it was being sent; send it again`);
-    const unchanged = (st: BigIntStats) => Number(st.size) === src.size && wholeMs(st) === src.mtimeMs;
-    if (!unchanged(await fh.stat({ bigint: true }))) throw changed();
-    // Two buffers, reused: one is hashed and sealed while the next read fills the other.
-    // Sealing copies the plaintext into ciphertext synchronously, so a buffer is free again
-    // as soon as channel.send() has been called on it.
-    const chunk = Math.min(READ_CHUNK, MAX_RECORD_PAYLOAD);
-    const bufs = [Buffer.allocUnsafe(Math.min(chunk, src.size)), Buffer.allocUnsafe(Math.min(chunk, src.size))];
-    const readAt = (b: Buffer, pos: number, end: number) => {
-      const p = fh.read(b, 0, Math.min(b.length, end - pos), pos);
-      p.catch(() => undefined); // a read ahead may fail while we wait on the socket: it is awaited below
-      return p;
-    };
-    /** Read [from, to) through `each`, one buffer hashed or sent while the next one is read. */
-    const pump = async (from: number, to: number, each: (b: Buffer) => Promise<void> | void) => {
-      let at = from;
-      let which = 0;
-      let next = at < to ? readAt(bufs[0]!, at, to) : null;
-      try {
-        while (next !== null) {
-          const { bytesRead } = await next;
-          if (bytesRead === 0) throw changed(); // the file shrank
-          const cur = bufs[which]!.subarray(0, bytesRead);
-          at += bytesRead;
-          which ^= 1;
-          next = at < to ? readAt(bufs[which]!, at, to) : null;
-          await each(cur);
-        }
-      } finally {
-        await next?.catch(() => undefined); // never leave a read in flight on a handle we close
-      }
-    };
-
-    // Where the data starts. What the recipient holds is proven against our own bytes: from what
-    // this run already read (after a reconnection), or by reading that prefix once.
-    let hasher = new ChunkHasher();
+    if (!unchanged(src, await fh.stat({ bigint: true }))) throw sourceChanged(src);
+    // Where the data starts: what the recipient holds is proven against our own bytes.
     let offset = 0;
     // a whole file is usable only as it is (same size); a partial one, as a prefix
     if (held !== undefined && (held.whole ? held.offset === src.size : held.offset <= src.size)) {
-      const known = held.offset === src.size ? ledger.done.get(src.path) : undefined;
-      const prefix = ledger.prefix(src.path, held.offset);
-      if (known !== undefined) {
-        if (known === held.digest) {
-          // sent whole earlier in this run, and the recipient has it all: nothing to read or send
-          const file: FileMessage = { type: 'file', path: src.path, size: src.size, offset: src.size, mode: src.mode, mtime: src.mtimeMs };
-          emit({ type: 'file-start', path: src.path, size: src.size, offset: src.size });
-          await channel.sendMessage(file);
-          onBytes(src.size, false);
-          return known;
-        }
-      } else if (prefix !== null) {
-        if (digestOf(prefix, held.offset) === held.digest) {
-          hasher = new ChunkHasher(prefix);
-          offset = held.offset;
-        }
-      } else {
-        emit({ type: 'stage', stage: 'checking' });
-        await pump(0, held.offset, (b) => hasher.update(b));
-        if (hasher.digest() === held.digest) offset = held.offset;
-      }
+      emit({ type: 'stage', stage: 'checking' });
+      if ((await digestPrefix(fh, held.offset)) === held.digest) offset = held.offset;
     }
-    ledger.current = { path: src.path, hasher };
-    const file: FileMessage = { type: 'file', path: src.path, size: src.size, offset, mode: src.mode, mtime: src.mtimeMs };
     emit({ type: 'file-start', path: src.path, size: src.size, offset });
-    await channel.sendMessage(file);
+    await channel.sendMessage({ type: 'file', path: src.path, size: src.size, offset, mode: src.mode, mtime: src.mtimeMs });
     onBytes(offset, false);
-    if (hasher.length < offset) throw new Error('sendFile: the proven prefix is not hashed');
-    // bytes read for the proof but not held by the recipient are hashed already: only sent
-    let sentTo = offset;
-    if (hasher.length > offset) {
-      await pump(offset, hasher.length, async (b) => {
-        await channel.send(RecordType.DATA, b);
-        onBytes(b.length, true);
-      });
-      sentTo = hasher.length;
+    // Two buffers: one is sealed while the next read fills the other. Sealing copies the
+    // plaintext into ciphertext synchronously, so a buffer is free again as soon as
+    // channel.send() has been called on it.
+    const bufs = buffers.get();
+    const readAt = (b: Buffer, pos: number) => {
+      const p = fh.read(b, 0, Math.min(READ_CHUNK, src.size - pos), pos);
+      p.catch(() => undefined); // a read ahead may fail while we wait on the socket: it is awaited below
+      return p;
+    };
+    let at = offset;
+    let which = 0;
+    let next = at < src.size ? readAt(bufs[0]!, at) : null;
+    try {
+      while (next !== null) {
+        const { bytesRead } = await next;
+        if (bytesRead === 0) throw sourceChanged(src); // the file shrank
+        const cur = bufs[which]!;
+        at += bytesRead;
+        which ^= 1;
+        next = at < src.size ? readAt(bufs[which]!, at) : null;
+        await channel.send(RecordType.DATA, cur.subarray(0, bytesRead));
+        onBytes(bytesRead, true);
+      }
+    } finally {
+      await next?.catch(() => undefined); // never leave a read in flight on a handle we close
     }
-    await pump(sentTo, src.size, async (b) => {
-      hasher.update(b);
-      await channel.send(RecordType.DATA, b);
-      onBytes(b.length, true);
-    });
-    if (hasher.length !== src.size || !unchanged(await fh.stat({ bigint: true }))) throw changed();
-    const digest = hasher.digest();
-    ledger.done.set(src.path, digest);
-    ledger.current = null;
-    return digest;
+    if (!unchanged(src, await fh.stat({ bigint: true }))) throw sourceChanged(src);
   } catch (e) {
-    if (isTscCrocError(e)) throw e;
-    throw new TscCrocError('ERR_IO', `cannot read ${src.abs} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { cause: e });
+    throw readError(src, e);
   } finally {
     await fh.close();
   }

@@ -26,7 +26,7 @@ const PUBLIC_TEXT: Partial<Record<ErrorCode, string>> = {
   ERR_STALLED: 'nothing arrived for too long',
   ERR_FILE_EXISTS: 'a file already exists and may not be overwritten',
   ERR_UNSAFE_PATH: 'a file name was refused as unsafe',
-  ERR_INTEGRITY: 'a file did not match its checksum',
+  ERR_INTEGRITY: 'the data did not match its checksum',
   ERR_PROTOCOL: 'a protocol violation was detected',
   ERR_DECLINED: 'declined',
 };

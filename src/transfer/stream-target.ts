@@ -1,11 +1,10 @@
 /**
  * Where received bytes go when they do not go to files: a text kept in memory (bounded by the
  * recipient machine), or a writable such as stdout (piped data, or one file with --stdout),
- * written with backpressure. Hashed as it passes, checked at the end against the sender's SHA-256
- * (a text or a stream) or file digest (one file, src/core/chunk-digest.ts).
+ * written with backpressure. A text or a stream is hashed as it passes and checked at the end
+ * against the sender's SHA-256 (`stream-end`); a file is checked by its byte count, as any file.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { ChunkHasher } from '../core/chunk-digest.js';
 import { TscCrocError } from '../core/errors.js';
 
 const broken = new WeakMap<NodeJS.WritableStream, unknown>();
@@ -36,14 +35,14 @@ function writeTo(w: NodeJS.WritableStream, chunk: Buffer, signal: AbortSignal | 
 }
 
 export class StreamTarget {
-  readonly #hash: Hash | ChunkHasher;
+  readonly #hash: Hash | null;
   readonly #out: NodeJS.WritableStream | null;
   readonly #signal: AbortSignal | undefined;
   readonly #text: Buffer[] | null;
 
-  /** `out` null: collect a text in memory. `file`: a file's bytes, checked by its digest. */
+  /** `out` null: collect a text in memory. `file`: a file's bytes (no SHA-256 to check). */
   constructor(out: NodeJS.WritableStream | null, signal: AbortSignal | undefined, file = false) {
-    this.#hash = file ? new ChunkHasher() : createHash('sha256');
+    this.#hash = file ? null : createHash('sha256');
     this.#out = out;
     this.#signal = signal;
     this.#text = out === null ? [] : null;
@@ -51,7 +50,7 @@ export class StreamTarget {
 
   async write(chunks: Buffer[]): Promise<void> {
     for (const c of chunks) {
-      this.#hash.update(c);
+      this.#hash?.update(c);
       if (this.#text) this.#text.push(c);
       else await writeTo(this.#out!, c, this.#signal);
     }
@@ -59,12 +58,7 @@ export class StreamTarget {
 
   verify(sha256: string, what: string): void {
     const h = this.#hash;
-    if (h instanceof ChunkHasher || h.digest('hex') !== sha256) throw new TscCrocError('ERR_INTEGRITY', `${what} does not match the SHA-256 the sender announced`);
-  }
-
-  verifyDigest(digest: string, what: string): void {
-    const h = this.#hash;
-    if (!(h instanceof ChunkHasher) || h.digest() !== digest) throw new TscCrocError('ERR_INTEGRITY', `${what} does not match the digest the sender announced`);
+    if (h === null || h.digest('hex') !== sha256) throw new TscCrocError('ERR_INTEGRITY', `${what} does not match the SHA-256 the sender announced`);
   }
 
   /** The collected text, for a text target. */

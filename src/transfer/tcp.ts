@@ -12,6 +12,19 @@ export interface StapledSocket {
   socket: Socket;
   /** Bytes that arrived right behind the relay's reply: the start of the peer's stream. */
   leftover: Buffer;
+  /** Where the socket's reads go from now on (a SecureChannel takes them over). */
+  tap: ReadTap;
+}
+
+/** Bytes read from the socket per read call, into one reused buffer (fewer, larger reads). */
+const READ_BUFFER_BYTES = 1024 * 1024;
+
+/**
+ * The socket reads into one reused buffer (net's `onread`): whoever holds `onBytes` must consume
+ * the bytes before it returns (the next read overwrites them); returning false pauses the socket.
+ */
+export class ReadTap {
+  onBytes: (bytes: Buffer) => boolean | void = () => false;
 }
 
 export function connectStapled(opts: {
@@ -31,7 +44,14 @@ export function connectStapled(opts: {
     return Promise.reject(new TscCrocError('ERR_RELAY', 'the relay gave an unusable channel or token'));
   }
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: opts.host, port: opts.port, noDelay: true });
+    const tap = new ReadTap();
+    const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    const socket = connect({
+      host: opts.host,
+      port: opts.port,
+      noDelay: true,
+      onread: { buffer: readBuffer, callback: (n: number, b: Uint8Array) => tap.onBytes(Buffer.from(b.buffer, b.byteOffset, n)) !== false },
+    });
     let buf = Buffer.alloc(0);
     let settled = false;
     const timer = setTimeout(() => fail(new TscCrocError('ERR_TIMEOUT', 'timed out waiting for the other side on the relay')), opts.timeoutMs);
@@ -42,9 +62,10 @@ export function connectStapled(opts: {
       settled = true;
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);
-      socket.off('data', onData);
+      tap.onBytes = () => false; // pause until the channel takes over
       socket.off('error', onError);
       socket.off('end', onEnd);
+      socket.off('close', onEnd);
     }
     function fail(e: TscCrocError) {
       if (settled) return;
@@ -58,8 +79,9 @@ export function connectStapled(opts: {
     function onEnd() {
       fail(new TscCrocError('ERR_RELAY', 'the relay closed the TCP connection before stapling'));
     }
-    function onData(chunk: Buffer) {
-      buf = Buffer.concat([buf, chunk]);
+    function onData(chunk: Buffer): boolean | void {
+      if (settled) return false;
+      buf = Buffer.concat([buf, chunk]); // a copy: the read buffer is reused
       const r = parseControlFrame(buf);
       if (r.kind === 'need-more') return;
       if (r.kind === 'invalid' || !isTcpReply(r.body)) return fail(new TscCrocError('ERR_RELAY', 'the relay sent a malformed TCP reply'));
@@ -68,11 +90,13 @@ export function connectStapled(opts: {
         return fail(knownRefusal(reply.code) ?? new TscCrocError('ERR_RELAY', `the relay refused the TCP connection: ${displayName(reply.message.slice(0, 200))}`));
       done();
       socket.pause();
-      resolve({ socket, leftover: r.rest });
+      resolve({ socket, leftover: r.rest, tap });
+      return false;
     }
-    socket.on('data', onData);
+    tap.onBytes = onData;
     socket.on('error', onError);
     socket.on('end', onEnd);
+    socket.on('close', onEnd); // closed without an 'end' (reset): the same answer, never a wait until the timeout
     socket.once('connect', () => socket.write(hello));
   });
 }
