@@ -154,7 +154,7 @@ async function runTscCroc(ctx: Context, label: string, file: string, bytes: numb
   const ready = await relay.waitForLine('its listening line', match(listening, 'stderr'));
   const url = `http://127.0.0.1:${listening.exec(ready.text)![1]}`;
 
-  const sender = spawnChild(ctx, label, 'sender', ['send', '--relay', url, '--no-progress', file]);
+  const sender = spawnChild(ctx, label, 'sender', ['send', '--relay', url, '--no-local', '--no-progress', file]);
   const codeLine = await sender.waitForLine('the code', match(/^Code is: \S+$/, 'stdout'));
   const code = codeLine.text.slice('Code is: '.length);
   log(`${label}: sending ${formatSize(bytes)}`);
@@ -163,7 +163,7 @@ async function runTscCroc(ctx: Context, label: string, file: string, bytes: numb
     ctx,
     label,
     'recipient',
-    ['receive', '--relay', url, '--out', outDir, '--yes', '--no-progress', '--json'],
+    ['receive', '--relay', url, '--no-local', '--out', outDir, '--yes', '--no-progress', '--json'],
     childEnv({ TSC_CROC_SECRET: code }),
   );
   const trio = { relay, sender, recipient };
