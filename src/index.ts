@@ -27,4 +27,5 @@ export type { CommittedFile } from './transfer/file-sink.js';
 export { startRelay, buildRelay, type RunningRelay, type Relay, type RelayOptions } from './relay/index.js';
 export { TscCrocError, isTscCrocError, ERROR_CODES, type ErrorCode } from './core/errors.js';
 export { parseCode, formatCode, generateSecret, type CodePhrase } from './core/code-phrase.js';
+export { setRecordBufferCollector } from './transfer/secure-channel.js';
 export { CURVES, type CurveName } from './core/relay-api.js';

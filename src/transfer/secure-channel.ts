@@ -13,45 +13,51 @@
  * spends (a slow disk, a person deciding) is not waiting on the network and never counts.
  */
 import type { Socket } from 'node:net';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import { encodeMessage, type Message } from '../core/messages.js';
 import { RecordOpener, RecordSealer, RecordType, type OpenedRecord, type RecordTypeValue } from '../core/record.js';
 import type { ReadTap } from './tcp.js';
 
-/** Bytes we let queue on the socket before waiting for it to drain. */
-const WRITE_QUEUE_BYTES = 2 * 1024 * 1024;
+/** Bytes we let queue on the socket before waiting for it to drain (one record in flight behind the one being written). */
+const WRITE_QUEUE_BYTES = 1024 * 1024;
 /** Opened records waiting for the consumer before we stop reading the socket. */
-const RECV_QUEUE_BYTES = 2 * 1024 * 1024;
+const RECV_QUEUE_BYTES = 1024 * 1024;
 
 /**
  * Memory: node:crypto returns every record's ciphertext or plaintext in a new buffer (it has no
  * API to encrypt into ours). Those buffers are garbage as soon as the socket or the disk took
- * them, but V8 collects them only when its external-memory limit (about 64 MiB) is reached, so a
- * peer would carry up to 64 MiB of dead buffers. A young-generation collection every
- * GC_EVERY_BYTES of records frees them at once, for almost no CPU (the young generation holds
- * little else). It needs V8's `gc` function, obtained once; where that fails nothing is done.
+ * them, but V8 frees them only when it collects, and it collects on external memory alone only
+ * past its limit (about 64 MiB), so a peer can carry tens of MiB of dead buffers.
+ *
+ * Collecting is the host process's decision, not a library's: the library never obtains V8's
+ * `gc` nor sets V8 flags. A host that wants a flat footprint (the tsc-croc CLI does) registers a
+ * collector with setRecordBufferCollector(); it is called after every `everyBytes` of records
+ * sealed or opened, in all channels of the process. Without one nothing is done, and V8 frees
+ * the buffers on its own schedule.
  */
-const GC_EVERY_BYTES = 8 * 1024 * 1024;
-let minorGc: (() => void) | null | undefined;
-let sinceGc = 0;
+let collector: (() => void) | null = null;
+let collectEvery = 4 * 1024 * 1024;
+let sinceCollect = 0;
+
+/**
+ * Register (or with null, remove) the function called after every `everyBytes` (default 4 MiB) of
+ * records sealed or opened by any SecureChannel of this process, e.g. a young-generation GC:
+ * `setRecordBufferCollector(() => gc({ type: 'minor' }))` in a process started with --expose-gc.
+ * The function must not throw; it runs on the data path, so it must be cheap.
+ */
+export function setRecordBufferCollector(collect: (() => void) | null, everyBytes = 4 * 1024 * 1024): void {
+  if (!(Number.isSafeInteger(everyBytes) && everyBytes > 0)) throw new RangeError('everyBytes must be a positive integer');
+  collector = collect;
+  collectEvery = everyBytes;
+  sinceCollect = 0;
+}
 
 function collectRecordBuffers(bytes: number): void {
-  sinceGc += bytes;
-  if (sinceGc < GC_EVERY_BYTES) return;
-  sinceGc = 0;
-  if (minorGc === undefined) {
-    minorGc = null;
-    try {
-      setFlagsFromString('--expose-gc');
-      const gc = runInNewContext('gc') as (o: { type: 'minor' | 'major' }) => void;
-      if (typeof gc === 'function') minorGc = () => gc({ type: 'minor' });
-    } catch {
-      // no gc function: V8 collects them on its own schedule
-    }
-  }
-  minorGc?.();
+  if (collector === null) return;
+  sinceCollect += bytes;
+  if (sinceCollect < collectEvery) return;
+  sinceCollect = 0;
+  collector();
 }
 
 export interface Liveness {
