@@ -124,3 +124,31 @@ export class WormholeWilliam {
     clearTimeout(t);
   }
 }
+
+/**
+ * One reference run of wormhole-william alternating with ours: its result goes into `into`, and the
+ * received copy is checked by `same`. A failure does not lose our figures: it returns the text to
+ * show instead of the reference, and the remaining runs go without it.
+ */
+export async function referenceRun(
+  b: { dir(label: string): Promise<string>; remove(path: string): Promise<void>; log(s: string): void },
+  ww: WormholeWilliam | string,
+  kind: 'file' | 'dir',
+  src: string,
+  same: (out: string) => Promise<boolean>,
+  into: WwRun[],
+): Promise<WormholeWilliam | string> {
+  if (typeof ww === 'string') return ww;
+  const out = await b.dir(`${kind}-ww`);
+  try {
+    into.push(await ww.transfer(kind, src, out));
+    if (!(await same(out))) throw new Error('the received copy differs');
+    return ww;
+  } catch (e) {
+    const why = `ww: failed (${(e as Error).message.slice(0, 160)})`;
+    b.log(why);
+    return why;
+  } finally {
+    await b.remove(out);
+  }
+}

@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import { manifestHash, writeSmallFiles } from '../files.js';
 import type { Bench, MeasureResult, PairRun } from '../harness.js';
 import { fmt, median } from '../harness.js';
-import type { WormholeWilliam, WwRun } from '../ww.js';
+import { referenceRun, type WormholeWilliam, type WwRun } from '../ww.js';
 
 export async function measureFolder(b: Bench, ww: WormholeWilliam | string): Promise<MeasureResult> {
   const { folderFiles: n, smallFileBytes: size, folderRuns: runs } = b.cfg;
@@ -20,18 +20,7 @@ export async function measureFolder(b: Bench, ww: WormholeWilliam | string): Pro
       ours.push(await b.transfer(`folder ${i + 1}`, relay, [src], out));
       if ((await manifestHash(join(out, basename(src)))).sha256 !== expected.sha256) throw new Error('folder: the received folder differs');
       await b.remove(out);
-      if (typeof ww !== 'string') {
-        const wout = await b.dir('folder-ww');
-        try {
-          theirs.push(await ww.transfer('dir', src, wout));
-          if ((await manifestHash(join(wout, basename(src)))).sha256 !== expected.sha256) throw new Error('the received folder differs');
-        } catch (e) {
-          // the reference failing does not lose our figures: the rest of the runs go without it
-          ww = `ww: failed (${(e as Error).message.slice(0, 160)})`;
-          b.log(ww);
-        }
-        await b.remove(wout);
-      }
+      ww = await referenceRun(b, ww, 'dir', src, async (wout) => (await manifestHash(join(wout, basename(src)))).sha256 === expected.sha256, theirs);
     }
   } finally {
     await relay.stop();

@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import { sha256File, writeRandomFile } from '../files.js';
 import type { Bench, MeasureResult, PairRun, Row } from '../harness.js';
 import { fmt, median } from '../harness.js';
-import type { WormholeWilliam, WwRun } from '../ww.js';
+import { referenceRun, type WormholeWilliam, type WwRun } from '../ww.js';
 import type { TinyShared } from './big.js';
 
 export async function measureTiny(b: Bench, ww: WormholeWilliam | string, shared: { tiny?: TinyShared }): Promise<MeasureResult> {
@@ -21,18 +21,7 @@ export async function measureTiny(b: Bench, ww: WormholeWilliam | string, shared
       ours.push(await b.transfer(`tiny ${i + 1}`, relay, [file], out));
       if ((await sha256File(join(out, basename(file)))) !== expected) throw new Error('1 KiB: the received file differs');
       await b.remove(out);
-      if (typeof ww !== 'string') {
-        const wout = await b.dir('tiny-ww');
-        try {
-          theirs.push(await ww.transfer('file', file, wout));
-          if ((await sha256File(join(wout, basename(file)))) !== expected) throw new Error('the received file differs');
-        } catch (e) {
-          // the reference failing does not lose our figures: the rest of the runs go without it
-          ww = `ww: failed (${(e as Error).message.slice(0, 160)})`;
-          b.log(ww);
-        }
-        await b.remove(wout);
-      }
+      ww = await referenceRun(b, ww, 'file', file, async (wout) => (await sha256File(join(wout, basename(file)))) === expected, theirs);
     }
   } finally {
     await relay.stop();
