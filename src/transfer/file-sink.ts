@@ -34,6 +34,8 @@ const SAFE_MODE_BITS = 0o755;
 /** Received data is made durable and its count recorded this often (and when interrupted). */
 const CHECKPOINT_BYTES = 64 * 1024 * 1024;
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+/** statfs f_type of file systems held in memory: tmpfs, ramfs (Linux magic numbers). */
+const IN_MEMORY_FS = new Set([0x01021994, 0x858458f6]);
 
 export interface CommittedFile {
   path: string;
@@ -136,6 +138,12 @@ export class FileSink {
     return this.#outDir;
   }
 
+  /**
+   * The output folder is on a file system in memory (tmpfs, ramfs), where fdatasync returns at
+   * once: small files' fdatasync is then called synchronously, without a thread-pool round trip.
+   */
+  #inMemory = false;
+
   /** SAFE_MODE_BITS, less what the user's umask takes away. */
   readonly #modeMask: number;
 
@@ -205,6 +213,11 @@ export class FileSink {
     // the output folder itself may be a symlink the user chose; follow it once
     const real = st.isSymbolicLink() ? await stat(this.#outDir) : st;
     if (!real.isDirectory()) throw new TscCrocError('ERR_IO', `${this.#outDir} is not a folder`);
+    try {
+      this.#inMemory = IN_MEMORY_FS.has(fs.statfsSync(this.#outDir).type);
+    } catch {
+      this.#inMemory = false; // no statfs here: treat it as a disk
+    }
   }
 
   /** Create a folder (a `dir` message); its mode and mtime are applied by finishDirs(). */
@@ -376,7 +389,7 @@ export class FileSink {
       if (handle === null) {
         // a small file: a partial an interrupted session left goes (in a fresh folder there is none)
         if (!cur.fresh) await unlink(cur.tempPath).catch(() => undefined);
-        await writeSmall(cur.tempPath, cur.small, cur.file.mode & this.#modeMask, mtimeSeconds(cur.file.mtime));
+        await writeSmall(cur.tempPath, cur.small, cur.file.mode & this.#modeMask, mtimeSeconds(cur.file.mtime), this.#inMemory);
         cur.small = [];
       } else {
         await handle.chmod(cur.file.mode & this.#modeMask);
@@ -534,9 +547,10 @@ export class FileSink {
  * and close are synchronous calls (a few microseconds each for a file under 1 MiB, which sits in
  * the page cache); only the fdatasync, which may wait on the disk, goes to the thread pool: one
  * round trip through it per file instead of five, which is most of the recipient's CPU per small
- * file when thousands arrive.
+ * file when thousands arrive. `syncDatasync` (a file system in memory, where it returns at once):
+ * the fdatasync too is a synchronous call.
  */
-function writeSmall(path: string, chunks: Buffer[], mode: number, mtime: number): Promise<void> {
+function writeSmall(path: string, chunks: Buffer[], mode: number, mtime: number, syncDatasync: boolean): Promise<void> {
   let fd: number;
   try {
     fd = fs.openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW, mode);
@@ -554,6 +568,7 @@ function writeSmall(path: string, chunks: Buffer[], mode: number, mtime: number)
       if (n > 0) bufs = [bufs[0]!.subarray(n), ...bufs.slice(1)];
     }
     fs.futimesSync(fd, Date.now() / 1000, mtime);
+    if (syncDatasync) fs.fdatasyncSync(fd);
   } catch (e) {
     try {
       fs.closeSync(fd);
@@ -561,6 +576,14 @@ function writeSmall(path: string, chunks: Buffer[], mode: number, mtime: number)
       // the write's failure is the one to report
     }
     return Promise.reject(e);
+  }
+  if (syncDatasync) {
+    try {
+      fs.closeSync(fd); // (the descriptor is released even when close fails)
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
   return new Promise((resolve, reject) => {
     fs.fdatasync(fd, (e) => {
