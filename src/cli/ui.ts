@@ -73,9 +73,10 @@ export class TransferUi {
   #lastProgress = 0;
   #listed = 0;
   /**
-   * --json lines not yet written. Per-file events (file-start, file-done, progress) are written
-   * together at most every JSON_FLUSH_MS: with thousands of small files, one write to stdout
-   * per event cost more than receiving the file. Every other event writes at once (after them).
+   * --json lines not yet written. Per-file events (file-start, file-done) are written together
+   * at most every JSON_FLUSH_MS: with thousands of small files, one write to stdout per event
+   * cost more than receiving the file. Every other event (progress is already at most one per
+   * 200 ms) writes at once, after those waiting.
    */
   #jsonLines: string[] = [];
   #jsonTimer: NodeJS.Timeout | null = null;
@@ -106,7 +107,7 @@ export class TransferUi {
         this.#lastProgress = now;
       }
       this.#jsonLines.push(`${JSON.stringify({ event: e.type, ...e, type: undefined })}\n`);
-      if (e.type !== 'file-start' && e.type !== 'file-done' && e.type !== 'progress') this.#flushJson();
+      if (e.type !== 'file-start' && e.type !== 'file-done') this.#flushJson();
       else if (this.#jsonLines.length >= JSON_BATCH_LINES) this.#flushJson();
       else this.#jsonTimer ??= setTimeout(() => this.#flushJson(), JSON_FLUSH_MS);
       return;
