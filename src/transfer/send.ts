@@ -74,6 +74,8 @@ const READ_AHEAD_FILES = 32;
 const READ_AHEAD_BYTES = 4 * 1024 * 1024;
 /** Small files up to this size are read with synchronous calls (readSmallSync). */
 const SYNC_READ_MAX = 64 * 1024;
+/** Files sent at most between two turns of the event loop. */
+const FILES_PER_TURN = 32;
 
 export async function send(opts: SendOptions): Promise<SendResult> {
   const emit: EventSink = opts.onEvent ?? (() => {});
@@ -254,6 +256,7 @@ async function transferSession(client: RelayClient, join: JoinResponse, keys: Se
         // small files not held by the recipient are read ahead, a few at a time
         const ahead = new ReadAhead(entries, (e) => e.kind === 'file' && e.size < SMALL_FILE_BYTES && !have.has(e.path));
         const bufs = new ReadBuffers();
+        let sinceTurn = 0;
         try {
           for (let i = 0; i < entries.length; i++) {
             const entry = entries[i]!;
@@ -272,6 +275,13 @@ async function transferSession(client: RelayClient, join: JoinResponse, keys: Se
             } else await sendFile(entry, have.get(entry.path), bufs, channel, emit, onBytes);
             await channel.sendMessage({ type: 'file-end' });
             emit({ type: 'file-done', path: entry.path, size: entry.size });
+            // Small files read synchronously never wait on the event loop: give it a turn now
+            // and then, so the corked socket writes what was sealed (its queue is bounded in
+            // bytes, not in records: tiny files would pile up) and the peer's messages are read.
+            if (++sinceTurn >= FILES_PER_TURN) {
+              sinceTurn = 0;
+              await new Promise<void>((r) => setImmediate(r));
+            }
           }
         } finally {
           await ahead.stop();
