@@ -155,3 +155,39 @@ test('a checkpoint of this boot offers the whole partial; of another boot, only 
   await writeFile(cp, raw.subarray(1));
   assert.equal(await loadPartial(out, 'p.bin'), null);
 });
+
+test('small files in an output folder on tmpfs (synchronous fdatasync): content, mode, time, no partial, no overwrite', async (t) => {
+  const { statfs, stat } = await import('node:fs/promises');
+  const shm = '/dev/shm';
+  const onTmpfs = await statfs(shm).then((s) => s.type === 0x01021994, () => false);
+  if (!onTmpfs) {
+    t.skip('no tmpfs at /dev/shm');
+    return;
+  }
+  const root = await mkdtemp(join(shm, 'tsc-croc-sink-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const sink = new FileSink(root, false);
+  await sink.checkOutDir();
+  const files = Array.from({ length: 40 }, (_, i) => ({ path: `d/f${i}`, data: Buffer.alloc(100 + i, i) }));
+  await sink.makeDir({ type: 'dir', path: 'd', mode: 0o755, mtime: 1_600_000_000_000 }, ['d']);
+  for (const f of files) {
+    await sink.open({ ...msg(f.path, f.data.length), mode: 0o600 }, f.path.split('/'));
+    await sink.write([f.data.subarray(0, 10), f.data.subarray(10)]);
+    await sink.commit();
+  }
+  await sink.flush();
+  for (const f of files) {
+    assert.ok((await readFile(join(root, f.path))).equals(f.data), f.path);
+    const st = await stat(join(root, f.path));
+    assert.equal(st.mode & 0o777, 0o600);
+    assert.equal(Math.floor(st.mtimeMs), 1_600_000_000_000);
+  }
+  assert.deepEqual((await readdir(join(root, 'd'))).filter((n) => n.startsWith('.tsc-croc-')), [], 'no partial left');
+  // a file that appeared under a final name meanwhile is not replaced
+  await writeFile(join(root, 'd', 'late'), 'theirs');
+  await sink.open(msg('d/late', 3), ['d', 'late']);
+  await sink.write([Buffer.from('new')]);
+  await sink.commit().catch(() => undefined);
+  await assert.rejects(sink.flush(), isCode('ERR_FILE_EXISTS'));
+  assert.equal(await readFile(join(root, 'd', 'late'), 'utf8'), 'theirs');
+});

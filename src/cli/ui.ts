@@ -55,6 +55,10 @@ export interface UiOptions {
 /** Turns transfer events into what the user sees; everything but results goes to stderr. */
 /** Files listed one per line when there is no progress bar; beyond this, only the total. */
 const LISTED_FILES = 20;
+/** Per-file --json events are written together at most this often... */
+const JSON_FLUSH_MS = 50;
+/** ...or once this many are waiting. */
+const JSON_BATCH_LINES = 512;
 
 export class TransferUi {
   readonly #o: UiOptions;
@@ -68,6 +72,14 @@ export class TransferUi {
   #started = 0;
   #lastProgress = 0;
   #listed = 0;
+  /**
+   * --json lines not yet written. Per-file events (file-start, file-done) are written together
+   * at most every JSON_FLUSH_MS: with thousands of small files, one write to stdout per event
+   * cost more than receiving the file. Every other event (progress is already at most one per
+   * 200 ms) writes at once, after those waiting.
+   */
+  #jsonLines: string[] = [];
+  #jsonTimer: NodeJS.Timeout | null = null;
 
   /** The progress bar module, loaded only when bars are wanted (a terminal), while the transfer starts. */
   #barsModule: typeof cliProgress | null = null;
@@ -94,7 +106,10 @@ export class TransferUi {
         if (now - this.#lastProgress < 200 && e.bytes !== e.totalBytes) return;
         this.#lastProgress = now;
       }
-      this.#o.stdout.write(`${JSON.stringify({ event: e.type, ...e, type: undefined })}\n`);
+      this.#jsonLines.push(`${JSON.stringify({ event: e.type, ...e, type: undefined })}\n`);
+      if (e.type !== 'file-start' && e.type !== 'file-done') this.#flushJson();
+      else if (this.#jsonLines.length >= JSON_BATCH_LINES) this.#flushJson();
+      else this.#jsonTimer ??= setTimeout(() => this.#flushJson(), JSON_FLUSH_MS);
       return;
     }
     switch (e.type) {
@@ -155,7 +170,17 @@ export class TransferUi {
     return { done: formatBytes(bytes), size: formatBytes(total), speed: secs > 0 ? `${formatBytes(bytes / secs)}/s` : '' };
   }
 
+  #flushJson(): void {
+    if (this.#jsonTimer !== null) clearTimeout(this.#jsonTimer);
+    this.#jsonTimer = null;
+    if (this.#jsonLines.length === 0) return;
+    const text = this.#jsonLines.join('');
+    this.#jsonLines = [];
+    this.#o.stdout.write(text);
+  }
+
   stop(): void {
+    this.#flushJson();
     this.#bars?.stop();
     this.#bars = null;
     this.#total = this.#file = null;
