@@ -4,9 +4,9 @@
  *
  *   node dist/bench/compare.js before.json after.json [more.json ...]
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { isMain } from './is-main.js';
 
 interface RunFile {
   cli: string;
@@ -43,15 +43,7 @@ export function compare(files: { name: string; run: RunFile }[]): string {
   return out.join('\n');
 }
 
-function isMain(): boolean {
-  try {
-    return realpathSync(process.argv[1] ?? '') === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   const paths = process.argv.slice(2);
   if (paths.length === 0) {
     process.stderr.write('usage: compare.js RESULT.json [RESULT.json ...]\n');

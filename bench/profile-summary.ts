@@ -7,9 +7,9 @@
  * Time spent in native code (OpenSSL, libuv writes) is charged to the JS function that called
  * into it, so e.g. AES-GCM shows up as Cipheriv `update` and SHA-256 as Hash `update`.
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { isMain } from './is-main.js';
 
 interface CallFrame {
   functionName: string;
@@ -109,15 +109,7 @@ export function summarizeProfileFile(path: string, top = 15): string {
   return renderProfileSummary(basename(path), summarizeProfile(profile), top);
 }
 
-function isMain(): boolean {
-  try {
-    return realpathSync(process.argv[1] ?? '') === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   const args = process.argv.slice(2);
   const t = args.indexOf('--top');
   const top = t >= 0 ? Number(args.splice(t, 2)[1]) : 15;
