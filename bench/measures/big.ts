@@ -5,12 +5,13 @@
  * (start-up included), from their own resource usage; the relay's is what it used during the
  * transfer (/proc, before the sender starts and after both peers exit).
  */
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { formatSize } from '../report.js';
-import { sha256File, warmPageCache, writeRandomFile } from '../files.js';
+import { sha256File, warmPageCache } from '../files.js';
 import type { Bench, MeasureResult, PairRun, Row } from '../harness.js';
 import { GiB, MiB, fmt, median } from '../harness.js';
 import { hasSocat, referenceTransfer, type ReferenceRun } from '../socat.js';
+import { randomSource } from './source.js';
 
 export interface BigRound {
   ours: PairRun & { relayCpuS: number; relayPeakRssMiB: number; mibPerS: number; totalCpuS: number };
@@ -43,11 +44,7 @@ function perGiB(cpuS: number, fixedS: number | undefined, bytes: number): number
 export async function measureBig(b: Bench, shared: { big?: BigShared; tiny?: TinyShared }): Promise<MeasureResult> {
   const bytes = b.cfg.bigBytes;
   const size = formatSize(bytes);
-  const src = await b.dir('big-src');
-  const file = join(src, `big-${bytes}.bin`);
-  b.log(`${size}: writing the file`);
-  await writeRandomFile(file, bytes);
-  const expected = await sha256File(file);
+  const { file, expected } = await randomSource(b, 'big', bytes);
   const relay = await b.startRelay('big');
   const rounds: BigRound[] = [];
   try {
@@ -86,7 +83,7 @@ export async function measureBig(b: Bench, shared: { big?: BigShared; tiny?: Tin
     }
   } finally {
     await relay.stop();
-    await b.remove(src);
+    await b.remove(dirname(file));
   }
   const scale = GiB / bytes;
   const mid = (f: (r: BigRound) => number) => median(rounds.map(f));

@@ -1,10 +1,11 @@
 /** The peers' peak RSS at the big size (from the big measure) and at the huge one (4 GiB): at most 64 MiB, and flat. */
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { formatSize } from '../report.js';
-import { sha256File, writeRandomFile } from '../files.js';
+import { sha256File } from '../files.js';
 import type { Bench, MeasureResult } from '../harness.js';
 import { GiB, fmt } from '../harness.js';
 import type { BigShared } from './big.js';
+import { randomSource } from './source.js';
 
 /** How much more the peak may be at 4x the size and still count as flat, MiB. */
 const FLAT_MIB = 8;
@@ -12,11 +13,7 @@ const FLAT_MIB = 8;
 export async function measureHuge(b: Bench, shared: { big?: BigShared }): Promise<MeasureResult> {
   const bytes = b.cfg.hugeBytes;
   const size = formatSize(bytes);
-  const src = await b.dir('huge-src');
-  const file = join(src, `huge-${bytes}.bin`);
-  b.log(`${size}: writing the file`);
-  await writeRandomFile(file, bytes);
-  const expected = await sha256File(file);
+  const { file, expected } = await randomSource(b, 'huge', bytes);
   const relay = await b.startRelay('huge');
   const out = await b.dir('huge-out');
   try {
@@ -55,6 +52,6 @@ export async function measureHuge(b: Bench, shared: { big?: BigShared }): Promis
   } finally {
     await relay.stop();
     await b.remove(out);
-    await b.remove(src);
+    await b.remove(dirname(file));
   }
 }
