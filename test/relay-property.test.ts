@@ -24,6 +24,8 @@ interface Joined {
   channel: string;
   role: Role;
   address: string;
+  /** A recipient that left before the key agreement completed: it reads the channel as closed. */
+  evicted?: boolean;
 }
 
 type Action =
@@ -95,7 +97,7 @@ const norm = (a: string) => (a.startsWith('::ffff:') ? a.slice(7) : a);
 async function run(relay: Relay, actions: Action[]): Promise<void> {
   const joined: Joined[] = [];
   /** Per channel: successful joins, and the values written (by whom). */
-  const model = new Map<string, { joins: number; fields: Partial<Record<(typeof FIELDS)[number], string>> }>();
+  const model = new Map<string, { joins: number; closed: boolean; fields: Partial<Record<(typeof FIELDS)[number], string>> }>();
 
   for (const act of actions) {
     let address = ADDRESSES[act.kind === 'step' ? 0 : act.client]!;
@@ -159,11 +161,11 @@ async function run(relay: Relay, actions: Action[]): Promise<void> {
     if (url === '/join') {
       const j = body as unknown as JoinResponse;
       assert.equal(act.kind, 'join', 'garbage never joins');
-      const m = model.get(j.channel) ?? { joins: 0, fields: {} };
+      const m = model.get(j.channel) ?? { joins: 0, closed: false, fields: {} };
       m.joins++;
       model.set(j.channel, m);
       assert.ok(m.joins <= 2, `channel ${j.channel} has ${m.joins} participants`);
-      assert.ok(!joined.some((p) => p.channel === j.channel && p.role === j.role), 'one participant per role');
+      assert.ok(!joined.some((p) => p.channel === j.channel && p.role === j.role && p.evicted !== true), 'one participant per role');
       joined.push({ uuid: j.uuid, channel: j.channel, role: j.role, address: norm(address) });
       continue;
     }
@@ -175,6 +177,24 @@ async function run(relay: Relay, actions: Action[]): Promise<void> {
     assert.equal(state.channel, used.channel, "a uuid never reaches another channel's state");
     assert.equal(norm(address), used.address, 'a uuid is only valid from its join address');
     const m = model.get(used.channel)!;
+    if (used.evicted === true) {
+      // an evicted recipient reads the channel as closed, with nothing in it, and writes nothing
+      assert.ok(FIELDS.every((f) => request[f] === undefined), 'an evicted recipient never writes');
+      assert.ok(state.closed && FIELDS.every((f) => state[f] === null), 'an evicted recipient reads a closed channel');
+      continue;
+    }
+    if (used.role === 'recipient' && request.close === true && !m.closed && m.fields.h_k === undefined) {
+      // a recipient that closes before the key agreement completed leaves its seat: x, y, hh_k are cleared
+      used.evicted = true;
+      m.joins--;
+      delete m.fields.x;
+      delete m.fields.y;
+      delete m.fields.hh_k;
+      accepted.close!++;
+      assert.ok(state.closed && FIELDS.every((f) => state[f] === null), 'the leaving recipient reads a closed channel');
+      m.closed = relay.store.get(used.channel)!.closed;
+      continue;
+    }
     for (const f of FIELDS) {
       const written = request[f];
       if (typeof written === 'string') {
@@ -187,6 +207,7 @@ async function run(relay: Relay, actions: Action[]): Promise<void> {
       assert.equal(state[f], m.fields[f] ?? null, `${f} is what its owner wrote`);
     }
     if (state.closeReason !== null) assert.ok(state.closed);
+    m.closed = state.closed;
     if (request.close === true) accepted.close!++;
     assert.ok(!(request.reason === 'expired' || request.reason === 'bogus'), 'peers never post expired');
   }

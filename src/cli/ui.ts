@@ -125,6 +125,9 @@ export class TransferUi {
       case 'reconnected':
         this.info('Reconnected; continuing where it stopped.');
         break;
+      case 'wrong-code':
+        this.info(`Someone tried a wrong code (${e.attempt} of ${e.maxAttempts})${e.attempt < e.maxAttempts ? ': still waiting for the right one' : ''}.`);
+        break;
       case 'file-start':
         if (e.offset > 0) this.info(`  resuming ${e.path} at ${formatBytes(e.offset)} of ${formatBytes(e.size)}`);
         this.#files++;

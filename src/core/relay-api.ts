@@ -15,7 +15,10 @@ export const CURVES = ['ed25519', 'p256'] as const;
 export type CurveName = (typeof CURVES)[number];
 export const DEFAULT_CURVE: CurveName = 'ed25519';
 
-/** Why a channel closed. Peers post the first four; the relay sets 'expired' when nobody used a code in time. */
+/**
+ * Why a channel closed. Peers post the first four; the relay sets 'expired' when nobody used a code
+ * in time (and, in an evicted recipient's view, when it did not write y and hh_k in time).
+ */
 export const CLOSE_REASONS = ['done', 'wrong-code', 'cancelled', 'error', 'expired'] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 /** The reasons a peer may post with `close: true` ('expired' is the relay's alone). */
@@ -63,6 +66,12 @@ export interface ChannelRequest {
   hh_k?: string;
   h_k?: string;
   close?: boolean;
+  /**
+   * Sender only, alone: the recipient's confirmation (hh_k) failed. The relay evicts the recipient,
+   * clears x, y and hh_k, counts the attempt, and the channel waits for a new recipient (or closes
+   * with 'wrong-code' when `maxAttempts` attempts have failed).
+   */
+  reject?: boolean;
   /** One of PEER_CLOSE_REASONS (the /channel schema refuses "expired"). */
   reason?: CloseReason;
   /** Long-poll: hold the answer until the channel's version is greater than `since`, at most `wait` ms. */
@@ -84,7 +93,19 @@ export interface ChannelState {
   stapled: boolean;
   closed: boolean;
   closeReason: CloseReason | null;
+  /**
+   * Recipients of this channel that wrote y and hh_k but were not accepted (rejected by the sender,
+   * or left before h_k). Absent from relays older than this field (they cannot reject).
+   */
+  attempts?: number;
+  /** The relay closes the channel with 'wrong-code' when `attempts` reaches this. */
+  maxAttempts?: number;
 }
+
+/** Default of the relay's cap on failed attempts per channel (the reference sender stops there too). */
+export const DEFAULT_MAX_ATTEMPTS = 5;
+/** Default time a recipient has to write y and hh_k once x is there for it. */
+export const DEFAULT_RECIPIENT_TIMEOUT_MS = 30_000;
 
 /** Error body of every non-2xx HTTP answer. */
 export interface RelayErrorBody {

@@ -6,6 +6,13 @@
  * A channel's life: created by a sender join (version 1) → a recipient joins → x (sender) →
  * y + hh_k together (recipient) → h_k (sender) → stapled (the TCP side) → closed → removed.
  * Every change bumps `version` by one and wakes the channel's watchers (the long-polls).
+ *
+ * Until h_k is written the recipient seat is not for keeps: the sender may reject a recipient whose
+ * confirmation failed, a recipient that does not write y and hh_k within recipientTimeoutMs of x
+ * being there for it is evicted, and a recipient that closes before h_k just leaves. Each eviction
+ * clears x, y and hh_k (the sender writes a fresh x for the next recipient); an evicted uuid reads
+ * the channel as closed (its own view) and may write nothing. A recipient that wrote y and hh_k
+ * and was not accepted counts as one failed attempt; at maxAttempts the channel closes 'wrong-code'.
  */
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import {
@@ -79,6 +86,10 @@ export interface ChannelStoreConfig {
   maxChannelsPerAddress: number;
   channelTtlMs: number;
   closedRetentionMs: number;
+  /** A recipient that has not written y and hh_k this long after x is there for it is evicted. */
+  recipientTimeoutMs: number;
+  /** Failed attempts (recipients that wrote y + hh_k and were not accepted) before the channel closes 'wrong-code'. */
+  maxAttempts: number;
 }
 
 /** What expire() did. */
@@ -87,7 +98,22 @@ export interface ExpireResult {
   closed: string[];
   /** Closed channels removed after closedRetentionMs. */
   removed: string[];
+  /** Channels whose recipient was evicted for not writing y and hh_k within recipientTimeoutMs. */
+  evicted: string[];
 }
+
+/** A recipient that was removed from a channel before the key agreement completed. */
+interface Evicted {
+  readonly uuid: string;
+  readonly address: string;
+  /** What its view reads as closeReason: 'wrong-code' (rejected), 'expired' (too slow), or what it posted when leaving. */
+  readonly reason: CloseReason;
+  /** The channel's version right after the eviction: its view stays at it. */
+  version: number;
+}
+
+/** Evicted uuids remembered per channel (the oldest are forgotten; they then read 403 ERR_UNKNOWN_PARTICIPANT). */
+const MAX_EVICTED = 16;
 
 interface Channel {
   readonly name: string;
@@ -104,15 +130,25 @@ interface Channel {
   closed: boolean;
   closeReason: CloseReason | null;
   closedAt: number | null;
+  /** Failed attempts so far. */
+  attempts: number;
+  /** When the seated recipient is evicted unless it has written y and hh_k (null: no deadline running). */
+  recipientDeadline: number | null;
+  readonly evicted: Evicted[];
   readonly watchers: Set<() => void>;
 }
 
-/** Relay-picked names start with 3 digits (1..999) and grow by one digit when a range is crowded. */
+/**
+ * Relay-picked names: decimal, 1..10^d - 1, with d the fewest digits (at least 3) for which
+ * 10^d >= NAME_SPREAD × (channels held + 1): at most about one name in NAME_SPREAD is in use, so a
+ * probe of a random name finds a channel with probability at most about 1/NAME_SPREAD, and scanning
+ * the whole range takes at least NAME_SPREAD × (held + 1) joins (docs/protocol.md §8 has the
+ * figures). 3 digits while the relay holds no other channel.
+ */
 const FIRST_DIGITS = 3;
 const LAST_DIGITS = 12; // 10^12 < 2^48, crypto.randomInt's range limit
 const PICKS_PER_RANGE = 8;
-/** A range is used while the store holds fewer than 1/4 of its names. */
-const LOAD_FACTOR = 4;
+export const NAME_SPREAD = 1000;
 
 const peerCloseReasons: ReadonlySet<string> = new Set(PEER_CLOSE_REASONS);
 
@@ -127,7 +163,7 @@ function sameToken(a: string, b: string): boolean {
   return ab.length === bb.length && timingSafeEqual(ab, bb);
 }
 
-function snapshot(c: Channel): ChannelState {
+function snapshot(c: Channel, maxAttempts: number): ChannelState {
   return {
     channel: c.name,
     curve: c.curve,
@@ -141,6 +177,28 @@ function snapshot(c: Channel): ChannelState {
     stapled: c.stapled,
     closed: c.closed,
     closeReason: c.closeReason,
+    attempts: c.attempts,
+    maxAttempts,
+  };
+}
+
+/** What an evicted recipient reads: the channel closed for it, at the version of its eviction. */
+function evictedView(c: Channel, e: Evicted, maxAttempts: number): ChannelState {
+  return {
+    channel: c.name,
+    curve: c.curve,
+    version: e.version,
+    sender: c.sender !== null,
+    recipient: false,
+    x: null,
+    y: null,
+    hh_k: null,
+    h_k: null,
+    stapled: false,
+    closed: true,
+    closeReason: e.reason,
+    attempts: c.attempts,
+    maxAttempts,
   };
 }
 
@@ -154,6 +212,10 @@ export class ChannelStore {
 
   constructor(config: ChannelStoreConfig) {
     this.#config = config;
+  }
+
+  #snap(c: Channel): ChannelState {
+    return snapshot(c, this.#config.maxAttempts);
   }
 
   /** Channels held, open or closed-but-retained. */
@@ -222,18 +284,23 @@ export class ChannelStore {
       closed: false,
       closeReason: null,
       closedAt: null,
+      attempts: 0,
+      recipientDeadline: null,
+      evicted: [],
       watchers: new Set(),
     };
     this.#channels.set(name, channel);
     this.#open++;
     this.#addressTaken(addr, 1);
-    return { participant, state: snapshot(channel) };
+    return { participant, state: this.#snap(channel) };
   }
 
   #joinRecipient(req: JoinRequest, address: string): JoinResult {
     if (req.channel === undefined) throw new RelayError('ERR_BAD_REQUEST', 'a recipient must name the channel');
     const c = this.#find(req.channel);
     if (c.closed) throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed`);
+    // a seat whose time ran out is freed now, not at the next sweep
+    if (c.recipientDeadline !== null && this.#config.now() >= c.recipientDeadline) this.#evict(c, 'expired', false);
     if (c.recipient !== null) throw new RelayError('ERR_CHANNEL_FULL', `channel ${c.name} already has a recipient`);
     if (req.curve !== undefined && req.curve !== c.curve)
       throw new RelayError('ERR_BAD_REQUEST', `channel ${c.name} uses curve ${c.curve}, not ${req.curve}`);
@@ -243,14 +310,14 @@ export class ChannelStore {
     const participant: Participant = { uuid: randomUUID(), role: 'recipient', address: addr };
     c.recipient = participant;
     if (newAddress) this.#addressTaken(addr, 1);
+    this.#startDeadline(c);
     this.#bump(c);
-    return { participant, state: snapshot(c) };
+    return { participant, state: this.#snap(c) };
   }
 
   /** A free decimal name; terminates: PICKS_PER_RANGE tries per range, then a wider range. */
   #pickName(): string {
-    let digits = FIRST_DIGITS;
-    while (digits < LAST_DIGITS && 10 ** digits <= this.#channels.size * LOAD_FACTOR) digits++;
+    let digits = channelNameDigits(this.#channels.size);
     for (; digits <= LAST_DIGITS; digits++) {
       for (let i = 0; i < PICKS_PER_RANGE; i++) {
         const n = this.#config.randomInt(1, 10 ** digits);
@@ -269,18 +336,27 @@ export class ChannelStore {
   }
 
   #authenticate(c: Channel, uuid: string, address: string): Participant {
-    const p = [c.sender, c.recipient].find((q): q is Participant => q !== null && sameToken(q.uuid, uuid));
+    const p = this.#who(c, uuid, address);
+    if ('role' in p) return p;
+    throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed to this recipient`);
+  }
+
+  /** A participant, or a recipient that was evicted; checked against the address it joined from. */
+  #who(c: Channel, uuid: string, address: string): Participant | Evicted {
+    const p: Participant | Evicted | undefined =
+      [c.sender, c.recipient].find((q): q is Participant => q !== null && sameToken(q.uuid, uuid)) ??
+      c.evicted.find((e) => sameToken(e.uuid, uuid));
     if (p === undefined) throw new RelayError('ERR_UNKNOWN_PARTICIPANT', `not a participant of channel ${c.name}`);
     if (p.address !== normalizeAddress(address))
-      throw new RelayError('ERR_ADDRESS_MISMATCH', `the ${p.role} of channel ${c.name} joined from another address`);
+      throw new RelayError('ERR_ADDRESS_MISMATCH', `${'role' in p ? `the ${p.role}` : 'a former recipient'} of channel ${c.name} joined from another address`);
     return p;
   }
 
   /** POST /channel without writes: the state, for a participant (closed channels too, until removed). */
   read(ref: { channel: string; uuid: string }, address: string): ChannelState {
     const c = this.#find(ref.channel);
-    this.#authenticate(c, ref.uuid, address);
-    return snapshot(c);
+    const p = this.#who(c, ref.uuid, address);
+    return 'role' in p ? this.#snap(c) : evictedView(c, p, this.#config.maxAttempts);
   }
 
   /**
@@ -289,26 +365,80 @@ export class ChannelStore {
    */
   update(req: ChannelRequest, address: string): ChannelState {
     const c = this.#find(req.channel);
-    const p = this.#authenticate(c, req.uuid, address);
-    const writes = req.x !== undefined || req.y !== undefined || req.hh_k !== undefined || req.h_k !== undefined;
+    const who = this.#who(c, req.uuid, address);
+    const fields = req.x !== undefined || req.y !== undefined || req.hh_k !== undefined || req.h_k !== undefined;
+    const writes = fields || req.reject === true;
     if (req.reason !== undefined && req.close !== true)
       throw new RelayError('ERR_BAD_REQUEST', 'reason is only allowed with close: true');
     if (req.reason !== undefined && !peerCloseReasons.has(req.reason))
       throw new RelayError('ERR_BAD_REQUEST', 'unknown close reason');
-    if (!writes && req.close !== true) return snapshot(c);
+    if (req.reject === true && (fields || req.close === true))
+      throw new RelayError('ERR_BAD_REQUEST', 'reject comes alone, without writes or close');
+    if (!('role' in who)) {
+      // an evicted recipient: the channel is closed for it; it may read and say goodbye, nothing more
+      if (writes) throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed to this recipient`);
+      return evictedView(c, who, this.#config.maxAttempts);
+    }
+    const p = who;
+    if (!writes && req.close !== true) return this.#snap(c);
     if (c.closed) {
-      if (!writes) return snapshot(c); // closing twice is harmless: both peers may say goodbye
+      if (!writes) return this.#snap(c); // closing twice is harmless: both peers may say goodbye
       throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed`);
     }
+    if (req.reject === true) {
+      if (p.role !== 'sender') throw new RelayError('ERR_WRONG_ROLE', 'only the sender rejects a recipient');
+      if (c.h_k !== null) throw new RelayError('ERR_FIELD_ALREADY_SET', 'h_k is already set: the recipient was accepted');
+      if (c.y === null) throw new RelayError('ERR_OUT_OF_ORDER', 'reject follows y and hh_k');
+      this.#evict(c, 'wrong-code', true);
+      return this.#snap(c);
+    }
     if (writes) this.#checkWrites(c, p, req);
+    if (req.close === true && p.role === 'recipient' && c.h_k === null) {
+      // a recipient that has not been accepted cannot end the sender's transfer: it leaves the seat
+      // (a guess it committed with y + hh_k counts as an attempt)
+      const gone = this.#evict(c, req.reason ?? 'done', c.y !== null || req.y !== undefined);
+      return evictedView(c, gone!, this.#config.maxAttempts);
+    }
 
     if (req.x !== undefined) c.x = req.x;
     if (req.y !== undefined) c.y = req.y;
     if (req.hh_k !== undefined) c.hh_k = req.hh_k;
     if (req.h_k !== undefined) c.h_k = req.h_k;
+    if (req.x !== undefined) this.#startDeadline(c);
+    if (req.y !== undefined) c.recipientDeadline = null;
     if (req.close === true) this.#close(c, req.reason ?? 'done');
     else this.#bump(c);
-    return snapshot(c);
+    return this.#snap(c);
+  }
+
+  /** A seated recipient with x there for it and no y yet: its time to answer starts (once). */
+  #startDeadline(c: Channel): void {
+    if (c.recipient !== null && c.x !== null && c.y === null && c.recipientDeadline === null)
+      c.recipientDeadline = this.#config.now() + this.#config.recipientTimeoutMs;
+  }
+
+  /**
+   * Take the recipient's seat away before the key agreement completed: its uuid reads the channel
+   * as closed with `reason`; x, y and hh_k are cleared; `attempt` counts a failed attempt, and the
+   * last allowed one closes the channel 'wrong-code'. One change (one version).
+   */
+  #evict(c: Channel, reason: CloseReason, attempt: boolean): Evicted | undefined {
+    const r = c.recipient;
+    if (r === null) return undefined;
+    const e: Evicted = { uuid: r.uuid, address: r.address, reason, version: 0 };
+    c.evicted.push(e);
+    if (c.evicted.length > MAX_EVICTED) c.evicted.shift();
+    c.recipient = null;
+    if (c.sender?.address !== r.address) this.#addressTaken(r.address, -1);
+    c.x = null;
+    c.y = null;
+    c.hh_k = null;
+    c.recipientDeadline = null;
+    if (attempt) c.attempts++;
+    if (attempt && c.attempts >= this.#config.maxAttempts) this.#close(c, 'wrong-code');
+    else this.#bump(c);
+    e.version = c.version; // set before any watcher reads it: they read in a later tick
+    return e;
   }
 
   #checkWrites(c: Channel, p: Participant, req: ChannelRequest): void {
@@ -333,7 +463,7 @@ export class ChannelStore {
   /** The state of a channel, or undefined if there is none. */
   get(channel: string): ChannelState | undefined {
     const c = this.#channels.get(channel);
-    return c === undefined ? undefined : snapshot(c);
+    return c === undefined ? undefined : this.#snap(c);
   }
 
   /** The participant seated as `role`, if any (for the stapler's bookkeeping and tests). */
@@ -350,14 +480,14 @@ export class ChannelStore {
       c.stapled = true;
       this.#bump(c);
     }
-    return snapshot(c);
+    return this.#snap(c);
   }
 
   /** Close a channel (idempotent). Its state stays readable until expire() removes it. */
   close(channel: string, reason: CloseReason): ChannelState {
     const c = this.#find(channel);
     if (!c.closed) this.#close(c, reason);
-    return snapshot(c);
+    return this.#snap(c);
   }
 
   /** Forget a channel now. Watchers are woken (they will find it gone); close listeners run if it was open. */
@@ -378,10 +508,10 @@ export class ChannelStore {
 
   /**
    * Close open channels that were not stapled within channelTtlMs of their creation (reason 'expired'),
-   * and remove closed channels older than closedRetentionMs.
+   * evict recipients whose recipientTimeoutMs ran out, and remove closed channels older than closedRetentionMs.
    */
   expire(now: number): ExpireResult {
-    const result: ExpireResult = { closed: [], removed: [] };
+    const result: ExpireResult = { closed: [], removed: [], evicted: [] };
     for (const c of [...this.#channels.values()]) {
       if (c.closed) {
         if (c.closedAt !== null && now - c.closedAt >= this.#config.closedRetentionMs) {
@@ -391,6 +521,9 @@ export class ChannelStore {
       } else if (!c.stapled && now - c.createdAt >= this.#config.channelTtlMs) {
         this.#close(c, 'expired');
         result.closed.push(c.name);
+      } else if (c.recipientDeadline !== null && now >= c.recipientDeadline) {
+        this.#evict(c, 'expired', false);
+        result.evicted.push(c.name);
       }
     }
     return result;
@@ -454,4 +587,11 @@ export class ChannelStore {
   #notifyClosed(name: string, reason: CloseReason): void {
     for (const fn of [...this.#closeListeners]) fn(name, reason);
   }
+}
+
+/** Digits of a relay-picked channel name while `held` channels are held: the fewest (≥ 3) with 10^d ≥ NAME_SPREAD × (held + 1). */
+export function channelNameDigits(held: number): number {
+  let digits = FIRST_DIGITS;
+  while (digits < LAST_DIGITS && 10 ** digits < NAME_SPREAD * (held + 1)) digits++;
+  return digits;
 }

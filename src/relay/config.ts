@@ -21,6 +21,8 @@ export interface RelayCliFlags {
   maxPendingSocketsPerAddress?: string;
   channelTtl?: string;
   idleTimeout?: string;
+  recipientTimeout?: string;
+  maxAttempts?: string;
   joinRate?: string;
   channelRate?: string;
   metrics?: string;
@@ -75,6 +77,18 @@ export const RELAY_FLAGS = {
     env: 'TSC_CROC_RELAY_IDLE_TIMEOUT',
     help: 'a stapled pair that moves no byte this long is closed',
     def: String(RELAY_DEFAULTS.stapledIdleMs / 1000),
+  },
+  recipientTimeout: {
+    flag: '--recipient-timeout <seconds>',
+    env: 'TSC_CROC_RELAY_RECIPIENT_TIMEOUT',
+    help: 'a recipient that has not answered the key agreement this long after it could is evicted (its seat freed)',
+    def: String(RELAY_DEFAULTS.recipientTimeoutMs / 1000),
+  },
+  maxAttempts: {
+    flag: '--max-attempts <n>',
+    env: 'TSC_CROC_RELAY_MAX_ATTEMPTS',
+    help: 'wrong codes tried on one channel before it closes',
+    def: String(RELAY_DEFAULTS.maxAttempts),
   },
   joinRate: { flag: '--join-rate <n>', env: 'TSC_CROC_RELAY_JOIN_RATE', help: 'joins per address per minute', def: String(RELAY_DEFAULTS.joinRateLimit) },
   channelRate: {
@@ -136,7 +150,7 @@ export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv): Relay
     const v = raw(key);
     return v === undefined ? undefined : integer(key, v, min, max);
   };
-  const seconds = (key: 'channelTtl' | 'idleTimeout', min: number): number | undefined => {
+  const seconds = (key: 'channelTtl' | 'idleTimeout' | 'recipientTimeout', min: number): number | undefined => {
     const s = int(key, min, MAX_SECONDS);
     return s === undefined ? undefined : s * 1000;
   };
@@ -186,6 +200,8 @@ export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv): Relay
     maxPendingSocketsPerAddress: int('maxPendingSocketsPerAddress', 1, 10_000_000),
     channelTtlMs: seconds('channelTtl', 1),
     stapledIdleMs: seconds('idleTimeout', 1),
+    recipientTimeoutMs: seconds('recipientTimeout', 1),
+    maxAttempts: int('maxAttempts', 1, 1000),
     joinRateLimit: joinRate,
     channelRateLimit: channelRate,
     logger: quiet ? false : { level: 'info' },

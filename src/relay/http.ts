@@ -104,6 +104,7 @@ const channelBodySchema = {
     hh_k: { type: 'string', pattern: CONFIRM_PATTERN },
     h_k: { type: 'string', pattern: CONFIRM_PATTERN },
     close: { type: 'boolean' },
+    reject: { type: 'boolean' },
     reason: { type: 'string', enum: PEER_CLOSE_REASONS },
     wait: { type: 'integer', minimum: 0, maximum: MAX_WAIT_MS },
     since: { type: 'integer', minimum: 0 },
@@ -129,6 +130,8 @@ const channelStateSchema = {
     stapled: { type: 'boolean' },
     closed: { type: 'boolean' },
     closeReason: { type: ['string', 'null'], enum: [...CLOSE_REASONS, null] },
+    attempts: { type: 'integer' },
+    maxAttempts: { type: 'integer' },
   },
 } as const;
 
@@ -231,6 +234,8 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     maxChannelsPerAddress: opts.maxChannelsPerAddress,
     channelTtlMs: opts.channelTtlMs,
     closedRetentionMs: opts.closedRetentionMs,
+    recipientTimeoutMs: opts.recipientTimeoutMs,
+    maxAttempts: opts.maxAttempts,
   });
   const checkPassword = passwordCheck(opts.password);
   const app = Fastify({
@@ -351,11 +356,12 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
         const body = request.body;
         let state = store.update(body, request.ip);
         const wrote = WRITABLE.filter((k) => body[k] !== undefined);
-        if (wrote.length > 0 || body.close === true)
-          request.log.info({ channel: state.channel, address: request.ip, wrote, closeReason: state.closeReason, version: state.version }, 'channel updated');
+        if (wrote.length > 0 || body.close === true || body.reject === true)
+          request.log.info({ channel: state.channel, address: request.ip, wrote, rejected: body.reject === true, closeReason: state.closeReason, version: state.version }, 'channel updated');
         const wait = body.wait ?? 0;
         const since = body.since ?? state.version;
-        if (wait > 0 && state.version <= since) {
+        // a closed view (a closed channel, or an evicted recipient's) never changes again: answer at once
+        if (wait > 0 && state.version <= since && !state.closed) {
           await waitForChange(store, waiters, body.channel, since, wait, reply);
           state = store.read(body, request.ip);
         }

@@ -5,7 +5,7 @@
 import { randomInt } from 'node:crypto';
 import type { FastifyServerOptions } from 'fastify';
 import { aint, astring } from '../core/assert.js';
-import { MAX_PASSWORD_LENGTH } from '../core/relay-api.js';
+import { DEFAULT_MAX_ATTEMPTS, DEFAULT_RECIPIENT_TIMEOUT_MS, MAX_PASSWORD_LENGTH } from '../core/relay-api.js';
 
 /** The pino options fastify accepts (level, redact, transport...). */
 export type RelayLoggerOptions = Exclude<NonNullable<FastifyServerOptions['logger']>, boolean>;
@@ -21,6 +21,13 @@ export interface RelayOptions {
   channelTtlMs: number;
   /** A closed channel stays readable this long (so the other peer learns why), then is removed. */
   closedRetentionMs: number;
+  /**
+   * A recipient that has not written y and hh_k this long after x is there for it is evicted (its
+   * seat is freed for the real recipient). Checked by the sweep, and at once by a recipient join.
+   */
+  recipientTimeoutMs: number;
+  /** Failed key confirmations per channel (recipients rejected by the sender, or gone after writing y + hh_k); at this many the channel closes 'wrong-code'. */
+  maxAttempts: number;
   /** Period of the expiry sweep started by listen(). */
   sweepIntervalMs: number;
   /** Most channels held at once (open, stapled, or closed-but-retained); beyond it a sender join gets 503. */
@@ -68,6 +75,8 @@ export const RELAY_DEFAULTS: Readonly<RelayOptions> = Object.freeze({
   tcpPort: 9010,
   channelTtlMs: 10 * 60_000,
   closedRetentionMs: 60_000,
+  recipientTimeoutMs: DEFAULT_RECIPIENT_TIMEOUT_MS,
+  maxAttempts: DEFAULT_MAX_ATTEMPTS,
   sweepIntervalMs: 5_000,
   maxChannels: 10_000,
   maxChannelsPerAddress: 20,
@@ -105,6 +114,8 @@ export function resolveRelayOptions(partial: Partial<RelayOptions> = {}): RelayO
   if (o.port !== 0 && o.port === o.tcpPort) throw new RangeError(`tcpPort must differ from port, both are ${o.port}`);
   aint(o.channelTtlMs, 'channelTtlMs', 1, MAX_TIMER_MS);
   aint(o.closedRetentionMs, 'closedRetentionMs', 0, MAX_TIMER_MS);
+  aint(o.recipientTimeoutMs, 'recipientTimeoutMs', 1, MAX_TIMER_MS);
+  aint(o.maxAttempts, 'maxAttempts', 1, 1000);
   aint(o.sweepIntervalMs, 'sweepIntervalMs', 1, MAX_TIMER_MS);
   aint(o.maxChannels, 'maxChannels', 1, 10_000_000);
   aint(o.maxChannelsPerAddress, 'maxChannelsPerAddress', 1, 10_000_000);

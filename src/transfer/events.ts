@@ -22,6 +22,11 @@ export type TransferEvent =
   | { type: 'stage'; stage: Stage }
   /** Which way the two sides met: a relay, or the local network. */
   | { type: 'route'; via: 'relay' | 'lan' }
+  /**
+   * Sender: someone used the channel with a wrong code (its key confirmation failed); the sender
+   * keeps waiting for the right recipient until `attempt` reaches `maxAttempts`.
+   */
+  | { type: 'wrong-code'; attempt: number; maxAttempts: number }
   | { type: 'offer'; offer: OfferInfo }
   /** `offset`: where the data starts (more than 0 when an earlier run had received the rest). */
   | { type: 'file-start'; path: string; size: number; offset: number }
@@ -40,6 +45,11 @@ export const DEFAULT_TIMEOUTS = {
   waitForPeerMs: 60 * 60 * 1000,
   /** Each later step of the handshake, once both sides are there. */
   stepMs: 60 * 1000,
+  /**
+   * Recipient: how long to keep trying to join while someone else holds the recipient seat (the
+   * relay frees a seat whose holder does not answer within its recipientTimeoutMs, 30 s by default).
+   */
+  joinRetryMs: 40 * 1000,
   /** Connecting to the relay's TCP port and being stapled to the other side. */
   stapleMs: 60 * 1000,
   /** A side that sent nothing else for this long sends a keepalive (relays close idle pairs after 5 min). */

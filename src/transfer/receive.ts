@@ -11,7 +11,7 @@ import { initialRecipientState, recipientStep, type RecipientInput, type Recipie
 import { RecordType, recordPayload } from '../core/record.js';
 import { DEFAULT_TIMEOUTS, type EventSink, type OfferInfo } from './events.js';
 import { FileSink, type CommittedFile } from './file-sink.js';
-import { recipientPake } from './pake.js';
+import { joinAsRecipient, recipientPake } from './pake.js';
 import { RelayClient } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
 import { withSession } from './session.js';
@@ -153,7 +153,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   const client = new RelayClient(relay, { signal: opts.signal, password: via === 'relay' ? opts.relayPassword : undefined });
 
   emit({ type: 'stage', stage: 'connecting' });
-  let join = await client.join({ role: 'recipient', channel: code.channel });
+  let join = await joinAsRecipient(client, code.channel, timeouts.joinRetryMs, opts.signal);
   // A dropped connection after the offer was accepted: meet the sender again and continue.
   const run: ReceiveRun = { secret: code.secret, sink, opts, timeouts, accepted: null, live: false, firstKeys: null, files: new Map(), resumed: 0, received: 0 };
   let keys: SessionKeys | null = null;

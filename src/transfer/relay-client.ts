@@ -18,6 +18,7 @@ import {
   type CloseReason,
   type JoinRequest,
   type JoinResponse,
+  type Role,
 } from '../core/relay-api.js';
 
 /** How long one long-poll asks the relay to hold its answer. */
@@ -81,8 +82,8 @@ export class RelayClient {
   }
 
   /**
-   * Long-poll the channel until `ready(state)` holds. A closed channel ends the wait with
-   * ERR_CHANNEL_CLOSED unless `ready` accepts it. Bounded by `timeoutMs`.
+   * Long-poll the channel until `ready(state)` holds. A closed channel ends the wait with the
+   * error of its close reason (closedError, as `role` sees it) unless `ready` accepts it. Bounded by `timeoutMs`.
    */
   async waitFor(
     auth: { channel: string; uuid: string },
@@ -90,6 +91,7 @@ export class RelayClient {
     timeoutMs: number,
     what: string,
     stop?: AbortSignal,
+    role: Role = 'sender',
   ): Promise<ChannelState> {
     const deadline = Date.now() + timeoutMs;
     let since = 0; // channel versions start at 1, so the first poll answers at once
@@ -98,7 +100,7 @@ export class RelayClient {
       const wait = Math.max(0, Math.min(LONG_POLL_MS, deadline - asked));
       const state = await this.#channel({ ...auth, wait, since }, stop);
       if (ready(state)) return state;
-      if (state.closed) throw closedError(state.closeReason);
+      if (state.closed) throw closedError(state.closeReason, role);
       if (Date.now() >= deadline) throw new TscCrocError('ERR_TIMEOUT', `timed out ${what}`);
       // a relay that answers early without a change must not make us spin
       if (state.version <= since && Date.now() - asked < wait) await pause(MIN_POLL_INTERVAL_MS, this.#signal);
@@ -241,13 +243,19 @@ export function parseRelayUrl(relay: string): URL {
   return url;
 }
 
-export function closedError(reason: CloseReason | null): TscCrocError {
+/**
+ * The error of a channel that closed while `role` waited on it. A recipient reads a channel as
+ * closed also when the relay took its seat away before the key agreement completed: 'wrong-code'
+ * (the sender rejected its confirmation) or 'expired' (it did not answer in time).
+ */
+export function closedError(reason: CloseReason | null, role: Role = 'sender'): TscCrocError {
   switch (reason) {
     case 'wrong-code':
       return new TscCrocError('ERR_WRONG_CODE', 'the code is wrong: the other side could not confirm the key');
     case 'cancelled':
       return new TscCrocError('ERR_CANCELLED', 'the other side cancelled');
     case 'expired':
+      if (role === 'recipient') return new TscCrocError('ERR_TIMEOUT', 'the channel expired before the key agreement finished: ask the sender for a new code');
       return new TscCrocError('ERR_TIMEOUT', "the code expired: nobody used it within the relay's time limit");
     default:
       return new TscCrocError('ERR_CHANNEL_CLOSED', 'the other side closed the channel');
@@ -270,7 +278,7 @@ export function knownRefusal(code: string): TscCrocError | null {
     case 'ERR_CHANNEL_OCCUPIED':
       return new TscCrocError('ERR_CHANNEL_FULL', 'that channel is already in use: choose another code');
     case 'ERR_CHANNEL_FULL':
-      return new TscCrocError('ERR_CHANNEL_FULL', 'someone else already joined that channel: ask the sender for a new code');
+      return new TscCrocError('ERR_CHANNEL_FULL', 'someone else joined this channel first: if that was not you, the code may have been seen');
     case 'ERR_CHANNEL_CLOSED':
       return new TscCrocError('ERR_CHANNEL_CLOSED', 'that channel is closed: ask the sender for a new code');
     case 'ERR_UNAUTHORIZED':
@@ -326,6 +334,8 @@ function isChannelState(v: unknown): v is ChannelState {
     optHex(v.h_k) &&
     typeof v.stapled === 'boolean' &&
     typeof v.closed === 'boolean' &&
+    (v.attempts === undefined || (typeof v.attempts === 'number' && Number.isSafeInteger(v.attempts) && v.attempts >= 0)) &&
+    (v.maxAttempts === undefined || (typeof v.maxAttempts === 'number' && Number.isSafeInteger(v.maxAttempts) && v.maxAttempts >= 1)) &&
     (v.closeReason === null || (CLOSE_REASONS as readonly unknown[]).includes(v.closeReason))
   );
 }

@@ -112,7 +112,13 @@ export async function send(opts: SendOptions): Promise<SendResult> {
     emit({ type: 'code', code });
     let won: Awaited<ReturnType<typeof senderPake>>;
     try {
-      won = await senderPake(routes, secret, timeouts, () => emit({ type: 'stage', stage: 'waiting' }));
+      won = await senderPake(
+        routes,
+        secret,
+        timeouts,
+        () => emit({ type: 'stage', stage: 'waiting' }),
+        (attempt, maxAttempts) => emit({ type: 'wrong-code', attempt, maxAttempts }),
+      );
     } catch (raw) {
       const e = opts.signal?.aborted ? new TscCrocError('ERR_CANCELLED', 'cancelled') : raw;
       await Promise.all(routes.map((r) => r.client.close({ channel: r.join.channel, uuid: r.join.uuid }, closeReasonFor(e))));
