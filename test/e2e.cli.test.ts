@@ -78,23 +78,27 @@ test('a 10 MB random file and an empty file arrive identical, with mode and mtim
   assert.doesNotMatch(recipient.stderr() + sender.stderr(), /Error:|at .*\.js:\d+/, 'no stack traces');
 });
 
-test('a wrong code fails on both sides with exit code 3, and nothing is written', async () => {
+test('a wrong code fails the recipient with exit code 3 and writes nothing; the sender says so and keeps waiting for the right code', async () => {
   const { src, out } = await freshDirs('wrong');
   const file = join(src, 'secret.txt');
   await writeFile(file, 'top secret');
-  const sender = runCli(['send', '--relay', relay.url, file]);
+  const sender = runCli(['send', '--no-local', '--relay', relay.url, file]);
   const [, code] = await sender.waitFor(/Code is: (\S+)/);
   const channel = code!.split('-')[0];
   const wrong = `${channel}-abandon-ability-able`;
   assert.notEqual(wrong, code);
 
-  const recipient = runCli(['receive', '--relay', relay.url, '--out', out, '--yes', wrong]);
-  const [rc, sc] = await Promise.all([recipient.exit(), sender.exit()]);
-  assert.equal(rc, 3, recipient.stderr());
-  assert.equal(sc, 3, sender.stderr());
+  const recipient = runCli(['receive', '--no-local', '--relay', relay.url, '--out', out, '--yes', wrong]);
+  assert.equal(await recipient.exit(), 3, recipient.stderr());
   assert.match(recipient.stderr(), /code is wrong/);
-  assert.match(sender.stderr(), /code is wrong/);
+  await sender.waitFor(/Someone tried a wrong code \(1 of 5\): still waiting for the right one/);
   assert.deepEqual(await readdir(out), []);
+  // the right code still works
+  const right = runCli(['receive', '--no-local', '--relay', relay.url, '--out', out, '--yes', code!]);
+  const [rc, sc] = await Promise.all([right.exit(), sender.exit()]);
+  assert.equal(rc, 0, right.stderr());
+  assert.equal(sc, 0, sender.stderr());
+  assert.equal(await readFile(join(out, 'secret.txt'), 'utf8'), 'top secret');
   // the secret words never appear in any output
   const words = code!.split('-').slice(1).join('-');
   assert.ok(!recipient.stderr().includes(words) && !relay.proc.stderr().includes(words));
