@@ -192,9 +192,35 @@ describe('recipientTimeoutMs: a recipient that does not answer is evicted', () =
 });
 
 describe('relay-picked channel names: the space grows with the channels held', () => {
-  test('digits: 3 while alone, one more per tenfold (10^d >= NAME_SPREAD × (held + 1))', () => {
+  test('digits: 4 while nearly alone, one more per tenfold (10^d >= NAME_SPREAD × (held + 1))', () => {
     assert.equal(NAME_SPREAD, 1000);
-    assert.deepEqual([0, 1, 9, 10, 99, 100, 999, 1000, 9999].map(channelNameDigits), [3, 4, 4, 5, 5, 6, 6, 7, 7]);
+    assert.deepEqual([0, 1, 9, 10, 99, 100, 999, 1000, 9999].map(channelNameDigits), [4, 4, 4, 5, 5, 6, 6, 7, 7]);
+  });
+
+  test('a scanner: after joinMissLimit misses, every recipient join from its address is refused (held channels too) until the window ends; other addresses are not', async () => {
+    let now = 1_000_000;
+    const relay = buildRelay({ now: () => now, joinMissLimit: 3, channelTtlMs: 600_000 });
+    try {
+      const s = await join(relay, { role: 'sender' });
+      const held = s.body.channel;
+      const missing = (i: number) => String(((Number(held) + i) % 9000) + 1000);
+      for (let i = 1; i <= 3; i++) expectError(await join(relay, { role: 'recipient', channel: missing(i) }, STRANGER), 404, 'ERR_CHANNEL_NOT_FOUND');
+      // the 4th join from the scanner is refused even for the held channel: the answer tells nothing
+      const refused = await join(relay, { role: 'recipient', channel: held }, STRANGER);
+      expectError(refused, 429, 'ERR_RATE_LIMITED');
+      assert.equal(refused.headers['retry-after'], '600');
+      expectError(await join(relay, { role: 'recipient', channel: missing(4) }, STRANGER), 429, 'ERR_RATE_LIMITED');
+      // a hit does not count as a miss, and another address is untouched: the real recipient joins
+      const r = await join(relay, { role: 'recipient', channel: held }, '10.9.0.3');
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      // senders from the scanner's address are not affected
+      assert.equal((await join(relay, { role: 'sender' }, STRANGER)).status, 200);
+      // the window ends with the channel lifetime
+      now += 600_000;
+      expectError(await join(relay, { role: 'recipient', channel: missing(5) }, STRANGER), 404, 'ERR_CHANNEL_NOT_FOUND');
+    } finally {
+      await relay.close();
+    }
   });
 
   test('with many open channels the picked names spread over the documented range', async () => {
@@ -215,7 +241,7 @@ describe('relay-picked channel names: the space grows with the channels held', (
         names.push(Number(a.body.channel));
       }
       for (const [i, n] of names.entries()) assert.ok(n >= 1 && n < 10 ** channelNameDigits(i), `name ${n} with ${i} held`);
-      assert.equal(ranges[0], 1000);
+      assert.equal(ranges[0], 10_000);
       // 100..999 held: drawn from 1..999999; ten buckets of that range all used
       const mid = names.slice(100, 1000);
       const buckets = new Set(mid.map((n) => Math.floor(n / 100_000)));

@@ -149,7 +149,7 @@ describe('POST /join', () => {
     const a = await join(relay, { role: 'sender' });
     assert.equal(a.status, 200);
     assert.match(a.body.channel, new RegExp(CHANNEL_PATTERN));
-    assert.match(a.body.channel, /^[1-9][0-9]{0,2}$/);
+    assert.match(a.body.channel, /^[1-9][0-9]{0,3}$/);
     assert.match(a.body.uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     assert.deepEqual({ ...a.body, channel: 'c', uuid: 'u' }, {
       version: RELAY_PROTOCOL_VERSION, channel: 'c', uuid: 'u', role: 'sender', curve: 'ed25519', tcpPort: 9010,
@@ -165,10 +165,10 @@ describe('POST /join', () => {
     const ranges: number[] = [];
     const relay = buildRelay({ randomInt: (min, max) => (ranges.push(max), max - 1) });
     try {
-      assert.equal((await join(relay, { role: 'sender' })).body.channel, '999');
       assert.equal((await join(relay, { role: 'sender' })).body.channel, '9999');
-      // one channel held: the range already has 4 digits (10^d >= NAME_SPREAD × (held + 1))
-      assert.deepEqual(ranges, [1000, 10_000]);
+      // 8 picks in a row hit the taken name: the range widens to 5 digits
+      assert.equal((await join(relay, { role: 'sender' })).body.channel, '99999');
+      assert.deepEqual(ranges, [10_000, ...Array(8).fill(10_000), 100_000]);
     } finally {
       await relay.close();
     }

@@ -139,13 +139,14 @@ interface Channel {
 }
 
 /**
- * Relay-picked names: decimal, 1..10^d - 1, with d the fewest digits (at least 3) for which
+ * Relay-picked names: decimal, 1..10^d - 1, with d the fewest digits (at least 4) for which
  * 10^d >= NAME_SPREAD × (channels held + 1): at most about one name in NAME_SPREAD is in use, so a
  * probe of a random name finds a channel with probability at most about 1/NAME_SPREAD, and scanning
  * the whole range takes at least NAME_SPREAD × (held + 1) joins (docs/protocol.md §8 has the
- * figures). 3 digits while the relay holds no other channel.
+ * figures; the relay also bounds the misses of each address, http.ts). 4 digits while the relay
+ * holds fewer than 10 other channels.
  */
-const FIRST_DIGITS = 3;
+const FIRST_DIGITS = 4;
 const LAST_DIGITS = 12; // 10^12 < 2^48, crypto.randomInt's range limit
 const PICKS_PER_RANGE = 8;
 export const NAME_SPREAD = 1000;
@@ -589,7 +590,7 @@ export class ChannelStore {
   }
 }
 
-/** Digits of a relay-picked channel name while `held` channels are held: the fewest (≥ 3) with 10^d ≥ NAME_SPREAD × (held + 1). */
+/** Digits of a relay-picked channel name while `held` channels are held: the fewest (≥ 4) with 10^d ≥ NAME_SPREAD × (held + 1). */
 export function channelNameDigits(held: number): number {
   let digits = FIRST_DIGITS;
   while (digits < LAST_DIGITS && 10 ** digits < NAME_SPREAD * (held + 1)) digits++;

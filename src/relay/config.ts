@@ -24,6 +24,7 @@ export interface RelayCliFlags {
   recipientTimeout?: string;
   maxAttempts?: string;
   joinRate?: string;
+  joinMissLimit?: string;
   channelRate?: string;
   metrics?: string;
   shutdownGrace?: string;
@@ -89,6 +90,12 @@ export const RELAY_FLAGS = {
     env: 'TSC_CROC_RELAY_MAX_ATTEMPTS',
     help: 'wrong codes tried on one channel before it closes',
     def: String(RELAY_DEFAULTS.maxAttempts),
+  },
+  joinMissLimit: {
+    flag: '--join-miss-limit <n>',
+    env: 'TSC_CROC_RELAY_JOIN_MISS_LIMIT',
+    help: 'recipient joins naming no held channel, per address per channel lifetime (bounds scans)',
+    def: String(RELAY_DEFAULTS.joinMissLimit),
   },
   joinRate: { flag: '--join-rate <n>', env: 'TSC_CROC_RELAY_JOIN_RATE', help: 'joins per address per minute', def: String(RELAY_DEFAULTS.joinRateLimit) },
   channelRate: {
@@ -202,6 +209,7 @@ export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv): Relay
     stapledIdleMs: seconds('idleTimeout', 1),
     recipientTimeoutMs: seconds('recipientTimeout', 1),
     maxAttempts: int('maxAttempts', 1, 1000),
+    joinMissLimit: int('joinMissLimit', 1, 10_000_000),
     joinRateLimit: joinRate,
     channelRateLimit: channelRate,
     logger: quiet ? false : { level: 'info' },

@@ -306,10 +306,10 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
   const limited = (limit: RateLimiter) => async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const retryMs = limit.hit(normalizeAddress(request.ip));
     if (retryMs === 0) return;
-    const seconds = Math.max(1, Math.ceil(retryMs / 1000));
-    void reply.header('retry-after', String(seconds));
-    throw new RelayError('ERR_RATE_LIMITED', `too many requests from this address, retry in ${seconds} s`);
+    throw rateLimited(reply, retryMs, 'too many requests from this address');
   };
+  /** Recipient joins of channels the relay does not hold, per address per channel lifetime. */
+  const joinMisses = new RateLimiter(opts.joinMissLimit, opts.channelTtlMs, opts.now);
 
   void app.register(async (api) => {
     api.get('/health', { schema: { response: { 200: healthResponseSchema, ...errorResponses } } }, async () => ({
@@ -329,10 +329,25 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
         schema: { body: joinBodySchema, response: { 200: joinResponseSchema, ...errorResponses } },
         onRequest: limited(joinLimit),
       },
-      async (request): Promise<JoinResponse> => {
+      async (request, reply): Promise<JoinResponse> => {
         if (draining) throw new RelayError('ERR_SHUTTING_DOWN', 'the relay is shutting down, try another one or later');
         if (!checkPassword(request.body.password)) throw new RelayError('ERR_UNAUTHORIZED', 'the relay password is missing or wrong');
-        const { participant, state } = store.join(request.body, request.ip);
+        const address = normalizeAddress(request.ip);
+        const recipient = request.body.role === 'recipient';
+        if (recipient) {
+          // An address that named too many channels the relay does not hold is refused every
+          // recipient join for the rest of its window, held channels included (no answer tells it more).
+          const retryMs = joinMisses.over(address);
+          if (retryMs > 0) throw rateLimited(reply, retryMs, 'too many joins of channels that do not exist from this address');
+        }
+        let joined: ReturnType<typeof store.join>;
+        try {
+          joined = store.join(request.body, request.ip);
+        } catch (err) {
+          if (recipient && isRelayError(err) && err.code === 'ERR_CHANNEL_NOT_FOUND') joinMisses.hit(address);
+          throw err;
+        }
+        const { participant, state } = joined;
         metrics.joined(participant.role);
         request.log.info({ channel: state.channel, role: participant.role, address: participant.address }, 'joined');
         return {
@@ -390,6 +405,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
         const now = opts.now();
         metrics.timedOut('channel_ttl', store.expire(now).closed.length);
         joinLimit.purge(now);
+        joinMisses.purge(now);
         channelLimit.purge(now);
         stapler.sweepIdle(now);
       }, opts.sweepIntervalMs);
@@ -441,6 +457,14 @@ class RateLimiter {
     readonly now: () => number,
   ) {}
 
+  /** Whether `key` has used up its window (without counting): 0 if not, else the milliseconds until it ends. */
+  over(key: string): number {
+    const w = this.#windows.get(key);
+    if (w === undefined) return 0;
+    const left = w.start + this.windowMs - this.now();
+    return left > 0 && w.count >= this.max ? left : 0;
+  }
+
   /** Count a request from `key`: 0 if allowed, else the milliseconds until its window ends. */
   hit(key: string): number {
     const now = this.now();
@@ -465,6 +489,13 @@ class RateLimiter {
       this.#windows.delete(key);
     }
   }
+}
+
+/** A 429 with its retry-after header. */
+function rateLimited(reply: FastifyReply, retryMs: number, what: string): RelayError {
+  const seconds = Math.max(1, Math.ceil(retryMs / 1000));
+  void reply.header('retry-after', String(seconds));
+  return new RelayError('ERR_RATE_LIMITED', `${what}, retry in ${seconds} s`);
 }
 
 function notFound(request: FastifyRequest): RelayError {

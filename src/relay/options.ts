@@ -42,6 +42,12 @@ export interface RelayOptions {
   maxPendingSocketsPerAddress: number;
   /** Joins per address per rateWindowMs; beyond it 429 ERR_RATE_LIMITED. */
   joinRateLimit: number;
+  /**
+   * Recipient joins per address that name a channel the relay does not hold (404), per channelTtlMs
+   * window; beyond it every recipient join from that address gets 429 until the window ends, so a
+   * scan of relay-picked names costs addresses (docs/protocol.md §8).
+   */
+  joinMissLimit: number;
   /** /channel requests per address per rateWindowMs; beyond it 429 ERR_RATE_LIMITED. */
   channelRateLimit: number;
   /** The window of both rate limits. */
@@ -84,6 +90,7 @@ export const RELAY_DEFAULTS: Readonly<RelayOptions> = Object.freeze({
   maxPendingSockets: 1_000,
   maxPendingSocketsPerAddress: 50,
   joinRateLimit: 60,
+  joinMissLimit: 10,
   channelRateLimit: 1_200,
   rateWindowMs: 60_000,
   password: undefined,
@@ -116,6 +123,7 @@ export function resolveRelayOptions(partial: Partial<RelayOptions> = {}): RelayO
   aint(o.closedRetentionMs, 'closedRetentionMs', 0, MAX_TIMER_MS);
   aint(o.recipientTimeoutMs, 'recipientTimeoutMs', 1, MAX_TIMER_MS);
   aint(o.maxAttempts, 'maxAttempts', 1, 1000);
+  aint(o.joinMissLimit, 'joinMissLimit', 1, 10_000_000);
   aint(o.sweepIntervalMs, 'sweepIntervalMs', 1, MAX_TIMER_MS);
   aint(o.maxChannels, 'maxChannels', 1, 10_000_000);
   aint(o.maxChannelsPerAddress, 'maxChannelsPerAddress', 1, 10_000_000);
