@@ -91,6 +91,8 @@ export interface ReceiveOptions {
   relay?: string | undefined;
   /** The local network: 'auto' (default) tries it first, 'only' uses nothing else, 'off' never. */
   lan?: 'auto' | 'only' | 'off' | undefined;
+  /** Interfaces (names or IPv4 addresses) that local-network discovery listens on; default: all. */
+  interfaces?: readonly string[] | undefined;
   /** The relay's password, if its operator set one. */
   relayPassword?: string | undefined;
   /** The code the sender showed, as typed. */
@@ -142,10 +144,10 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   let via: 'relay' | 'lan' = 'relay';
   if (lan !== 'off') {
     try {
-      relay = await (await import('./discovery.js')).discover(code.channel, relay === undefined ? timeouts.discoverMs : timeouts.lanPreferMs, opts.signal);
+      relay = await (await import('./discovery.js')).discover(code.channel, relay === undefined ? timeouts.discoverMs : timeouts.lanPreferMs, opts.signal, opts.interfaces);
       via = 'lan';
     } catch (e) {
-      if (relay === undefined || isTscCrocError(e, 'ERR_CANCELLED')) throw e;
+      if (relay === undefined || isTscCrocError(e, 'ERR_CANCELLED') || isTscCrocError(e, 'ERR_INVALID_ARGUMENT')) throw e;
     }
   }
   if (relay === undefined) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'no relay configured, and the local network is off: give --relay');
