@@ -159,7 +159,8 @@ test('the recipient cancels mid-transfer: the sender hears "cancelled by the rec
   const s = startSend({ files: [file] });
   const ac = new AbortController();
   const e = await receive({
-    relay: relay.httpUrl, interfaces: LO,
+    relay: relay.httpUrl,
+    interfaces: LO,
     code: await s.code,
     outDir: out,
     accept: () => true,
@@ -196,7 +197,8 @@ test('a cancel while the accept callback is still deciding ends the transfer at 
   const s = startSend({ files: [file] });
   const ac = new AbortController();
   const e = await receive({
-    relay: relay.httpUrl, interfaces: LO,
+    relay: relay.httpUrl,
+    interfaces: LO,
     code: await s.code,
     outDir: out,
     signal: ac.signal,
@@ -243,7 +245,8 @@ test('a code nobody uses expires on the relay, and the sender says so', async ()
     let waiting!: () => void;
     const isWaiting = new Promise<void>((res) => (waiting = res));
     const outcome = send({
-      relay: r.httpUrl, interfaces: LO,
+      relay: r.httpUrl,
+      interfaces: LO,
       lan: 'off',
       files: [file],
       onEvent: (ev) => ev.type === 'stage' && ev.stage === 'waiting' && waiting(),

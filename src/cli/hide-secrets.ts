@@ -55,6 +55,8 @@ export function maskedCommandLine(argv: readonly string[]): string[] | null {
 
 /** Rewrite the process's command line (what /proc/PID/cmdline and ps show) without its secrets. */
 export function hideSecretsFromProcessList(): void {
+  // (on Windows process.title is the console window's title, and other users cannot read a process's command line)
+  if (process.platform === 'win32') return;
   const masked = maskedCommandLine(process.argv);
   if (masked === null) return;
   try {
