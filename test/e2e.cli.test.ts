@@ -179,6 +179,71 @@ test('usage errors: exit code 2 and one clear line', async () => {
   assert.equal(await badCode.exit(), 2);
   const unknown = runCli(['frobnicate']);
   assert.equal(await unknown.exit(), 2);
+  // no code, and no terminal to type it on: one clear line naming the safe forms
+  const noCode = runCli(['receive', '--relay', relay.url]);
+  assert.equal(await noCode.exit(), 2);
+  assert.match(noCode.stderr(), /type it, or set TSC_CROC_SECRET=<code> \(not an argument: other users see those\) \[ERR_INVALID_ARGUMENT\]/);
+  // an interface that does not exist is refused, never read as "every interface"
+  const noIf = runCli(['receive', '--interface', 'nosuch0'], { env: { TSC_CROC_SECRET: '7-abandon-ability-able' } });
+  assert.equal(await noIf.exit(), 2);
+  assert.match(noIf.stderr(), /no interface "nosuch0"/);
+});
+
+test('on a terminal, receive asks for the code (echoed; Tab completes a word from its first letters) and the file arrives', async (t) => {
+  const { execFileSync, spawn } = await import('node:child_process');
+  try {
+    execFileSync('script', ['--version'], { stdio: 'pipe' });
+  } catch {
+    return t.skip('no `script` (util-linux) here to give the recipient a terminal');
+  }
+  const { src, out } = await freshDirs('prompt');
+  const file = join(src, 'typed.bin');
+  await writeFile(file, randomBytes(100_000));
+  const sender = runCli(['send', '--relay', relay.url, '--no-local', file]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const [channel, ...words] = code!.split('-');
+  // a pseudo-terminal: `script` runs the recipient on one and relays our keystrokes to it
+  const q = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+  const command = [process.execPath, CLI, 'receive', '--relay', relay.url, '--no-local', '--out', out].map(q).join(' ');
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: dir, TERM: 'xterm' };
+  for (const k of Object.keys(env)) if (k.startsWith('TSC_CROC_')) delete env[k];
+  const child = spawn('script', ['-qefc', command, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let screen = '';
+  const waiters = new Set<() => void>();
+  child.stdout.setEncoding('utf8').on('data', (d: string) => ((screen += d), waiters.forEach((w) => w())));
+  const exited = new Promise<number>((resolve) => child.once('exit', (c) => resolve(c ?? -1)));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const seen = (re: RegExp) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (re.test(screen)) {
+          waiters.delete(check);
+          resolve();
+        } else if (child.exitCode !== null || child.signalCode !== null) reject(new Error(`exited before ${re}:\n${JSON.stringify(screen)}`));
+      };
+      waiters.add(check);
+      void exited.then(check);
+      check();
+    });
+  await seen(/Enter the code the sender shows/);
+  // one key at a time, each after the last one's echo (a burst would be a paste, where Tab is a plain character)
+  const key = async (k: string, echo: RegExp) => {
+    const before = screen.length;
+    child.stdin.write(k);
+    await seen(echo);
+    if (screen.length === before) await seen(new RegExp(`^[^]{${before + 1}}`)); // its own echo, not an earlier one
+  };
+  for (const ch of `${channel}-`) await key(ch, /[^]/);
+  for (const w of words) {
+    for (const ch of w.slice(0, 4)) await key(ch, /[^]/);
+    await key('\t', new RegExp(`${w}-`)); // the unique 4-letter prefix completes the word and its dash
+  }
+  await key('\r', /Accept 1 file/);
+  await key('y\r', /Done/);
+  assert.equal(await exited, 0, screen);
+  clearTimeout(timer);
+  assert.equal(await sender.exit(), 0, sender.stderr());
+  assert.equal(await sha256File(join(out, 'typed.bin')), await sha256File(file));
 });
 
 test('an unreachable relay is reported with exit code 5', async () => {

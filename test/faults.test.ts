@@ -6,6 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { statfsSync, writeFileSync } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,7 +45,7 @@ function startSend(files: string[], onEvent?: EventSink, timeouts?: SendOptions[
   return { code, sending };
 }
 
-async function transfer(file: string, out: string, onSenderProgress?: () => void) {
+async function transfer(file: string, out: string, onSenderProgress?: () => void, onAccept?: () => void) {
   let once = false;
   const { code, sending } = startSend([file], (e) => {
     if (e.type === 'progress' && !once && onSenderProgress) {
@@ -52,7 +53,8 @@ async function transfer(file: string, out: string, onSenderProgress?: () => void
       onSenderProgress();
     }
   });
-  const receiving = receive({ relay: relay.httpUrl, lan: 'off', code: await code, outDir: out, accept: () => true }).catch((e: unknown) => e);
+  const accept = () => (onAccept?.(), true);
+  const receiving = receive({ relay: relay.httpUrl, lan: 'off', code: await code, outDir: out, accept }).catch((e: unknown) => e);
   return { sent: await sending.catch((e: unknown) => e), received: await receiving };
 }
 
@@ -68,19 +70,25 @@ test('a file that changes while it is sent is detected; nothing lands under its 
   assert.ok(!(await readdir(join(dir, 'out'))).includes('growing.bin'));
 });
 
-test('a full disk on the recipient: a clear error, partial data kept aside, nothing else touched', async (t) => {
+test('a disk that fills up while receiving: a clear error, partial data kept aside, nothing else touched', async (t) => {
   const mnt = join(root, 'small-disk');
-  await withTmpfs(t, mnt, 'size=2m', async () => {
+  await withTmpfs(t, mnt, 'size=8m', async () => {
     await writeFile(join(mnt, 'already-there.txt'), 'keep me');
     const file = join(root, 'too-big.bin');
     await writeFile(file, randomBytes(6 * 1024 * 1024));
-    const { sent, received } = await transfer(file, mnt);
+    // the offer fits when it is checked (before the user is asked, §6.6); something else then
+    // takes all but 2 MiB while the user says yes
+    const fill = () => {
+      const st = statfsSync(mnt);
+      writeFileSync(join(mnt, 'someone-else.bin'), Buffer.alloc(st.bavail * st.bsize - 2 * 1024 * 1024));
+    };
+    const { sent, received } = await transfer(file, mnt, undefined, fill);
     assert.equal(codeOf(received), 'ERR_DISK_FULL', String(received));
     assert.match((received as Error).message, /ENOSPC/);
     assert.equal(codeOf(sent), 'ERR_PEER_ERROR');
     const names = await readdir(mnt);
     assert.ok(!names.includes('too-big.bin'), 'nothing under the final name');
-    assert.ok(names.includes('already-there.txt'));
+    assert.ok(names.includes('already-there.txt') && names.includes('someone-else.bin'));
     const partial = names.find((n) => n.endsWith('.partial'));
     assert.ok(partial, 'the partial data is kept under its temporary name');
     assert.ok((await stat(join(mnt, partial))).size > 0);

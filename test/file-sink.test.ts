@@ -1,12 +1,12 @@
 /** FileSink on a real file system: symlinks, existing files, temporary names, small files in the background. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, statfs, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TscCrocError } from '../src/core/errors.js';
-import type { FileMessage } from '../src/core/messages.js';
-import { FileSink } from '../src/transfer/file-sink.js';
+import type { DirMessage, FileMessage } from '../src/core/messages.js';
+import { FileSink, SPACE_MARGIN_BYTES } from '../src/transfer/file-sink.js';
 import { loadPartial } from '../src/transfer/resume-store.js';
 
 const MiB = 1024 * 1024;
@@ -190,4 +190,41 @@ test('small files in an output folder on tmpfs (synchronous fdatasync): content,
   await sink.commit().catch(() => undefined);
   await assert.rejects(sink.flush(), isCode('ERR_FILE_EXISTS'));
   assert.equal(await readFile(join(root, 'd', 'late'), 'utf8'), 'theirs');
+});
+
+const dirMsg = (path: string): DirMessage => ({ type: 'dir', path, mode: 0o755, mtime: 1_600_000_000_000 });
+
+test('checkRoom: an offer beyond the free space is refused, bytes already held count as held, a block per entry is kept', async (t) => {
+  const { root, out } = await dirs();
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const sink = new FileSink(out, false);
+  await sink.checkOutDir();
+  const st = await statfs(out);
+  const free = st.bavail * st.bsize;
+  const GiB = 1024 ** 3;
+  await assert.rejects(sink.checkRoom(free + GiB, 0, 1), (e: unknown) => isCode('ERR_DISK_FULL')(e) && /needs .* is free; nothing was written/.test((e as Error).message));
+  // the same offer, of which an interrupted run holds 2 GiB: fits
+  await sink.checkRoom(free + GiB, 2 * GiB, 1);
+  // a small offer fits; one that fills the disk to the last byte does not (the margin, a block per file)
+  await sink.checkRoom(1000, 0, 1);
+  await assert.rejects(sink.checkRoom(free - SPACE_MARGIN_BYTES / 2, 0, 1), isCode('ERR_DISK_FULL'));
+  assert.deepEqual(await readdir(out), [], 'checking writes nothing');
+});
+
+test('removeEmptyFolders: only the empty folders this sink created go, never through a symlink', async (t) => {
+  const { root, out, elsewhere } = await dirs();
+  t.after(() => rm(root, { recursive: true, force: true }));
+  await mkdir(join(out, 'pre', 'old'), { recursive: true });
+  await mkdir(join(elsewhere, 'target'));
+  const sink = new FileSink(out, true);
+  await sink.checkOutDir();
+  for (const p of ['a', 'a/b', 'a/b/c', 'a/swap', 'a/full', 'pre', 'pre/new']) await sink.makeDir(dirMsg(p), p.split('/'));
+  // something else fills one, and swaps another for a symlink to a folder elsewhere
+  await writeFile(join(out, 'a', 'full', 'theirs.txt'), 'not ours');
+  await rename(join(out, 'a', 'swap'), join(root, 'swapped-away'));
+  await symlink(join(elsewhere, 'target'), join(out, 'a', 'swap'));
+  assert.equal(await sink.removeEmptyFolders(), 3, 'a/b/c, a/b and pre/new');
+  assert.deepEqual((await readdir(join(out, 'a'))).sort(), ['full', 'swap']);
+  assert.deepEqual(await readdir(join(out, 'pre')), ['old'], 'a folder that existed before stays');
+  assert.deepEqual(await readdir(join(elsewhere)), ['target'], 'the symlink was not followed');
 });

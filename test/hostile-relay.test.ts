@@ -37,6 +37,8 @@ async function fakeRelay(handler: Handler): Promise<{ url: string; requests: () 
   };
 }
 
+/** The local network through loopback only: nothing multicasts on the machine's real interfaces. */
+const LO = ['lo'];
 const json = (res: ServerResponse, body: unknown) => {
   res.writeHead(200, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
@@ -71,7 +73,7 @@ test('a join answer with an oversized uuid or a channel with escape codes is ref
   const { file, dir } = await aFile();
   for (const bad of [{ uuid: 'a'.repeat(600) }, { channel: '\u001b[2J999' }, { tcpPort: 70000 }, { role: 'recipient' }]) {
     const relay = await fakeRelay((_req, _body, res) => json(res, join_(bad)));
-    await assert.rejects(send({ relay: relay.url, files: [file] }), isCode('ERR_RELAY'));
+    await assert.rejects(send({ relay: relay.url, interfaces: LO, files: [file] }), isCode('ERR_RELAY'));
     await relay.close();
   }
   await rm(dir, { recursive: true });
@@ -100,7 +102,7 @@ test('an endless answer is cut off at 64 KiB', async () => {
     res.on('close', () => res.removeAllListeners('drain'));
     pump();
   });
-  await assert.rejects(send({ relay: relay.url, files: [file] }), isCode('ERR_RELAY'));
+  await assert.rejects(send({ relay: relay.url, interfaces: LO, files: [file] }), isCode('ERR_RELAY'));
   await relay.close();
   await rm(dir, { recursive: true });
 });
@@ -110,7 +112,7 @@ test('a relay that answers every long-poll at once does not make the peer spin',
   const state = { channel: '7', curve: 'ed25519', version: 2, sender: true, recipient: false, x: null, y: null, hh_k: null, h_k: null, stapled: false, closed: false, closeReason: null };
   const relay = await fakeRelay((req, _body, res) => json(res, req.url === '/join' ? join_() : state));
   const started = Date.now();
-  await assert.rejects(send({ relay: relay.url, files: [file], timeouts: { waitForPeerMs: 2500 } }), isCode('ERR_TIMEOUT'));
+  await assert.rejects(send({ relay: relay.url, interfaces: LO, files: [file], timeouts: { waitForPeerMs: 2500 } }), isCode('ERR_TIMEOUT'));
   const secs = (Date.now() - started) / 1000;
   // join + the x post + at most about one poll per second
   assert.ok(relay.requests() <= 3 + Math.ceil(secs) + 1, `${relay.requests()} requests in ${secs.toFixed(1)} s`);
@@ -124,7 +126,7 @@ test('a relay error body is bounded and stripped of control characters', async (
     res.writeHead(409, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ code: 'ERR_\u001b[31mX', message: `\u001b]0;pwned\u0007${'y'.repeat(5000)}` }));
   });
-  const e = await send({ relay: relay.url, files: [file] }).catch((x: unknown) => x);
+  const e = await send({ relay: relay.url, interfaces: LO, files: [file] }).catch((x: unknown) => x);
   isCode('ERR_RELAY')(e);
   assert.ok((e as Error).message.length < 400);
   await relay.close();

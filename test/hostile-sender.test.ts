@@ -6,12 +6,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, statfs, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSecret, formatCode } from '../src/core/code-phrase.js';
 import { TscCrocError } from '../src/core/errors.js';
-import { PROTOCOL_VERSION, type SenderMessage } from '../src/core/messages.js';
+import { MAX_OFFER_DIRS, MAX_OFFER_FILES, PROTOCOL_VERSION, type SenderMessage } from '../src/core/messages.js';
 import { RecordType } from '../src/core/record.js';
 import type { RunningRelay } from '../src/relay/index.js';
 import { receive } from '../src/transfer/receive.js';
@@ -21,6 +21,7 @@ import { RelayClient } from '../src/transfer/relay-client.js';
 import { SecureChannel } from '../src/transfer/secure-channel.js';
 import { connectStapled } from '../src/transfer/tcp.js';
 import { startPeerRelay } from './helpers/relay.js';
+import { withTmpfs } from './helpers/tmpfs.js';
 
 let relay: RunningRelay;
 let root: string;
@@ -205,7 +206,7 @@ test('a deep path must announce each folder: depth costs only what the user was 
   const { out } = await fresh('deep');
   const deep = Array.from({ length: 1500 }, () => 'x').join('/');
   assertCode(await hostile([folderOffer(['a'], 1, 1, 1), dir('a'), file(`a/${deep}/f`, 1)], out), 'ERR_PROTOCOL');
-  assert.deepEqual(await readdir(join(out, 'a')), []);
+  assert.deepEqual(await readdir(out), [], 'the folder it created, left empty, is removed (with its journal)');
 });
 
 test('more folders than offered, or a folder outside the offered names, is refused', async () => {
@@ -266,4 +267,70 @@ test(`names reserved for partial transfers are refused, in any case: ${JSON.stri
   assert.ok(e instanceof TscCrocError);
   assert.equal(e.code, 'ERR_UNSAFE_PATH');
   assert.deepEqual(await readdir(out), []);
+});
+
+/** An honest transfer of one small file into `out`: the recipient still works after each attack. */
+async function honest(out: string, name: string): Promise<void> {
+  const data = randomBytes(5000);
+  const e = await hostile([offer([name], data.length), file(name, data.length), { data }, { msg: { type: 'file-end' } }, { msg: { type: 'done' } }, { end: true }], out);
+  assert.equal(e, null, String(e));
+  assert.ok((await readFile(join(out, name))).equals(data));
+}
+
+test('an offer beyond the sanity limits (10^7 folders, 10^7 files) is refused at the offer: nothing is created', async () => {
+  const { out } = await fresh('limits');
+  const folders = [folderOffer(['a'], 1, 10_000_000, 1), dir('a'), ...Array.from({ length: 50 }, (_, i) => dir(`a/d${i}`))];
+  const e = await hostile(folders, out);
+  assertCode(e, 'ERR_PROTOCOL');
+  assert.match((e as Error).message, new RegExp(`10000000 folders, more than the ${MAX_OFFER_DIRS}`));
+  assertCode(await hostile([folderOffer(['a'], 10_000_000, 1, 1), dir('a')], out), 'ERR_PROTOCOL');
+  assert.ok(MAX_OFFER_FILES < 10_000_000);
+  assert.deepEqual(await readdir(out), [], 'nothing left behind');
+  await honest(out, 'after-limits.bin');
+});
+
+test('a failed transfer removes the empty folders it created (20,000 of them), and only those', async () => {
+  const { out } = await fresh('cleanup');
+  // a folder that was there before, empty: with --overwrite the transfer may write into it, never remove it
+  await mkdir(join(out, 'pre', 'old-empty'), { recursive: true });
+  const n = 20_000;
+  const data = Buffer.from('kept: a finished file stays, and so do its folders');
+  const script: Step[] = [
+    folderOffer(['a', 'pre'], 2, n + 5, 2 * data.length),
+    dir('a'),
+    ...Array.from({ length: n }, (_, i) => dir(`a/d${i}`)),
+    dir('a/keep'),
+    dir('a/keep/deep'),
+    file('a/keep/deep/done.txt', data.length),
+    { data },
+    { msg: { type: 'file-end' } },
+    dir('pre'),
+    dir('pre/new'),
+    { cut: true },
+  ];
+  const e = await hostile(script, out, true);
+  assertCode(e, 'ERR_CONNECTION_LOST');
+  assert.deepEqual((await readdir(join(out, 'a'))).sort(), ['keep'], 'the empty folders went; the finished file and its folders stayed');
+  assert.deepEqual(await readdir(join(out, 'a', 'keep', 'deep')), ['done.txt']);
+  assert.deepEqual(await readdir(join(out, 'pre')), ['old-empty'], 'a folder that existed before stays, and what was in it; the new empty one went');
+  await honest(out, 'after-cleanup.bin');
+});
+
+test('an offer larger than the free space is refused before anything is written (ERR_DISK_FULL: needed and free)', async (t) => {
+  const { out: base } = await fresh('space');
+  const check = async (out: string, claim: number) => {
+    const e = await hostile([offer(['huge.bin'], claim), file('huge.bin', claim), { data: randomBytes(1024) }], out);
+    assertCode(e, 'ERR_DISK_FULL');
+    assert.match((e as Error).message, /needs \d+(\.\d)? [GM]iB.*, \d+(\.\d)? ([GM]iB|bytes) is free; nothing was written/);
+    assert.deepEqual(await readdir(out), [], 'nothing written, not even a journal');
+    await honest(out, 'fits.bin');
+  };
+  if (process.getuid?.() === 0) {
+    // a 4 MiB file system of our own: an offer of 8 MiB cannot fit, one of 5000 bytes can
+    await withTmpfs(t, join(base, 'small'), 'size=4m', () => check(join(base, 'small'), 8 * 1024 * 1024));
+  } else {
+    const st = await statfs(base);
+    t.diagnostic('not root: no tmpfs of our own; the offer claims 1 GiB more than the free space of the temporary folder');
+    await check(base, st.bavail * st.bsize + 1024 ** 3);
+  }
 });

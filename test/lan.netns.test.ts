@@ -2,7 +2,9 @@
  * Two hosts on one machine: network namespaces joined by a veth pair, made by this test (it
  * needs root and iproute2; where they cannot be made, the test says so and skips). The sender
  * runs in one, the recipient in the other, no relay configured: the recipient finds the sender
- * by its multicast announcement across the link, and the file arrives intact.
+ * by its multicast announcement across the link, and the file arrives intact. Each side names
+ * its end of the link (--interface), so nothing multicasts anywhere else; confined to loopback,
+ * the two never find each other.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,10 +64,15 @@ test('sender and recipient in two network namespaces, no relay configured: found
   await mkdir(out);
   const file = join(src, 'across.bin');
   await writeFile(file, randomBytes(3 * 1024 * 1024));
-  const sender = runCli(['send', file], { wrap: ['ip', 'netns', 'exec', ns1] });
+  const sender = runCli(['send', '--interface', `va${tag}`, file], { wrap: ['ip', 'netns', 'exec', ns1] });
   const [, code] = await sender.waitFor(/Code is: (\S+)/);
-  const recipient = runCli(['receive', '--out', out, '--yes', '--json', code!], { wrap: ['ip', 'netns', 'exec', ns2] });
+  // confined to loopback, the recipient does not hear an announcement sent on the link
+  const confined = runCli(['receive', '--interface', 'lo', '--out', out, '--yes'], { wrap: ['ip', 'netns', 'exec', ns2], env: { TSC_CROC_SECRET: code! } });
+  assert.notEqual(await confined.exit(), 0);
+  assert.match(confined.stderr(), /ERR_CHANNEL_NOT_FOUND/);
+  const recipient = runCli(['receive', '--out', out, '--yes', '--json'], { wrap: ['ip', 'netns', 'exec', ns2], env: { TSC_CROC_SECRET: code!, TSC_CROC_INTERFACES: `vb${tag}` } });
   assert.equal(await recipient.exit(), 0, recipient.stderr());
   assert.equal(await sender.exit(), 0, sender.stderr());
+  assert.match(recipient.stdout(), /"event":"route","via":"lan"/);
   assert.equal(await sha256File(join(out, 'across.bin')), await sha256File(file));
 });

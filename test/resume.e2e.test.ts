@@ -242,7 +242,7 @@ test('an output folder that cannot be written: one clear line, exit 9', async (t
   const relay = await startCliRelay();
   t.after(() => relay.stop());
   const mnt = join(dir, 'read-only');
-  await withTmpfs(t, mnt, 'ro,size=1m', async () => {
+  await withTmpfs(t, mnt, 'ro,size=4m', async () => {
     const src = join(dir, 'small.txt');
     await writeFile(src, 'hello');
     const run = await pair(relay.url, [src], mnt);
@@ -254,7 +254,7 @@ test('an output folder that cannot be written: one clear line, exit 9', async (t
   });
 });
 
-test('a full disk on the recipient: one clear line, exit 8, the partial kept, nothing else touched', async (t) => {
+test('a disk too small for the offer: one clear line, exit 8, nothing written, nothing else touched', async (t) => {
   const relay = await startCliRelay();
   t.after(() => relay.stop());
   const mnt = join(dir, 'small-disk');
@@ -266,12 +266,10 @@ test('a full disk on the recipient: one clear line, exit 8, the partial kept, no
     assert.equal(await run.recipient.exit(), 8, run.recipient.stderr());
     const lines = run.recipient.stderr().split('\n').filter((l) => l.startsWith('tsc-croc:'));
     assert.equal(lines.length, 1);
-    assert.match(lines[0]!, /the disk is full: .*ENOSPC.* run the same command again to resume \[ERR_DISK_FULL\]/);
+    // refused before anything is written (docs/protocol.md §6.6); a disk that fills up later is faults.test.ts's
+    assert.match(lines[0]!, /not enough space in .*: this transfer needs \d+\.\d MiB .*, \d+\.\d MiB is free; nothing was written \[ERR_DISK_FULL\]/);
     assert.notEqual(await run.sender.exit(), 0);
-    assert.match(run.sender.stderr(), /the recipient failed: the disk is full/);
-    const names = await readdir(mnt);
-    assert.ok(!names.includes('too-big.bin'));
-    assert.ok(names.includes('already-there.txt'));
-    assert.ok(names.some((n) => n.endsWith('.partial')), 'the partial is kept');
+    assert.match(run.sender.stderr(), /declined/);
+    assert.deepEqual(await readdir(mnt), ['already-there.txt'], 'nothing written, not even a journal');
   });
 });

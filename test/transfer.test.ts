@@ -40,6 +40,7 @@ function startSend(opts: Omit<Parameters<typeof send>[0], 'relay'>, events: Tran
   const code = new Promise<string>((r) => (gotCode = r));
   const outcome = send({
     relay: relay.httpUrl,
+    interfaces: LO,
     ...opts,
     onEvent: (e) => {
       events.push(e);
@@ -54,13 +55,15 @@ function startSend(opts: Omit<Parameters<typeof send>[0], 'relay'>, events: Tran
 }
 
 const codeOf = (e: unknown) => (e instanceof TscCrocError ? e.code : String(e));
+/** The local network through loopback only: nothing multicasts on the machine's real interfaces. */
+const LO = ['lo'];
 
 test('send and receive through the library, with events in order', async () => {
   const { file, data, out } = await setup(3 * 1024 * 1024 + 17);
   const sendEvents: TransferEvent[] = [];
   const recvEvents: TransferEvent[] = [];
   const s = startSend({ files: [file] }, sendEvents);
-  const result = await receive({ relay: relay.httpUrl, code: await s.code, outDir: out, accept: () => true, onEvent: (e) => recvEvents.push(e) });
+  const result = await receive({ relay: relay.httpUrl, interfaces: LO, code: await s.code, outDir: out, accept: () => true, onEvent: (e) => recvEvents.push(e) });
   const sent = await s.outcome;
   assert.ok(sent.ok);
   assert.equal(sent.r.bytes, data.length);
@@ -86,7 +89,7 @@ test('regression: a file whose mtime lies a few ns below a millisecond is not "c
   execFileSync('touch', ['-d', '@1795920397.999999950', files[0]!.path]);
   assert.equal((await stat(files[0]!.path, { bigint: true })).mtimeNs % 1_000_000n, 999_950n);
   const s = startSend({ files: [dir], lan: 'off' });
-  await receive({ relay: relay.httpUrl, lan: 'off', code: await s.code, outDir: out, accept: () => true });
+  await receive({ relay: relay.httpUrl, interfaces: LO, lan: 'off', code: await s.code, outDir: out, accept: () => true });
   const sent = await s.outcome;
   assert.ok(sent.ok, sent.ok ? '' : codeOf(sent.e));
   for (const f of files) assert.ok((await readFile(join(out, 'edge', f.path.slice(dir.length + 1)))).equals(f.data));
@@ -96,7 +99,7 @@ test('regression: a file whose mtime lies a few ns below a millisecond is not "c
 
 test('events as async iterators: every event, then the result (or the error) at the end', async () => {
   const { file, data, out } = await setup(2 * 1024 * 1024);
-  const sender = sendEvents({ relay: relay.httpUrl, files: [file] });
+  const sender = sendEvents({ relay: relay.httpUrl, interfaces: LO, files: [file] });
   let code = '';
   const sendTypes: string[] = [];
   for (;;) {
@@ -110,7 +113,7 @@ test('events as async iterators: every event, then the result (or the error) at 
   }
   const receiving = (async () => {
     const types: string[] = [];
-    const it = receiveEvents({ relay: relay.httpUrl, code, outDir: out, accept: () => true });
+    const it = receiveEvents({ relay: relay.httpUrl, interfaces: LO, code, outDir: out, accept: () => true });
     for (;;) {
       const next = await it.next();
       if (next.done) return { types, result: next.value };
@@ -132,7 +135,7 @@ test('events as async iterators: every event, then the result (or the error) at 
   assert.equal(sendTypes.at(-1), 'done');
   assert.ok(types.includes('offer') && types.at(-1) === 'done');
   // an error comes out of the loop
-  const failing = receiveEvents({ relay: relay.httpUrl, code: 'nosuchchannel-abandon-ability-able', outDir: out, accept: () => true });
+  const failing = receiveEvents({ relay: relay.httpUrl, interfaces: LO, code: 'nosuchchannel-abandon-ability-able', outDir: out, accept: () => true });
   await assert.rejects(async () => {
     for await (const _e of failing);
   }, (e: unknown) => e instanceof TscCrocError && e.code === 'ERR_CHANNEL_NOT_FOUND');
@@ -142,7 +145,7 @@ test('the recipient declines: both sides end with ERR_DECLINED, nothing written'
   const { file, out } = await setup(1000);
   const s = startSend({ files: [file] });
   let offered = 0;
-  const e = await receive({ relay: relay.httpUrl, code: await s.code, outDir: out, accept: (o) => ((offered = o.totalBytes), false) }).catch((x: unknown) => x);
+  const e = await receive({ relay: relay.httpUrl, interfaces: LO, code: await s.code, outDir: out, accept: (o) => ((offered = o.totalBytes), false) }).catch((x: unknown) => x);
   assert.equal(offered, 1000);
   assert.equal(codeOf(e), 'ERR_DECLINED');
   const sent = await s.outcome;
@@ -157,6 +160,7 @@ test('the recipient cancels mid-transfer: the sender hears "cancelled by the rec
   const ac = new AbortController();
   const e = await receive({
     relay: relay.httpUrl,
+    interfaces: LO,
     code: await s.code,
     outDir: out,
     accept: () => true,
@@ -176,7 +180,7 @@ test('the sender cancels mid-transfer: the recipient hears "cancelled by the sen
   const { file, out } = await setup(64 * 1024 * 1024);
   const ac = new AbortController();
   const s = startSend({ files: [file], signal: ac.signal, onEvent: (ev) => ev.type === 'progress' && ac.abort() });
-  const e = await receive({ relay: relay.httpUrl, code: await s.code, outDir: out, accept: () => true }).catch((x: unknown) => x);
+  const e = await receive({ relay: relay.httpUrl, interfaces: LO, code: await s.code, outDir: out, accept: () => true }).catch((x: unknown) => x);
   assert.equal(codeOf(e), 'ERR_CANCELLED');
   assert.match((e as Error).message, /cancelled by the sender/);
   const sent = await s.outcome;
@@ -194,6 +198,7 @@ test('a cancel while the accept callback is still deciding ends the transfer at 
   const ac = new AbortController();
   const e = await receive({
     relay: relay.httpUrl,
+    interfaces: LO,
     code: await s.code,
     outDir: out,
     signal: ac.signal,
@@ -216,9 +221,9 @@ test('keepalives hold a stapled connection open while the user decides (and with
       const { file, data, out } = await setup(2000);
       let gotCode!: (c: string) => void;
       const code = new Promise<string>((res) => (gotCode = res));
-      const sending = send({ relay: r.httpUrl, lan: 'off', files: [file], onEvent: (e) => e.type === 'code' && gotCode(e.code) }).catch((e: unknown) => e);
+      const sending = send({ relay: r.httpUrl, interfaces: LO, lan: 'off', files: [file], onEvent: (e) => e.type === 'code' && gotCode(e.code) }).catch((e: unknown) => e);
       const thinking = (ms: number) => new Promise<boolean>((res) => setTimeout(() => res(true), ms)); // a person reading the prompt
-      const received = await receive({ relay: r.httpUrl, lan: 'off', code: await code, outDir: out, accept: () => thinking(1200), timeouts: { keepaliveMs } }).catch((e: unknown) => e);
+      const received = await receive({ relay: r.httpUrl, interfaces: LO, lan: 'off', code: await code, outDir: out, accept: () => thinking(1200), timeouts: { keepaliveMs } }).catch((e: unknown) => e);
       return { received, sent: await sending, data, out };
     };
     const ok = await run(100);
@@ -241,6 +246,7 @@ test('a code nobody uses expires on the relay, and the sender says so', async ()
     const isWaiting = new Promise<void>((res) => (waiting = res));
     const outcome = send({
       relay: r.httpUrl,
+      interfaces: LO,
       lan: 'off',
       files: [file],
       onEvent: (ev) => ev.type === 'stage' && ev.stage === 'waiting' && waiting(),

@@ -20,6 +20,13 @@ export interface CliIo {
 }
 
 
+/** --interface / TSC_CROC_INTERFACES: a comma- or space-separated list; undefined when not given (every interface). */
+function interfacesFrom(o: { interface?: string }, io: CliIo): string[] | undefined {
+  const v = o.interface ?? io.env.TSC_CROC_INTERFACES;
+  if (v === undefined || v.trim() === '') return undefined;
+  return v.split(/[\s,]+/).filter((n) => n.length > 0);
+}
+
 /** --local: only the LAN; --no-local: never; neither: the LAN as well as a configured relay. */
 function lanMode(local: boolean | undefined): 'auto' | 'only' | 'off' {
   return local === true ? 'only' : local === false ? 'off' : 'auto';
@@ -38,6 +45,14 @@ async function relayFrom(o: { relay?: string; remember?: boolean }, io: CliIo): 
     return relay;
   }
   return o.relay ?? io.env.TSC_CROC_RELAY ?? (await loadSettings(io.env, (l) => io.stderr.write(`${l}\n`))).relay;
+}
+
+/**
+ * A code given as an argument was readable by every user of this machine until the entry point
+ * hid it (src/cli/hide-secrets.ts; README "Keeping the code secret" gives the window): say so.
+ */
+function warnArgumentCode(io: CliIo): void {
+  io.stderr.write('tsc-croc: warning: a code given as an argument is visible to other users of this machine for a moment (process list); prefer the prompt or TSC_CROC_SECRET\n');
 }
 
 /** Cancel on the first Ctrl-C / SIGTERM; the second one exits at once. */
@@ -83,6 +98,7 @@ export function buildProgram(io: CliIo): Command {
       .option('--remember', 'save the relay given with --relay as the default for next time')
       .option('--local', 'the local network only, even with a relay configured')
       .option('--no-local', 'never the local network: only the configured relay')
+      .option('--interface <names>', 'the local network only through these interfaces (names or IPv4 addresses, comma-separated, e.g. lo or eth0,wlan0; env: TSC_CROC_INTERFACES); default: all')
       .addOption(
         new Option('--reconnect <seconds>', 'after the connection drops mid-transfer, keep trying to reach the other side this long (0: never)')
           .default(120)
@@ -111,8 +127,9 @@ export function buildProgram(io: CliIo): Command {
       .option('--exclude <glob>', 'leave out what matches, like a .gitignore line (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
       .option('--git', 'leave out what .gitignore files ignore (nested ones too), and .git folders')
       .addOption(new Option('--curve <curve>', 'SPAKE2 group').choices([...CURVES]).default(DEFAULT_CURVE)),
-  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; text?: string; qr?: boolean; exclude: string[]; git?: boolean; curve: CurveName; json?: boolean; progress: boolean; local?: boolean; remember?: boolean; reconnect: number; stall: number }) => {
+  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; text?: string; qr?: boolean; exclude: string[]; git?: boolean; curve: CurveName; json?: boolean; progress: boolean; local?: boolean; interface?: string; remember?: boolean; reconnect: number; stall: number }) => {
     const relay = await relayFrom(o, io);
+    if (o.code !== undefined) warnArgumentCode(io);
     // with no paths and no text, what is piped in is sent, as it is read
     const piped = files.length === 0 && o.text === undefined;
     if (piped && io.stdin.isTTY)
@@ -126,6 +143,7 @@ export function buildProgram(io: CliIo): Command {
         relay,
         relayPassword: o.relayPassword ?? io.env.TSC_CROC_RELAY_PASSWORD,
         lan: lanMode(o.local),
+        interfaces: interfacesFrom(o, io),
         ...(piped ? { stream: io.stdin } : o.text !== undefined ? { text: o.text } : { files }),
         exclude: o.exclude,
         git: !!o.git,
@@ -136,9 +154,13 @@ export function buildProgram(io: CliIo): Command {
         onEvent: (e) => {
           if (e.type === 'code' && !o.json) {
             io.stdout.write(`Code is: ${e.code}\n`);
+            // the code is typed at the prompt (or set in the environment), never given as an argument:
+            // other users of that computer would see it in the process list
             const via = relay === undefined ? '' : ` --relay ${relay}`;
-            ui.info(`On the other computer${relay === undefined ? ' (on this network)' : ''} run:\n  TSC_CROC_SECRET=${e.code} tsc-croc receive${via}`);
-            if (qr) ui.info(qr.renderUnicodeCompact(`tsc-croc receive${via} ${e.code}`, { border: 1 }));
+            ui.info(
+              `On the other computer${relay === undefined ? ' (on this network)' : ''} run:\n  tsc-croc receive${via}\nand type the code; or, in a script:\n  TSC_CROC_SECRET=${e.code} tsc-croc receive${via}`,
+            );
+            if (qr) ui.info(qr.renderUnicodeCompact(`TSC_CROC_SECRET=${e.code} tsc-croc receive${via}`, { border: 1 }));
           }
           ui.onEvent(e);
         },
@@ -153,17 +175,24 @@ export function buildProgram(io: CliIo): Command {
     program
       .command('receive')
       .description('receive files sent with a code')
-      .argument('[code]', 'the code the sender shows (or env TSC_CROC_SECRET)')
+      .argument('[code]', 'the code the sender shows; better typed at the prompt (or env TSC_CROC_SECRET): an argument is visible to other users for a moment')
       .addOption(relayOpt())
       .addOption(relayPasswordOpt())
       .option('--out <dir>', 'folder to save into', '.')
       .option('-y, --yes', 'accept the offer without asking')
       .option('--overwrite', 'replace files (and write into folders) that already exist; on a terminal you are asked')
       .option('--stdout', 'write a single offered file to stdout instead of the output folder'),
-  ).action(async (codeArg: string | undefined, o: { relay?: string; relayPassword?: string; stdout?: boolean; out: string; yes?: boolean; overwrite?: boolean; json?: boolean; progress: boolean; local?: boolean; remember?: boolean; reconnect: number; stall: number }) => {
+  ).action(async (codeArg: string | undefined, o: { relay?: string; relayPassword?: string; stdout?: boolean; out: string; yes?: boolean; overwrite?: boolean; json?: boolean; progress: boolean; local?: boolean; interface?: string; remember?: boolean; reconnect: number; stall: number }) => {
     const relay = await relayFrom(o, io);
-    const code = codeArg ?? io.env.TSC_CROC_SECRET;
-    if (!code) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'give the code the sender shows: tsc-croc receive <code>');
+    // the code: typed at the prompt (never in a process list), else TSC_CROC_SECRET, else an argument
+    if (codeArg !== undefined) warnArgumentCode(io);
+    let code = codeArg ?? io.env.TSC_CROC_SECRET;
+    if (!code && io.stdin.isTTY) code = await (await import('./prompt-code.js')).promptCode(io.stdin, io.stderr);
+    if (!code)
+      throw new TscCrocError(
+        'ERR_INVALID_ARGUMENT',
+        'give the code the sender shows: run tsc-croc receive on a terminal and type it, or set TSC_CROC_SECRET=<code> (not an argument: other users see those)',
+      );
     const ui = new TransferUi({ json: !!o.json, progress: o.progress && !!io.stderr.isTTY, stderr: io.stderr, stdout: io.stdout, stages: ['connecting', 'securing', 'transferring'] });
     const { receive } = await import('../transfer/receive.js');
     const { signal, dispose } = cancelOnSignals();
@@ -172,6 +201,7 @@ export function buildProgram(io: CliIo): Command {
         relay,
         relayPassword: o.relayPassword ?? io.env.TSC_CROC_RELAY_PASSWORD,
         lan: lanMode(o.local),
+        interfaces: interfacesFrom(o, io),
         streamTo: io.stdout,
         fileToStream: !!o.stdout,
         code,
@@ -187,7 +217,7 @@ export function buildProgram(io: CliIo): Command {
         accept: async (offer) => {
           if ((offer.kind === 'stream' || o.stdout) && o.json) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'data written to stdout cannot be received with --json');
           if ((offer.kind === 'stream' || o.stdout) && io.stdout.isTTY)
-            throw new TscCrocError('ERR_INVALID_ARGUMENT', 'the data would go to this terminal: redirect it (tsc-croc receive CODE > file) or pipe it');
+            throw new TscCrocError('ERR_INVALID_ARGUMENT', 'the data would go to this terminal: redirect it (tsc-croc receive > file) or pipe it');
           if (offer.kind === 'text') return true; // a message is only shown, never written
           if (o.yes) return true;
           if (!io.stdin.isTTY)

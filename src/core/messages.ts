@@ -18,6 +18,16 @@ export const PROTOCOL_VERSION = 2;
  * names that appear in its folder; every path that follows must lie under one of them.
  */
 export const MAX_OFFER_NAMES = 2048;
+/**
+ * Sanity limits of one offer (docs/protocol.md §6): a recipient refuses an offer beyond them before
+ * it asks its user or writes anything, so a hostile sender cannot make it hold a million-entry
+ * ledger or create folders without end. Far above any real transfer (the sender's own walk of
+ * 10^6 files takes minutes); a sender with more sends them in several transfers.
+ */
+export const MAX_OFFER_FILES = 1_000_000;
+export const MAX_OFFER_DIRS = 1_000_000;
+/** 2^50 bytes (1 PiB). */
+export const MAX_OFFER_BYTES = 2 ** 50;
 const MAX_PATH_CHARS = 4096;
 const MAX_NAME_CHARS = 255;
 const MAX_MESSAGE_TEXT = 1024;

@@ -6,7 +6,7 @@
  * lie under one of the offered top-level names, and is written at most once.
  */
 import { TscCrocError } from './errors.js';
-import { MAX_HAVE_ENTRIES, MAX_TEXT_BYTES, type DirMessage, type HaveEntry, type FileMessage, type OfferMessage, type RecipientMessage, type SenderMessage } from './messages.js';
+import { MAX_HAVE_ENTRIES, MAX_OFFER_BYTES, MAX_OFFER_DIRS, MAX_OFFER_FILES, MAX_TEXT_BYTES, type DirMessage, type HaveEntry, type FileMessage, type OfferMessage, type RecipientMessage, type SenderMessage } from './messages.js';
 import { checkRelativePath, displayName } from './path.js';
 
 interface Totals {
@@ -110,6 +110,10 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
         return { state: { name: 'await-decision', offer }, effects: [{ kind: 'ask', offer }] };
       }
       if (offer.totalFiles + offer.totalDirs < 1) violation('an offer of nothing');
+      // sanity limits (docs/protocol.md §6), before the user is asked or anything is written
+      if (offer.totalFiles > MAX_OFFER_FILES) violation(`an offer of ${offer.totalFiles} files, more than the ${MAX_OFFER_FILES} one transfer may hold`);
+      if (offer.totalDirs > MAX_OFFER_DIRS) violation(`an offer of ${offer.totalDirs} folders, more than the ${MAX_OFFER_DIRS} one transfer may hold`);
+      if (offer.totalBytes > MAX_OFFER_BYTES) violation(`an offer of ${offer.totalBytes} bytes, more than the ${MAX_OFFER_BYTES} (1 PiB) one transfer may hold`);
       // The user consents to these names: each a single safe name, listed once.
       if (offer.names.length < 1) violation('an offer without names');
       for (const n of offer.names) if (checkRelativePath(n).length !== 1) unsafeName(n);

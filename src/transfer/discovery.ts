@@ -2,9 +2,12 @@
  * Finding a sender on the local network when no relay is configured. The sender, running the
  * relay in its own process, multicasts `{v, app, channel, port}` (no secret: only what is needed
  * to reach the channel's HTTP port) on every IPv4 interface, loopback included; the recipient
- * listens for its channel and uses the address the announcement came from.
+ * listens for its channel and uses the address the announcement came from. `interfaces` (the
+ * CLI's --interface, env TSC_CROC_INTERFACES) confines both to the named interfaces (names such
+ * as `lo`, or IPv4 addresses such as 127.0.0.1): nothing is sent or joined on any other.
  */
 import dgram from 'node:dgram';
+import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { TscCrocError } from '../core/errors.js';
 import { CHANNEL_PATTERN } from '../core/relay-api.js';
@@ -22,10 +25,32 @@ interface Announcement {
   port: number;
 }
 
-/** IPv4 addresses to announce and listen on: every interface that is up, and loopback. */
-function interfaceAddresses(): string[] {
-  const out = new Set<string>(['127.0.0.1']);
-  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4') out.add(a.address);
+/**
+ * IPv4 addresses to announce and listen on: by default every interface that is up, and loopback;
+ * with `interfaces`, only those (each an interface name or one of this machine's IPv4 addresses).
+ * An unknown name is refused (ERR_INVALID_ARGUMENT), so a typo never widens the set.
+ */
+export function interfaceAddresses(interfaces?: readonly string[]): string[] {
+  const all = networkInterfaces();
+  if (interfaces === undefined) {
+    const out = new Set<string>(['127.0.0.1']);
+    for (const list of Object.values(all)) for (const a of list ?? []) if (a.family === 'IPv4') out.add(a.address);
+    return [...out];
+  }
+  const out = new Set<string>();
+  for (const raw of interfaces) {
+    const name = raw.trim();
+    if (name === '') continue;
+    if (isIPv4(name)) {
+      out.add(name);
+      continue;
+    }
+    const v4 = (all[name] ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address);
+    if (v4.length === 0)
+      throw new TscCrocError('ERR_INVALID_ARGUMENT', `no interface ${JSON.stringify(name)} with an IPv4 address here (have: ${Object.keys(all).join(', ')})`);
+    for (const a of v4) out.add(a);
+  }
+  if (out.size === 0) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'the list of interfaces for the local network is empty');
   return [...out];
 }
 
@@ -45,9 +70,9 @@ function parseAnnouncement(msg: Buffer): Announcement | null {
 }
 
 /** Announce a channel until stop() is called. Failures to send on one interface are ignored. */
-export function announce(channel: string, httpPort: number): { stop: () => void } {
+export function announce(channel: string, httpPort: number, interfaces?: readonly string[]): { stop: () => void } {
   const body = Buffer.from(JSON.stringify({ v: 1, app: 'tsc-croc', channel, port: httpPort } satisfies Announcement));
-  const sockets = interfaceAddresses().map((address) => {
+  const sockets = interfaceAddresses(interfaces).map((address) => {
     const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
     s.on('error', () => undefined);
     s.bind(0, address, () => {
@@ -75,7 +100,8 @@ export function announce(channel: string, httpPort: number): { stop: () => void 
 }
 
 /** Listen for the channel's announcement; resolve with the relay URL it points to. */
-export function discover(channel: string, timeoutMs: number, signal?: AbortSignal): Promise<string> {
+export function discover(channel: string, timeoutMs: number, signal?: AbortSignal, interfaces?: readonly string[]): Promise<string> {
+  const addresses = interfaceAddresses(interfaces); // an unknown name fails here, before anything is bound
   return new Promise((resolve, reject) => {
     const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
     const finish = (err: unknown, url?: string) => {
@@ -104,7 +130,7 @@ export function discover(channel: string, timeoutMs: number, signal?: AbortSigna
       finish(null, `http://${rinfo.address}:${a.port}`);
     });
     s.bind(DISCOVERY_PORT, () => {
-      for (const address of interfaceAddresses()) {
+      for (const address of addresses) {
         try {
           s.addMembership(DISCOVERY_GROUP, address);
         } catch {

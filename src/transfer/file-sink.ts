@@ -16,12 +16,15 @@
  */
 import * as fs from 'node:fs';
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, stat, statfs, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TscCrocError } from '../core/errors.js';
 import type { DirMessage, FileMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
 import { Checkpoint, Journal, RESUME_MIN_BYTES, removeJournals, stateName, type Held } from './resume-store.js';
+
+/** Room kept free beyond what an offer needs (journal, checkpoints, folder entries): see checkRoom(). */
+export const SPACE_MARGIN_BYTES = 1024 * 1024;
 
 /** Files written or given their final name at once, in the background. */
 const PUBLISH_CONCURRENCY = 16;
@@ -128,6 +131,8 @@ export class FileSink {
   readonly #checked = new Set<string>();
   /** Folders this transfer created: nothing can be in them that it did not write. */
   readonly #created = new Set<string>();
+  /** Of those, the top-level ones (path -> name): their journal goes with them (removeEmptyFolders). */
+  readonly #createdRoots = new Map<string, string>();
   /** Verified files being given their mode, time and name, while the next file streams in. */
   readonly #publishing = new Set<Promise<void>>();
   /** Bytes of small files in #publishing not yet written. */
@@ -218,6 +223,66 @@ export class FileSink {
     } catch {
       this.#inMemory = false; // no statfs here: treat it as a disk
     }
+  }
+
+  /**
+   * Refuse an offer that cannot fit, before anything is written (ERR_DISK_FULL): it needs its
+   * bytes less those already here from an interrupted run (`heldBytes`), one block per file and
+   * folder (each takes at least its entry, a part block is a whole one), and SPACE_MARGIN_BYTES;
+   * what is free is what an unprivileged user may use (statfs f_bavail). Where the file system
+   * counts inodes, as many must be free as files and folders are offered. Without statfs here,
+   * nothing is checked (a full disk then fails the write with ERR_DISK_FULL, and what arrived is kept).
+   */
+  async checkRoom(totalBytes: number, heldBytes: number, entries: number): Promise<void> {
+    let st: fs.StatsFs;
+    try {
+      st = await statfs(this.#outDir);
+    } catch {
+      return;
+    }
+    const free = st.bavail * st.bsize;
+    const need = Math.max(0, totalBytes - heldBytes) + entries * st.bsize + SPACE_MARGIN_BYTES;
+    if (need > free)
+      throw new TscCrocError(
+        'ERR_DISK_FULL',
+        `not enough space in ${displayName(this.#outDir)}: this transfer needs ${sizeText(need)} (with room for ${entries} files and folders), ${sizeText(free)} is free; nothing was written`,
+      );
+    if (st.files > 0 && entries > st.ffree)
+      throw new TscCrocError('ERR_DISK_FULL', `not enough room in ${displayName(this.#outDir)}: this transfer holds ${entries} files and folders, the file system has room for ${st.ffree} more; nothing was written`);
+  }
+
+  /**
+   * The transfer failed for good: every folder it created that holds nothing (no partial to
+   * resume, no finished file) is removed, deepest first. Only folders this transfer created, by
+   * the paths it created them at; rmdir removes nothing but an empty folder and never follows a
+   * symlink, so a folder that something else filled meanwhile stays. A top-level folder that goes
+   * takes its journal with it. Returns how many were removed.
+   */
+  async removeEmptyFolders(): Promise<number> {
+    await this.closeJournals();
+    const depth = (p: string) => p.split('/').length;
+    const dirs = [...this.#created].sort((a, b) => depth(b) - depth(a));
+    let removed = 0;
+    const goneRoots: string[] = [];
+    for (const d of dirs) {
+      try {
+        fs.rmdirSync(d); // a folder entry only: synchronous, thousands cost milliseconds
+      } catch {
+        continue; // not empty (kept to resume), or not ours any more
+      }
+      removed++;
+      this.#created.delete(d);
+      this.#checked.delete(d);
+      const root = this.#createdRoots.get(d);
+      if (root !== undefined) {
+        goneRoots.push(root);
+        this.#ownRoots.delete(root);
+        this.#createdRoots.delete(d);
+      }
+    }
+    this.#dirs.length = 0;
+    await removeJournals(this.#outDir, goneRoots);
+    return removed;
   }
 
   /** Create a folder (a `dir` message); its mode and mtime are applied by finishDirs(). */
@@ -525,6 +590,7 @@ export class FileSink {
         });
         if (i === 0) {
           this.#ownRoots.add(seg);
+          this.#createdRoots.set(dir, seg);
           await this.#journal(seg, true); // from now on a rerun knows this folder as ours to resume into
         }
         this.#created.add(dir);
@@ -596,6 +662,13 @@ function writeSmall(path: string, chunks: Buffer[], mode: number, mtime: number,
       else resolve();
     });
   });
+}
+
+/** A size for a message: MiB or GiB with one decimal, bytes below 1 MiB. */
+function sizeText(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GiB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${n} bytes`;
 }
 
 /** pwritev all of `chunks` at `position`, going on after a short write. */

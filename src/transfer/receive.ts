@@ -70,6 +70,8 @@ async function decide(
       throw new TscCrocError('ERR_INVALID_ARGUMENT', 'only a single file can be written to stdout, and this offer is not one');
     if (o.kind === 'stream' && !opts.streamTo)
       throw new TscCrocError('ERR_INVALID_ARGUMENT', 'the sender offers piped data, but there is nowhere to write it (receive it with a stream target, e.g. the CLI writes it to stdout)');
+    // an offer that cannot fit is refused before the user is asked and before anything is written
+    if (o.kind === 'files' && !toStdout) await sink.checkRoom(o.totalBytes, heldBytes, o.totalFiles + o.totalDirs);
     const accept = opts.accept ? await untilAborted(Promise.resolve(opts.accept(offer)), opts.signal) : false;
     if (accept && existing.length > 0) {
       const ow = opts.overwrite;
@@ -91,6 +93,8 @@ export interface ReceiveOptions {
   relay?: string | undefined;
   /** The local network: 'auto' (default) tries it first, 'only' uses nothing else, 'off' never. */
   lan?: 'auto' | 'only' | 'off' | undefined;
+  /** Interfaces (names or IPv4 addresses) that local-network discovery listens on; default: all. */
+  interfaces?: readonly string[] | undefined;
   /** The relay's password, if its operator set one. */
   relayPassword?: string | undefined;
   /** The code the sender showed, as typed. */
@@ -142,10 +146,10 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   let via: 'relay' | 'lan' = 'relay';
   if (lan !== 'off') {
     try {
-      relay = await (await import('./discovery.js')).discover(code.channel, relay === undefined ? timeouts.discoverMs : timeouts.lanPreferMs, opts.signal);
+      relay = await (await import('./discovery.js')).discover(code.channel, relay === undefined ? timeouts.discoverMs : timeouts.lanPreferMs, opts.signal, opts.interfaces);
       via = 'lan';
     } catch (e) {
-      if (relay === undefined || isTscCrocError(e, 'ERR_CANCELLED')) throw e;
+      if (relay === undefined || isTscCrocError(e, 'ERR_CANCELLED') || isTscCrocError(e, 'ERR_INVALID_ARGUMENT')) throw e;
     }
   }
   if (relay === undefined) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'no relay configured, and the local network is off: give --relay');
@@ -158,19 +162,29 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   const run: ReceiveRun = { secret: code.secret, sink, opts, timeouts, accepted: null, live: false, firstKeys: null, files: new Map(), resumed: 0, received: 0 };
   let keys: SessionKeys | null = null;
   let untilMs = 0;
-  for (let attempt = 1; ; attempt++) {
-    const before = run.received;
-    try {
-      return await receiveSession(client, join, keys, run);
-    } catch (e) {
-      if (!run.live || run.firstKeys === null || !isReconnectable(e) || timeouts.reconnectMs <= 0 || opts.signal?.aborted) throw e;
-      // a session that moved data renews the time to meet again; one that did not, does not
-      // (a link that keeps dropping, or a peer that drops on purpose, cannot keep us forever)
-      if (run.received > before || untilMs === 0) untilMs = Date.now() + timeouts.reconnectMs;
-      if (Date.now() >= untilMs) throw new TscCrocError('ERR_PEER_LOST', 'the connection keeps dropping without progress; run the same command again to resume', { cause: e });
-      emit({ type: 'reconnecting', attempt, untilMs, reason: (e as Error).message });
-      ({ join, keys } = await rejoin(e, 'recipient', client, run.firstKeys, join.curve, untilMs, opts.signal, timeouts));
-      emit({ type: 'reconnected' });
+  try {
+    return await receiveSessions();
+  } catch (e) {
+    // failed for good: folders this transfer created that hold nothing to resume go
+    await sink.removeEmptyFolders().catch(() => undefined);
+    throw e;
+  }
+
+  async function receiveSessions(): Promise<ReceiveResult> {
+    for (let attempt = 1; ; attempt++) {
+      const before = run.received;
+      try {
+        return await receiveSession(client, join, keys, run);
+      } catch (e) {
+        if (!run.live || run.firstKeys === null || !isReconnectable(e) || timeouts.reconnectMs <= 0 || opts.signal?.aborted) throw e;
+        // a session that moved data renews the time to meet again; one that did not, does not
+        // (a link that keeps dropping, or a peer that drops on purpose, cannot keep us forever)
+        if (run.received > before || untilMs === 0) untilMs = Date.now() + timeouts.reconnectMs;
+        if (Date.now() >= untilMs) throw new TscCrocError('ERR_PEER_LOST', 'the connection keeps dropping without progress; run the same command again to resume', { cause: e });
+        emit({ type: 'reconnecting', attempt, untilMs, reason: (e as Error).message });
+        ({ join, keys } = await rejoin(e, 'recipient', client, run.firstKeys, join.curve, untilMs, opts.signal, timeouts));
+        emit({ type: 'reconnected' });
+      }
     }
   }
 }

@@ -49,6 +49,8 @@ export interface SendOptions {
    * the configured relay, 'off' uses only the configured relay.
    */
   lan?: 'auto' | 'only' | 'off' | undefined;
+  /** Interfaces (names or IPv4 addresses) the local-network announcement uses; default: all. */
+  interfaces?: readonly string[] | undefined;
   /** A code chosen by the user (`<channel>-<words>`); by default the relay picks the channel and we draw the words. */
   code?: string | undefined;
   curve?: CurveName | undefined;
@@ -106,7 +108,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
       const client = new RelayClient(`http://127.0.0.1:${local.httpPort}`, { signal: opts.signal });
       const channel = routes[0]?.join.channel ?? chosen?.channel;
       routes.push({ client, join: await client.join({ role: 'sender', curve, ...(channel ? { channel } : {}) }), via: 'lan' });
-      announcement = (await import('./discovery.js')).announce(routes.at(-1)!.join.channel, local.httpPort);
+      announcement = (await import('./discovery.js')).announce(routes.at(-1)!.join.channel, local.httpPort, opts.interfaces);
     }
     const code = formatCode({ channel: routes[0]!.join.channel, secret });
     emit({ type: 'code', code });

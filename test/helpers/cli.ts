@@ -24,6 +24,8 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: st
   const env = { ...process.env, ...opts.env };
   for (const k of Object.keys(env)) if (k.startsWith('TSC_CROC_')) delete env[k];
   env.XDG_CONFIG_HOME = CONFIG_HOME;
+  // the local network through loopback only: no test multicasts on the machine's real interfaces
+  env.TSC_CROC_INTERFACES = 'lo';
   Object.assign(env, opts.env);
   // wrap: a command prefix, e.g. ['ip', 'netns', 'exec', 'ns1'] to run the CLI in a network namespace
   const [cmd, ...pre] = [...(opts.wrap ?? []), process.execPath, CLI, ...args];
