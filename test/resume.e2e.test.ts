@@ -126,8 +126,12 @@ test('kill -9 the relay mid-transfer and restart it on the same ports: the trans
 
   const run = await pair(relay.url, [src], out);
   await run.recipient.waitFor(progressPast(70 * MB), 60_000); // a.bin complete, b.bin under way
+  // the sender is paused while the relay dies: at a few hundred MB/s the rest could otherwise
+  // arrive between this progress line and the kill (only what the socket buffers hold still flows)
+  run.sender.child.kill('SIGSTOP');
   relay.proc.child.kill('SIGKILL');
   await relay.proc.exit();
+  run.sender.child.kill('SIGCONT');
   // both sides notice and start reconnecting before the relay is back
   await run.recipient.waitFor(/"event":"reconnecting"/);
   await run.sender.waitFor(/"event":"reconnecting"/);
@@ -157,8 +161,10 @@ test('a relay restart while a folder of small files (under 1 MiB each) arrives: 
   const out = await outFolder('small-files');
   const run = await pair(relay.url, [src], out);
   await run.recipient.waitFor(progressPast(30 * MB), 60_000);
+  run.sender.child.kill('SIGSTOP'); // see the test above
   relay.proc.child.kill('SIGKILL');
   await relay.proc.exit();
+  run.sender.child.kill('SIGCONT');
   await run.recipient.waitFor(/"event":"reconnecting"/);
   relay = await startCliRelay({}, { http: relay.httpPort, tcp: relay.tcpPort });
   assert.equal(await run.recipient.exit(60_000), 0, run.recipient.stderr());
