@@ -39,6 +39,8 @@ export function startRelayChild(args: readonly string[] = [], env: NodeJS.Proces
   });
   let logBytes = 0;
   child.stdout!.on('data', (b: Buffer) => (logBytes += b.length));
+  child.stdout!.on('error', (e) => process.stderr.write(`relay stdout: ${e.message}\n`));
+  child.stderr!.on('error', (e) => process.stderr.write(`relay stderr: ${e.message}\n`));
   return new Promise((resolve, reject) => {
     let err = '';
     const timer = setTimeout(() => fail(new Error('the relay did not start within 20 s')), 20_000);
@@ -202,7 +204,13 @@ async function idleFlood(o: FloodOptions, deadline: number, max: number, result:
           }
         }, 5);
       });
-      s.on('data', () => {});
+      // the relay answers a connection over its caps (429/503) and closes it
+      s.on('data', () => {
+        if (!settled) {
+          settled = true;
+          resolve(false);
+        }
+      });
       s.on('error', () => {});
       s.on('close', () => {
         open.delete(s);
@@ -243,6 +251,32 @@ interface Row {
   peakMiB: number;
   afterMiB: number;
   logMiB: number;
+  /** V8 heap used and external memory after, MiB (from the relay's /metrics). */
+  heapAfterMiB: number;
+  externalAfterMiB: number;
+  metrics: Record<string, number>;
+}
+
+/** The relay's /metrics as name -> value (asked from 127.0.0.1, which the default 'loopback' mode answers). */
+export async function scrape(port: number): Promise<Record<string, number>> {
+  const agent = new http.Agent({ keepAlive: false });
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/metrics', agent }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        const out: Record<string, number> = {};
+        for (const line of text.split('\n')) {
+          if (line.startsWith('#') || line.length === 0) continue;
+          const i = line.lastIndexOf(' ');
+          out[line.slice(0, i).replace('tsc_croc_relay_', '')] = Number(line.slice(i + 1));
+        }
+        resolve(out);
+      });
+    });
+    req.on('error', () => resolve({}));
+  });
 }
 
 async function main(): Promise<void> {
@@ -277,6 +311,10 @@ async function main(): Promise<void> {
       await new Promise((res) => setTimeout(res, after * 1000));
       clearInterval(sampler);
       const m = procMemMiB(pid);
+      const metrics = await scrape(relay.httpPort);
+      const interesting = Object.fromEntries(
+        Object.entries(metrics).filter(([k, v]) => v !== 0 && /refused|shortened|client_errors|dropped|rejections|joins_total/.test(k)),
+      );
       const row: Row = {
         kind,
         seconds: Math.round(took),
@@ -288,6 +326,9 @@ async function main(): Promise<void> {
         peakMiB: Math.round(Math.max(peakMiB, m?.hwmMiB ?? 0)),
         afterMiB: Math.round(m?.rssMiB ?? NaN),
         logMiB: Math.round((relay.logBytes() / 2 ** 20) * 10) / 10,
+        heapAfterMiB: Math.round((metrics.nodejs_heap_size_used_bytes ?? NaN) / 2 ** 20),
+        externalAfterMiB: Math.round((metrics.nodejs_external_memory_bytes ?? NaN) / 2 ** 20),
+        metrics: interesting,
       };
       rows.push(row);
       process.stdout.write(`${JSON.stringify(row)}\n`);
@@ -296,9 +337,9 @@ async function main(): Promise<void> {
       await relay.stop();
     }
   }
-  process.stdout.write('\n| flood | s | requests | per s | held | RSS before | peak | after | log MiB |\n|---|---|---|---|---|---|---|---|---|\n');
+  process.stdout.write('\n| flood | s | requests | per s | held | RSS before | peak | after | heap after | log MiB |\n|---|---|---|---|---|---|---|---|---|---|\n');
   for (const r of rows)
-    process.stdout.write(`| ${r.kind} | ${r.seconds} | ${r.requests} | ${r.perSecond} | ${r.held} | ${r.beforeMiB} MiB | ${r.peakMiB} MiB | ${r.afterMiB} MiB | ${r.logMiB} |\n`);
+    process.stdout.write(`| ${r.kind} | ${r.seconds} | ${r.requests} | ${r.perSecond} | ${r.held} | ${r.beforeMiB} MiB | ${r.peakMiB} MiB | ${r.afterMiB} MiB | ${r.heapAfterMiB} MiB | ${r.logMiB} |\n`);
 }
 
 if (isMain(import.meta.url)) {

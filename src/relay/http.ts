@@ -44,6 +44,10 @@ export interface Relay {
   readonly options: Readonly<RelayOptions>;
   /** True once a graceful close has begun: joins and new TCP connections are refused. */
   readonly draining: boolean;
+  /** HTTP connections open now (counted by socket address against maxHttpConnections[PerAddress]). */
+  readonly httpConnections: number;
+  /** Long-polls held now (against maxLongPolls[PerAddress]). */
+  readonly longPolls: number;
   /** Bind the TCP port, then the HTTP port, then start the expiry sweep. */
   listen(): Promise<{ httpPort: number; tcpPort: number }>;
   /**
@@ -413,6 +417,12 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     get draining() {
       return draining;
     },
+    get httpConnections() {
+      return connections.total;
+    },
+    get longPolls() {
+      return longPolls.total;
+    },
     async listen() {
       const tcpPort = await stapler.listen(opts.tcpPort, opts.host);
       await app.listen({ port: opts.port, host: opts.host });
@@ -529,12 +539,16 @@ function admitConnection(socket: net.Socket, gate: Gate, metrics: RelayMetrics):
   answerAndClose(socket, rawAnswer(over === 'total' ? 503 : 429, body));
 }
 
+/** Connections already answered by clientError (more bytes after the error must not count again). */
+const answered = new WeakSet<net.Socket>();
+
 /**
  * An error of Node's HTTP parser (malformed request, headers too large, request timeout): answered
  * `{ code: 'ERR_BAD_REQUEST', message }` like every other refusal, then the connection is closed.
  */
 function clientError(err: NodeJS.ErrnoException, socket: net.Socket, metrics: RelayMetrics): void {
-  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return;
+  answered.add(socket);
   let status = 400;
   let message = 'malformed HTTP request';
   let kind: 'bad_request' | 'header_overflow' | 'timeout' = 'bad_request';
