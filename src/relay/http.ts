@@ -331,8 +331,14 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
   app.addHook('preClose', async () => {
     for (const finish of [...waiters]) finish();
   });
+  /** One line for the refusals since the last one (a refusal is something any client can cause at will). */
+  const logRefusals = (): void => {
+    const refused = metrics.takeRecentRejections();
+    if (refused !== undefined) app.log.info({ refused }, 'refused since the last summary');
+  };
   app.addHook('onClose', async () => {
     clearInterval(sweep);
+    logRefusals();
     metrics.stop();
     await stapler.close();
   });
@@ -434,6 +440,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
         joinLimit.purge(now);
         channelLimit.purge(now);
         stapler.sweepIdle(now);
+        logRefusals();
       }, opts.sweepIntervalMs);
       sweep.unref();
       app.log.info({ httpPort, tcpPort, host: opts.host }, 'relay listening');

@@ -83,6 +83,7 @@ export class RelayMetrics {
   readonly #clientErrors: Family<'kind'>;
   readonly #logDropped: Family<never>;
   readonly #process: boolean;
+  readonly #recentRejections = new Map<string, number>();
   #loopDelay: IntervalHistogram | undefined;
 
   constructor(sources: RelayGaugeSources, options: { processMetrics?: boolean } = {}) {
@@ -143,6 +144,19 @@ export class RelayMetrics {
 
   rejected(source: RejectionSource, code: RelayErrorCode | 'ERR_HELLO'): void {
     this.#rejections.inc({ source, code });
+    const key = `${source}:${code}`;
+    this.#recentRejections.set(key, (this.#recentRejections.get(key) ?? 0) + 1);
+  }
+
+  /**
+   * The refusals since the last call, as `{ 'source:code': count }` (undefined if none): the relay
+   * logs them as one summary line per sweep instead of a line per refusal.
+   */
+  takeRecentRejections(): Record<string, number> | undefined {
+    if (this.#recentRejections.size === 0) return undefined;
+    const out = Object.fromEntries(this.#recentRejections);
+    this.#recentRejections.clear();
+    return out;
   }
 
   admitted(): void {
