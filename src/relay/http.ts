@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import type net from 'node:net';
-import Fastify, { type FastifyError, type FastifySchemaCompiler, type FastifySchemaValidationError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifySchemaCompiler, type FastifySchemaValidationError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   CHANNEL_PATTERN,
   CLOSE_REASONS,
@@ -251,8 +251,8 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
   const app = Fastify({
     logger: loggerOptions(opts.logger, () => (logSink = new BoundedLogSink(1))),
     // No line per request: a request flood must not become a log flood (issue 11). Refusals are at
-    // debug, and /metrics counts requests by outcome.
-    disableRequestLogging: true,
+    // debug (summed up per sweep at info), and /metrics counts them.
+    logController: new LogController({ disableRequestLogging: true }),
     // Idle keep-alive connections are let go after this (fastify's default is 72 s).
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     bodyLimit: opts.bodyLimit,
