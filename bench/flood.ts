@@ -251,7 +251,12 @@ interface Row {
   peakMiB: number;
   afterMiB: number;
   logMiB: number;
+  /** Health checks from 127.0.0.1 during the flood (one every 200 ms): how many, how many failed, the slowest. */
+  probes: number;
+  probesFailed: number;
+  probeMaxMs: number;
   /** V8 heap used and external memory after, MiB (from the relay's /metrics). */
+  heapBeforeMiB: number;
   heapAfterMiB: number;
   externalAfterMiB: number;
   metrics: Record<string, number>;
@@ -300,14 +305,31 @@ async function main(): Promise<void> {
       const pid = relay.child.pid!;
       await new Promise((r) => setTimeout(r, 2_000));
       const beforeMiB = procMemMiB(pid)?.rssMiB ?? NaN;
+      const heapBefore = (await scrape(relay.httpPort)).nodejs_heap_size_used_bytes ?? NaN;
       let peakMiB = beforeMiB;
       const sampler = setInterval(() => {
         const m = procMemMiB(pid);
         if (m !== undefined) peakMiB = Math.max(peakMiB, m.rssMiB);
       }, 250);
       const t0 = Date.now();
+      const probe = { n: 0, failed: 0, maxMs: 0 };
+      let probing = true;
+      const prober = (async () => {
+        const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+        while (probing) {
+          const p0 = performance.now();
+          const status = await Promise.race([request(agent, relay.httpPort, 'GET', '/health'), new Promise<string>((r) => setTimeout(() => r('timeout'), 5_000))]);
+          probe.n++;
+          if (status !== '200') probe.failed++;
+          probe.maxMs = Math.max(probe.maxMs, performance.now() - p0);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        agent.destroy();
+      })();
       const r = await flood(kind, { port: relay.httpPort, from, ms: seconds * 1000 });
       const took = (Date.now() - t0) / 1000;
+      probing = false;
+      await prober;
       await new Promise((res) => setTimeout(res, after * 1000));
       clearInterval(sampler);
       const m = procMemMiB(pid);
@@ -326,6 +348,10 @@ async function main(): Promise<void> {
         peakMiB: Math.round(Math.max(peakMiB, m?.hwmMiB ?? 0)),
         afterMiB: Math.round(m?.rssMiB ?? NaN),
         logMiB: Math.round((relay.logBytes() / 2 ** 20) * 10) / 10,
+        probes: probe.n,
+        probesFailed: probe.failed,
+        probeMaxMs: Math.round(probe.maxMs),
+        heapBeforeMiB: Math.round(heapBefore / 2 ** 20),
         heapAfterMiB: Math.round((metrics.nodejs_heap_size_used_bytes ?? NaN) / 2 ** 20),
         externalAfterMiB: Math.round((metrics.nodejs_external_memory_bytes ?? NaN) / 2 ** 20),
         metrics: interesting,
@@ -337,9 +363,9 @@ async function main(): Promise<void> {
       await relay.stop();
     }
   }
-  process.stdout.write('\n| flood | s | requests | per s | held | RSS before | peak | after | heap after | log MiB |\n|---|---|---|---|---|---|---|---|---|---|\n');
+  process.stdout.write('\n| flood | s | requests | per s | held | RSS before | peak | after | heap before / after | log MiB | health checks failed | slowest |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n');
   for (const r of rows)
-    process.stdout.write(`| ${r.kind} | ${r.seconds} | ${r.requests} | ${r.perSecond} | ${r.held} | ${r.beforeMiB} MiB | ${r.peakMiB} MiB | ${r.afterMiB} MiB | ${r.heapAfterMiB} MiB | ${r.logMiB} |\n`);
+    process.stdout.write(`| ${r.kind} | ${r.seconds} | ${r.requests} | ${r.perSecond} | ${r.held} | ${r.beforeMiB} MiB | ${r.peakMiB} MiB | ${r.afterMiB} MiB | ${r.heapBeforeMiB} / ${r.heapAfterMiB} MiB | ${r.logMiB} | ${r.probesFailed} of ${r.probes} | ${r.probeMaxMs} ms |\n`);
 }
 
 if (isMain(import.meta.url)) {
