@@ -168,7 +168,7 @@ export async function flood(kind: FloodKind, o: FloodOptions): Promise<FloodResu
         else {
           live++;
           result.held = Math.max(result.held, live);
-          const wait = Math.min(60_000, Math.max(1, deadline - Date.now()));
+          const wait = Math.min(25_000, Math.max(1, deadline - Date.now()));
           status = await request(agent, o.port, 'POST', '/channel', { ...target, wait, since: 1_000_000 });
           live--;
           // a long-poll answered at once (over a cap, or 429): do not spin
