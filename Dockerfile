@@ -29,4 +29,6 @@ EXPOSE 9009/tcp 9010/tcp
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.TSC_CROC_RELAY_PORT||9009)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["node", "dist/src/cli/main.js", "relay"]
+# A young generation of 1 MiB semi-spaces: under a request flood V8 would grow it to 3 x 16 MiB and
+# keep it after the flood (docs/self-hosting.md, "Under attack").
+CMD ["node", "--max-semi-space-size=1", "dist/src/cli/main.js", "relay"]

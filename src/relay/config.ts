@@ -19,6 +19,10 @@ export interface RelayCliFlags {
   maxChannelsPerAddress?: string;
   maxPendingSockets?: string;
   maxPendingSocketsPerAddress?: string;
+  maxHttpConnections?: string;
+  maxHttpConnectionsPerAddress?: string;
+  maxLongPolls?: string;
+  maxLongPollsPerAddress?: string;
   channelTtl?: string;
   idleTimeout?: string;
   recipientTimeout?: string;
@@ -58,7 +62,7 @@ export const RELAY_FLAGS = {
   maxPendingSockets: {
     flag: '--max-pending-sockets <n>',
     env: 'TSC_CROC_RELAY_MAX_PENDING_SOCKETS',
-    help: 'TCP sockets waiting for their hello or their partner',
+    help: 'TCP sockets that have not sent their hello yet',
     def: String(RELAY_DEFAULTS.maxPendingSockets),
   },
   maxPendingSocketsPerAddress: {
@@ -66,6 +70,30 @@ export const RELAY_FLAGS = {
     env: 'TSC_CROC_RELAY_MAX_PENDING_SOCKETS_PER_ADDRESS',
     help: 'of those, from one address',
     def: String(RELAY_DEFAULTS.maxPendingSocketsPerAddress),
+  },
+  maxHttpConnections: {
+    flag: '--max-http-connections <n>',
+    env: 'TSC_CROC_RELAY_MAX_HTTP_CONNECTIONS',
+    help: 'HTTP connections open at once',
+    def: String(RELAY_DEFAULTS.maxHttpConnections),
+  },
+  maxHttpConnectionsPerAddress: {
+    flag: '--max-http-connections-per-address <n>',
+    env: 'TSC_CROC_RELAY_MAX_HTTP_CONNECTIONS_PER_ADDRESS',
+    help: 'of those, from one address (not applied with --trust-proxy)',
+    def: String(RELAY_DEFAULTS.maxHttpConnectionsPerAddress),
+  },
+  maxLongPolls: {
+    flag: '--max-long-polls <n>',
+    env: 'TSC_CROC_RELAY_MAX_LONG_POLLS',
+    help: 'long-polls held at once',
+    def: String(RELAY_DEFAULTS.maxLongPolls),
+  },
+  maxLongPollsPerAddress: {
+    flag: '--max-long-polls-per-address <n>',
+    env: 'TSC_CROC_RELAY_MAX_LONG_POLLS_PER_ADDRESS',
+    help: 'of those, from one address',
+    def: String(RELAY_DEFAULTS.maxLongPollsPerAddress),
   },
   channelTtl: {
     flag: '--channel-ttl <seconds>',
@@ -116,7 +144,7 @@ export const RELAY_FLAGS = {
     help: 'on SIGTERM/SIGINT, let stapled transfers finish this long (a second signal stops at once)',
     def: '30',
   },
-  quiet: { flag: '--quiet', env: 'TSC_CROC_RELAY_QUIET', help: 'no request logs', def: undefined },
+  quiet: { flag: '--quiet', env: 'TSC_CROC_RELAY_QUIET', help: 'no logs at all (by default: start, stop, channel events; never a line per request)', def: undefined },
 } as const satisfies Record<keyof RelayCliFlags, { flag: string; env: string; help: string; def: string | undefined }>;
 
 export interface RelayCliConfig {
@@ -205,6 +233,10 @@ export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv): Relay
     maxChannelsPerAddress: int('maxChannelsPerAddress', 1, 10_000_000),
     maxPendingSockets: int('maxPendingSockets', 1, 10_000_000),
     maxPendingSocketsPerAddress: int('maxPendingSocketsPerAddress', 1, 10_000_000),
+    maxHttpConnections: int('maxHttpConnections', 1, 10_000_000),
+    maxHttpConnectionsPerAddress: int('maxHttpConnectionsPerAddress', 1, 10_000_000),
+    maxLongPolls: int('maxLongPolls', 1, 10_000_000),
+    maxLongPollsPerAddress: int('maxLongPollsPerAddress', 1, 10_000_000),
     channelTtlMs: seconds('channelTtl', 1),
     stapledIdleMs: seconds('idleTimeout', 1),
     recipientTimeoutMs: seconds('recipientTimeout', 1),

@@ -4,7 +4,9 @@
  * and the metrics together without listening, so tests can drive the app with inject(); listen()
  * binds both ports; close({ graceMs }) drains.
  */
-import Fastify, { type FastifyError, type FastifySchemaCompiler, type FastifySchemaValidationError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import http from 'node:http';
+import type net from 'node:net';
+import Fastify, { LogController, type FastifyError, type FastifySchemaCompiler, type FastifySchemaValidationError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   CHANNEL_PATTERN,
   CLOSE_REASONS,
@@ -25,7 +27,8 @@ import {
   type RelayErrorBody,
 } from '../core/relay-api.js';
 import { ChannelStore, RelayError, isRelayError, normalizeAddress } from './channels.js';
-import { RelayMetrics } from './metrics.js';
+import { BoundedLogSink } from './log-sink.js';
+import { RelayMetrics, type CapLimit } from './metrics.js';
 import { resolveRelayOptions, type RelayLoggerOptions, type RelayOptions } from './options.js';
 import { passwordCheck } from './password.js';
 import { compileSerializer, compileValidator, type Schema } from './schema.js';
@@ -41,6 +44,10 @@ export interface Relay {
   readonly options: Readonly<RelayOptions>;
   /** True once a graceful close has begun: joins and new TCP connections are refused. */
   readonly draining: boolean;
+  /** HTTP connections open now (counted by socket address against maxHttpConnections[PerAddress]). */
+  readonly httpConnections: number;
+  /** Long-polls held now (against maxLongPolls[PerAddress]). */
+  readonly longPolls: number;
   /** Bind the TCP port, then the HTTP port, then start the expiry sweep. */
   listen(): Promise<{ httpPort: number; tcpPort: number }>;
   /**
@@ -151,13 +158,19 @@ const REDACT_PATHS = [
   'req.body', 'req.headers.authorization', 'req.headers.cookie',
 ];
 
-function loggerOptions(opt: boolean | RelayLoggerOptions): false | RelayLoggerOptions {
+/**
+ * pino's options for the relay: secrets redacted; without a caller's own stream (or file), lines go
+ * to stdout through `sink`, which drops what does not fit rather than queueing without bound.
+ */
+function loggerOptions(opt: boolean | RelayLoggerOptions, sink: () => BoundedLogSink): false | RelayLoggerOptions {
   if (opt === false) return false;
   const base: RelayLoggerOptions = opt === true ? {} : opt;
   const r = base.redact;
   const paths = [...(r === undefined ? [] : Array.isArray(r) ? r : r.paths), ...REDACT_PATHS];
   const redact = r === undefined || Array.isArray(r) ? { paths, censor: '[redacted]' } : { ...r, paths };
-  return { level: 'info', ...base, redact };
+  const own = base as { stream?: unknown; file?: unknown };
+  const stream = own.stream === undefined && own.file === undefined ? { stream: sink() } : {};
+  return { level: 'info', ...base, ...stream, redact } as RelayLoggerOptions;
 }
 
 const channelRe = new RegExp(CHANNEL_PATTERN);
@@ -203,7 +216,8 @@ function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply, m
   metrics.rejected('http', body.code);
   const fields = { channel: channelOf(request), address: request.ip, status: statusCode, code: body.code };
   if (statusCode >= 500) request.log.error({ ...fields, err }, 'request failed');
-  else request.log.info(fields, 'request refused');
+  // At debug: any client can cause refusals at will (rejections_total counts them).
+  else request.log.debug(fields, 'request refused');
   void reply.code(statusCode).send(body);
 }
 
@@ -238,8 +252,14 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     maxAttempts: opts.maxAttempts,
   });
   const checkPassword = passwordCheck(opts.password);
+  let logSink: BoundedLogSink | undefined;
   const app = Fastify({
-    logger: loggerOptions(opts.logger),
+    logger: loggerOptions(opts.logger, () => (logSink = new BoundedLogSink(1))),
+    // No line per request: a request flood must not become a log flood (issue 11). Refusals are at
+    // debug (summed up per sweep at info), and /metrics counts them.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Idle keep-alive connections are let go after this (fastify's default is 72 s).
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     bodyLimit: opts.bodyLimit,
     // A request (headers and its ≤ bodyLimit body) must arrive within this; answers may take longer (long-poll).
     requestTimeout: REQUEST_TIMEOUT_MS,
@@ -256,6 +276,8 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       compilersFactory: { buildValidator: (() => validatorCompiler) as never, buildSerializer: (() => serializerCompiler) as never },
     },
     frameworkErrors: (error, request, reply) => sendError(error, request, reply, metrics),
+    // Errors of the HTTP parser itself (before any route) answer in the same { code, message } shape.
+    clientErrorHandler: (err, socket) => clientError(err, socket, metrics),
   });
   // The gauges read the stapler at scrape time, the stapler counts into the metrics.
   const metrics: RelayMetrics = new RelayMetrics(
@@ -265,10 +287,30 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       stapledPairs: () => stapler.stapledCount,
       tcpSockets: () => stapler.connectionCount,
       tcpPending: () => stapler.pendingCount,
+      tcpWaiting: () => stapler.waitingCount,
+      httpConnections: () => connections.total,
+      longPolls: () => longPolls.total,
       bytesRelayed: () => stapler.bytesRelayed,
     },
     { processMetrics: opts.metrics !== 'off' },
   );
+  logSink?.onDrop((n) => metrics.logDropped(n));
+  /** HTTP connections per socket address (behind a trusted proxy, only the relay-wide cap applies). */
+  const connections = new Gate(opts.maxHttpConnections, opts.trustProxy === false ? opts.maxHttpConnectionsPerAddress : Infinity);
+  app.server.on('connection', (socket: net.Socket) => admitConnection(socket, connections, metrics));
+  /** Long-polls per client address. */
+  const longPolls = new Gate(opts.maxLongPolls, opts.maxLongPollsPerAddress);
+  /** Hold a long-poll if the caps allow it; otherwise answer at once (the client polls again later). */
+  const holdLongPoll = async (address: string, wait: () => Promise<void>): Promise<void> => {
+    const key = normalizeAddress(address);
+    const over = longPolls.enter(key);
+    if (over !== undefined) return metrics.longPollShortened(over);
+    try {
+      await wait();
+    } finally {
+      longPolls.leave(key);
+    }
+  };
   const stapler: Stapler = new Stapler(store, {
     helloTimeoutMs: opts.helloTimeoutMs,
     stapledIdleMs: opts.stapledIdleMs,
@@ -294,8 +336,14 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
   app.addHook('preClose', async () => {
     for (const finish of [...waiters]) finish();
   });
+  /** One line for the refusals since the last one (a refusal is something any client can cause at will). */
+  const logRefusals = (): void => {
+    const refused = metrics.takeRecentRejections();
+    if (refused !== undefined) app.log.info({ refused }, 'refused since the last summary');
+  };
   app.addHook('onClose', async () => {
     clearInterval(sweep);
+    logRefusals();
     metrics.stop();
     await stapler.close();
   });
@@ -349,7 +397,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
         }
         const { participant, state } = joined;
         metrics.joined(participant.role);
-        request.log.info({ channel: state.channel, role: participant.role, address: participant.address }, 'joined');
+        request.log.debug({ channel: state.channel, role: participant.role, address: participant.address }, 'joined');
         return {
           version: RELAY_PROTOCOL_VERSION,
           channel: state.channel,
@@ -372,12 +420,12 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
         let state = store.update(body, request.ip);
         const wrote = WRITABLE.filter((k) => body[k] !== undefined);
         if (wrote.length > 0 || body.close === true || body.reject === true)
-          request.log.info({ channel: state.channel, address: request.ip, wrote, rejected: body.reject === true, closeReason: state.closeReason, version: state.version }, 'channel updated');
+          request.log.debug({ channel: state.channel, address: request.ip, wrote, rejected: body.reject === true, closeReason: state.closeReason, version: state.version }, 'channel updated');
         const wait = body.wait ?? 0;
         const since = body.since ?? state.version;
         // a closed view (a closed channel, or an evicted recipient's) never changes again: answer at once
         if (wait > 0 && state.version <= since && !state.closed) {
-          await waitForChange(store, waiters, body.channel, since, wait, reply);
+          await holdLongPoll(request.ip, () => waitForChange(store, waiters, body.channel, since, wait, reply));
           state = store.read(body, request.ip);
         }
         return state;
@@ -396,6 +444,12 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     get draining() {
       return draining;
     },
+    get httpConnections() {
+      return connections.total;
+    },
+    get longPolls() {
+      return longPolls.total;
+    },
     async listen() {
       const tcpPort = await stapler.listen(opts.tcpPort, opts.host);
       await app.listen({ port: opts.port, host: opts.host });
@@ -408,6 +462,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
         joinMisses.purge(now);
         channelLimit.purge(now);
         stapler.sweepIdle(now);
+        logRefusals();
       }, opts.sweepIntervalMs);
       sweep.unref();
       app.log.info({ httpPort, tcpPort, host: opts.host }, 'relay listening');
@@ -441,6 +496,107 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       return closing;
     },
   };
+}
+
+/** Fastify's is 72 s; an idle connection costs a descriptor, and clients reconnect cheaply. */
+const KEEP_ALIVE_TIMEOUT_MS = 10_000;
+
+/**
+ * Counts of something held per address, with a relay-wide cap and a per-address one. enter() takes
+ * a place or names the cap that refused it; every successful enter() is matched by one leave().
+ */
+class Gate {
+  readonly #perAddress = new Map<string, number>();
+  #total = 0;
+  constructor(
+    readonly max: number,
+    readonly maxPerAddress: number,
+  ) {}
+
+  get total(): number {
+    return this.#total;
+  }
+
+  enter(key: string): CapLimit | undefined {
+    if (this.#total >= this.max) return 'total';
+    const n = this.#perAddress.get(key) ?? 0;
+    if (n >= this.maxPerAddress) return 'per_address';
+    this.#perAddress.set(key, n + 1);
+    this.#total++;
+    return undefined;
+  }
+
+  leave(key: string): void {
+    const n = this.#perAddress.get(key);
+    if (n === undefined) return;
+    if (n <= 1) this.#perAddress.delete(key);
+    else this.#perAddress.set(key, n - 1);
+    this.#total--;
+  }
+}
+
+/** A raw HTTP/1.1 answer in the documented shape that closes the connection (for the layers below the routes). */
+function rawAnswer(status: number, body: RelayErrorBody): string {
+  const json = JSON.stringify(body);
+  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(json)}\r\nconnection: close\r\n\r\n${json}`;
+}
+
+/** End `socket` after `data` is written; destroy it then, or after a second whatever the client does. */
+function answerAndClose(socket: net.Socket, data: string): void {
+  if (socket.destroyed) return;
+  if (socket.writable) socket.end(data);
+  socket.once('finish', () => socket.destroy());
+  const linger = setTimeout(() => socket.destroy(), 1_000);
+  linger.unref();
+  socket.once('close', () => clearTimeout(linger));
+}
+
+/** A new HTTP connection: counted by its socket address, or answered and closed when over a cap. */
+function admitConnection(socket: net.Socket, gate: Gate, metrics: RelayMetrics): void {
+  const key = normalizeAddress(socket.remoteAddress ?? '');
+  const over = gate.enter(key);
+  if (over === undefined) {
+    socket.once('close', () => gate.leave(key));
+    return;
+  }
+  metrics.connectionRefused(over);
+  const body: RelayErrorBody =
+    over === 'total'
+      ? { code: 'ERR_TOO_MANY_CONNECTIONS', message: 'the relay has too many connections open, try again later' }
+      : { code: 'ERR_RATE_LIMITED', message: 'too many connections open from this address, try again later' };
+  metrics.rejected('http', body.code);
+  answerAndClose(socket, rawAnswer(over === 'total' ? 503 : 429, body));
+}
+
+/** Connections already answered by clientError (more bytes after the error must not count again). */
+const answered = new WeakSet<net.Socket>();
+
+/**
+ * An error of Node's HTTP parser (malformed request, headers too large, request timeout): answered
+ * `{ code: 'ERR_BAD_REQUEST', message }` like every other refusal, then the connection is closed.
+ */
+function clientError(err: NodeJS.ErrnoException, socket: net.Socket, metrics: RelayMetrics): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return;
+  answered.add(socket);
+  let status = 400;
+  let message = 'malformed HTTP request';
+  let kind: 'bad_request' | 'header_overflow' | 'timeout' = 'bad_request';
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    status = 431;
+    message = 'request headers are too large';
+    kind = 'header_overflow';
+  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408;
+    message = 'the request did not arrive in time';
+    kind = 'timeout';
+  }
+  metrics.clientError(kind);
+  metrics.rejected('http', 'ERR_BAD_REQUEST');
+  // A parse error can fall in the middle of an answer already being written (a pipelined request):
+  // then only closing is left.
+  const busy = (socket as net.Socket & { _httpMessage?: unknown })._httpMessage != null;
+  if (busy) return void socket.destroy();
+  answerAndClose(socket, rawAnswer(status, { code: 'ERR_BAD_REQUEST', message }));
 }
 
 /**

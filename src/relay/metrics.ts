@@ -21,8 +21,14 @@ export interface RelayGaugeSources {
   stapledPairs: () => number;
   tcpSockets: () => number;
   tcpPending: () => number;
+  tcpWaiting: () => number;
+  httpConnections: () => number;
+  longPolls: () => number;
   bytesRelayed: () => number;
 }
+
+/** Which cap refused an HTTP connection or a long-poll: the relay-wide one or the per-address one. */
+export type CapLimit = 'total' | 'per_address';
 
 type Type = 'counter' | 'gauge';
 
@@ -72,7 +78,12 @@ export class RelayMetrics {
   readonly #closes: Family<'reason'>;
   readonly #tcpHellos: Family<never>;
   readonly #timeouts: Family<'limit'>;
+  readonly #connectionsRefused: Family<'limit'>;
+  readonly #longPollsShortened: Family<'limit'>;
+  readonly #clientErrors: Family<'kind'>;
+  readonly #logDropped: Family<never>;
   readonly #process: boolean;
+  readonly #recentRejections = new Map<string, number>();
   #loopDelay: IntervalHistogram | undefined;
 
   constructor(sources: RelayGaugeSources, options: { processMetrics?: boolean } = {}) {
@@ -88,7 +99,10 @@ export class RelayMetrics {
     gauge('channels_open', 'Channels not closed.', sources.channelsOpen);
     gauge('stapled_pairs', 'Stapled TCP pairs currently relaying.', sources.stapledPairs);
     gauge('tcp_sockets', 'TCP sockets open, in any phase.', sources.tcpSockets);
-    gauge('tcp_sockets_pending', 'TCP sockets not stapled yet (waiting for a hello or a partner).', sources.tcpPending);
+    gauge('tcp_sockets_pending', 'TCP sockets that have not sent their hello yet.', sources.tcpPending);
+    gauge('tcp_sockets_waiting', 'TCP sockets admitted to their channel seat, waiting for their partner.', sources.tcpWaiting);
+    gauge('http_connections', 'HTTP connections open (idle keep-alive ones included).', sources.httpConnections);
+    gauge('long_polls', 'Long-polls (/channel with wait) held now.', sources.longPolls);
     // A counter whose value lives in the stapler: read at scrape time.
     gauge('bytes_relayed_total', 'Bytes copied between stapled peers, both directions.', sources.bytesRelayed, 'counter');
     this.#joins = family('joins_total', 'Successful joins, by role.', 'counter', ['role']);
@@ -102,6 +116,25 @@ export class RelayMetrics {
       'counter',
       ['limit'],
     );
+    this.#connectionsRefused = family(
+      'http_connections_refused_total',
+      'HTTP connections answered and closed at once: over maxHttpConnections (total) or maxHttpConnectionsPerAddress (per_address).',
+      'counter',
+      ['limit'],
+    );
+    this.#longPollsShortened = family(
+      'long_polls_shortened_total',
+      'Long-polls answered at once, as if wait were 0: over maxLongPolls (total) or maxLongPollsPerAddress (per_address).',
+      'counter',
+      ['limit'],
+    );
+    this.#clientErrors = family(
+      'http_client_errors_total',
+      'Connections the HTTP parser refused before any route: bad_request (malformed), header_overflow, timeout.',
+      'counter',
+      ['kind'],
+    );
+    this.#logDropped = family('log_lines_dropped_total', 'Log lines dropped because the log output was not keeping up.', 'counter');
     this.#process = options.processMetrics === true;
   }
 
@@ -111,6 +144,19 @@ export class RelayMetrics {
 
   rejected(source: RejectionSource, code: RelayErrorCode | 'ERR_HELLO'): void {
     this.#rejections.inc({ source, code });
+    const key = `${source}:${code}`;
+    this.#recentRejections.set(key, (this.#recentRejections.get(key) ?? 0) + 1);
+  }
+
+  /**
+   * The refusals since the last call, as `{ 'source:code': count }` (undefined if none): the relay
+   * logs them as one summary line per sweep instead of a line per refusal.
+   */
+  takeRecentRejections(): Record<string, number> | undefined {
+    if (this.#recentRejections.size === 0) return undefined;
+    const out = Object.fromEntries(this.#recentRejections);
+    this.#recentRejections.clear();
+    return out;
   }
 
   admitted(): void {
@@ -127,6 +173,22 @@ export class RelayMetrics {
 
   timedOut(limit: 'channel_ttl' | 'stapled_idle', n = 1): void {
     if (n > 0) this.#timeouts.inc({ limit }, n);
+  }
+
+  connectionRefused(limit: CapLimit): void {
+    this.#connectionsRefused.inc({ limit });
+  }
+
+  longPollShortened(limit: CapLimit): void {
+    this.#longPollsShortened.inc({ limit });
+  }
+
+  clientError(kind: 'bad_request' | 'header_overflow' | 'timeout'): void {
+    this.#clientErrors.inc({ kind });
+  }
+
+  logDropped(n = 1): void {
+    this.#logDropped.inc(undefined, n);
   }
 
   /** Stop the event-loop delay monitor (started by the first scrape with process metrics). */

@@ -36,10 +36,25 @@ export interface RelayOptions {
   maxChannelsPerAddress: number;
   /** A stapled pair that moves no byte either way for this long is closed (reason 'expired'). */
   stapledIdleMs: number;
-  /** Most TCP sockets not yet stapled (waiting for their hello or their partner); beyond it a new one is refused. */
+  /**
+   * Most TCP sockets that have not sent their hello yet (each for at most helloTimeoutMs); beyond it
+   * a new one is refused. A socket whose hello is admitted takes its channel's seat instead: seats
+   * follow channels (two per channel), so they are bounded by maxChannels and maxChannelsPerAddress.
+   */
   maxPendingSockets: number;
   /** Most of those from one address. */
   maxPendingSocketsPerAddress: number;
+  /** Most HTTP connections open at once (idle keep-alive ones included); beyond it a new one is answered 503 and closed. */
+  maxHttpConnections: number;
+  /**
+   * Most of those from one socket address; beyond it 429. Counted on the socket, so behind a
+   * reverse proxy (trustProxy set) every connection comes from the proxy: the cap is then not applied.
+   */
+  maxHttpConnectionsPerAddress: number;
+  /** Most long-polls (/channel with `wait`) held at once; beyond it a long-poll is answered at once, as if `wait` were 0. */
+  maxLongPolls: number;
+  /** Most of those from one address (the client address, X-Forwarded-For's with trustProxy). */
+  maxLongPollsPerAddress: number;
   /** Joins per address per rateWindowMs; beyond it 429 ERR_RATE_LIMITED. */
   joinRateLimit: number;
   /**
@@ -65,7 +80,11 @@ export interface RelayOptions {
   helloTimeoutMs: number;
   /** Largest HTTP request body, in bytes; beyond it 413 ERR_BODY_TOO_LARGE. */
   bodyLimit: number;
-  /** false: silent; true: pino at 'info'; an object: pino options (secrets are redacted regardless). */
+  /**
+   * false: silent; true: pino at 'info'; an object: pino options (secrets are redacted regardless).
+   * No line per request at 'info' (refusals are at 'debug'). Without a `stream` of its own, lines go
+   * to stdout through a bounded buffer: lines that do not fit are dropped and counted in /metrics.
+   */
   logger: boolean | RelayLoggerOptions;
   /** The clock, in milliseconds. Injectable for tests. */
   now: () => number;
@@ -87,8 +106,12 @@ export const RELAY_DEFAULTS: Readonly<RelayOptions> = Object.freeze({
   maxChannels: 10_000,
   maxChannelsPerAddress: 20,
   stapledIdleMs: 5 * 60_000,
-  maxPendingSockets: 1_000,
-  maxPendingSocketsPerAddress: 50,
+  maxPendingSockets: 4_000,
+  maxPendingSocketsPerAddress: 8,
+  maxHttpConnections: 10_000,
+  maxHttpConnectionsPerAddress: 16,
+  maxLongPolls: 4_000,
+  maxLongPollsPerAddress: 8,
   joinRateLimit: 60,
   joinMissLimit: 10,
   channelRateLimit: 1_200,
@@ -130,6 +153,10 @@ export function resolveRelayOptions(partial: Partial<RelayOptions> = {}): RelayO
   aint(o.stapledIdleMs, 'stapledIdleMs', 1, MAX_TIMER_MS);
   aint(o.maxPendingSockets, 'maxPendingSockets', 1, 10_000_000);
   aint(o.maxPendingSocketsPerAddress, 'maxPendingSocketsPerAddress', 1, 10_000_000);
+  aint(o.maxHttpConnections, 'maxHttpConnections', 1, 10_000_000);
+  aint(o.maxHttpConnectionsPerAddress, 'maxHttpConnectionsPerAddress', 1, 10_000_000);
+  aint(o.maxLongPolls, 'maxLongPolls', 1, 10_000_000);
+  aint(o.maxLongPollsPerAddress, 'maxLongPollsPerAddress', 1, 10_000_000);
   aint(o.joinRateLimit, 'joinRateLimit', 1, 10_000_000);
   aint(o.channelRateLimit, 'channelRateLimit', 1, 10_000_000);
   aint(o.rateWindowMs, 'rateWindowMs', 1, MAX_TIMER_MS);

@@ -16,7 +16,11 @@
  * h_k is written) → admitted (waiting for the partner; at most EARLY_BYTES_LIMIT early bytes, an end
  * here gives the seat back) → stapled (copied; closed when idle for stapledIdleMs) → closed. Any
  * refusal is an error control frame followed by the end of the socket. At most maxPendingSockets
- * sockets (maxPendingSocketsPerAddress from one address) may be unstapled at once. Nothing a client sends may throw out of this module.
+ * sockets (maxPendingSocketsPerAddress from one address) may be waiting for their hello at once.
+ * An admitted socket leaves that count and takes its channel's seat: seats follow admission (two per
+ * channel, one per role, only for the addresses that joined it), so a pair that completed its key
+ * agreement always gets both its seats, and what one address can hold is bounded by its channel
+ * quota (maxChannelsPerAddress), never by other addresses' junk. Nothing a client sends may throw out of this module.
  */
 import net from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
@@ -127,7 +131,7 @@ export class Stapler {
   readonly #log: FastifyBaseLogger;
   readonly #pairs = new Map<string, Pair>();
   readonly #sockets = new Set<net.Socket>();
-  /** Sockets not stapled yet: before their hello, or admitted and waiting for the partner. */
+  /** Sockets that have not sent their hello yet. */
   readonly #pending = new Map<net.Socket, string>();
   /** Pending sockets per address. */
   readonly #pendingPerAddress = new Map<string, number>();
@@ -182,7 +186,7 @@ export class Stapler {
     return n;
   }
 
-  /** Sockets not stapled yet (before their hello, or waiting for their partner). */
+  /** Sockets that have not sent their hello yet (admitted ones hold a seat and count in waitingCount). */
   get pendingCount(): number {
     return this.#pending.size;
   }
@@ -237,6 +241,11 @@ export class Stapler {
     this.#draining = true;
     if (this.server.listening) this.server.close();
     for (const socket of [...this.#pending.keys()]) socket.destroy();
+    for (const pair of [...this.#pairs.values()]) {
+      if (pair.stapled) continue;
+      pair.sender?.socket.destroy();
+      pair.recipient?.socket.destroy();
+    }
   }
 
   /** Resolve when no stapled pair is left. */
@@ -389,6 +398,8 @@ export class Stapler {
     const owner = pair;
     socket.once('close', (hadError: boolean) => this.#onPeerClose(owner, peer, hadError));
     pair[role] = peer;
+    // The socket now holds its channel's seat, no longer a pending one.
+    this.#settle(socket);
     this.#log.info({ channel: hello.channel, role, address }, 'tcp peer admitted');
     this.#opts.metrics.admitted();
     if (peer.earlyBytes > EARLY_BYTES_LIMIT) return tooEarly();
@@ -510,12 +521,16 @@ export class Stapler {
 
   /** Answer an error control frame, then end the socket; discard whatever else the client sends. */
   #refuse(socket: net.Socket, link: Link, address: string, code: ErrorCode, message: string): void {
-    this.#log.info({ address, code }, 'tcp hello refused');
+    // At debug: a refusal is something a client can cause at will (rejections_total counts them).
+    this.#log.debug({ address, code }, 'tcp hello refused');
     this.#opts.metrics.rejected('tcp', code);
     link.onBytes = DISCARD;
     socket.resume();
     if (!socket.destroyed && !socket.writableEnded)
       socket.end(encodeControlFrame({ v: RELAY_PROTOCOL_VERSION, type: 'error', code, message: message.slice(0, 200) }));
+    // Close as soon as the frame is written: a refused socket (over a cap ones included, which are
+    // counted nowhere) must not hold a descriptor while its client keeps its side open.
+    socket.once('finish', () => socket.destroy());
     // A client that never closes its side must not hold the socket forever.
     const linger = setTimeout(() => socket.destroy(), this.#helloTimeoutMs);
     linger.unref();

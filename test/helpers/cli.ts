@@ -94,7 +94,7 @@ export async function startCliRelay(
   ports: { http: number; tcp: number } = { http: 0, tcp: 0 },
 ): Promise<{ url: string; httpPort: number; tcpPort: number; proc: Proc; stop: () => Promise<number> }> {
   // the tests run many transfers from one address: lift the per-address limits (tested on their own)
-  const limits = { TSC_CROC_RELAY_JOIN_RATE: '100000', TSC_CROC_RELAY_CHANNEL_RATE: '1000000', TSC_CROC_RELAY_MAX_CHANNELS_PER_ADDRESS: '10000' };
+  const limits = { TSC_CROC_RELAY_JOIN_RATE: '100000', TSC_CROC_RELAY_CHANNEL_RATE: '1000000', TSC_CROC_RELAY_MAX_CHANNELS_PER_ADDRESS: '10000', TSC_CROC_RELAY_MAX_HTTP_CONNECTIONS_PER_ADDRESS: '10000', TSC_CROC_RELAY_MAX_LONG_POLLS_PER_ADDRESS: '4000', TSC_CROC_RELAY_MAX_PENDING_SOCKETS_PER_ADDRESS: '4000' };
   const proc = runCli(['relay', '--host', '127.0.0.1', '--port', String(ports.http), '--tcp-port', String(ports.tcp), '--quiet'], { env: { ...limits, ...env } });
   const m = await proc.waitFor(/HTTP on 127\.0\.0\.1:(\d+), TCP on 127\.0\.0\.1:(\d+)/);
   return {

@@ -2,5 +2,5 @@
 import { startRelay, type RunningRelay } from '../../src/relay/index.js';
 
 export function startPeerRelay(): Promise<RunningRelay> {
-  return startRelay({ port: 0, tcpPort: 0, joinRateLimit: 100_000, channelRateLimit: 1_000_000, maxChannelsPerAddress: 10_000 });
+  return startRelay({ port: 0, tcpPort: 0, joinRateLimit: 100_000, channelRateLimit: 1_000_000, maxChannelsPerAddress: 10_000, maxHttpConnectionsPerAddress: 10_000, maxLongPollsPerAddress: 4_000, maxPendingSocketsPerAddress: 4_000 });
 }
