@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /** The `tsc-croc` executable: sets process.exitCode, never calls exit on a normal path. */
 import { realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { VERSION } from './version.js';
 
 function isMain(): boolean {
@@ -27,6 +27,8 @@ function youngGenerationGc(): () => void {
       gc = null;
       try {
         setFlagsFromString('--expose-gc');
+        // node:vm loaded here, not at start: a command that moves a few KiB never needs it
+        const { runInNewContext } = createRequire(import.meta.url)('node:vm') as typeof import('node:vm');
         const f: unknown = runInNewContext('gc');
         if (typeof f === 'function') gc = f as (o: { type: 'minor' }) => void;
       } catch {
@@ -46,8 +48,9 @@ if (isMain()) {
     // V8 grows its young generation (to 32 MiB) once enough objects have survived collections in
     // all, however slowly; a send of 100,000 small files got there (110 MiB peak RSS, 83 with this).
     // Set at run time, where V8 honours it; 1 GiB transfers showed no CPU difference within noise.
-    setFlagsFromString('--semi-space-growth-factor=1');
     const [{ runCli }, { setRecordBufferCollector }] = await Promise.all([import('./program.js'), import('../transfer/secure-channel.js')]);
+    // (after the modules are loaded: with it, loading them took a few more scavenges)
+    setFlagsFromString('--semi-space-growth-factor=1');
     setRecordBufferCollector(youngGenerationGc());
     process.exitCode = await runCli(process.argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });
   }
