@@ -28,7 +28,7 @@ async function tree(base: string, spec: Record<string, string>): Promise<void> {
   }
 }
 
-const listing = (s: Scan) => s.entries.map((e) => (e.kind === 'dir' ? `${e.path}/` : e.path));
+const listing = (s: Scan) => [...s.entries].map((e) => (e.kind === 'dir' ? `${e.path}/` : e.path));
 
 test('nested folders with unicode and spaces: depth-first, sorted, folders before their contents, empty folders kept', async (t) => {
   const root = await tempRoot(t);
@@ -75,7 +75,7 @@ test('modes and mtimes come through', async (t) => {
   await utimes(join(src, 'run.sh'), when, when);
   await utimes(join(src, 'sub'), new Date(1_500_000_000_000), new Date(1_500_000_000_000));
   const scan = await scanSources([src]);
-  const byPath = new Map(scan.entries.map((e) => [e.path, e]));
+  const byPath = new Map([...scan.entries].map((e) => [e.path, e]));
   assert.equal(byPath.get('src/run.sh')?.mode, 0o751);
   assert.equal(byPath.get('src/run.sh')?.mtimeMs, 1_600_000_000_500);
   assert.equal(byPath.get('src/run.sh')?.size, 10);
@@ -90,7 +90,7 @@ test('a file argument gives one file entry named by its base name', async (t) =>
   const scan = await scanSources([join(root, 'deep/er/a.jpg')]);
   assert.deepEqual(scan.roots, ['a.jpg']);
   assert.equal(scan.entries.length, 1);
-  assert.deepEqual({ ...scan.entries[0], mtimeMs: 0, mode: 0 }, {
+  assert.deepEqual({ ...scan.entries.get(0), mtimeMs: 0, mode: 0 }, {
     kind: 'file', path: 'a.jpg', abs: join(root, 'deep/er/a.jpg'), size: 5, mtimeMs: 0, mode: 0,
   });
   assert.equal(scan.totalFiles, 1);
@@ -324,8 +324,22 @@ test('20,000 files are scanned quickly, with exact counts', async (t) => {
   assert.equal(scan.totalDirs, FOLDERS + 1);
   assert.equal(scan.totalBytes, expectedBytes);
   assert.equal(scan.entries.length, FOLDERS * PER_FOLDER + FOLDERS + 1);
-  assert.equal(scan.entries[1]?.path, 'big/f0');
-  assert.equal(scan.entries[2]?.path, 'big/f0/file-0.dat');
-  assert.equal(scan.entries[3]?.path, 'big/f0/file-1.dat');
+  assert.equal(scan.entries.get(1).path, 'big/f0');
+  assert.equal(scan.entries.get(2).path, 'big/f0/file-0.dat');
+  assert.equal(scan.entries.get(3).path, 'big/f0/file-1.dat');
   assert.ok(ms < 8000, `took ${ms} ms`);
+});
+
+test('a name that is not valid UTF-8 is skipped as special; a real U+FFFD in a name is sent', async (t) => {
+  const root = await tempRoot(t);
+  const src = join(root, 'src');
+  await tree(src, { 'sub/ok\uFFFD.txt': 'a', 'sub/plain.txt': 'b' });
+  // the bytes 'bad' 0xff: not UTF-8 (decodes to 'bad\uFFFD', which must not be confused with the real one)
+  await writeFile(Buffer.concat([Buffer.from(join(src, 'sub', 'bad')), Buffer.of(0xff)]), 'c');
+  const scan = await scanSources([src]);
+  assert.deepEqual(listing(scan), ['src/', 'src/sub/', 'src/sub/ok\uFFFD.txt', 'src/sub/plain.txt']);
+  assert.deepEqual(scan.skipped, [{ path: 'src/sub/bad\uFFFD', reason: 'special' }]);
+  const e = scan.entries.get(2);
+  assert.equal(e.abs, join(src, 'sub', 'ok\uFFFD.txt'));
+  assert.equal(e.size, 1);
 });

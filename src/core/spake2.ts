@@ -153,6 +153,9 @@ function start<P extends SuitePoint<P>>(suite: Spake2Suite<P>, opts: Spake2Optio
   assertScalar(secret, 'opts.randomScalar()', suite.order);
   const [ours, theirs] = role === 'A' ? [suite.M, suite.N] : [suite.N, suite.M];
   const message = suite.encodeElement(suite.P.multiply(secret).add(ours.multiply(w)));
+  // w*mask for finish(), computed now: a sender starts before the peer is there, so finish(),
+  // which the peer waits for, is left one multiplication (same result as computing it there)
+  const wTheirs = theirs.multiply(w);
   const idACopy = idA.slice();
   const idBCopy = idB.slice();
   const aadCopy = aad.slice();
@@ -166,7 +169,7 @@ function start<P extends SuitePoint<P>>(suite: Spake2Suite<P>, opts: Spake2Optio
       if (equalBytes(peerMessage, message))
         throw new TscCrocError('ERR_BAD_PAKE_MESSAGE', 'peerMessage is our own message reflected back');
       // K = h*x*(peer - w*mask): clearing the cofactor first keeps `multiply` on a prime-order point.
-      const K = peer.subtract(theirs.multiply(w)).clearCofactor().multiply(x);
+      const K = peer.subtract(wTheirs).clearCofactor().multiply(x);
       if (K.is0()) throw new TscCrocError('ERR_BAD_PAKE_MESSAGE', 'the shared element K is the identity');
       const [pA, pB] = role === 'A' ? [message, peerMessage] : [peerMessage, message];
       const Kbytes = suite.encodeElement(K);

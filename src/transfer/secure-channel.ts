@@ -20,6 +20,14 @@ import type { ReadTap } from './tcp.js';
 
 /** Bytes we let queue on the socket before waiting for it to drain (one record in flight behind the one being written). */
 const WRITE_QUEUE_BYTES = 1024 * 1024;
+/**
+ * Records up to this size (sealed, all parts) are copied into one batch buffer of BATCH_BYTES
+ * while the socket is corked, instead of being written as their 4-5 separate pieces: with tiny
+ * files a full write queue held tens of thousands of few-byte chunks (and their queue entries),
+ * long-lived enough to be promoted, which grew a 100,000-file sender by ~20 MiB of heap.
+ */
+const SMALL_RECORD_BYTES = 16 * 1024;
+const BATCH_BYTES = 64 * 1024;
 /** Opened records waiting for the consumer before we stop reading the socket. */
 const RECV_QUEUE_BYTES = 1024 * 1024;
 
@@ -83,6 +91,9 @@ export class SecureChannel {
   #closed: Error | null = null;
   /** Our writes are corked until the end of this turn of the event loop. */
   #corked = false;
+  /** Small records sealed in this turn, not yet handed to the socket: written (copied) at uncork, or when full, or before a large record. */
+  #batch: Buffer | null = null;
+  #batchLength = 0;
   /** Opened records not yet taken by the consumer, and their bytes. */
   readonly #queue: OpenedRecord[] = [];
   #queued = 0;
@@ -176,17 +187,34 @@ export class SecureChannel {
       s.cork();
       setImmediate(() => this.#uncork());
     }
-    for (const b of bufs) s.write(b);
+    let n = 0;
+    for (const b of bufs) n += b.length;
+    if (n <= SMALL_RECORD_BYTES) {
+      if (this.#batch !== null && this.#batchLength + n > this.#batch.length) this.#flushBatch();
+      const batch = (this.#batch ??= Buffer.allocUnsafe(BATCH_BYTES));
+      for (const b of bufs) this.#batchLength += b.copy(batch, this.#batchLength);
+    } else {
+      this.#flushBatch();
+      for (const b of bufs) s.write(b);
+    }
     // keep two records queued, so the kernel always has data while we read and seal the next record
-    if (s.writableLength >= WRITE_QUEUE_BYTES) {
+    if (s.writableLength + this.#batchLength >= WRITE_QUEUE_BYTES) {
       this.#uncork();
       if (s.writableLength >= WRITE_QUEUE_BYTES) await this.#drain();
     }
   }
 
+  #flushBatch(): void {
+    if (this.#batchLength === 0) return;
+    // a copy of the bytes used (the staging buffer is reused): a queued write holds only its bytes
+    this.#socket.write(Buffer.from(this.#batch!.subarray(0, this.#batchLength)));
+    this.#batchLength = 0;
+  }
+
   #uncork(): void {
     if (!this.#corked) return;
     this.#corked = false;
+    this.#flushBatch();
     this.#socket.uncork();
   }
 

@@ -24,7 +24,7 @@ import { SecureChannel } from './secure-channel.js';
 import { closeReasonFor, withSession } from './session.js';
 import { staple } from './tcp.js';
 import { RESUME_MIN_BYTES, digestPrefix } from './resume-store.js';
-import { scanSources, wholeMs, type Entry, type Scan } from './walk.js';
+import { scanSources, wholeMs, type Entry, type EntryList, type Scan } from './walk.js';
 
 export interface SendOptions {
   /**
@@ -267,7 +267,7 @@ async function transferSession(client: RelayClient, join: JoinResponse, keys: Se
         let sinceTurn = 0;
         try {
           for (let i = 0; i < entries.length; i++) {
-            const entry = entries[i]!;
+            const entry = entries.get(i);
             checkPeer();
             if (entry.kind === 'dir') {
               await channel.sendMessage({ type: 'dir', path: entry.path, mode: entry.mode, mtime: entry.mtimeMs });
@@ -520,7 +520,7 @@ function readSmallSync(src: Entry): Buffer {
  * after another.
  */
 class ReadAhead {
-  readonly #entries: readonly Entry[];
+  readonly #entries: EntryList;
   readonly #chosen: (e: Entry) => boolean;
   readonly #reads = new Map<number, { read: Promise<Buffer>; size: number }>();
   /** The next entry to consider reading. */
@@ -528,7 +528,7 @@ class ReadAhead {
   #bytes = 0;
   #stopped = false;
 
-  constructor(entries: readonly Entry[], chosen: (e: Entry) => boolean) {
+  constructor(entries: EntryList, chosen: (e: Entry) => boolean) {
     this.#entries = entries;
     this.#chosen = chosen;
   }
@@ -547,7 +547,7 @@ class ReadAhead {
 
   #fill(): void {
     while (!this.#stopped && this.#next < this.#entries.length && this.#reads.size < READ_AHEAD_FILES) {
-      const e = this.#entries[this.#next]!;
+      const e = this.#entries.get(this.#next);
       if (this.#chosen(e)) {
         if (this.#reads.size > 0 && this.#bytes + e.size > READ_AHEAD_BYTES) return;
         const read = readSmall(e);

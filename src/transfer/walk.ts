@@ -54,10 +54,85 @@ export interface Skipped {
   reason: SkipReason;
 }
 
+/**
+ * The walk's entries, kept compact and off V8's heap: a walk of 100,000 files keeps every entry
+ * until the send ends. One object with two strings per entry cost about 200 bytes of heap each,
+ * and every entry surviving young-generation collections grew that generation to its maximum
+ * (32 MiB). Here an entry is its sent path as UTF-8 bytes in one growing buffer, plus 20 bytes of
+ * numbers in typed arrays; the absolute path is derived from its root's. `get(i)` makes a fresh
+ * Entry each time.
+ */
+export class EntryList implements Iterable<Entry> {
+  #length = 0;
+  /** The sent paths, UTF-8, one after the other; entry i's ends at #num[3 * i + 2]. */
+  #bytes = Buffer.allocUnsafe(16 * 1024);
+  #bytesUsed = 0;
+  /** Per argument: its absolute path and the length of its sent name. */
+  readonly #roots: { abs: string; nameLength: number }[] = [];
+  /** Per entry: size, mtimeMs, end of its path in #bytes. */
+  #num = new Float64Array(3 * 256);
+  /** Per entry: root index << 16 | kind (1 = dir) << 12 | mode. */
+  #meta = new Int32Array(256);
+
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Register an argument; returns its index for push(). */
+  addRoot(name: string, abs: string): number {
+    this.#roots.push({ abs, nameLength: name.length });
+    return this.#roots.length - 1;
+  }
+
+  push(root: number, kind: 'file' | 'dir', path: string, m: Meta): void {
+    const i = this.#length;
+    if (i === this.#meta.length) {
+      const num = new Float64Array(this.#num.length * 2);
+      num.set(this.#num);
+      this.#num = num;
+      const meta = new Int32Array(this.#meta.length * 2);
+      meta.set(this.#meta);
+      this.#meta = meta;
+    }
+    const n = Buffer.byteLength(path, 'utf8');
+    if (this.#bytesUsed + n > this.#bytes.length) {
+      const bytes = Buffer.allocUnsafe(Math.max(this.#bytes.length * 2, this.#bytesUsed + n));
+      this.#bytes.copy(bytes, 0, 0, this.#bytesUsed);
+      this.#bytes = bytes;
+    }
+    this.#bytesUsed += this.#bytes.write(path, this.#bytesUsed, 'utf8');
+    this.#num[3 * i] = kind === 'file' ? m.size : 0;
+    this.#num[3 * i + 1] = m.mtimeMs;
+    this.#num[3 * i + 2] = this.#bytesUsed;
+    this.#meta[i] = (root << 16) | (kind === 'dir' ? 1 << 12 : 0) | (m.mode & 0o7777);
+    this.#length = i + 1;
+  }
+
+  get(i: number): Entry {
+    if (!(Number.isInteger(i) && i >= 0 && i < this.#length)) throw new RangeError(`no entry ${i}`);
+    const meta = this.#meta[i]!;
+    const path = this.#bytes.toString('utf8', i === 0 ? 0 : this.#num[3 * i - 1]!, this.#num[3 * i + 2]!);
+    const root = this.#roots[meta >>> 16]!;
+    // the root itself, or below it: its name is replaced by its absolute path
+    const abs = path.length === root.nameLength ? root.abs : [root.abs, path.slice(root.nameLength + 1).split('/').join(sep)].join(root.abs.endsWith(sep) ? '' : sep);
+    return { kind: meta & (1 << 12) ? 'dir' : 'file', path, abs, size: this.#num[3 * i]!, mode: meta & 0o777, mtimeMs: this.#num[3 * i + 1]! };
+  }
+
+  /** Like Array.prototype.at: a negative index counts from the end; undefined when out of range. */
+  at(i: number): Entry | undefined {
+    const j = i < 0 ? this.#length + i : i;
+    return j >= 0 && j < this.#length ? this.get(j) : undefined;
+  }
+
+  *[Symbol.iterator](): Iterator<Entry> {
+    for (let i = 0; i < this.#length; i++) yield this.get(i);
+  }
+}
+
 export interface Scan {
   /** The base names of the arguments, in argument order. */
   roots: string[];
-  entries: Entry[];
+  entries: EntryList;
   totalFiles: number;
   totalBytes: number;
   /** Count of 'dir' entries (the folder arguments included). */
@@ -107,17 +182,20 @@ function gitIgnored(rules: GitRules | undefined, path: string, isDir: boolean): 
   return false;
 }
 
-interface Child {
+/**
+ * A folder being walked: its names, sorted, and the next one to visit. Children are stat'ed when
+ * their turn comes, so what lives through the walk is one array of names per open folder, not an
+ * object per child (a survivor of a scavenge is promoted, and many survivors grow V8's young
+ * generation: a walk of 100,000 files took it to its 32 MiB maximum).
+ */
+interface Frame {
   path: string;
   abs: string;
   depth: number;
-  kind: 'file' | 'dir';
-  size: number;
-  mode: number;
-  mtimeMs: number;
+  names: string[];
+  next: number;
   rules: GitRules | undefined;
 }
-
 
 function byName(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -144,12 +222,31 @@ function meta(st: BigIntStats): Meta {
   return { size: Number(st.size), mode: Number(st.mode & 0o777n), mtimeMs: wholeMs(st) };
 }
 
-function makeEntry(kind: 'file' | 'dir', path: string, abs: string, m: Meta): Entry {
-  return { kind, path, abs, size: kind === 'file' ? m.size : 0, mode: m.mode, mtimeMs: m.mtimeMs };
+/** A folder's names: those that are valid UTF-8, and (decoded, for the report) those that are not. */
+interface Listing {
+  names: string[];
+  invalid: string[];
+}
+
+/**
+ * The names in a folder. A name that is not valid UTF-8 cannot be sent (nor opened again through
+ * its decoded form): it decodes with U+FFFD, so only a folder with such a character is listed
+ * again as bytes to tell the invalid names from real U+FFFD characters (listing every folder as
+ * Buffers cost one ArrayBuffer per name).
+ */
+async function readNames(abs: string): Promise<Listing> {
+  const names = await readdir(abs);
+  if (!names.some((n) => n.includes('\uFFFD'))) return { names, invalid: [] };
+  const listing: Listing = { names: [], invalid: [] };
+  for (const b of await readdir(abs, { encoding: 'buffer' })) {
+    const name = b.toString('utf8');
+    (Buffer.from(name, 'utf8').equals(b) ? listing.names : listing.invalid).push(name);
+  }
+  return listing;
 }
 
 class Walker {
-  readonly entries: Entry[] = [];
+  readonly entries = new EntryList();
   readonly skipped: Skipped[] = [];
   readonly #exclude: Ignore | undefined;
   readonly #git: boolean;
@@ -163,74 +260,36 @@ class Walker {
 
   /** Walk one folder argument; `root` is its sent name. */
   async walkFolder(root: string, abs: string, st: Meta): Promise<void> {
-    let names: Buffer[];
+    const r = this.entries.addRoot(root, abs);
+    let names: Listing;
     try {
-      names = await readdir(abs, { encoding: 'buffer' });
+      names = await readNames(abs);
     } catch (e) {
       invalid(`cannot read the folder ${displayName(abs)}: ${errnoCode(e) ?? String(e)}`);
     }
-    this.entries.push(makeEntry('dir', root, abs, st));
-    const stack: Child[] = [];
-    await this.#pushChildren(stack, root, abs, 1, names, undefined);
-    for (let c = stack.pop(); c !== undefined; c = stack.pop()) {
-      if (c.kind === 'file') {
-        this.entries.push(makeEntry('file', c.path, c.abs, c));
+    this.entries.push(r, 'dir', root, st);
+    const stack: Frame[] = [await this.#frame(root, abs, 1, names, undefined)];
+    while (stack.length > 0) {
+      const f = stack.at(-1)!;
+      if (f.next === f.names.length) {
+        stack.pop();
         continue;
       }
-      if (c.depth > MAX_DEPTH) {
-        this.skipped.push({ path: c.path, reason: 'too-deep' });
-        continue;
-      }
-      let inner: Buffer[];
+      const name = f.names[f.next++]!;
+      // Synchronous lstat: folder metadata is in the inode cache after the readdir, and a call
+      // costs a few microseconds, where a round trip through the thread pool per name costs more
+      // CPU than the call (folders of thousands of small files).
+      let st: BigIntStats | undefined;
       try {
-        inner = await readdir(c.abs, { encoding: 'buffer' });
+        st = lstatSync([f.abs, name].join(f.abs.endsWith(sep) ? '' : sep), { bigint: true, throwIfNoEntry: false });
       } catch (e) {
-        const code = errnoCode(e);
-        // Vanished since we listed its parent: nothing to send, nothing to report.
-        if (code !== 'ENOENT') this.skipped.push({ path: c.path, reason: 'unreadable' });
+        if (errnoCode(e) !== 'ENOENT') this.skipped.push({ path: [f.path, name].join('/'), reason: 'unreadable' });
         continue;
       }
-      this.entries.push(makeEntry('dir', c.path, c.abs, c));
-      await this.#pushChildren(stack, c.path, c.abs, c.depth, inner, c.rules);
-    }
-  }
-
-  /** Stat the children of one folder and push the ones to send, last name first so the first pops first. */
-  async #pushChildren(stack: Child[], dirPath: string, dirAbs: string, dirDepth: number, raw: Buffer[], inherited: GitRules | undefined): Promise<void> {
-    const names: string[] = [];
-    for (const b of raw) {
-      const name = b.toString('utf8');
-      // A name that is not valid UTF-8 cannot be sent (nor opened again through its decoded form).
-      if (!Buffer.from(name, 'utf8').equals(b)) this.skipped.push({ path: `${dirPath}/${name}`, reason: 'special' });
-      else if (!isReserved(name)) names.push(name); // a receive in progress here: its partial files are not content
-
-    }
-    names.sort(byName);
-    let rules = inherited;
-    if (this.#git && names.includes('.gitignore')) rules = (await this.#loadGitignore(dirPath, join(dirAbs, '.gitignore'), inherited)) ?? inherited;
-
-    // Synchronous lstat: folder metadata is in the inode cache after the readdir, and a call
-    // costs a few microseconds, where a round trip through the thread pool per name costs more
-    // CPU than the call (folders of thousands of small files).
-    const stats = names.map((name): BigIntStats | 'gone' | 'unreadable' => {
-      try {
-        return lstatSync(join(dirAbs, name), { bigint: true, throwIfNoEntry: false }) ?? 'gone';
-      } catch (e) {
-        return errnoCode(e) === 'ENOENT' ? 'gone' : 'unreadable';
-      }
-    });
-    const children: Child[] = [];
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i] as string;
-      const st = stats[i];
+      if (st === undefined) continue; // vanished while we looked
       // flat strings (Array.join), not concatenations: a walk keeps every entry, and V8's
       // concatenated strings hold their pieces (about 350 bytes more per entry)
-      const path = [dirPath, name].join('/');
-      if (st === undefined || st === 'gone') continue; // vanished while we looked
-      if (st === 'unreadable') {
-        this.skipped.push({ path, reason: 'unreadable' });
-        continue;
-      }
+      const path = [f.path, name].join('/');
       if (st.isSymbolicLink()) {
         this.skipped.push({ path, reason: 'symlink' });
         continue;
@@ -241,21 +300,42 @@ class Walker {
         continue;
       }
       if (this.#exclude !== undefined && this.#exclude.ignores(isDir ? `${path}/` : path)) continue;
-      if (this.#git && ((isDir && name === '.git') || gitIgnored(rules, path, isDir))) continue;
+      if (this.#git && ((isDir && name === '.git') || gitIgnored(f.rules, path, isDir))) continue;
       if (!isSafePath(path)) {
         this.skipped.push({ path, reason: 'special' });
         continue;
       }
-      children.push({
-        path,
-        abs: [dirAbs, name].join(dirAbs.endsWith(sep) ? '' : sep),
-        depth: dirDepth + 1,
-        kind: isDir ? 'dir' : 'file',
-        ...meta(st),
-        rules,
-      });
+      if (!isDir) {
+        this.entries.push(r, 'file', path, meta(st));
+        continue;
+      }
+      const depth = f.depth + 1;
+      if (depth > MAX_DEPTH) {
+        this.skipped.push({ path, reason: 'too-deep' });
+        continue;
+      }
+      const dirAbs = [f.abs, name].join(f.abs.endsWith(sep) ? '' : sep);
+      let inner: Listing;
+      try {
+        inner = await readNames(dirAbs);
+      } catch (e) {
+        // Vanished since we listed its parent: nothing to send, nothing to report.
+        if (errnoCode(e) !== 'ENOENT') this.skipped.push({ path, reason: 'unreadable' });
+        continue;
+      }
+      this.entries.push(r, 'dir', path, meta(st));
+      stack.push(await this.#frame(path, dirAbs, depth, inner, f.rules));
     }
-    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i] as Child);
+  }
+
+  /** A folder to walk: its names to send (sorted), its .gitignore rules. */
+  async #frame(dirPath: string, dirAbs: string, depth: number, listing: Listing, inherited: GitRules | undefined): Promise<Frame> {
+    for (const name of listing.invalid) this.skipped.push({ path: `${dirPath}/${name}`, reason: 'special' });
+    // a receive in progress here: its partial files are not content
+    const names = listing.names.filter((name) => !isReserved(name)).sort(byName);
+    let rules = inherited;
+    if (this.#git && names.includes('.gitignore')) rules = (await this.#loadGitignore(dirPath, join(dirAbs, '.gitignore'), inherited)) ?? inherited;
+    return { path: dirPath, abs: dirAbs, depth, names, next: 0, rules };
   }
 
   async #loadGitignore(base: string, abs: string, parent: GitRules | undefined): Promise<GitRules | undefined> {
@@ -302,13 +382,14 @@ export async function scanSources(paths: string[], opts: WalkOptions = {}): Prom
     resolved.push({ name, abs, st });
   }
   for (const { name, abs, st } of resolved) {
-    if (st.isFile()) walker.entries.push(makeEntry('file', name, abs, meta(st)));
+    if (st.isFile()) walker.entries.push(walker.entries.addRoot(name, abs), 'file', name, meta(st));
     else await walker.walkFolder(name, abs, meta(st));
   }
   let totalFiles = 0;
   let totalBytes = 0;
   let totalDirs = 0;
-  for (const e of walker.entries) {
+  for (let i = 0; i < walker.entries.length; i++) {
+    const e = walker.entries.get(i);
     if (e.kind === 'dir') {
       totalDirs++;
       continue;
