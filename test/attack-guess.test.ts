@@ -238,3 +238,40 @@ test('(c) guesses until the attempts run out: the sender (CLI) reports each one,
     assert.equal(sha(await readFile(join(otherOut, 'other.bin'))), sha(other.data));
   });
 });
+
+test('(e) 20 addresses scan relay-picked channel names: each is cut off after joinMissLimit misses (a channel a probe finds it only sits in for a moment), and the real recipient gets the file', T, async () => {
+  await withAttackRelay({}, async (relay, base, dir) => {
+    const s = await startSend(base, dir, 'e.bin');
+    const victim = s.code.split('-')[0]!;
+    assert.match(victim, /^[1-9][0-9]{0,3}$/, 'a quiet relay picks from 4 digits');
+    const misses: number[] = [];
+    const found: string[] = [];
+    const scan = async (from: string): Promise<void> => {
+      let missed = 0;
+      // bounded: the miss limit must stop the scanner well before 100 probes
+      for (let probe = 0; probe < 100; probe++) {
+        const name = String(1 + Math.floor(Math.random() * 9999));
+        const j = await post(base, '/join', { role: 'recipient', channel: name }, from);
+        if (j.status === 404) missed++;
+        else if (j.status === 429) return void misses.push(missed);
+        else if (j.status === 200) {
+          // a hit: the scanner sits in the seat for a moment, then leaves it (a guess is test (a))
+          found.push(name);
+          await post(base, '/channel', { channel: name, uuid: j.body.uuid, close: true, reason: 'cancelled' }, from);
+        }
+      }
+      throw new Error(`${from} was never cut off`);
+    };
+    await Promise.all(Array.from({ length: 20 }, (_, i) => scan(`127.0.0.${20 + i}`)));
+    assert.equal(misses.length, 20);
+    for (const m of misses) assert.equal(m, relay.options.joinMissLimit, 'each address gets exactly joinMissLimit misses');
+    // the real recipient, from its own address, is not affected
+    const out = join(dir, 'out');
+    const result = await receiveInto(base, s.code, out);
+    const sent = await s.outcome;
+    assert.ok(sent.ok, sent.ok ? '' : String(sent.e));
+    assert.equal(result.files.length, 1);
+    assert.equal(sha(await readFile(join(out, 'e.bin'))), sha(s.data));
+    if (found.length > 0) assert.deepEqual(found, [victim], 'the only channel to find was the victim');
+  });
+});
