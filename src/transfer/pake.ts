@@ -16,7 +16,7 @@ import { recipientRespond, senderStart, type HandshakeContext, type SenderHandsh
 import type { SessionKeys } from '../core/key-schedule.js';
 import { derivePasswordScalar } from '../core/password.js';
 import { DEFAULT_MAX_ATTEMPTS, type ChannelState, type JoinResponse } from '../core/relay-api.js';
-import type { RelayClient } from './relay-client.js';
+import { pause, type RelayClient } from './relay-client.js';
 
 /** Failed key confirmations per code after which the sender gives up (docs/protocol.md §8 has the odds). */
 export const MAX_CODE_ATTEMPTS = DEFAULT_MAX_ATTEMPTS;
@@ -38,20 +38,6 @@ export interface PakeTimeouts {
 
 /** The message of a seat that stayed taken: true whoever took it. */
 export const SEAT_TAKEN_TEXT = 'someone else joined this channel first: if that was not you, the code may have been seen';
-
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(new TscCrocError('ERR_CANCELLED', 'cancelled'));
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 /**
  * Join as the recipient. While the seat is taken (ERR_CHANNEL_FULL) try again every 2 s for up to

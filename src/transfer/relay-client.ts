@@ -30,7 +30,8 @@ const MIN_POLL_INTERVAL_MS = 1000;
 /** Largest relay answer we read: the honest ones are a few hundred bytes. */
 const MAX_ANSWER_BYTES = 64 * 1024;
 
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+/** Wait `ms`, or reject with ERR_CANCELLED when `signal` aborts first. */
+export function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     const onAbort = () => {
       clearTimeout(t);
