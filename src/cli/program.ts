@@ -2,7 +2,7 @@
  * The commands. A thin layer over the library (src/index.ts): parse options, wire the UI,
  * map errors to exit codes (src/cli/exit.ts). Defaults may come from TSC_CROC_* variables.
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { TscCrocError } from '../core/errors.js';
 import { CURVES, DEFAULT_CURVE, type CurveName } from '../core/relay-api.js';
 import { RELAY_FLAGS, relayConfig, type RelayCliFlags } from '../relay/config.js';
@@ -264,6 +264,15 @@ export function buildProgram(io: CliIo): Command {
       process.on('SIGTERM', stop);
     });
   });
+
+  program
+    .command('completion')
+    .description('print a shell completion script for bash, zsh or fish (README "Shell completion": how to install it)')
+    .addArgument(new Argument('<shell>', 'bash, zsh or fish').choices(['bash', 'zsh', 'fish']))
+    .action(async (shell: 'bash' | 'zsh' | 'fish') => {
+      const { completionScript } = await import('./completion.js');
+      io.stdout.write(completionScript(program, shell));
+    });
 
   return program;
 }
