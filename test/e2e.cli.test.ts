@@ -189,6 +189,25 @@ test('usage errors: exit code 2 and one clear line', async () => {
   assert.match(noIf.stderr(), /no interface "nosuch0"/);
 });
 
+test('a mistyped flag or a bad value: one line naming it (and a guess), one line pointing at the command\'s help, exit 2, never the whole help', async () => {
+  const cases: [string[], RegExp, string][] = [
+    [['send', '--rely', relay.url, 'x'], /^tsc-croc: error: unknown option '--rely' \(did you mean --relay\?\)$/, 'send'],
+    [['receive', '--ouut', dir], /^tsc-croc: error: unknown option '--ouut' \(did you mean --out\?\)$/, 'receive'],
+    [['send', '--stall', '10', 'x'], /^tsc-croc: error: option '--stall <seconds>' argument '10' is invalid\. at least 45 seconds$/, 'send'],
+    [['send', '--curve', 'nope', 'x'], /^tsc-croc: error: option '--curve <curve>' argument 'nope' is invalid\. Allowed choices are /, 'send'],
+    [['relay', '--port'], /^tsc-croc: error: option '--port <port>' argument missing$/, 'relay'],
+  ];
+  for (const [args, first, command] of cases) {
+    const p = runCli(args);
+    assert.equal(await p.exit(), 2, p.stderr());
+    const lines = p.stderr().trimEnd().split('\n');
+    assert.equal(lines.length, 2, `tsc-croc ${args.join(' ')}:\n${p.stderr()}`);
+    assert.match(lines[0]!, first);
+    assert.equal(lines[1], `(run tsc-croc ${command} --help)`);
+    assert.equal(p.stdout(), '');
+  }
+});
+
 test('on a terminal, receive asks for the code (echoed; Tab completes a word from its first letters) and the file arrives', async (t) => {
   const { execFileSync, spawn } = await import('node:child_process');
   try {

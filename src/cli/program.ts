@@ -84,8 +84,12 @@ export function buildProgram(io: CliIo): Command {
   const program = new Command('tsc-croc')
     .description('Send files between two computers, end-to-end encrypted with a short code (SPAKE2 + AES-256-GCM).')
     .version(VERSION)
-    .showHelpAfterError()
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      // a usage error: commander's one line (and its "Did you mean" guess), then the hint below, never the whole help
+      outputError: (s, write) => write(`tsc-croc: ${s.replace(/\n\(Did you mean ([^)\n]*)\)/, ' (did you mean $1)')}`),
+    })
     .exitOverride();
 
   const relayOpt = () => new Option('--relay <url>', 'relay address, e.g. http://relay.example:9009 (env: TSC_CROC_RELAY); without one, the local network');
@@ -273,6 +277,10 @@ export function buildProgram(io: CliIo): Command {
       const { completionScript } = await import('./completion.js');
       io.stdout.write(completionScript(program, shell));
     });
+
+  // after a usage error, one line pointing at the command's own help
+  program.showHelpAfterError('(run tsc-croc --help)');
+  for (const c of program.commands) c.showHelpAfterError(`(run tsc-croc ${c.name()} --help)`);
 
   return program;
 }
