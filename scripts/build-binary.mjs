@@ -7,7 +7,7 @@
  * the official Node binary of another platform (see README, "Single binary").
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -57,13 +57,21 @@ try {
   const tmpOut = `${out}.tmp-${process.pid}`;
   copyFileSync(nodeBinary, tmpOut);
   chmodSync(tmpOut, 0o755);
-  const macho = process.platform === 'darwin' && sameNode;
-  if (macho) execFileSync('codesign', ['--remove-signature', tmpOut], { stdio: 'inherit' });
+  // the target's format from its first bytes: a Mach-O binary (macOS) takes the blob in a segment of its own
+  const head = Buffer.alloc(4);
+  const fd = openSync(tmpOut, 'r');
+  readSync(fd, head, 0, 4, 0);
+  closeSync(fd);
+  const magic = head.toString('hex');
+  const macho = ['cffaedfe', 'cefaedfe', 'cafebabe'].includes(magic);
+  const sign = macho && process.platform === 'darwin';
+  if (sign) execFileSync('codesign', ['--remove-signature', tmpOut], { stdio: 'inherit' });
   const postject = join(dirname(require.resolve('postject/package.json')), 'dist', 'cli.js');
   const pj = [postject, tmpOut, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'];
   if (macho) pj.push('--macho-segment-name', 'NODE_SEA');
   execFileSync(process.execPath, pj, { stdio: ['ignore', 'ignore', 'inherit'] });
-  if (macho) execFileSync('codesign', ['--sign', '-', tmpOut], { stdio: 'inherit' });
+  if (sign) execFileSync('codesign', ['--sign', '-', tmpOut], { stdio: 'inherit' });
+  else if (macho) process.stderr.write(`a macOS binary: sign it on a Mac before running it (codesign --sign - ${out})\n`);
   // published under its final name only once complete
   execFileSync('mv', ['-f', tmpOut, out]);
   process.stdout.write(`${out}\n`);
