@@ -3,14 +3,14 @@
  * with no node_modules and no Node on PATH (relay, send, receive; --version).
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { sha256File } from './helpers/cli.js';
+import { sha256File, spawnWatched, type Proc } from './helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const WORK = mkdtempSync(join(tmpdir(), 'tsc-croc-binary-'));
@@ -18,36 +18,9 @@ const BIN = join(WORK, 'bin', 'tsc-croc');
 // SEA: Linux, macOS and Windows builds of Node 20; this test builds for the ones postject handles without signing tools
 const SKIP = process.platform !== 'linux' ? `single-executable build is tested on Linux only (this is ${process.platform})` : false;
 
-/** A child of the binary with an environment holding no PATH to Node: resolves output and exit code, bounded. */
-function run(args: string[], opts: { env?: Record<string, string>; cwd?: string } = {}) {
-  const child = spawn(BIN, args, { cwd: opts.cwd ?? WORK, env: { PATH: '/nonexistent', HOME: WORK, XDG_CONFIG_HOME: join(WORK, 'config'), ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const waiters = new Set<() => void>();
-  const poke = () => waiters.forEach((w) => w());
-  child.stdout.setEncoding('utf8').on('data', (d: string) => ((out += d), poke()));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => ((out += d), poke()));
-  const exited = new Promise<number>((resolve) => child.once('exit', (code, sig) => (resolve(code ?? (sig ? 128 : -1)), poke())));
-  return {
-    child,
-    output: () => out,
-    exit: (ms = 30_000) =>
-      new Promise<number>((resolve, reject) => {
-        const t = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`tsc-croc ${args[0]} did not exit within ${ms} ms\n${out}`))), ms);
-        void exited.then((c) => (clearTimeout(t), resolve(c)));
-      }),
-    waitFor: (re: RegExp, ms = 15_000) =>
-      new Promise<RegExpMatchArray>((resolve, reject) => {
-        const check = () => {
-          const m = out.match(re);
-          if (m) return done(() => resolve(m));
-          if (child.exitCode !== null || child.signalCode !== null) done(() => reject(new Error(`tsc-croc ${args[0]} exited before printing ${re}\n${out}`)));
-        };
-        const done = (f: () => void) => (waiters.delete(check), clearTimeout(t), f());
-        const t = setTimeout(() => done(() => reject(new Error(`no ${re} within ${ms} ms\n${out}`))), ms);
-        waiters.add(check);
-        check();
-      }),
-  };
+/** A child of the binary with an environment holding no PATH to Node: output and exit code, bounded. */
+function run(args: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): Proc {
+  return spawnWatched(BIN, args, { cwd: opts.cwd ?? WORK, env: { PATH: '/nonexistent', HOME: WORK, XDG_CONFIG_HOME: join(WORK, 'config'), ...opts.env }, label: `tsc-croc ${args.join(' ')}` });
 }
 
 before(async () => {

@@ -7,13 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CLI, sha256File } from './helpers/cli.js';
+import { CLI, sha256File, spawnWatched, type Proc } from './helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const npmMissing = spawnSync('npm', ['--version'], { encoding: 'utf8' }).error !== undefined;
@@ -35,42 +35,9 @@ function run(cmd: string, args: string[], opts: { cwd: string; env: NodeJS.Proce
   });
 }
 
-/** Start the installed command; `waitFor` a line (bounded), `exit` (bounded). */
-function start(bin: string, args: string[], env: NodeJS.ProcessEnv) {
-  const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const listeners = new Set<() => void>();
-  const poke = () => listeners.forEach((l) => l());
-  child.stdout.setEncoding('utf8').on('data', (d: string) => ((out += d), poke()));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => ((out += d), poke()));
-  const exited = new Promise<number>((resolve) => child.once('exit', (code, sig) => (resolve(code ?? (sig ? 128 : -1)), poke())));
-  const bounded = <T>(p: Promise<T>, ms: number, what: string) =>
-    Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        const t = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`${what} within ${ms} ms: tsc-croc ${args.join(' ')}\n${out}`))), ms);
-        void p.then(() => clearTimeout(t), () => clearTimeout(t));
-      }),
-    ]);
-  return {
-    child,
-    output: () => out,
-    exit: (ms = 60_000) => bounded(exited, ms, 'no exit'),
-    waitFor: (re: RegExp, ms = 30_000) =>
-      bounded(
-        new Promise<RegExpMatchArray>((resolve, reject) => {
-          const check = () => {
-            const m = out.match(re);
-            if (m) (listeners.delete(check), resolve(m));
-            else if (child.exitCode !== null || child.signalCode !== null) (listeners.delete(check), reject(new Error(`exited before printing ${re}\n${out}`)));
-          };
-          listeners.add(check);
-          check();
-        }),
-        ms,
-        `no ${re}`,
-      ),
-  };
+/** Start the installed command (its output watched, waits bounded). */
+function start(bin: string, args: string[], env: NodeJS.ProcessEnv): Proc {
+  return spawnWatched(bin, args, { env, label: `tsc-croc ${args.join(' ')}` });
 }
 
 test('npm pack, npm install -g of the tarball, then the installed tsc-croc relays, sends and receives; npx from the tarball', { skip: npmMissing && 'npm is not on PATH: the packed install cannot be tested', timeout: 240_000 }, async () => {
@@ -116,13 +83,13 @@ test('npm pack, npm install -g of the tarball, then the installed tsc-croc relay
     await writeFile(file, randomBytes(3 * 1024 * 1024 + 17));
     const relay = start(bin, ['relay', '--host', '127.0.0.1', '--port', '0', '--tcp-port', '0', '--quiet'], env);
     try {
-      const [, port] = await relay.waitFor(/HTTP on 127\.0\.0\.1:(\d+)/);
+      const [, port] = await relay.waitFor(/HTTP on 127\.0\.0\.1:(\d+)/, 30_000);
       const url = `http://127.0.0.1:${port}`;
       const sender = start(bin, ['send', '--relay', url, '--no-local', '--no-progress', file], env);
-      const [, code] = await sender.waitFor(/Code is: (\S+)/);
+      const [, code] = await sender.waitFor(/Code is: (\S+)/, 30_000);
       const recipient = start(bin, ['receive', '--relay', url, '--no-local', '--no-progress', '--yes', '--out', out], { ...env, TSC_CROC_SECRET: code });
-      assert.equal(await recipient.exit(), 0, recipient.output());
-      assert.equal(await sender.exit(), 0, sender.output());
+      assert.equal(await recipient.exit(60_000), 0, recipient.output());
+      assert.equal(await sender.exit(60_000), 0, sender.output());
       assert.equal(await sha256File(join(out, 'payload.bin')), await sha256File(file));
     } finally {
       relay.child.kill('SIGTERM');

@@ -14,6 +14,8 @@ export interface Proc {
   child: ChildProcess;
   stdout: () => string;
   stderr: () => string;
+  /** stdout then stderr (for assertion messages and checks that either holds). */
+  output: () => string;
   /** Resolves with the exit code; rejects (and kills) after `ms`. */
   exit: (ms?: number) => Promise<number>;
   /** Resolves with the first match of `re` on stdout or stderr; rejects after `ms`. */
@@ -29,7 +31,16 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: st
   Object.assign(env, opts.env);
   // wrap: a command prefix, e.g. ['ip', 'netns', 'exec', 'ns1'] to run the CLI in a network namespace
   const [cmd, ...pre] = [...(opts.wrap ?? []), process.execPath, CLI, ...args];
-  const child = spawn(cmd!, pre, { env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawnWatched(cmd!, pre, { env, cwd: opts.cwd, input: opts.input, label: `tsc-croc ${args.join(' ')}` });
+}
+
+/**
+ * Spawn `cmd` with exactly `opts.env` and watch its output: the Proc of runCli, for any command
+ * that prints like the CLI (the installed bin, the single binary).
+ */
+export function spawnWatched(cmd: string, argv: string[], opts: { env: NodeJS.ProcessEnv; cwd?: string; input?: string | Buffer; label?: string }): Proc {
+  const label = opts.label ?? [cmd, ...argv].join(' ');
+  const child = spawn(cmd, argv, { env: opts.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const listeners = new Set<() => void>();
@@ -45,11 +56,12 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: st
     child,
     stdout: () => out,
     stderr: () => err,
+    output: () => out + err,
     exit: (ms = 30_000) =>
       new Promise((resolve, reject) => {
         const t = setTimeout(() => {
           child.kill('SIGKILL');
-          reject(new Error(`process did not exit within ${ms} ms: tsc-croc ${args.join(' ')}${describe()}`));
+          reject(new Error(`process did not exit within ${ms} ms: ${label}${describe()}`));
         }, ms);
         void exited.then((c) => {
           clearTimeout(t);
