@@ -314,3 +314,18 @@ test('--skip-existing (no terminal): what is here is kept, the rest arrives; eve
   const both = runCli(['receive', '--relay', relay.url, '--no-local', '--overwrite', '--skip-existing'], { env: { TSC_CROC_SECRET: code2! } });
   assert.equal(await both.exit(), 2, both.output());
 });
+
+test('on a terminal: Ctrl-C at the [y/n/a/q] prompt cancels cleanly, the error on a line of its own', async (t) => {
+  if (!hasScript) return t.skip('no `script` (util-linux) here to give the recipient a terminal');
+  const { out, args } = await scene('ctrl-c');
+  const { sender, code } = await sending(args);
+  const r = onTerminal(['receive', '--relay', relay.url, '--no-local', '--out', out], code);
+  await r.answer(/\[y\/N\] /, 'y\r');
+  await r.answer(/a\.bin already exists here: replace it\? \[y\/n\/a\/q\] /, '\u0003');
+  assert.equal(await r.exited, 4, r.screen());
+  assert.equal(await sender.exit(), 4, sender.output());
+  t.diagnostic(`recipient's screen:\n${r.plain()}`);
+  assert.match(r.plain(), /replace it\? \[y\/n\/a\/q\] (\^C)?\r?\n(\r?\n)?tsc-croc: cancelled \[ERR_CANCELLED\]/);
+  assert.deepEqual((await readdir(out)).sort(), ['a.bin', 'photos']);
+  assert.equal(await readFile(join(out, 'a.bin'), 'utf8'), 'old a\n');
+});
