@@ -329,3 +329,39 @@ test('on a terminal: Ctrl-C at the [y/n/a/q] prompt cancels cleanly, the error o
   assert.deepEqual((await readdir(out)).sort(), ['a.bin', 'photos']);
   assert.equal(await readFile(join(out, 'a.bin'), 'utf8'), 'old a\n');
 });
+
+test('a dropped connection after a skip: the recipient says the same skip again, the sender its plan, the kept name stays untouched', async (t) => {
+  let own = await startCliRelay();
+  t.after(() => own.stop());
+  const src = join(dir, 'drop-src');
+  const out = join(dir, 'drop-out');
+  await mkdir(src);
+  await mkdir(out);
+  await writeFile(join(src, 'kept.bin'), randomBytes(5000));
+  await writeFile(join(out, 'kept.bin'), 'mine\n');
+  await writeFile(join(src, 'a.bin'), randomBytes(600_000));
+  await writeFile(join(src, 'b.bin'), randomBytes(8 * 1024 * 1024));
+  const args = ['kept.bin', 'a.bin', 'b.bin'].map((n) => join(src, n));
+  const sender = runCli(['send', '--relay', own.url, '--no-local', '--json', ...args]);
+  const [, code] = await sender.waitFor(/"code":"([^"]+)"/);
+  const recipient = runCli(['receive', '--relay', own.url, '--no-local', '--json', '--yes', '--skip-existing', '--out', out], { env: { TSC_CROC_SECRET: code! } });
+  // the relay dies once the sender has started b.bin, with the sender paused: it has not sent "done"
+  await sender.waitFor(/"event":"file-start","path":"b\.bin"/, 30_000);
+  sender.child.kill('SIGSTOP');
+  own.proc.child.kill('SIGKILL');
+  await own.proc.exit();
+  sender.child.kill('SIGCONT');
+  await recipient.waitFor(/"event":"reconnecting"/);
+  await sender.waitFor(/"event":"reconnecting"/);
+  own = await startCliRelay({}, { http: own.httpPort, tcp: own.tcpPort });
+  assert.equal(await recipient.exit(60_000), 0, recipient.output());
+  assert.equal(await sender.exit(), 0, sender.output());
+  assert.match(sender.stdout(), /"event":"reconnected"/);
+  assert.equal(sender.stdout().match(/"event":"skipped"/g)?.length, 1, 'reported once per run');
+  const starts = sender.stdout().match(/"event":"file-start","path":"[^"]+"/g) ?? [];
+  assert.ok(starts.every((s) => !s.includes('kept.bin')), 'the kept name is never sent, in either session');
+  assert.ok(starts.filter((s) => s.includes('a.bin')).length >= 2, 'the second session went over the list again');
+  assert.equal(await readFile(join(out, 'kept.bin'), 'utf8'), 'mine\n');
+  for (const n of ['a.bin', 'b.bin']) assert.equal(await sha256File(join(out, n)), await sha256File(join(src, n)), n);
+  assert.match(sender.stdout(), /"event":"done","files":2,"bytes":8988608,/);
+});

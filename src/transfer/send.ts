@@ -149,7 +149,7 @@ async function transfer(
   emit: EventSink,
   timeouts: typeof DEFAULT_TIMEOUTS,
 ): Promise<SendResult> {
-  const run: RunState = { code, planning, opts, emit, timeouts, sent: 0, accepted: false, allSent: false };
+  const run: RunState = { code, planning, opts, emit, timeouts, sent: 0, accepted: false, allSent: false, skipReported: false };
   let { join } = route;
   let sessionKeys = keys;
   let untilMs = 0;
@@ -191,6 +191,8 @@ interface RunState {
   accepted: boolean;
   /** Every file, `done` and END went out (in some session); only the recipient's `received` was missing. */
   allSent: boolean;
+  /** The names the recipient keeps were reported (once per run: it says them again after a reconnection). */
+  skipReported: boolean;
 }
 
 async function transferSession(client: RelayClient, join: JoinResponse, keys: SessionKeys, run: RunState): Promise<SendResult> {
@@ -266,7 +268,8 @@ async function transferSession(client: RelayClient, join: JoinResponse, keys: Se
         }
       }
       await channel.sendMessage({ type: 'plan', totalFiles, totalDirs, totalBytes });
-      emit({ type: 'skipped', names: [...skipped] });
+      if (!run.skipReported) emit({ type: 'skipped', names: [...skipped] });
+      run.skipReported = true;
     }
     emit({ type: 'stage', stage: 'transferring' });
     let done = 0;
