@@ -305,10 +305,11 @@ test('--skip-existing (no terminal): what is here is kept, the rest arrives; eve
   // again: now every name is here; --json shows the sender's skipped event
   const again = runCli(['send', '--relay', relay.url, '--no-local', '--json', ...args]);
   const [, code2] = await again.waitFor(/"code":"([^"]+)"/);
-  const r2 = runCli(['receive', '--relay', relay.url, '--no-local', '--yes', '--skip-existing', '--out', out], { env: { TSC_CROC_SECRET: code2! } });
+  const r2 = runCli(['receive', '--relay', relay.url, '--no-local', '--json', '--yes', '--skip-existing', '--out', out], { env: { TSC_CROC_SECRET: code2! } });
   assert.equal(await r2.exit(), 0, r2.output());
   assert.equal(await again.exit(), 0, again.output());
   assert.match(again.stdout(), /\{"event":"skipped","names":\["a\.bin","photos","c\.bin"\]\}/);
+  assert.equal(r2.stdout().match(/"event":"skipped"/g)?.length, 1, r2.stdout());
   assert.match(again.stdout(), /\{"event":"done","files":0,"bytes":0,"resumedBytes":0\}/);
   // --overwrite and --skip-existing together: a usage error
   const both = runCli(['receive', '--relay', relay.url, '--no-local', '--overwrite', '--skip-existing'], { env: { TSC_CROC_SECRET: code2! } });

@@ -296,6 +296,7 @@ async function receiveSession(client: RelayClient, join: JoinResponse, agreed: S
                 runState.accepted = effect.offer;
                 runState.skipped = decision.skip;
                 runState.resumed = have.reduce((n, h) => n + h.offset, 0);
+                if (kept.size > 0) emit({ type: 'skipped', names: decision.skip.map(displayName) });
               }
               totalBytes = effect.offer.totalBytes;
               if (decision.accept) {
