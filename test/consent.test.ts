@@ -17,6 +17,14 @@ import { senderStart, senderStep, type SenderState } from '../src/core/sender-ma
 import { parseConsent } from '../src/cli/prompt-consent.js';
 import { stateName } from '../src/transfer/resume-store.js';
 import { CLI, runCli, sha256File, startCliRelay } from './helpers/cli.js';
+import { startPeerRelay } from './helpers/relay.js';
+import { parseCode } from '../src/core/code-phrase.js';
+import { RecordType, recordPayload } from '../src/core/record.js';
+import { send } from '../src/transfer/send.js';
+import { recipientPake } from '../src/transfer/pake.js';
+import { RelayClient } from '../src/transfer/relay-client.js';
+import { SecureChannel } from '../src/transfer/secure-channel.js';
+import { connectStapled } from '../src/transfer/tcp.js';
 
 const digest = 'd'.repeat(64);
 const protocol = (re: RegExp) => (e: unknown) => e instanceof TscCrocError && e.code === 'ERR_PROTOCOL' && re.test(e.message);
@@ -365,4 +373,47 @@ test('a dropped connection after a skip: the recipient says the same skip again,
   assert.equal(await readFile(join(out, 'kept.bin'), 'utf8'), 'mine\n');
   for (const n of ['a.bin', 'b.bin']) assert.equal(await sha256File(join(out, n)), await sha256File(join(src, n)), n);
   assert.match(sender.stdout(), /"event":"done","files":2,"bytes":8988608,/);
+});
+
+test('a hostile recipient against the real sender: a skip of a name not offered, or a "have" under a skipped name, is refused before anything is sent', async () => {
+  const peer = await startPeerRelay();
+  try {
+    const src = join(dir, 'hostile-recipient');
+    await mkdir(src);
+    await writeFile(join(src, 'one.txt'), 'one');
+    await writeFile(join(src, 'two.txt'), 'two');
+    const timeouts = { waitForPeerMs: 10_000, stepMs: 10_000, stapleMs: 10_000, reconnectMs: 0 };
+    const scripts: [RecipientMessage[], RegExp][] = [
+      [[{ type: 'skip', names: ['three.txt'] }, { type: 'accept' }], /"skip" names "three\.txt", which was not offered/],
+      [[{ type: 'skip', names: ['one.txt'] }, { type: 'have', entries: [{ path: 'one.txt', offset: 3, digest, whole: true }] }, { type: 'accept' }], /"have" for "one\.txt", under a name it skipped/],
+      [[{ type: 'have', entries: [{ path: 'two.txt', offset: 1, digest, whole: false }, { path: 'two.txt', offset: 2, digest, whole: false }] }, { type: 'accept' }], /"have" names "two\.txt" twice/],
+    ];
+    for (const [script, re] of scripts) {
+      let onCode!: (c: string) => void;
+      const codeOut = new Promise<string>((r) => (onCode = r));
+      const sending = send({ relay: peer.httpUrl, lan: 'off', files: [join(src, 'one.txt'), join(src, 'two.txt')], timeouts, onEvent: (e) => e.type === 'code' && onCode(e.code) }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      const { channel, secret } = parseCode(await codeOut);
+      const client = new RelayClient(peer.httpUrl);
+      const joined = await client.join({ role: 'recipient', channel });
+      const keys = await recipientPake(client, joined, secret, timeouts);
+      const st = await connectStapled({ host: client.host, port: joined.tcpPort, channel, uuid: joined.uuid, timeoutMs: 10_000 });
+      const ch = new SecureChannel(st.socket, st.leftover, keys.recipientToSender, keys.senderToRecipient, undefined, st.tap);
+      const seen: string[] = [];
+      const reading = (async () => {
+        for await (const rec of ch.records()) if (rec.type === RecordType.MESSAGE) seen.push(JSON.parse(recordPayload(rec).toString()).type as string);
+      })().catch(() => undefined);
+      for (const m of script) await ch.sendMessage(m).catch(() => undefined);
+      const e = await sending;
+      await reading;
+      ch.destroy();
+      assert.ok(e instanceof TscCrocError && e.code === 'ERR_PROTOCOL', String(e));
+      assert.match(e.message, re);
+      assert.deepEqual(seen.filter((t) => t !== 'keepalive' && t !== 'error'), ['offer'], 'nothing but the offer went out');
+    }
+  } finally {
+    await peer.close();
+  }
 });
