@@ -8,10 +8,10 @@
  *   for await (const e of receiveEvents({ relay: relay.httpUrl, code, accept: () => true })) console.log(e);
  */
 import { iterateEvents, type TransferEvent } from './transfer/events.js';
-import { receive, type ReceiveOptions, type ReceiveResult } from './transfer/receive.js';
+import { receive, type OverwriteAnswer, type ReceiveOptions, type ReceiveResult } from './transfer/receive.js';
 import { send, type SendOptions, type SendResult } from './transfer/send.js';
 
-export { send, receive, type SendOptions, type SendResult, type ReceiveOptions, type ReceiveResult };
+export { send, receive, type SendOptions, type SendResult, type ReceiveOptions, type ReceiveResult, type OverwriteAnswer };
 
 /** send() as an async generator: `for await (const e of sendEvents(opts))`; its return value is the result. */
 export function sendEvents(opts: Omit<SendOptions, 'onEvent'>): AsyncGenerator<TransferEvent, SendResult> {

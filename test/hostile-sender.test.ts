@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, statfs, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, statfs, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSecret, formatCode } from '../src/core/code-phrase.js';
@@ -14,7 +14,7 @@ import { TscCrocError } from '../src/core/errors.js';
 import { MAX_OFFER_DIRS, MAX_OFFER_FILES, PROTOCOL_VERSION, type SenderMessage } from '../src/core/messages.js';
 import { RecordType } from '../src/core/record.js';
 import type { RunningRelay } from '../src/relay/index.js';
-import { receive } from '../src/transfer/receive.js';
+import { receive, type ReceiveOptions } from '../src/transfer/receive.js';
 import type { DEFAULT_TIMEOUTS, TransferEvent } from '../src/transfer/events.js';
 import { senderPake } from '../src/transfer/pake.js';
 import { RelayClient } from '../src/transfer/relay-client.js';
@@ -41,7 +41,7 @@ after(async () => {
 type Step = { msg: SenderMessage } | { data: Buffer } | { end: true } | { cut: true } | { until: (e: TransferEvent) => boolean };
 
 /** Run a scripted sender against receive(); returns receive()'s outcome. */
-async function hostile(script: Step[], outDir: string, overwrite = false, more: Partial<typeof DEFAULT_TIMEOUTS> = {}): Promise<unknown> {
+async function hostile(script: Step[], outDir: string, overwrite: ReceiveOptions['overwrite'] = false, more: Partial<typeof DEFAULT_TIMEOUTS> = {}): Promise<unknown> {
   const client = new RelayClient(relay.httpUrl);
   const join = await client.join({ role: 'sender' });
   const secret = generateSecret();
@@ -343,4 +343,35 @@ test('an offer larger than the free space is refused before anything is written 
     t.diagnostic('not root: no tmpfs of our own; the offer claims 1 GiB more than the free space of the temporary folder');
     await check(base, st.bavail * st.bsize + 1024 ** 3);
   }
+});
+
+test('after the recipient keeps a name (skip), a sender that sends under it, gives no plan, or plans more than it offered is refused; the kept name is untouched', async () => {
+  const { out } = await fresh('skip');
+  await writeFile(join(out, 'mine.txt'), 'my own\n');
+  const data = Buffer.from('new bytes');
+  const keepMine = () => ({ replace: [], skip: ['mine.txt'] });
+  const offered = offer(['mine.txt', 'new.txt'], 2 * data.length);
+  const plan = (totalFiles: number, totalBytes: number): Step => ({ msg: { type: 'plan', totalFiles, totalDirs: 0, totalBytes } });
+  const send = (path: string): Step[] => [file(path, data.length), { data }, { msg: { type: 'file-end' } }];
+  const cases: [Step[], RegExp][] = [
+    [[offered, plan(1, data.length), ...send('mine.txt'), { msg: { type: 'done' } }, { end: true }], /"mine\.txt" is under a name we skipped/],
+    [[offered, ...send('new.txt'), { msg: { type: 'done' } }, { end: true }], /expected "plan" after our "skip"/],
+    [[offered, plan(3, data.length), ...send('new.txt'), { msg: { type: 'done' } }, { end: true }], /planned 3 files, 0 folders and 9 bytes, more than the 2, 0 and 18 offered/],
+    [[offered, plan(1, data.length), { msg: { type: 'done' } }, { end: true }], /but planned 1, 0 and 9/],
+  ];
+  for (const [script, re] of cases) {
+    const e = await hostile(script, out, keepMine);
+    assertCode(e, 'ERR_PROTOCOL');
+    assert.match((e as Error).message, re);
+    assert.equal(await readFile(join(out, 'mine.txt'), 'utf8'), 'my own\n');
+  }
+  // and the honest one: the plan, then only the rest
+  assert.equal(await hostile([offered, plan(1, data.length), ...send('new.txt'), { msg: { type: 'done' } }, { end: true }], out, keepMine), null);
+  assert.equal(await readFile(join(out, 'mine.txt'), 'utf8'), 'my own\n');
+  assert.deepEqual(await readFile(join(out, 'new.txt')), data);
+  // an overwrite callback that leaves a name undecided, or names one that is not there, refuses the transfer
+  await writeFile(join(out, 'other.txt'), 'x');
+  const two = offer(['mine.txt', 'other.txt'], 2);
+  assertCode(await hostile([two], out, () => ({ replace: ['mine.txt'], skip: [] })), 'ERR_INVALID_ARGUMENT');
+  assertCode(await hostile([two], out, () => ({ replace: ['mine.txt', 'zzz'], skip: ['other.txt'] })), 'ERR_INVALID_ARGUMENT');
 });

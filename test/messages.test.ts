@@ -18,9 +18,11 @@ test('valid messages round-trip', () => {
     { type: 'done' },
     { type: 'keepalive' },
     { type: 'error', code: 'ERR_IO', message: 'disk on fire' },
+    { type: 'plan', totalFiles: 2, totalDirs: 1, totalBytes: 0 },
   ] as Message[];
   for (const m of msgs) assert.deepEqual(parseMessage(encodeMessage(m), 'sender'), m);
   for (const t of ['accept', 'decline', 'received', 'keepalive'] as const) assert.deepEqual(parseMessage(encodeMessage({ type: t }), 'recipient'), { type: t });
+  assert.deepEqual(parseMessage(encodeMessage({ type: 'skip', names: ['a.txt', 'photos'] }), 'recipient'), { type: 'skip', names: ['a.txt', 'photos'] });
   const have = { type: 'have', entries: [{ path: 'a/b.bin', offset: 1048576, digest: 'c'.repeat(64), whole: false }] } as Message;
   assert.deepEqual(parseMessage(encodeMessage(have), 'recipient'), have);
 });
@@ -59,6 +61,13 @@ test('hostile messages are refused', () => {
     [{ type: 'offer', v: 1, kind: 'files', totalFiles: 1, totalDirs: 0, totalBytes: 1, names: ['a'] }, 'sender'],
     [{ type: 'file-end', sha256: 'a'.repeat(64) }, 'sender'],
     [{ type: 'done', x: 1 }, 'sender'],
+    [{ type: 'skip', names: [] }, 'recipient'],
+    [{ type: 'skip', names: 'a' }, 'recipient'],
+    [{ type: 'skip', names: [1] }, 'recipient'],
+    [{ type: 'skip', names: ['x'.repeat(256)] }, 'recipient'],
+    [{ type: 'skip', names: ['a'], x: 1 }, 'recipient'],
+    [{ type: 'plan', totalFiles: 1, totalDirs: 0, totalBytes: 1.5 }, 'sender'],
+    [{ type: 'plan', totalFiles: 1, totalDirs: 0, totalBytes: 1, names: [] }, 'sender'],
     [{ type: 'nope' }, 'sender'],
     [[1, 2], 'sender'],
     [null, 'sender'],

@@ -73,6 +73,11 @@ function cancelOnSignals(): { signal: AbortSignal; dispose: () => void } {
   };
 }
 
+/** Names for one line: the first ten, then how many more. */
+function listNames(names: readonly string[]): string {
+  return names.slice(0, 10).map(safeForTerminal).join(', ') + (names.length > 10 ? `, and ${names.length - 10} more` : '');
+}
+
 /** A number of seconds from the command line: 0 to one day, fractions allowed. */
 function seconds(v: string): number {
   const n = Number(v);
@@ -156,6 +161,7 @@ export function buildProgram(io: CliIo): Command {
         timeouts: { reconnectMs: o.reconnect * 1000, stallMs: o.stall * 1000 },
         signal,
         onEvent: (e) => {
+          if (e.type === 'skipped' && !o.json) ui.info(`The recipient already has and kept: ${listNames(e.names)}`);
           if (e.type === 'code' && !o.json) {
             io.stdout.write(`Code is: ${e.code}\n`);
             // the code is typed at the prompt (or set in the environment), never given as an argument:
@@ -184,9 +190,10 @@ export function buildProgram(io: CliIo): Command {
       .addOption(relayPasswordOpt())
       .option('--out <dir>', 'folder to save into', '.')
       .option('-y, --yes', 'accept the offer without asking')
-      .option('--overwrite', 'replace files (and write into folders) that already exist; on a terminal you are asked')
+      .option('--overwrite', 'replace files (and write into folders) that already exist; on a terminal you are asked name by name')
+      .addOption(new Option('--skip-existing', 'keep what already exists here and receive the rest (the sender is told)').conflicts('overwrite'))
       .option('--stdout', 'write a single offered file to stdout instead of the output folder'),
-  ).action(async (codeArg: string | undefined, o: { relay?: string; relayPassword?: string; stdout?: boolean; out: string; yes?: boolean; overwrite?: boolean; json?: boolean; progress: boolean; local?: boolean; interface?: string; remember?: boolean; reconnect: number; stall: number }) => {
+  ).action(async (codeArg: string | undefined, o: { relay?: string; relayPassword?: string; stdout?: boolean; out: string; yes?: boolean; overwrite?: boolean; skipExisting?: boolean; json?: boolean; progress: boolean; local?: boolean; interface?: string; remember?: boolean; reconnect: number; stall: number }) => {
     const relay = await relayFrom(o, io);
     // the code: typed at the prompt (never in a process list), else TSC_CROC_SECRET, else an argument
     if (codeArg !== undefined) warnArgumentCode(io);
@@ -211,11 +218,8 @@ export function buildProgram(io: CliIo): Command {
         code,
         outDir: o.out,
         timeouts: { reconnectMs: o.reconnect * 1000, stallMs: o.stall * 1000 },
-        overwrite: o.overwrite
-          ? true
-          : io.stdin.isTTY && !o.yes
-            ? (existing) => confirm(`Replace or add to what is already here (${existing.slice(0, 5).join(', ')}${existing.length > 5 ? ', ...' : ''})?`, io.stdin, io.stderr, signal)
-            : false,
+        // existing names: all replaced, all kept, or asked about one by one on a terminal
+        overwrite: o.overwrite ? true : o.skipExisting ? 'skip' : io.stdin.isTTY && !o.yes ? async (existing) => (await import('./prompt-consent.js')).askEachExisting(existing, io.stdin, io.stderr, signal) : false,
         signal,
         onEvent: ui.onEvent,
         accept: async (offer) => {
@@ -229,6 +233,7 @@ export function buildProgram(io: CliIo): Command {
           return confirm(`Accept ${describeOffer(offer)}?`, io.stdin, io.stderr, signal);
         },
       });
+      if (result.skipped.length > 0 && !o.json) io.stderr.write(`Kept what was already here (not received): ${listNames(result.skipped)}\n`);
       if (result.text !== undefined)
         io.stdout.write(o.json ? `${JSON.stringify({ event: 'text', text: result.text })}\n` : `${io.stdout.isTTY ? safeForTerminal(result.text) : result.text}\n`);
     } finally {

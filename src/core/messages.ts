@@ -3,10 +3,11 @@
  * Everything that arrives is hostile until `parseMessage` has checked its shape, types and
  * ranges; unknown types and unknown fields are refused.
  *
- * Sender → recipient:  offer, then in any order: dir (a folder), or file, DATA records, file-end
- *                      (a file); then done; END.
- * Recipient → sender:  have* (what an earlier, interrupted run left), then accept | decline,
- *                      then received (after every file is complete and published); END.
+ * Sender → recipient:  offer; plan (only after a skip, right after the accept); then in any order:
+ *                      dir (a folder), or file, DATA records, file-end (a file); then done; END.
+ * Recipient → sender:  have* (what an earlier, interrupted run left) and skip? (names it keeps),
+ *                      then accept | decline, then received (after every file is complete and
+ *                      published); END.
  * Either side:         keepalive (any time; ignored), error (then END), which ends the transfer.
  */
 import { TscCrocError } from './errors.js';
@@ -108,6 +109,26 @@ export interface HaveMessage {
   type: 'have';
   entries: HaveEntry[];
 }
+/**
+ * Top-level names of the offer that the recipient keeps as they are (its user chose not to
+ * replace them): the sender leaves out everything under them. Kind 'files' only, before
+ * `accept`, at most one per transfer; each name once.
+ */
+export interface SkipMessage {
+  type: 'skip';
+  names: string[];
+}
+/**
+ * The sender's answer to a `skip`, right after the `accept` and before anything else: what it
+ * will send now that the skipped names are left out. Each total is at most the offer's, and the
+ * recipient holds the sender to these exactly, as it would to the offer's.
+ */
+export interface PlanMessage {
+  type: 'plan';
+  totalFiles: number;
+  totalDirs: number;
+  totalBytes: number;
+}
 export interface DoneMessage {
   type: 'done';
 }
@@ -134,8 +155,8 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type SenderMessage = OfferMessage | DirMessage | FileMessage | FileEndMessage | StreamEndMessage | DoneMessage | KeepaliveMessage | ErrorMessage;
-export type RecipientMessage = HaveMessage | AcceptMessage | DeclineMessage | ReceivedMessage | KeepaliveMessage | ErrorMessage;
+export type SenderMessage = OfferMessage | PlanMessage | DirMessage | FileMessage | FileEndMessage | StreamEndMessage | DoneMessage | KeepaliveMessage | ErrorMessage;
+export type RecipientMessage = HaveMessage | SkipMessage | AcceptMessage | DeclineMessage | ReceivedMessage | KeepaliveMessage | ErrorMessage;
 export type Message = SenderMessage | RecipientMessage;
 
 export function encodeMessage(m: Message): Buffer {
@@ -148,9 +169,16 @@ function bad(what: string): never {
   throw new TscCrocError('ERR_PROTOCOL', `malformed message from the other side: ${what}`);
 }
 
-function exactKeys(o: Fields, keys: readonly string[]): void {
+/**
+ * Exactly these keys. `what` names the object in the error ("'offer'", "a 'have' entry"): the
+ * first missing key is named, else the first extra one (made safe to show, and cut short).
+ */
+function exactKeys(o: Fields, keys: readonly string[], what = `'${String(o.type)}'`): void {
   const got = Object.keys(o);
-  if (got.length !== keys.length || !got.every((k) => keys.includes(k))) bad(`unexpected fields in '${String(o.type)}'`);
+  const missing = keys.find((k) => !Object.hasOwn(o, k));
+  if (missing !== undefined) bad(`${what} lacks '${missing}'`);
+  const extra = got.find((k) => !keys.includes(k));
+  if (extra !== undefined) bad(`${what} has an unexpected field ${JSON.stringify(extra.slice(0, 32)).replace(/[^\x20-\x7e]/g, '?')}`);
 }
 
 function uint(o: Fields, k: string, max = Number.MAX_SAFE_INTEGER): number {
@@ -187,8 +215,8 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
   if (typeof o !== 'object' || o === null || Array.isArray(o)) bad('not an object');
   const m = o as Fields;
   const type = m.type;
-  const senderTypes = ['offer', 'dir', 'file', 'file-end', 'stream-end', 'done', 'keepalive', 'error'];
-  const recipientTypes = ['have', 'accept', 'decline', 'received', 'keepalive', 'error'];
+  const senderTypes = ['offer', 'plan', 'dir', 'file', 'file-end', 'stream-end', 'done', 'keepalive', 'error'];
+  const recipientTypes = ['have', 'skip', 'accept', 'decline', 'received', 'keepalive', 'error'];
   if (typeof type !== 'string' || !(from === 'sender' ? senderTypes : recipientTypes).includes(type))
     bad(`unexpected message type from the ${from}`);
   switch (type) {
@@ -227,12 +255,22 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
         entries: entries.map((e: unknown) => {
           if (typeof e !== 'object' || e === null || Array.isArray(e)) bad("'entries' must hold objects");
           const o = e as Fields;
-          exactKeys(o, ['path', 'offset', 'digest', 'whole']);
+          exactKeys(o, ['path', 'offset', 'digest', 'whole'], "a 'have' entry");
           if (typeof o.whole !== 'boolean') bad("'whole' must be true or false");
           return { path: str(o, 'path', MAX_PATH_CHARS), offset: uint(o, 'offset'), digest: hex64(o, 'digest'), whole: o.whole };
         }),
       };
     }
+    case 'skip': {
+      exactKeys(m, ['type', 'names']);
+      const names = m.names;
+      if (!Array.isArray(names) || names.length < 1 || names.length > MAX_OFFER_NAMES) bad(`'names' must be a list of 1..${MAX_OFFER_NAMES}`);
+      for (const n of names) if (typeof n !== 'string' || n.length === 0 || n.length > MAX_NAME_CHARS) bad(`'names' entries must be strings of 1..${MAX_NAME_CHARS} characters`);
+      return { type, names: names as string[] };
+    }
+    case 'plan':
+      exactKeys(m, ['type', 'totalFiles', 'totalDirs', 'totalBytes']);
+      return { type, totalFiles: uint(m, 'totalFiles'), totalDirs: uint(m, 'totalDirs'), totalBytes: uint(m, 'totalBytes') };
     case 'stream-end':
       exactKeys(m, ['type', 'size', 'sha256']);
       return { type, size: uint(m, 'size'), sha256: hex64(m, 'sha256') };

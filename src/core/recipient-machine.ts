@@ -6,16 +6,25 @@
  * lie under one of the offered top-level names, and is written at most once.
  */
 import { TscCrocError } from './errors.js';
-import { MAX_HAVE_ENTRIES, MAX_OFFER_BYTES, MAX_OFFER_DIRS, MAX_OFFER_FILES, MAX_TEXT_BYTES, type DirMessage, type HaveEntry, type FileMessage, type OfferMessage, type RecipientMessage, type SenderMessage } from './messages.js';
+import { MAX_HAVE_ENTRIES, MAX_OFFER_BYTES, MAX_OFFER_DIRS, MAX_OFFER_FILES, MAX_TEXT_BYTES, type DirMessage, type HaveEntry, type FileMessage, type OfferMessage, type PlanMessage, type RecipientMessage, type SenderMessage } from './messages.js';
 import { checkRelativePath, displayName } from './path.js';
+
+/** What the sender must send in all: the offer's totals, or those of its `plan` after a `skip`. */
+type Limits = Pick<OfferMessage, 'totalFiles' | 'totalDirs' | 'totalBytes'>;
 
 interface Totals {
   offer: OfferMessage;
+  /** The totals the sender is held to: the offer's, or its plan's once names were skipped. */
+  want: Limits;
+  /** 'offered', or 'planned' after a plan: how the totals are named in errors. */
+  wantWord: 'offered' | 'planned';
   files: number;
   dirs: number;
   bytes: number;
   /** The offered top-level names. */
   roots: ReadonlySet<string>;
+  /** Offered names we keep as they are (`skip`): nothing under them may come. */
+  skipped: ReadonlySet<string>;
   /**
    * Paths already written. A ledger owned by one run of the machine, updated in place (O(1) per
    * entry, so 100,000 files stay linear): nothing is written twice.
@@ -30,6 +39,8 @@ interface Totals {
 export type RecipientState =
   | { name: 'await-offer' }
   | { name: 'await-decision'; offer: OfferMessage }
+  /** We sent `skip`: the sender's `plan` comes first. */
+  | ({ name: 'await-plan' } & Totals)
   | ({ name: 'await-entry' } & Totals)
   | ({ name: 'in-file'; file: FileMessage; segments: string[]; received: number } & Totals)
   /** A text or stream offer: its DATA, up to `stream-end`. */
@@ -42,11 +53,17 @@ export type RecipientInput =
   | { kind: 'message'; message: SenderMessage }
   | { kind: 'data'; length: number }
   | { kind: 'end' }
-  /** `have`: what an interrupted run left, to be told to the sender with the accept. */
-  | { kind: 'decision'; accept: boolean; have?: readonly HaveEntry[] };
+  /**
+   * `have`: what an interrupted run left, to be told to the sender with the accept. `skip`:
+   * offered top-level names to keep as they are (kind 'files'): the sender leaves them out, and
+   * `have` entries under them are not sent.
+   */
+  | { kind: 'decision'; accept: boolean; have?: readonly HaveEntry[]; skip?: readonly string[] };
 
 export type RecipientEffect =
   | { kind: 'ask'; offer: OfferMessage }
+  /** The sender's plan after our skip: what will come in all (for progress). */
+  | { kind: 'plan'; plan: Limits }
   | { kind: 'send'; message: RecipientMessage }
   | { kind: 'make-dir'; dir: DirMessage; segments: string[] }
   | { kind: 'open-file'; file: FileMessage; segments: string[] }
@@ -82,6 +99,7 @@ function unsafeName(name: string): never {
  */
 function admit(state: Totals, path: string, isDir: boolean): string[] {
   const segments = checkRelativePath(path);
+  if (state.skipped.has(segments[0]!)) violation(`${JSON.stringify(displayName(path))} is under a name we skipped`);
   if (!state.roots.has(segments[0]!)) violation(`${JSON.stringify(displayName(path))} is not under an offered name`);
   if (state.seen.has(path)) violation(`${JSON.stringify(displayName(path))} sent twice`);
   if (segments.length > 1 && !state.folders.has(segments.slice(0, -1).join('/')))
@@ -123,14 +141,44 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
     case 'await-decision': {
       if (input.kind !== 'decision') return violation('sent more before the offer was answered');
       if (!input.accept) return { state: { name: 'declined' }, effects: [{ kind: 'send', message: { type: 'decline' } }] };
-      const have = state.offer.kind === 'files' ? (input.have ?? []) : [];
+      const files = state.offer.kind === 'files';
+      const skip = files ? [...(input.skip ?? [])] : [];
+      const skipped = new Set(skip);
+      // our own caller's mistake, not the sender's: a skip of a name not offered, or twice
+      if (skipped.size !== skip.length || skip.some((n) => !state.offer.names.includes(n)))
+        throw new TypeError('decision.skip: each name at most once, and only offered names');
+      // nothing held under a skipped name is announced: it is not sent
+      const have = (files ? (input.have ?? []) : []).filter((h) => !skipped.has(h.path.split('/', 1)[0]!));
       const held = new Map(have.map((h) => [h.path, { offset: h.offset, whole: h.whole }]));
-      const totals: Totals = { offer: state.offer, files: 0, dirs: 0, bytes: 0, roots: new Set(state.offer.names), seen: new Set(), folders: new Set(), held };
-      const next: RecipientState = state.offer.kind === 'files' ? { name: 'await-entry', ...totals } : { name: 'in-stream', received: 0, ...totals };
+      const { totalFiles, totalDirs, totalBytes } = state.offer;
+      const totals: Totals = {
+        offer: state.offer,
+        want: { totalFiles, totalDirs, totalBytes },
+        wantWord: 'offered',
+        files: 0,
+        dirs: 0,
+        bytes: 0,
+        roots: new Set(state.offer.names),
+        skipped,
+        seen: new Set(),
+        folders: new Set(),
+        held,
+      };
+      const next: RecipientState = !files ? { name: 'in-stream', received: 0, ...totals } : skip.length > 0 ? { name: 'await-plan', ...totals } : { name: 'await-entry', ...totals };
       const effects: RecipientEffect[] = [];
       for (let i = 0; i < have.length; i += MAX_HAVE_ENTRIES) effects.push({ kind: 'send', message: { type: 'have', entries: have.slice(i, i + MAX_HAVE_ENTRIES) } });
+      if (skip.length > 0) effects.push({ kind: 'send', message: { type: 'skip', names: skip } });
       effects.push({ kind: 'send', message: { type: 'accept' } });
       return { state: next, effects };
+    }
+    case 'await-plan': {
+      if (input.kind !== 'message' || input.message.type !== 'plan') return violation('expected "plan" after our "skip"');
+      const p: PlanMessage = input.message;
+      const w = state.want;
+      if (p.totalFiles > w.totalFiles || p.totalDirs > w.totalDirs || p.totalBytes > w.totalBytes)
+        violation(`planned ${p.totalFiles} files, ${p.totalDirs} folders and ${p.totalBytes} bytes, more than the ${w.totalFiles}, ${w.totalDirs} and ${w.totalBytes} offered`);
+      const want = { totalFiles: p.totalFiles, totalDirs: p.totalDirs, totalBytes: p.totalBytes };
+      return { state: { ...state, name: 'await-entry', want, wantWord: 'planned' }, effects: [{ kind: 'plan', plan: want }] };
     }
     case 'in-stream': {
       if (input.kind === 'data') {
@@ -150,23 +198,23 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
       if (input.kind !== 'message') return violation(input.kind === 'data' ? 'data outside a file' : 'ended before "done"');
       const m = input.message;
       if (m.type === 'done') {
-        const o = state.offer;
-        const bytesOk = o.kind === 'stream' || state.bytes === o.totalBytes;
+        const o = state.want;
+        const bytesOk = state.offer.kind === 'stream' || state.bytes === o.totalBytes;
         if (state.files !== o.totalFiles || state.dirs !== o.totalDirs || !bytesOk)
           violation(
-            `sent ${state.files} files, ${state.dirs} folders and ${state.bytes} bytes, but offered ${o.totalFiles}, ${o.totalDirs} and ${o.totalBytes}`,
+            `sent ${state.files} files, ${state.dirs} folders and ${state.bytes} bytes, but ${state.wantWord} ${o.totalFiles}, ${o.totalDirs} and ${o.totalBytes}`,
           );
         return { state: { ...state, name: 'await-end' }, effects: [] };
       }
       if (state.offer.kind !== 'files') return violation(`"${m.type}" in a ${state.offer.kind} transfer`);
       if (m.type === 'dir') {
-        if (state.dirs + 1 > state.offer.totalDirs) violation('more folders than offered');
+        if (state.dirs + 1 > state.want.totalDirs) violation(`more folders than ${state.wantWord}`);
         const segments = admit(state, m.path, true);
         return { state: { ...state, dirs: state.dirs + 1 }, effects: [{ kind: 'make-dir', dir: m, segments }] };
       }
       if (m.type !== 'file') return violation(`unexpected "${m.type}"`);
-      if (state.files + 1 > state.offer.totalFiles) violation('more files than offered');
-      if (state.bytes + m.size > state.offer.totalBytes) violation('more bytes than offered');
+      if (state.files + 1 > state.want.totalFiles) violation(`more files than ${state.wantWord}`);
+      if (state.bytes + m.size > state.want.totalBytes) violation(`more bytes than ${state.wantWord}`);
       // a file starts at 0, or where we said we hold it up to (those bytes are ours already)
       if (m.offset !== 0) {
         const h = state.held.get(m.path);

@@ -28,6 +28,11 @@ export type TransferEvent =
    */
   | { type: 'wrong-code'; attempt: number; maxAttempts: number }
   | { type: 'offer'; offer: OfferInfo }
+  /**
+   * Top-level names the recipient already has and keeps (once per run, after the offer is
+   * answered): they are not sent, and `done` counts only what was.
+   */
+  | { type: 'skipped'; names: string[] }
   /** `offset`: where the data starts (more than 0 when an earlier run had received the rest). */
   | { type: 'file-start'; path: string; size: number; offset: number }
   | { type: 'progress'; bytes: number; totalBytes: number }

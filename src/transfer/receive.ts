@@ -43,16 +43,17 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promis
 
 /**
  * The user's decision on an offer, before anything is written: the accept callback, then consent
- * for names that already exist. A refusal (no terminal, an existing name, nowhere to write a
- * stream) declines to the sender and is reported here. Keepalives go out meanwhile, so the
- * relay does not cut a connection a person is looking at.
+ * for names that already exist, each replaced or kept (`skip`: those kept, left out of the
+ * transfer). A refusal (no terminal, an existing name, nowhere to write a stream) declines to the
+ * sender and is reported here. Keepalives go out meanwhile, so the relay does not cut a
+ * connection a person is looking at.
  */
 async function decide(
   opts: ReceiveOptions,
   sink: FileSink,
   o: OfferMessage,
   heldBytes: number,
-): Promise<{ accept: boolean; refusal: unknown; toStdout: boolean }> {
+): Promise<{ accept: boolean; refusal: unknown; toStdout: boolean; skip: string[] }> {
   const existing = opts.fileToStream ? [] : await sink.existing(o.names); // --stdout writes nothing to disk
   const offer: OfferInfo = {
     kind: o.kind,
@@ -73,19 +74,45 @@ async function decide(
     // an offer that cannot fit is refused before the user is asked and before anything is written
     if (o.kind === 'files' && !toStdout) await sink.checkRoom(o.totalBytes, heldBytes, o.totalFiles + o.totalDirs);
     const accept = opts.accept ? await untilAborted(Promise.resolve(opts.accept(offer)), opts.signal) : false;
+    let skip: string[] = [];
     if (accept && existing.length > 0) {
       const ow = opts.overwrite;
-      const allow = typeof ow === 'function' ? await untilAborted(Promise.resolve(ow(offer.existing)), opts.signal) : ow === true;
-      if (!allow) {
+      const answer = typeof ow === 'function' ? await untilAborted(Promise.resolve(ow(offer.existing)), opts.signal) : ow === 'skip' ? { replace: [], skip: offer.existing } : ow === true;
+      const replace = perName(answer, existing, offer.existing);
+      if (replace === null) {
         const list = offer.existing.slice(0, 5).join(', ') + (existing.length > 5 ? ', ...' : '');
-        throw new TscCrocError('ERR_FILE_EXISTS', `already in ${sink.outDir}: ${list} (nothing was written; use --overwrite to replace)`);
+        throw new TscCrocError('ERR_FILE_EXISTS', `already in ${sink.outDir}: ${list} (nothing was written; use --overwrite to replace, or --skip-existing to keep them and receive the rest)`);
       }
-      sink.allowOverwrite(true);
+      skip = existing.filter((n) => !replace.has(n));
+      if (replace.size > 0) sink.allowOverwrite(true); // skipped names are refused by the recipient machine, whatever comes
     }
-    return { accept, refusal: null, toStdout };
+    return { accept, refusal: null, toStdout, skip };
   } catch (e) {
-    return { accept: false, refusal: e, toStdout: false };
+    return { accept: false, refusal: e, toStdout: false, skip: [] };
   }
+}
+
+/** What `overwrite` may answer: all (true), none (false: refuse the transfer), or name by name. */
+export type OverwriteAnswer = boolean | { replace: readonly string[]; skip: readonly string[] };
+
+/**
+ * The existing names to replace, from the overwrite answer (null: refuse the transfer). A per-name
+ * answer must place each existing name (as shown, `shown[i]` for `existing[i]`) in exactly one of
+ * its lists, and nothing else.
+ */
+function perName(answer: OverwriteAnswer, existing: readonly string[], shown: readonly string[]): Set<string> | null {
+  if (typeof answer === 'boolean') return answer ? new Set(existing) : null;
+  const replace = new Set(answer.replace);
+  const skip = new Set(answer.skip);
+  const known = new Set(shown);
+  for (const n of [...replace, ...skip])
+    if (!known.has(n)) throw new TscCrocError('ERR_INVALID_ARGUMENT', `overwrite: ${JSON.stringify(displayName(n))} is not one of the existing names`);
+  const out = new Set<string>();
+  shown.forEach((n, i) => {
+    if (replace.has(n) === skip.has(n)) throw new TscCrocError('ERR_INVALID_ARGUMENT', `overwrite: ${JSON.stringify(n)} must be in exactly one of replace and skip`);
+    if (replace.has(n)) out.add(existing[i]!);
+  });
+  return out;
 }
 
 export interface ReceiveOptions {
@@ -103,10 +130,13 @@ export interface ReceiveOptions {
   outDir?: string | undefined;
   /**
    * What to do when offered names already exist in the output folder: true replaces files and
-   * writes into folders; a function decides (it gets the existing names, display-safe); false
-   * (the default) refuses the transfer before anything is written.
+   * writes into folders; 'skip' keeps every one of them as it is and receives the rest (they are
+   * left out of the transfer, and the sender is told); false (the default) refuses the transfer
+   * before anything is written. A function decides: it gets the existing names (display-safe)
+   * and answers true, false, or per name `{ replace, skip }` (each existing name in exactly one);
+   * it may throw to decline with a reason (e.g. ERR_DECLINED).
    */
-  overwrite?: boolean | ((existing: string[]) => boolean | Promise<boolean>) | undefined;
+  overwrite?: boolean | 'skip' | ((existing: string[]) => OverwriteAnswer | Promise<OverwriteAnswer>) | undefined;
   /**
    * Decide on the offer before anything is written. Without it every offer is declined. It may
    * throw to decline with a reason; an abort of `signal` while it runs cancels the transfer.
@@ -129,6 +159,8 @@ export interface ReceiveResult {
   bytes: number;
   /** Of `bytes`, those an earlier, interrupted run had already received (not sent again). */
   resumedBytes: number;
+  /** Offered top-level names that were already here and kept (not received). */
+  skipped: string[];
   /** The message, when a text was sent. */
   text?: string;
 }
@@ -159,7 +191,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   emit({ type: 'stage', stage: 'connecting' });
   let join = await joinAsRecipient(client, code.channel, timeouts.joinRetryMs, opts.signal);
   // A dropped connection after the offer was accepted: meet the sender again and continue.
-  const run: ReceiveRun = { secret: code.secret, sink, opts, timeouts, accepted: null, live: false, firstKeys: null, files: new Map(), resumed: 0, received: 0 };
+  const run: ReceiveRun = { secret: code.secret, sink, opts, timeouts, accepted: null, skipped: [], live: false, firstKeys: null, files: new Map(), resumed: 0, received: 0 };
   let keys: SessionKeys | null = null;
   let untilMs = 0;
   try {
@@ -197,6 +229,8 @@ interface ReceiveRun {
   readonly timeouts: typeof DEFAULT_TIMEOUTS;
   /** The offer the user accepted (a files offer written to disk: the only kind continued after a drop). */
   accepted: OfferMessage | null;
+  /** The offered names the user kept (told to the sender again after a drop). */
+  skipped: string[];
   /**
    * A record arrived after our accept: the sender has it (it sends nothing before), so both sides
    * know the transfer is under way and both will try to meet again after a drop.
@@ -250,17 +284,26 @@ async function receiveSession(client: RelayClient, join: JoinResponse, agreed: S
               const before = runState.accepted;
               if (before !== null && !sameOffer(before, effect.offer)) throw new TscCrocError('ERR_PROTOCOL', 'the sender broke the protocol: it offered something else after reconnecting');
               // after a reconnection the user's earlier answer stands
-              const decision = before !== null ? { accept: true, refusal: null, toStdout: false } : await decide(opts, sink, effect.offer, heldBytes);
+              const decision = before !== null ? { accept: true, refusal: null, toStdout: false, skip: runState.skipped } : await decide(opts, sink, effect.offer, heldBytes);
+              // what is under a kept name stays as it is: its journal and partials included
+              const kept = new Set(decision.skip);
+              const have = (found?.have ?? []).filter((h) => !kept.has(h.path.split('/', 1)[0]!));
+              if (found && kept.size > 0) {
+                const held = new Map([...found.held].filter(([path]) => !kept.has(path.split('/', 1)[0]!)));
+                sink.resumeFrom(effect.offer.names.filter((n) => !kept.has(n)), offerId(effect.offer), held, found.resumable);
+              }
               if (decision.accept && effect.offer.kind === 'files' && !decision.toStdout && before === null) {
                 runState.accepted = effect.offer;
-                runState.resumed = heldBytes;
+                runState.skipped = decision.skip;
+                runState.resumed = have.reduce((n, h) => n + h.offset, 0);
+                if (kept.size > 0) emit({ type: 'skipped', names: decision.skip.map(displayName) });
               }
               totalBytes = effect.offer.totalBytes;
               if (decision.accept) {
                 if (effect.offer.kind === 'text') target = new StreamTarget(null, opts.signal);
                 else if (effect.offer.kind === 'stream' || decision.toStdout) target = new StreamTarget(opts.streamTo!, opts.signal, decision.toStdout);
               }
-              await run({ kind: 'decision', accept: decision.accept, have: found?.have ?? [] });
+              await run({ kind: 'decision', accept: decision.accept, have, skip: decision.skip });
               if (!decision.accept) {
                 await channel.end();
                 throw decision.refusal ?? new TscCrocError('ERR_DECLINED', 'you declined the transfer');
@@ -270,6 +313,9 @@ async function receiveSession(client: RelayClient, join: JoinResponse, agreed: S
             }
             case 'send':
               await channel.sendMessage(effect.message);
+              break;
+            case 'plan':
+              totalBytes = effect.plan.totalBytes; // what comes, now that the kept names are left out
               break;
             case 'make-dir':
               await sink.makeDir(effect.dir, effect.segments);
@@ -335,6 +381,7 @@ async function receiveSession(client: RelayClient, join: JoinResponse, agreed: S
     const resumedBytes = runState.resumed;
     emit({ type: 'done', files: files.length, bytes, resumedBytes });
     const text = (target as StreamTarget | null)?.text(); // assigned inside run(), which narrowing does not see
-    return text === undefined ? { files, bytes, resumedBytes } : { files, bytes, resumedBytes, text };
+    const skipped = runState.skipped.map(displayName);
+    return text === undefined ? { files, bytes, resumedBytes, skipped } : { files, bytes, resumedBytes, skipped, text };
   });
 }

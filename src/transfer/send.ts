@@ -15,7 +15,7 @@ import { MAX_OFFER_NAMES, MAX_TEXT_BYTES, PROTOCOL_VERSION, parseMessage, type F
 import { MAX_RECORD_PAYLOAD, RecordType, recordPayload } from '../core/record.js';
 import { DEFAULT_CURVE, type CurveName, type JoinResponse } from '../core/relay-api.js';
 import { isReconnectable, rejoin } from './reconnect.js';
-import { initialSenderState, senderStep, type SenderInput, type SenderState } from '../core/sender-machine.js';
+import { senderStart, senderStep, type SenderInput, type SenderState } from '../core/sender-machine.js';
 import { DEFAULT_TIMEOUTS, type EventSink } from './events.js';
 import { senderPake, type Route } from './pake.js';
 import type { SessionKeys } from '../core/key-schedule.js';
@@ -149,7 +149,7 @@ async function transfer(
   emit: EventSink,
   timeouts: typeof DEFAULT_TIMEOUTS,
 ): Promise<SendResult> {
-  const run: RunState = { code, planning, opts, emit, timeouts, sent: 0, accepted: false, allSent: false };
+  const run: RunState = { code, planning, opts, emit, timeouts, sent: 0, accepted: false, allSent: false, skipReported: false };
   let { join } = route;
   let sessionKeys = keys;
   let untilMs = 0;
@@ -191,6 +191,8 @@ interface RunState {
   accepted: boolean;
   /** Every file, `done` and END went out (in some session); only the recipient's `received` was missing. */
   allSent: boolean;
+  /** The names the recipient keeps were reported (once per run: it says them again after a reconnection). */
+  skipReported: boolean;
 }
 
 async function transferSession(client: RelayClient, join: JoinResponse, keys: SessionKeys, run: RunState): Promise<SendResult> {
@@ -203,26 +205,26 @@ async function transferSession(client: RelayClient, join: JoinResponse, keys: Se
 
     const plan = await planning;
     const { offer } = plan;
-    const { totalFiles, totalBytes } = offer;
     await channel.sendMessage(offer);
 
     // The recipient's messages are read concurrently, so that an error or a cancel from the
     // other side stops our sending at once.
-    let state: SenderState = initialSenderState;
+    let state: SenderState = senderStart(offer);
     const accepted = deferred();
     const finished = deferred();
-    /** What the recipient holds from an earlier run, by path (at most one entry per offered file). */
+    /** What the recipient holds from an earlier run, by path (the machine allows one entry per path, totalFiles in all). */
     const have = new Map<string, HaveEntry>();
+    /** Offered names the recipient keeps (its `skip`): nothing under them is sent. */
+    let skipped: ReadonlySet<string> = new Set();
     const apply = (input: SenderInput) => {
       const step = senderStep(state, input);
       state = step.state;
       for (const e of step.effects) {
-        if (e.kind === 'have') {
-          for (const h of e.entries) {
-            if (have.has(h.path) || have.size >= totalFiles) throw new TscCrocError('ERR_PROTOCOL', 'the recipient broke the protocol: more "have" entries than files offered');
-            have.set(h.path, h);
-          }
-        } else (e.kind === 'start-sending' ? accepted : finished).resolve();
+        if (e.kind === 'have') for (const h of e.entries) have.set(h.path, h);
+        else if (e.kind === 'start-sending') {
+          skipped = new Set(e.skipped);
+          accepted.resolve();
+        } else finished.resolve();
       }
     };
     const reader = (async () => {
@@ -250,6 +252,25 @@ async function transferSession(client: RelayClient, join: JoinResponse, keys: Se
     await accepted.promise;
     run.accepted = true;
     run.allSent = false;
+    // After a skip: what is sent instead of the offer, announced first (protocol §6.1)
+    const kept = (e: Entry) => skipped.size === 0 || !skipped.has(e.path.split('/', 1)[0]!);
+    let { totalFiles, totalBytes } = offer;
+    if (skipped.size > 0 && plan.kind === 'files') {
+      let totalDirs = 0;
+      totalFiles = 0;
+      totalBytes = 0;
+      for (const e of plan.scan.entries) {
+        if (!kept(e)) continue;
+        if (e.kind === 'dir') totalDirs++;
+        else {
+          totalFiles++;
+          totalBytes += e.size;
+        }
+      }
+      await channel.sendMessage({ type: 'plan', totalFiles, totalDirs, totalBytes });
+      if (!run.skipReported) emit({ type: 'skipped', names: [...skipped] });
+      run.skipReported = true;
+    }
     emit({ type: 'stage', stage: 'transferring' });
     let done = 0;
     try {
@@ -262,13 +283,14 @@ async function transferSession(client: RelayClient, join: JoinResponse, keys: Se
       if (plan.kind === 'files') {
         const { entries } = plan.scan;
         // small files not held by the recipient are read ahead, a few at a time
-        const ahead = new ReadAhead(entries, (e) => e.kind === 'file' && e.size < SMALL_FILE_BYTES && !have.has(e.path));
+        const ahead = new ReadAhead(entries, (e) => e.kind === 'file' && e.size < SMALL_FILE_BYTES && !have.has(e.path) && kept(e));
         const bufs = new ReadBuffers();
         let sinceTurn = 0;
         try {
           for (let i = 0; i < entries.length; i++) {
             const entry = entries.get(i);
             checkPeer();
+            if (!kept(entry)) continue; // under a name the recipient keeps
             if (entry.kind === 'dir') {
               await channel.sendMessage({ type: 'dir', path: entry.path, mode: entry.mode, mtime: entry.mtimeMs });
               continue;
