@@ -126,6 +126,9 @@ export class TransferUi {
       case 'reconnected':
         this.info('Reconnected; continuing where it stopped.');
         break;
+      case 'created-folder':
+        this.info(`Created folder ${e.path}`);
+        break;
       case 'reading':
       case 'left-out':
         for (const line of walkLines(e)) this.info(line);

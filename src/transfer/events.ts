@@ -29,6 +29,8 @@ export type TransferEvent =
    * recipient would refuse, folders nested too deep. `paths` (display-safe) names at most 100 of `count`.
    */
   | { type: 'left-out'; reason: 'unreadable' | 'symlink' | 'special' | 'too-deep'; paths: string[]; count: number }
+  /** Recipient: the output folder did not exist and was created (`path` as given, display-safe). */
+  | { type: 'created-folder'; path: string }
   | { type: 'code'; code: string }
   | { type: 'stage'; stage: Stage }
   /** Which way the two sides met: a relay, or the local network. */

@@ -138,7 +138,8 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
   const code = parseCode(opts.code);
   const sink = new FileSink(resolve(opts.outDir ?? '.'), opts.overwrite === true);
-  await sink.checkOutDir();
+  // a missing output folder is created (with its parents), as croc does
+  if (await sink.checkOutDir()) emit({ type: 'created-folder', path: displayName(opts.outDir ?? '.') });
   // The local network first, when allowed: briefly if a relay is configured (the sender then
   // listens on both), for the whole window if there is none or it is the only way allowed.
   const lan = opts.lan ?? 'auto';
