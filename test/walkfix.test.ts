@@ -3,7 +3,8 @@
  * an unreadable file stops the sender before a code is shown (exit 2, naming it), or
  * --skip-unreadable leaves it out and lists it; a file that becomes unreadable mid-transfer fails
  * cleanly; a missing --out folder is created, one through a file is refused (exit 2), one that
- * cannot be created is ERR_NOT_WRITABLE (exit 9).
+ * cannot be created is ERR_NOT_WRITABLE (exit 9); a partial of an odd length is resumed from its
+ * exact length.
  *
  * chmod 000 does not stop root: as root the sender (or the recipient, for exit 9) runs as
  * nobody (helpers/unprivileged.ts); the tests skip with the reason only when neither works.
@@ -16,6 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, sha256File, startCliRelay } from './helpers/cli.js';
 import { how, openUp } from './helpers/unprivileged.js';
+import { FileSink } from '../src/transfer/file-sink.js';
+import { offerId } from '../src/transfer/resume-store.js';
 
 let relay: Awaited<ReturnType<typeof startCliRelay>>;
 let dir: string;
@@ -158,4 +161,29 @@ test('--out through a regular file: exit 2 with one clear line, before joining; 
   assert.equal(await denied.exit(), 9, denied.output());
   assert.match(denied.stderr(), /^tsc-croc: cannot create the output folder .*\/locked\/sub \(EACCES\): the output folder is not writable \[ERR_NOT_WRITABLE\]$/m);
   t.diagnostic(denied.stderr().trim());
+});
+
+test('resuming from a partial whose length is not a multiple of 1 MiB: the sender continues from exactly that byte (docs/protocol.md §6.5)', async (t) => {
+  const MiB = 1024 * 1024;
+  const data = randomBytes(3 * MiB);
+  const { docs, out } = await fixture('odd', { 'big.bin': data });
+  const file = join(docs, 'big.bin');
+  // what an interrupted run left: a partial of 1 MiB + 12,345 bytes, its checkpoint, its journal
+  const held = MiB + 12_345;
+  const sink = new FileSink(out, false);
+  await sink.checkOutDir();
+  sink.resumeFrom(['big.bin'], offerId({ names: ['big.bin'], totalFiles: 1, totalDirs: 0, totalBytes: data.length }), new Map(), new Set());
+  await sink.open({ type: 'file', path: 'big.bin', size: data.length, offset: 0, mode: 0o644, mtime: 0 }, ['big.bin']);
+  await sink.write([data.subarray(0, held)]);
+  assert.ok(await sink.abort(true));
+  const sender = runCli(['send', '--no-local', '--relay', relay.url, file]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const recipient = runCli([...receiveArgs(out), '--json'], { env: { TSC_CROC_SECRET: code! } });
+  const [rc, sc] = await Promise.all([recipient.exit(), sender.exit()]);
+  assert.equal(rc, 0, recipient.output());
+  assert.equal(sc, 0, sender.output());
+  const start = recipient.stdout().split('\n').filter((l) => l.includes('"file-start"')).map((l) => JSON.parse(l) as { offset: number });
+  assert.deepEqual(start.map((s) => s.offset), [held]);
+  assert.equal(await sha256File(join(out, 'big.bin')), await sha256File(file));
+  assert.deepEqual((await readdir(out)).sort(), ['big.bin'], 'no state left');
 });
