@@ -99,7 +99,7 @@ export interface ReceiveOptions {
   relayPassword?: string | undefined;
   /** The code the sender showed, as typed. */
   code: string;
-  /** Folder to write into (default: the current folder). */
+  /** Folder to write into (default: the current folder); created, with its parents, if missing (a 'created-folder' event). */
   outDir?: string | undefined;
   /**
    * What to do when offered names already exist in the output folder: true replaces files and

@@ -1,5 +1,5 @@
 /**
- * The sending side: join the relay, show the code, run SPAKE2, then stream the files as
+ * The sending side: walk the files, join the relay, show the code, run SPAKE2, then stream the files as
  * encrypted records: large files read 1 MiB at a time into two reused buffers, each sealed as
  * one record; small files read ahead a few at a time, each sent as one record.
  */
@@ -375,6 +375,7 @@ async function walk(opts: SendOptions, emit: EventSink): Promise<Scan> {
     git: opts.git ?? false,
     skipUnreadable: opts.skipUnreadable ?? false,
     onProgress: (n) => {
+      if (opts.signal?.aborted) throw new TscCrocError('ERR_CANCELLED', 'cancelled'); // a long walk stops on Ctrl-C
       const now = Date.now();
       if (now - started < READING_SHOWN_AFTER_MS || now - shown < READING_EVERY_MS) return;
       shown = now;
