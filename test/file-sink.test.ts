@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { TscCrocError } from '../src/core/errors.js';
 import type { DirMessage, FileMessage } from '../src/core/messages.js';
 import { FileSink, SPACE_MARGIN_BYTES } from '../src/transfer/file-sink.js';
-import { loadPartial } from '../src/transfer/resume-store.js';
+import { findHeld, loadPartial } from '../src/transfer/resume-store.js';
 
 const MiB = 1024 * 1024;
 const msg = (path: string, size: number): FileMessage => ({ type: 'file', path, size, offset: 0, mode: 0o644, mtime: 1_600_000_000_000 });
@@ -89,6 +89,51 @@ test('abort keeps partial data of a large file under a temporary name only when 
   await sink.write([Buffer.alloc(5, 1)]);
   assert.equal(await sink.abort(true), null);
   assert.equal((await partials()).length, 1);
+});
+
+test('a partial with no byte in it after a failure is removed, with its checkpoint and its journal; one with bytes is kept to resume', async (t) => {
+  const { root, out } = await dirs();
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const offer = { names: ['big.bin', 'd', 'kept.bin'], totalFiles: 3, totalDirs: 1, totalBytes: 9 * MiB };
+  const state = async (dir: string) => (await readdir(dir)).filter((n) => n.startsWith('.tsc-croc-')).sort();
+  const sink = new FileSink(out, false);
+  await sink.checkOutDir();
+  // a top-level file that failed before its first byte (a lost connection, a stall, a frame too large):
+  // nothing to resume, so no partial, no checkpoint, no journal
+  await sink.open(msg('big.bin', 3 * MiB), ['big.bin']);
+  assert.equal((await state(out)).length, 3, 'partial, checkpoint and journal while it is open');
+  assert.equal(await sink.abort(true), null);
+  assert.deepEqual(await state(out), []);
+  // the same in a folder: the partial and its checkpoint go; the folder (and its journal) go when the
+  // transfer fails for good, as empty
+  await sink.makeDir(dirMsg('d'), ['d']);
+  await sink.open(msg('d/big.bin', 3 * MiB), ['d', 'big.bin']);
+  assert.equal(await sink.abort(true), null);
+  assert.deepEqual(await state(join(out, 'd')), []);
+  assert.equal(await sink.removeEmptyFolders(), 1);
+  assert.deepEqual(await readdir(out), []);
+  // a partial with bytes is kept, and announced to the sender on the next run
+  await sink.open(msg('kept.bin', 3 * MiB), ['kept.bin']);
+  await sink.write([Buffer.alloc(5, 7)]);
+  const kept = await sink.abort(true);
+  assert.ok(kept?.endsWith('.partial'));
+  assert.equal((await state(out)).length, 3, 'partial, checkpoint and journal stay');
+  const { have } = await findHeld(out, offer);
+  assert.deepEqual(have.map((h) => [h.path, h.offset, h.whole]), [['kept.bin', 5, false]]);
+});
+
+test('checkOutDir: a missing output folder is created with its parents; one through a file, or a file, is refused', async (t) => {
+  const { root, out } = await dirs();
+  t.after(() => rm(root, { recursive: true, force: true }));
+  assert.equal(await new FileSink(out, false).checkOutDir(), false, 'it exists: nothing created');
+  assert.equal(await new FileSink(join(out, 'new', 'deeper'), false).checkOutDir(), true);
+  assert.deepEqual(await readdir(join(out, 'new')), ['deeper']);
+  await writeFile(join(out, 'plain'), 'x');
+  await assert.rejects(new FileSink(join(out, 'plain', 'sub', 'dir'), false).checkOutDir(), (e: unknown) =>
+    isCode('ERR_INVALID_ARGUMENT')(e) && /cannot create the output folder .*plain\/sub\/dir: .*\/plain is not a folder$/.test((e as Error).message));
+  await assert.rejects(new FileSink(join(out, 'plain'), false).checkOutDir(), (e: unknown) => isCode('ERR_INVALID_ARGUMENT')(e) && /is not a folder$/.test((e as Error).message));
+  await symlink(join(root, 'nowhere'), join(out, 'dangling'));
+  await assert.rejects(new FileSink(join(out, 'dangling'), false).checkOutDir(), (e: unknown) => isCode('ERR_INVALID_ARGUMENT')(e) && /a symlink to nothing$/.test((e as Error).message));
 });
 
 test('mtimes survive to the millisecond (a float seconds value must not land just below it)', async (t) => {

@@ -179,7 +179,8 @@ test('the recipient cancels mid-transfer: the sender hears "cancelled by the rec
 test('the sender cancels mid-transfer: the recipient hears "cancelled by the sender", partial data kept aside', async () => {
   const { file, out } = await setup(64 * 1024 * 1024);
   const ac = new AbortController();
-  const s = startSend({ files: [file], signal: ac.signal, onEvent: (ev) => ev.type === 'progress' && ac.abort() });
+  // once data went out: a partial with no byte in it is not kept (docs/protocol.md §6.4 step 8)
+  const s = startSend({ files: [file], signal: ac.signal, onEvent: (ev) => ev.type === 'progress' && ev.bytes > 0 && ac.abort() });
   const e = await receive({ relay: relay.httpUrl, interfaces: LO, code: await s.code, outDir: out, accept: () => true }).catch((x: unknown) => x);
   assert.equal(codeOf(e), 'ERR_CANCELLED');
   assert.match((e as Error).message, /cancelled by the sender/);

@@ -6,7 +6,8 @@ import { chmod, mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TscCrocError } from '../src/core/errors.js';
-import { MAX_DEPTH, scanSources, type Scan } from '../src/transfer/walk.js';
+import { MAX_DEPTH, WALK_PROGRESS_ENTRIES, scanSources, type Scan } from '../src/transfer/walk.js';
+import { how, openUp } from './helpers/unprivileged.js';
 
 const isCode = (code: string, text?: RegExp) => (e: unknown) =>
   e instanceof TscCrocError && e.code === code && (text === undefined || text.test(e.message));
@@ -168,22 +169,79 @@ test('names the recipient would refuse (control and bidi characters) are skipped
   );
 });
 
-test('an unreadable folder is skipped, not fatal', async (t) => {
-  if (process.getuid?.() === 0) {
-    t.skip('root reads every folder');
-    return;
+/**
+ * scanSources as a user whom chmod 000 stops: this process, or (as root) a child running as
+ * nobody. Returns the listing and skipped entries, or the error's code and message.
+ */
+async function scanUnprivileged(t: { skip: (m: string) => void }, paths: string[], opts: { skipUnreadable?: boolean } = {}) {
+  const who = how();
+  if (who.kind === 'none') {
+    t.skip(`unreadable files cannot be made here: ${who.why}`);
+    return null;
   }
+  if (who.kind === 'self') {
+    try {
+      const scan = await scanSources(paths, opts);
+      return { listing: listing(scan), skipped: scan.skipped, error: null };
+    } catch (e) {
+      if (!(e instanceof TscCrocError)) throw e;
+      return { listing: [], skipped: [], error: { code: e.code, message: e.message } };
+    }
+  }
+  const walkJs = new URL('../src/transfer/walk.js', import.meta.url).href;
+  const script = `
+    const { scanSources } = await import(${JSON.stringify(walkJs)});
+    const [paths, opts] = JSON.parse(process.argv[1]);
+    try {
+      const scan = await scanSources(paths, opts);
+      console.log(JSON.stringify({ listing: [...scan.entries].map((e) => (e.kind === 'dir' ? e.path + '/' : e.path)), skipped: scan.skipped, error: null }));
+    } catch (e) {
+      console.log(JSON.stringify({ listing: [], skipped: [], error: { code: e.code, message: e.message } }));
+    }`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify([paths, opts])], { uid: who.uid, gid: who.gid, encoding: 'utf8', timeout: 60_000 });
+  return JSON.parse(out) as { listing: string[]; skipped: { path: string; reason: string; error?: string }[]; error: { code: string; message: string } | null };
+}
+
+test('an unreadable file, a folder that cannot be listed, a folder that cannot be entered: the walk fails naming them, or skipUnreadable leaves them out', async (t) => {
   const root = await tempRoot(t);
+  openUp(root);
   const src = join(root, 'src');
-  await tree(src, { 'locked/x.txt': 'x', 'open/y.txt': 'y' });
+  await tree(src, { 'locked/x.txt': 'x', 'noexec/f.txt': 'f', 'open/y.txt': 'y', 'secret.txt': 's', 'z.txt': 'z' });
   await chmod(join(src, 'locked'), 0o000);
+  await chmod(join(src, 'noexec'), 0o644); // listable, not enterable: its file cannot be looked at
+  await chmod(join(src, 'secret.txt'), 0o000);
   try {
-    const scan = await scanSources([src]);
-    assert.deepEqual(listing(scan), ['src/', 'src/open/', 'src/open/y.txt']);
-    assert.deepEqual(scan.skipped, [{ path: 'src/locked', reason: 'unreadable' }]);
+    const failed = await scanUnprivileged(t, [src]);
+    if (failed === null) return;
+    assert.equal(failed.error?.code, 'ERR_INVALID_ARGUMENT');
+    assert.match(failed.error.message, /^cannot read 3 files or folders: src\/locked \(EACCES\), src\/noexec\/f\.txt \(EACCES\), src\/secret\.txt \(EACCES\);.*--skip-unreadable/);
+    const skipped = await scanUnprivileged(t, [src], { skipUnreadable: true });
+    assert.deepEqual(skipped?.error, null);
+    assert.deepEqual(skipped?.listing, ['src/', 'src/noexec/', 'src/open/', 'src/open/y.txt', 'src/z.txt']);
+    assert.deepEqual(skipped?.skipped, [
+      { path: 'src/locked', reason: 'unreadable', error: 'EACCES' },
+      { path: 'src/noexec/f.txt', reason: 'unreadable', error: 'EACCES' },
+      { path: 'src/secret.txt', reason: 'unreadable', error: 'EACCES' },
+    ]);
   } finally {
-    await chmod(join(src, 'locked'), 0o700); // so that the cleanup can remove it
+    for (const d of ['locked', 'noexec']) await chmod(join(src, d), 0o700); // so that the cleanup (root or not) can remove them
   }
+});
+
+test('more than three unreadable files: three are named, then the count; an unreadable file argument always fails', async (t) => {
+  const root = await tempRoot(t);
+  openUp(root);
+  const src = join(root, 'many');
+  const spec: Record<string, string> = {};
+  for (let i = 0; i < 7; i++) spec[`f${i}.txt`] = String(i);
+  await tree(src, spec);
+  for (let i = 0; i < 7; i++) await chmod(join(src, `f${i}.txt`), 0o000);
+  const r = await scanUnprivileged(t, [src]);
+  if (r === null) return;
+  assert.match(r.error?.message ?? '', /^cannot read 7 files or folders: many\/f0\.txt \(EACCES\), many\/f1\.txt \(EACCES\), many\/f2\.txt \(EACCES\), and 4 more;/);
+  const arg = await scanUnprivileged(t, [join(src, 'f3.txt')], { skipUnreadable: true });
+  assert.equal(arg?.error?.code, 'ERR_INVALID_ARGUMENT');
+  assert.match(arg?.error?.message ?? '', /^cannot read .*f3\.txt \(EACCES\)$/);
 });
 
 test(`folders nested deeper than ${MAX_DEPTH} are skipped as too deep, without recursion on the call stack`, async (t) => {
@@ -317,7 +375,8 @@ test('20,000 files are scanned quickly, with exact counts', async (t) => {
   for (let i = 0; i < jobs.length; i += 500) await Promise.all(jobs.slice(i, i + 500).map((j) => j()));
 
   const started = performance.now();
-  const scan = await scanSources([big]);
+  const progress: number[] = [];
+  const scan = await scanSources([big], { onProgress: (n) => progress.push(n) });
   const ms = performance.now() - started;
   t.diagnostic(`scanned ${scan.totalFiles} files in ${ms.toFixed(0)} ms`);
   assert.equal(scan.totalFiles, FOLDERS * PER_FOLDER);
@@ -327,6 +386,8 @@ test('20,000 files are scanned quickly, with exact counts', async (t) => {
   assert.equal(scan.entries.get(1).path, 'big/f0');
   assert.equal(scan.entries.get(2).path, 'big/f0/file-0.dat');
   assert.equal(scan.entries.get(3).path, 'big/f0/file-1.dat');
+  // the sender shows a long walk from these
+  assert.deepEqual(progress, Array.from({ length: Math.floor(scan.entries.length / WALK_PROGRESS_ENTRIES) }, (_, i) => (i + 1) * WALK_PROGRESS_ENTRIES));
   assert.ok(ms < 8000, `took ${ms} ms`);
 });
 

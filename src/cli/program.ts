@@ -135,8 +135,9 @@ export function buildProgram(io: CliIo): Command {
       .option('--code <code>', 'use this code (<channel>-<words>) instead of a random one; visible to other users in process lists, prefer env TSC_CROC_SECRET')
       .option('--exclude <glob>', 'leave out what matches, like a .gitignore line (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
       .option('--git', 'leave out what .gitignore files ignore (nested ones too), and .git folders')
+      .option('--skip-unreadable', 'leave out (and list) files and folders that cannot be read, instead of stopping before the code is shown')
       .addOption(new Option('--curve <curve>', 'SPAKE2 group').choices([...CURVES]).default(DEFAULT_CURVE)),
-  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; text?: string; qr?: boolean; exclude: string[]; git?: boolean; curve: CurveName; json?: boolean; progress: boolean; local?: boolean; interface?: string; remember?: boolean; reconnect: number; stall: number }) => {
+  ).action(async (files: string[], o: { relay?: string; relayPassword?: string; code?: string; text?: string; qr?: boolean; exclude: string[]; git?: boolean; skipUnreadable?: boolean; curve: CurveName; json?: boolean; progress: boolean; local?: boolean; interface?: string; remember?: boolean; reconnect: number; stall: number }) => {
     const relay = await relayFrom(o, io);
     if (o.code !== undefined) warnArgumentCode(io);
     // with no paths and no text, what is piped in is sent, as it is read
@@ -156,6 +157,7 @@ export function buildProgram(io: CliIo): Command {
         ...(piped ? { stream: io.stdin } : o.text !== undefined ? { text: o.text } : { files }),
         exclude: o.exclude,
         git: !!o.git,
+        skipUnreadable: !!o.skipUnreadable,
         code: o.code ?? io.env.TSC_CROC_SECRET,
         curve: o.curve,
         timeouts: { reconnectMs: o.reconnect * 1000, stallMs: o.stall * 1000 },

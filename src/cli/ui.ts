@@ -2,6 +2,7 @@
 import type cliProgress from 'cli-progress';
 import { TscCrocError } from '../core/errors.js';
 import type { OfferInfo, Stage, TransferEvent } from '../transfer/events.js';
+import { walkLines } from './walk-report.js';
 
 export function formatBytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
@@ -124,6 +125,13 @@ export class TransferUi {
         break;
       case 'reconnected':
         this.info('Reconnected; continuing where it stopped.');
+        break;
+      case 'created-folder':
+        this.info(`Created folder ${e.path}`);
+        break;
+      case 'reading':
+      case 'left-out':
+        for (const line of walkLines(e)) this.info(line);
         break;
       case 'wrong-code':
         this.info(`Someone tried a wrong code (${e.attempt} of ${e.maxAttempts})${e.attempt < e.maxAttempts ? ': still waiting for the right one' : ''}.`);

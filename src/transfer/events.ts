@@ -18,6 +18,19 @@ export interface OfferInfo {
 }
 
 export type TransferEvent =
+  /**
+   * Sender: the walk of the folders to send is taking a while (after 1 s, then every 5 s):
+   * `entries` files and folders found so far; once more with `done` when it ends.
+   */
+  | { type: 'reading'; entries: number; done: boolean }
+  /**
+   * Sender: things inside the folders that are not sent (before the code is shown): files and
+   * folders that cannot be read (with skipUnreadable), symlinks, special files or names the
+   * recipient would refuse, folders nested too deep. `paths` (display-safe) names at most 100 of `count`.
+   */
+  | { type: 'left-out'; reason: 'unreadable' | 'symlink' | 'special' | 'too-deep'; paths: string[]; count: number }
+  /** Recipient: the output folder did not exist and was created (`path` as given, display-safe). */
+  | { type: 'created-folder'; path: string }
   | { type: 'code'; code: string }
   | { type: 'stage'; stage: Stage }
   /** Which way the two sides met: a relay, or the local network. */

@@ -17,7 +17,7 @@
 import * as fs from 'node:fs';
 import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, open, stat, statfs, unlink, utimes, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { TscCrocError } from '../core/errors.js';
 import type { DirMessage, FileMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
@@ -211,17 +211,43 @@ export class FileSink {
     this.#overwrite = allow;
   }
 
-  /** Check the output folder once, before the transfer starts. */
-  async checkOutDir(): Promise<void> {
-    const st = await lstatOrNull(this.#outDir);
-    if (st === null) throw new TscCrocError('ERR_IO', `the output folder ${this.#outDir} does not exist`);
+  /**
+   * Check the output folder once, before the transfer starts; a missing one is created, with its
+   * missing parents (like `mkdir -p`, as croc does): returns true when it was. A path that names
+   * something else than a folder, or runs through a file, is ERR_INVALID_ARGUMENT; one that
+   * cannot be created, ERR_NOT_WRITABLE.
+   */
+  async checkOutDir(): Promise<boolean> {
+    // (ENOTDIR: a part of the path is a file; mkdir says which below)
+    const st = await lstat(this.#outDir).catch((e: unknown) => {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      throw ioError(`cannot inspect ${displayName(this.#outDir)}`, e);
+    });
+    const created = st === null;
+    if (created) await this.#createOutDir();
     // the output folder itself may be a symlink the user chose; follow it once
-    const real = st.isSymbolicLink() ? await stat(this.#outDir) : st;
-    if (!real.isDirectory()) throw new TscCrocError('ERR_IO', `${this.#outDir} is not a folder`);
+    const real = st === null || st.isSymbolicLink() ? await stat(this.#outDir).catch(() => null) : st;
+    if (real === null) throw new TscCrocError('ERR_INVALID_ARGUMENT', `the output folder ${displayName(this.#outDir)} is a symlink to nothing`);
+    if (!real.isDirectory()) throw new TscCrocError('ERR_INVALID_ARGUMENT', `the output folder ${displayName(this.#outDir)} is not a folder`);
     try {
       this.#inMemory = IN_MEMORY_FS.has(fs.statfsSync(this.#outDir).type);
     } catch {
       this.#inMemory = false; // no statfs here: treat it as a disk
+    }
+    return created;
+  }
+
+  async #createOutDir(): Promise<void> {
+    try {
+      await mkdir(this.#outDir, { recursive: true });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTDIR' && code !== 'EEXIST') throw ioError(`cannot create the output folder ${displayName(this.#outDir)}`, e);
+      // which part of the path is not a folder: the nearest that exists
+      let p = code === 'EEXIST' ? this.#outDir : dirname(this.#outDir);
+      while (p !== dirname(p) && (await lstat(p).catch(() => null)) === null) p = dirname(p);
+      throw new TscCrocError('ERR_INVALID_ARGUMENT', `cannot create the output folder ${displayName(this.#outDir)}: ${displayName(p)} is not a folder`);
     }
   }
 
@@ -480,7 +506,12 @@ export class FileSink {
     await cur.checkpoint?.remove();
   }
 
-  /** Stop writing the open file. Partial data stays under its temporary name unless `keep` is false. */
+  /**
+   * Stop writing the open file. Partial data stays under its temporary name unless `keep` is
+   * false; a partial with no byte in it holds nothing to resume, so it goes either way, with its
+   * checkpoint (and the journal of a top-level file this transfer created: it vouches for nothing
+   * else). Returns the partial kept, if any.
+   */
   async abort(keep: boolean): Promise<string | null> {
     await Promise.all(this.#publishing); // complete files finish publishing; nothing is left running
     this.#interrupted = true;
@@ -499,12 +530,18 @@ export class FileSink {
       await cur.handle.truncate(cur.file.offset).catch(() => undefined);
       await cur.checkpoint?.record(cur.file.offset).catch(() => undefined);
     }
+    // (what is on disk, not what was handed to writes: a first write that failed leaves 0 bytes)
+    const empty = await cur.handle.stat().then((st) => st.size === 0, () => false);
     await cur.handle.close().catch(() => undefined);
     await cur.checkpoint?.close();
     await this.closeJournals();
-    if ((!keep && cur.file.offset === 0) || cur.file.size === 0) {
+    if ((!keep && cur.file.offset === 0) || empty) {
       await unlink(cur.tempPath).catch(() => undefined);
       await cur.checkpoint?.remove();
+      if (cur.rootCreated) {
+        await removeJournals(this.#outDir, [cur.file.path]);
+        this.#journalRoots.delete(cur.file.path);
+      }
       return null;
     }
     return cur.tempPath;

@@ -126,7 +126,7 @@ export interface ReceiveOptions {
   relayPassword?: string | undefined;
   /** The code the sender showed, as typed. */
   code: string;
-  /** Folder to write into (default: the current folder). */
+  /** Folder to write into (default: the current folder); created, with its parents, if missing (a 'created-folder' event). */
   outDir?: string | undefined;
   /**
    * What to do when offered names already exist in the output folder: true replaces files and
@@ -170,7 +170,8 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
   const code = parseCode(opts.code);
   const sink = new FileSink(resolve(opts.outDir ?? '.'), opts.overwrite === true);
-  await sink.checkOutDir();
+  // a missing output folder is created (with its parents), as croc does
+  if (await sink.checkOutDir()) emit({ type: 'created-folder', path: displayName(opts.outDir ?? '.') });
   // The local network first, when allowed: briefly if a relay is configured (the sender then
   // listens on both), for the whole window if there is none or it is the only way allowed.
   const lan = opts.lan ?? 'auto';

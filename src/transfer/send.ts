@@ -1,5 +1,5 @@
 /**
- * The sending side: join the relay, show the code, run SPAKE2, then stream the files as
+ * The sending side: walk the files, join the relay, show the code, run SPAKE2, then stream the files as
  * encrypted records: large files read 1 MiB at a time into two reused buffers, each sealed as
  * one record; small files read ahead a few at a time, each sent as one record.
  */
@@ -8,7 +8,7 @@ import type { BigIntStats } from 'node:fs';
 import * as fs from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
-import { checkRelativePath } from '../core/path.js';
+import { checkRelativePath, displayName } from '../core/path.js';
 import { formatCode, generateSecret, parseCode } from '../core/code-phrase.js';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import { MAX_OFFER_NAMES, MAX_TEXT_BYTES, PROTOCOL_VERSION, parseMessage, type FileMessage, type HaveEntry, type OfferMessage } from '../core/messages.js';
@@ -44,6 +44,11 @@ export interface SendOptions {
   exclude?: string[] | undefined;
   /** Leave out what .gitignore files ignore (nested ones too), and .git folders. */
   git?: boolean | undefined;
+  /**
+   * Leave out files and folders that cannot be read (a 'left-out' event lists them); without
+   * it, one fails the send with ERR_INVALID_ARGUMENT before the code is shown.
+   */
+  skipUnreadable?: boolean | undefined;
   /**
    * The local network: 'auto' (default) also runs a relay here and announces it, 'only' ignores
    * the configured relay, 'off' uses only the configured relay.
@@ -82,11 +87,10 @@ const FILES_PER_TURN = 32;
 export async function send(opts: SendOptions): Promise<SendResult> {
   const emit: EventSink = opts.onEvent ?? (() => {});
   const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
-  // The code appears at once: arguments are checked now (a typo fails before a code is shown),
-  // the folders are walked while we join and wait for the other side.
+  // Arguments are checked and the folders walked before a code is shown: a typo, or a file that
+  // cannot be read, fails now, not after the recipient accepted and received part of the files.
   await checkArguments(opts);
-  const planning = planContent(opts);
-  planning.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
+  const planning = Promise.resolve(await planContent(opts, emit));
   const chosen = opts.code !== undefined ? parseCode(opts.code) : undefined;
   const secret = chosen?.secret ?? generateSecret();
   // Where the recipient can reach us: the configured relay, and (unless lan: 'off') a relay run
@@ -377,15 +381,46 @@ type Plan =
   | { kind: 'files'; offer: OfferMessage; scan: Scan; resumable: true }
   | { kind: 'text' | 'stream'; offer: OfferMessage; data: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array>; resumable: boolean };
 
+/** A walk that takes longer than this is shown ('reading' events)... */
+const READING_SHOWN_AFTER_MS = 1000;
+/** ...again at most this often. */
+const READING_EVERY_MS = 5000;
+/** Paths a 'left-out' event names at most (its count says how many there were). */
+const LEFT_OUT_NAMED = 100;
+
+/** Walk the files and folders to send, reporting a long walk and what was left out of it. */
+async function walk(opts: SendOptions, emit: EventSink): Promise<Scan> {
+  const started = Date.now();
+  let shown = 0;
+  const scan = await scanSources(opts.files!, {
+    exclude: opts.exclude ?? [],
+    git: opts.git ?? false,
+    skipUnreadable: opts.skipUnreadable ?? false,
+    onProgress: (n) => {
+      if (opts.signal?.aborted) throw new TscCrocError('ERR_CANCELLED', 'cancelled'); // a long walk stops on Ctrl-C
+      const now = Date.now();
+      if (now - started < READING_SHOWN_AFTER_MS || now - shown < READING_EVERY_MS) return;
+      shown = now;
+      emit({ type: 'reading', entries: n, done: false });
+    },
+  });
+  if (shown > 0) emit({ type: 'reading', entries: scan.entries.length, done: true });
+  for (const reason of ['unreadable', 'symlink', 'special', 'too-deep'] as const) {
+    const paths = scan.skipped.filter((s) => s.reason === reason).map((s) => displayName(s.path));
+    if (paths.length > 0) emit({ type: 'left-out', reason, paths: paths.slice(0, LEFT_OUT_NAMED), count: paths.length });
+  }
+  return scan;
+}
+
 /** What will be sent, and the offer that announces it (after checkArguments). */
-async function planContent(opts: SendOptions): Promise<Plan> {
+async function planContent(opts: SendOptions, emit: EventSink): Promise<Plan> {
   const base = { type: 'offer', v: PROTOCOL_VERSION, totalFiles: 0, totalDirs: 0, names: [] } as const;
   if (opts.text !== undefined) {
     const bytes = Buffer.from(opts.text, 'utf8');
     return { kind: 'text', offer: { ...base, names: [], kind: 'text', totalBytes: bytes.length }, data: [bytes], resumable: false };
   }
   if (opts.stream !== undefined) return { kind: 'stream', offer: { ...base, names: [], kind: 'stream', totalBytes: 0 }, data: opts.stream, resumable: false };
-  const scan = await scanSources(opts.files!, { exclude: opts.exclude ?? [], git: opts.git ?? false });
+  const scan = await walk(opts, emit);
   if (scan.roots.length > MAX_OFFER_NAMES) throw new TscCrocError('ERR_INVALID_ARGUMENT', `at most ${MAX_OFFER_NAMES} files or folders at once: send their folder instead`);
   const offer: OfferMessage = {
     ...base,
@@ -458,6 +493,21 @@ function unchanged(src: Entry, st: BigIntStats): boolean {
   return Number(st.size) === src.size && wholeMs(st) === src.mtimeMs;
 }
 
+/**
+ * A file the walk could read that cannot be opened now: it became unreadable (or went) after the
+ * walk, mid-transfer.
+ */
+function openError(src: Entry, e: unknown): TscCrocError {
+  const code = (e as NodeJS.ErrnoException).code ?? 'error';
+  const why =
+    code === 'EACCES' || code === 'EPERM'
+      ? 'it became unreadable after the transfer started; fix its permissions and run the same command again (what arrived is kept), or leave it out with --skip-unreadable'
+      : code === 'ENOENT'
+        ? 'it was removed after the transfer started'
+        : 'it could be read when the transfer started';
+  return new TscCrocError('ERR_IO', `cannot open ${displayName(src.abs)} (${code}): ${why}`, { cause: e });
+}
+
 function readError(src: Entry, e: unknown): unknown {
   if (isTscCrocError(e)) return e;
   return new TscCrocError('ERR_IO', `cannot read ${src.abs} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { cause: e });
@@ -480,7 +530,7 @@ function readSmall(src: Entry): Promise<Buffer> {
   // costs more than the calls themselves
   return new Promise((resolve, reject) => {
     fs.open(src.abs, 'r', (err, fd) => {
-      if (err) return reject(new TscCrocError('ERR_IO', `cannot open ${src.abs} (${(err as NodeJS.ErrnoException).code})`));
+      if (err) return reject(openError(src, err));
       const done = (e: unknown, result?: Buffer) => fs.close(fd, () => (e ? reject(readError(src, e)) : resolve(result!)));
       const buf = Buffer.allocUnsafe(src.size + 1);
       let got = 0;
@@ -512,7 +562,7 @@ function readSmallSync(src: Entry): Buffer {
   try {
     fd = fs.openSync(src.abs, 'r');
   } catch (err) {
-    throw new TscCrocError('ERR_IO', `cannot open ${src.abs} (${(err as NodeJS.ErrnoException).code})`);
+    throw openError(src, err);
   }
   try {
     const buf = Buffer.allocUnsafe(src.size + 1);
@@ -607,7 +657,7 @@ async function sendFile(
   try {
     fh = await open(src.abs, 'r');
   } catch (e) {
-    throw new TscCrocError('ERR_IO', `cannot open ${src.abs} (${(e as NodeJS.ErrnoException).code})`);
+    throw openError(src, e);
   }
   try {
     if (!unchanged(src, await fh.stat({ bigint: true }))) throw sourceChanged(src);
