@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { ChannelState, JoinResponse } from '../src/core/relay-api.js';
 import { buildRelay, type Relay } from '../src/relay/index.js';
 import { NAME_SPREAD, channelNameDigits } from '../src/relay/channels.js';
-import { Client, HH_K, H_K, X, Y, expectError, expectRefused, post, until, withRelay } from './relay-helpers.js';
+import { Client, HH_K, H_K, X, Y, expectError, expectRefused, post, staple, until, withRelay } from './relay-helpers.js';
 
 const STRANGER = '10.9.0.2';
 const X2 = 'e5'.repeat(32);
@@ -332,5 +332,28 @@ describe('a closed channel frees its name at once (a fixed code is used again ri
     } finally {
       await relay.close();
     }
+  });
+});
+
+describe('the TCP side after a name is taken again', () => {
+  test('a stapled pair dropped with its closed channel does not close the new channel of that name; an old uuid\'s hello is refused ERR_CHANNEL_CLOSED', async () => {
+    await withRelay({}, async (relay) => {
+      const old = await staple(relay);
+      // closed, and the name taken again in the same turn of the event loop: the old sockets' close
+      // events come after the new channel exists
+      relay.store.close(old.channel, 'done');
+      const fresh = relay.store.join({ role: 'sender', channel: old.channel }, '127.0.0.1');
+      await old.a.until(() => old.a.closed, 'the old sender socket to close');
+      await old.b.until(() => old.b.closed, 'the old recipient socket to close');
+      await until(() => relay.tcp.connectionCount === 0, 'the relay to let the old sockets go');
+      const st = relay.store.get(old.channel)!;
+      assert.deepEqual([st.closed, st.version], [false, 1], 'the new channel is untouched');
+      // a late hello of the old sender reaches its own (closed) channel
+      const late = await Client.connect(old.tcpPort);
+      late.hello(old.channel, old.sender);
+      await expectRefused(late, 'ERR_CHANNEL_CLOSED');
+      assert.equal(relay.store.get(old.channel)!.closed, false);
+      assert.notEqual(fresh.participant.uuid, old.sender);
+    })();
   });
 });
