@@ -11,6 +11,7 @@ import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { TscCrocError } from '../core/errors.js';
 import { CHANNEL_PATTERN } from '../core/relay-api.js';
+import { formatWait } from './relay-client.js';
 
 export const DISCOVERY_GROUP = '239.255.42.99';
 export const DISCOVERY_PORT = 9011;
@@ -99,11 +100,6 @@ export function announce(channel: string, httpPort: number, interfaces?: readonl
   };
 }
 
-function formatSeconds(ms: number): string {
-  const s = Math.round(ms / 1000);
-  return s >= 120 && s % 60 === 0 ? `${s / 60} min` : `${s} s`;
-}
-
 /**
  * Listen for the channel's announcement; resolve with the relay URL it points to. A sender that
  * starts later is found as soon as it announces, up to `timeoutMs`. With `waiting` (a recipient
@@ -134,7 +130,7 @@ export function discover(
         finish(
           new TscCrocError(
             waiting === undefined ? 'ERR_CHANNEL_NOT_FOUND' : 'ERR_TIMEOUT',
-            `no sender found on the local network for channel ${channel} within ${formatSeconds(timeoutMs)}: check that the sender is running on this network and shows that number at the start of its code; if it uses a relay, give the same --relay here`,
+            `no sender found on the local network for channel ${channel} within ${formatWait(timeoutMs)}: check that the sender is running on this network and shows that number at the start of its code; if it uses a relay, give the same --relay here`,
           ),
         ),
       timeoutMs,
