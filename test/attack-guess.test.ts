@@ -227,9 +227,9 @@ test('(c) guesses until the attempts run out: the sender (CLI) reports each one,
     assert.match(sender.stderr(), /Someone tried a wrong code \(5 of 5\)/);
     assert.match(sender.stderr(), /code is wrong: 5 attempts failed/);
     assert.deepEqual(await readdir(out), []);
-    // the channel is closed: even the right code cannot fetch the file now
+    // the channel is closed and its name free: even the right code finds no sender now
     const late = await receiveInto(base, code!, out).catch((x: unknown) => x);
-    assert.ok(late instanceof TscCrocError && late.code === 'ERR_CHANNEL_CLOSED', String(late));
+    assert.ok(late instanceof TscCrocError && late.code === 'ERR_CHANNEL_NOT_FOUND', String(late));
     assert.deepEqual(await readdir(out), []);
 
     await otherDone;

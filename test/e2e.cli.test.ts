@@ -474,7 +474,7 @@ test('no relay configured: the sender runs one and announces it on the local net
   assert.equal(await sender.exit(), 0, sender.stderr());
   assert.equal(await sha256File(join(out, 'lan.bin')), await sha256File(file));
   // nobody sending: a clear error, quickly
-  const lonely = runCli(['receive', '--out', out, '--yes', 'nosuchchannel-abandon-ability-able']);
+  const lonely = runCli(['receive', '--wait', '0', '--out', out, '--yes', 'nosuchchannel-abandon-ability-able']);
   assert.equal(await lonely.exit(), 1);
   assert.match(lonely.stderr(), /no sender found on the local network for channel nosuchchannel/);
 });

@@ -67,7 +67,7 @@ test('sender and recipient in two network namespaces, no relay configured: found
   const sender = runCli(['send', '--interface', `va${tag}`, file], { wrap: ['ip', 'netns', 'exec', ns1] });
   const [, code] = await sender.waitFor(/Code is: (\S+)/);
   // confined to loopback, the recipient does not hear an announcement sent on the link
-  const confined = runCli(['receive', '--interface', 'lo', '--out', out, '--yes'], { wrap: ['ip', 'netns', 'exec', ns2], env: { TSC_CROC_SECRET: code! } });
+  const confined = runCli(['receive', '--wait', '0', '--interface', 'lo', '--out', out, '--yes'], { wrap: ['ip', 'netns', 'exec', ns2], env: { TSC_CROC_SECRET: code! } });
   assert.notEqual(await confined.exit(), 0);
   assert.match(confined.stderr(), /ERR_CHANNEL_NOT_FOUND/);
   const recipient = runCli(['receive', '--out', out, '--yes', '--json'], { wrap: ['ip', 'netns', 'exec', ns2], env: { TSC_CROC_SECRET: code!, TSC_CROC_INTERFACES: `vb${tag}` } });

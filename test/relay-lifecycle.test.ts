@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { ChannelState, JoinResponse } from '../src/core/relay-api.js';
 import { buildRelay, type Relay } from '../src/relay/index.js';
 import { NAME_SPREAD, channelNameDigits } from '../src/relay/channels.js';
-import { Client, HH_K, H_K, X, Y, expectError, expectRefused, post, until, withRelay } from './relay-helpers.js';
+import { Client, HH_K, H_K, X, Y, expectError, expectRefused, post, staple, until, withRelay } from './relay-helpers.js';
 
 const STRANGER = '10.9.0.2';
 const X2 = 'e5'.repeat(32);
@@ -112,7 +112,8 @@ describe('reject: the sender refuses a recipient whose confirmation failed', () 
       await channel(relay, { channel: ch, uuid: r2.body.uuid, y: Y, hh_k: HH_K }, '10.9.0.4');
       const last = await channel(relay, { channel: ch, uuid: s, reject: true });
       assert.deepEqual([last.body.closed, last.body.closeReason, last.body.attempts, last.body.maxAttempts], [true, 'wrong-code', 2, 2]);
-      expectError(await join(relay, { role: 'recipient', channel: ch }), 410, 'ERR_CHANNEL_CLOSED');
+      // the name is free again: no channel for a recipient until a sender comes back
+      expectError(await join(relay, { role: 'recipient', channel: ch }), 404, 'ERR_CHANNEL_NOT_FOUND');
       assert.equal(relay.store.openCountOf('127.0.0.1'), 0);
     })();
   });
@@ -251,5 +252,108 @@ describe('relay-picked channel names: the space grows with the channels held', (
     } finally {
       await relay.close();
     }
+  });
+});
+
+describe('a closed channel frees its name at once (a fixed code is used again right after)', () => {
+  test('after a close: a sender joins the name again at once; the old participants still read their closed channel by uuid until closedRetentionMs', async () => {
+    let now = 1_000_000;
+    const relay = buildRelay({ now: () => now, closedRetentionMs: 60_000 });
+    try {
+      const a = await join(relay, { role: 'sender', channel: '5126' });
+      assert.equal(a.status, 200);
+      await channel(relay, { channel: '5126', uuid: a.body.uuid, x: X });
+      const ra = await join(relay, { role: 'recipient', channel: '5126' }, STRANGER);
+      // while it is open the name is taken
+      expectError(await join(relay, { role: 'sender', channel: '5126' }, '10.9.0.5'), 409, 'ERR_CHANNEL_OCCUPIED');
+      const closed = await channel(relay, { channel: '5126', uuid: a.body.uuid, close: true, reason: 'done' });
+      assert.equal(closed.body.closed, true);
+
+      const b = await join(relay, { role: 'sender', channel: '5126' });
+      assert.equal(b.status, 200, JSON.stringify(b.body));
+      assert.notEqual(b.body.uuid, a.body.uuid);
+      assert.equal(relay.store.size, 2);
+      assert.equal(relay.store.openCount, 1);
+      // the old participants read their own channel: closed, with its fields; a wait answers at once
+      const oldView = await channel(relay, { channel: '5126', uuid: a.body.uuid, wait: 30_000, since: closed.body.version });
+      assert.deepEqual([oldView.body.closed, oldView.body.closeReason, oldView.body.x, oldView.body.version], [true, 'done', X, closed.body.version]);
+      const oldRecipient = await channel(relay, { channel: '5126', uuid: ra.body.uuid }, STRANGER);
+      assert.equal(oldRecipient.body.closed, true);
+      // and may write nothing, nor touch the new channel
+      expectError(await channel(relay, { channel: '5126', uuid: a.body.uuid, x: X2 }), 410, 'ERR_CHANNEL_CLOSED');
+      const fresh = await channel(relay, { channel: '5126', uuid: b.body.uuid });
+      assert.deepEqual([fresh.body.closed, fresh.body.version, fresh.body.x, fresh.body.recipient], [false, 1, null, false]);
+      // a recipient join finds the new channel
+      const rb = await join(relay, { role: 'recipient', channel: '5126' }, STRANGER);
+      assert.equal(rb.status, 200);
+      assert.equal(relay.store.get('5126')!.recipient, true);
+      // a long-poll of the new sender is woken by the new channel's changes, not the old one's
+      const poll = channel(relay, { channel: '5126', uuid: b.body.uuid, wait: 30_000, since: relay.store.get('5126')!.version });
+      await until(() => relay.store.watcherCount('5126') === 1, 'the poll to subscribe');
+      await channel(relay, { channel: '5126', uuid: ra.body.uuid, close: true }, STRANGER); // the old recipient's goodbye: harmless
+      assert.equal(relay.store.watcherCount('5126'), 1);
+      await channel(relay, { channel: '5126', uuid: b.body.uuid, x: X2 });
+      assert.equal((await poll).body.x, X2);
+      // after closedRetentionMs the old one is gone; its uuids are unknown now
+      now += 60_000;
+      assert.deepEqual(relay.store.expire(now).removed, ['5126']);
+      assert.equal(relay.store.size, 1);
+      expectError(await channel(relay, { channel: '5126', uuid: a.body.uuid }), 403, 'ERR_UNKNOWN_PARTICIPANT');
+      assert.equal(relay.store.get('5126')!.closed, false);
+    } finally {
+      await relay.close();
+    }
+  });
+
+  test('after the last allowed wrong attempt closed it "wrong-code", a sender joins the name again at once', async () => {
+    await withRelay({ maxAttempts: 1 }, async (relay) => {
+      const { ch, s } = await guessed(relay);
+      const last = await channel(relay, { channel: ch, uuid: s, reject: true });
+      assert.deepEqual([last.body.closed, last.body.closeReason], [true, 'wrong-code']);
+      const again = await join(relay, { role: 'sender', channel: ch });
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.equal((await join(relay, { role: 'recipient', channel: ch }, '10.9.0.4')).status, 200);
+    })();
+  });
+
+  test('a recipient asking again and again for a name the relay does not hold yet counts one miss; distinct names still count each', async () => {
+    let now = 1_000_000;
+    const relay = buildRelay({ now: () => now, joinMissLimit: 3, joinRateLimit: 1000 });
+    try {
+      for (let i = 0; i < 50; i++) expectError(await join(relay, { role: 'recipient', channel: '5126' }, STRANGER), 404, 'ERR_CHANNEL_NOT_FOUND');
+      // the sender starts: the waiting recipient gets in
+      assert.equal((await join(relay, { role: 'sender', channel: '5126' })).status, 200);
+      assert.equal((await join(relay, { role: 'recipient', channel: '5126' }, STRANGER)).status, 200);
+      // two more distinct names make three: the next recipient join from that address is refused
+      expectError(await join(relay, { role: 'recipient', channel: '7001' }, STRANGER), 404, 'ERR_CHANNEL_NOT_FOUND');
+      expectError(await join(relay, { role: 'recipient', channel: '7002' }, STRANGER), 404, 'ERR_CHANNEL_NOT_FOUND');
+      expectError(await join(relay, { role: 'recipient', channel: '7001' }, STRANGER), 429, 'ERR_RATE_LIMITED');
+      expectError(await join(relay, { role: 'recipient', channel: '7003' }, STRANGER), 429, 'ERR_RATE_LIMITED');
+    } finally {
+      await relay.close();
+    }
+  });
+});
+
+describe('the TCP side after a name is taken again', () => {
+  test('a stapled pair dropped with its closed channel does not close the new channel of that name; an old uuid\'s hello is refused ERR_CHANNEL_CLOSED', async () => {
+    await withRelay({}, async (relay) => {
+      const old = await staple(relay);
+      // closed, and the name taken again in the same turn of the event loop: the old sockets' close
+      // events come after the new channel exists
+      relay.store.close(old.channel, 'done');
+      const fresh = relay.store.join({ role: 'sender', channel: old.channel }, '127.0.0.1');
+      await old.a.until(() => old.a.closed, 'the old sender socket to close');
+      await old.b.until(() => old.b.closed, 'the old recipient socket to close');
+      await until(() => relay.tcp.connectionCount === 0, 'the relay to let the old sockets go');
+      const st = relay.store.get(old.channel)!;
+      assert.deepEqual([st.closed, st.version], [false, 1], 'the new channel is untouched');
+      // a late hello of the old sender reaches its own (closed) channel
+      const late = await Client.connect(old.tcpPort);
+      late.hello(old.channel, old.sender);
+      await expectRefused(late, 'ERR_CHANNEL_CLOSED');
+      assert.equal(relay.store.get(old.channel)!.closed, false);
+      assert.notEqual(fresh.participant.uuid, old.sender);
+    })();
   });
 });

@@ -22,6 +22,8 @@ const codes: ReadonlySet<string> = new Set(RELAY_ERROR_CODES);
 interface Joined {
   uuid: string;
   channel: string;
+  /** Which channel of that name (0: the first; a closed channel's name is taken again by the next sender). */
+  gen: number;
   role: Role;
   address: string;
   /** A recipient that left before the key agreement completed: it reads the channel as closed. */
@@ -96,8 +98,11 @@ const norm = (a: string) => (a.startsWith('::ffff:') ? a.slice(7) : a);
 
 async function run(relay: Relay, actions: Action[]): Promise<void> {
   const joined: Joined[] = [];
-  /** Per channel: successful joins, and the values written (by whom). */
+  /** Per channel: successful joins, and the values written (by whom). Keyed by name#generation: a closed channel's name is taken again by the next sender join. */
   const model = new Map<string, { joins: number; closed: boolean; fields: Partial<Record<(typeof FIELDS)[number], string>> }>();
+  /** The generation of each name: how many channels held it before the newest. */
+  const generation = new Map<string, number>();
+  const key = (name: string, gen = generation.get(name) ?? 0) => `${name}#${gen}`;
 
   for (const act of actions) {
     let address = ADDRESSES[act.kind === 'step' ? 0 : act.client]!;
@@ -130,7 +135,7 @@ async function run(relay: Relay, actions: Action[]): Promise<void> {
       url = '/channel';
       used = joined[act.who % joined.length]!;
       address = used.address;
-      const written = model.get(used.channel)?.fields ?? {};
+      const written = model.get(key(used.channel, used.gen))?.fields ?? {};
       request = { channel: used.channel, uuid: used.uuid };
       if (used.role === 'recipient') Object.assign(request, { y: act.value, hh_k: act.value });
       else if (written.x === undefined) request.x = act.value;
@@ -161,12 +166,20 @@ async function run(relay: Relay, actions: Action[]): Promise<void> {
     if (url === '/join') {
       const j = body as unknown as JoinResponse;
       assert.equal(act.kind, 'join', 'garbage never joins');
-      const m = model.get(j.channel) ?? { joins: 0, closed: false, fields: {} };
+      const before = model.get(key(j.channel));
+      if (j.role === 'sender' && before !== undefined) {
+        // a sender joins a name only when the channel that held it is closed: a fresh channel
+        const prev = joined.find((p) => p.channel === j.channel && p.gen === (generation.get(j.channel) ?? 0) && p.role === 'sender');
+        assert.ok(prev !== undefined && relay.store.peek({ channel: j.channel, uuid: prev.uuid })?.closed === true, 'a sender takes a name only from a closed channel');
+        generation.set(j.channel, (generation.get(j.channel) ?? 0) + 1);
+      }
+      const m = model.get(key(j.channel)) ?? { joins: 0, closed: false, fields: {} };
       m.joins++;
-      model.set(j.channel, m);
+      model.set(key(j.channel), m);
       assert.ok(m.joins <= 2, `channel ${j.channel} has ${m.joins} participants`);
-      assert.ok(!joined.some((p) => p.channel === j.channel && p.role === j.role && p.evicted !== true), 'one participant per role');
-      joined.push({ uuid: j.uuid, channel: j.channel, role: j.role, address: norm(address) });
+      const gen = generation.get(j.channel) ?? 0;
+      assert.ok(!joined.some((p) => p.channel === j.channel && p.gen === gen && p.role === j.role && p.evicted !== true), 'one participant per role');
+      joined.push({ uuid: j.uuid, channel: j.channel, gen, role: j.role, address: norm(address) });
       continue;
     }
 
@@ -176,7 +189,7 @@ async function run(relay: Relay, actions: Action[]): Promise<void> {
     const state = body as unknown as ChannelState;
     assert.equal(state.channel, used.channel, "a uuid never reaches another channel's state");
     assert.equal(norm(address), used.address, 'a uuid is only valid from its join address');
-    const m = model.get(used.channel)!;
+    const m = model.get(key(used.channel, used.gen))!;
     if (used.evicted === true) {
       // an evicted recipient reads the channel as closed, with nothing in it, and writes nothing
       assert.ok(FIELDS.every((f) => request[f] === undefined), 'an evicted recipient never writes');
@@ -192,7 +205,7 @@ async function run(relay: Relay, actions: Action[]): Promise<void> {
       delete m.fields.hh_k;
       accepted.close!++;
       assert.ok(state.closed && FIELDS.every((f) => state[f] === null), 'the leaving recipient reads a closed channel');
-      m.closed = relay.store.get(used.channel)!.closed;
+      m.closed = used.gen === generation.get(used.channel) ? relay.store.get(used.channel)!.closed : true;
       continue;
     }
     for (const f of FIELDS) {
@@ -213,7 +226,8 @@ async function run(relay: Relay, actions: Action[]): Promise<void> {
   }
 
   // The store agrees with the model: never more than two participants anywhere.
-  for (const [name, m] of model) {
+  for (const [name, gen] of [...new Set([...model.keys()].map((k) => k.split('#')[0]!))].map((n) => [n, key(n)] as const)) {
+    const m = model.get(gen)!;
     const s = relay.store.get(name);
     assert.ok(s !== undefined);
     assert.equal(Number(s.sender) + Number(s.recipient), m.joins);

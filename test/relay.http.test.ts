@@ -220,10 +220,10 @@ describe('POST /join', () => {
     assert.equal((await join(relay, { role: 'recipient', channel: s.body.channel, curve: 'ed25519' })).status, 200);
   }));
 
-  test('recipient of a closed channel: 410 ERR_CHANNEL_CLOSED', withRelay({}, async (relay) => {
+  test('recipient of a closed channel: 404 ERR_CHANNEL_NOT_FOUND (a closed channel no longer holds its name)', withRelay({}, async (relay) => {
     const s = await join(relay, { role: 'sender' });
     await channel(relay, { channel: s.body.channel, uuid: s.body.uuid, close: true, reason: 'cancelled' });
-    expectError(await join(relay, { role: 'recipient', channel: s.body.channel }), 410, 'ERR_CHANNEL_CLOSED');
+    expectError(await join(relay, { role: 'recipient', channel: s.body.channel }), 404, 'ERR_CHANNEL_NOT_FOUND');
   }));
 });
 

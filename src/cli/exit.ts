@@ -39,6 +39,9 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
 export function reportError(e: unknown, write: (line: string) => void): number {
   if (isTscCrocError(e)) {
     write(`tsc-croc: ${displayName(e.message)} [${e.code}]`);
+    // the underlying Node error (ECONNREFUSED, HPE_...) only when debugging: the line above says it in words
+    const cause = e.cause as { code?: unknown; message?: unknown } | undefined;
+    if (process.env.TSC_CROC_DEBUG && cause) write(`tsc-croc: cause: ${displayName(String(cause.code ?? ''))} ${displayName(String(cause.message ?? ''))}`);
     return BY_CODE[e.code] ?? EXIT.ERROR;
   }
   const err = e as Error;

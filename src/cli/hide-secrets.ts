@@ -16,19 +16,23 @@ export const HIDDEN = '***';
 /** Options whose value is a secret, in any command. */
 const SECRET_OPTIONS = new Set(['--code', '--relay-password', '--password']);
 /** Options of `receive` that take a value (their value is not the code). */
-const RECEIVE_VALUE_OPTIONS = new Set(['--relay', '--out', '--reconnect', '--stall', '--interface']);
+const RECEIVE_VALUE_OPTIONS = new Set(['--relay', '--out', '--reconnect', '--stall', '--interface', '--wait']);
+/** The command names; any other first word is taken for a code (`tsc-croc CODE` receives). */
+const COMMANDS = new Set(['send', 'receive', 'relay', 'completion', 'help']);
 
 /**
  * The command line with secrets replaced by HIDDEN, or null when it holds none. `argv` is
- * process.argv: [node, script, command, ...]. For `receive`, every positional argument is taken
- * for the code (more is hidden rather than less).
+ * process.argv: [node, script, ...]. The command is the first word that is not an option (nor a
+ * `receive` option's value); a first word that is no command name is the code of `tsc-croc CODE`
+ * (croc's habit) and is hidden. For `receive`, every positional argument is taken for the code
+ * (more is hidden rather than less).
  */
 export function maskedCommandLine(argv: readonly string[]): string[] | null {
   const out = argv.slice();
-  const command = argv[2];
+  let command: string | undefined;
   let masked = false;
   let positional = false; // after `--`
-  for (let i = 3; i < argv.length; i++) {
+  for (let i = 2; i < argv.length; i++) {
     const a = argv[i]!;
     if (!positional && a === '--') {
       positional = true;
@@ -41,10 +45,15 @@ export function maskedCommandLine(argv: readonly string[]): string[] | null {
         if (eq >= 0) out[i] = `${name}=${HIDDEN}`;
         else if (i + 1 < argv.length) out[++i] = HIDDEN;
         masked = true;
-      } else if (eq < 0 && command === 'receive' && RECEIVE_VALUE_OPTIONS.has(name)) i++; // its value
+      } else if (eq < 0 && (command === undefined || command === 'receive') && RECEIVE_VALUE_OPTIONS.has(name)) i++; // its value
       continue;
     }
     if (!positional && a.startsWith('-') && a.length > 1) continue; // a short flag (-y)
+    if (command === undefined && !positional && COMMANDS.has(a)) {
+      command = a;
+      continue;
+    }
+    command ??= 'receive'; // `tsc-croc [options] CODE`
     if (command === 'receive') {
       out[i] = HIDDEN;
       masked = true;

@@ -194,8 +194,9 @@ export function buildProgram(io: CliIo): Command {
       .option('-y, --yes', 'accept the offer without asking')
       .option('--overwrite', 'replace files (and write into folders) that already exist; on a terminal you are asked name by name')
       .addOption(new Option('--skip-existing', 'keep what already exists here and receive the rest (the sender is told)').conflicts('overwrite'))
-      .option('--stdout', 'write a single offered file to stdout instead of the output folder'),
-  ).action(async (codeArg: string | undefined, o: { relay?: string; relayPassword?: string; stdout?: boolean; out: string; yes?: boolean; overwrite?: boolean; skipExisting?: boolean; json?: boolean; progress: boolean; local?: boolean; interface?: string; remember?: boolean; reconnect: number; stall: number }) => {
+      .option('--stdout', 'write a single offered file to stdout instead of the output folder')
+      .addOption(new Option('--wait <seconds>', 'wait this long for a sender that has not started yet (0: fail at once)').default(300).argParser(seconds)),
+  ).action(async (codeArg: string | undefined, o: { wait: number; relay?: string; relayPassword?: string; stdout?: boolean; out: string; yes?: boolean; overwrite?: boolean; skipExisting?: boolean; json?: boolean; progress: boolean; local?: boolean; interface?: string; remember?: boolean; reconnect: number; stall: number }) => {
     const relay = await relayFrom(o, io);
     // the code: typed at the prompt (never in a process list), else TSC_CROC_SECRET, else an argument
     if (codeArg !== undefined) warnArgumentCode(io);
@@ -219,7 +220,7 @@ export function buildProgram(io: CliIo): Command {
         fileToStream: !!o.stdout,
         code,
         outDir: o.out,
-        timeouts: { reconnectMs: o.reconnect * 1000, stallMs: o.stall * 1000 },
+        timeouts: { reconnectMs: o.reconnect * 1000, stallMs: o.stall * 1000, waitForSenderMs: o.wait * 1000 },
         // existing names: all replaced, all kept, or asked about one by one on a terminal
         overwrite: o.overwrite ? true : o.skipExisting ? 'skip' : io.stdin.isTTY && !o.yes ? async (existing) => (await import('./prompt-consent.js')).askEachExisting(existing, io.stdin, io.stderr, signal) : false,
         signal,
@@ -292,11 +293,41 @@ export function buildProgram(io: CliIo): Command {
   return program;
 }
 
+/** Options of `receive` that take a value: what follows them is not the code. */
+const RECEIVE_VALUE_OPTIONS = new Set(['--relay', '--relay-password', '--out', '--reconnect', '--stall', '--interface', '--wait']);
+const LOOKS_LIKE_CODE = /^[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)+$/;
+
+/**
+ * croc's habit: `tsc-croc CODE` and `tsc-croc [receive options] CODE` receive. When the first
+ * argument that is not an option (or an option's value) is no command name but parses as a code,
+ * `receive` is put in front; anything else is left to the parser (an unknown word stays an
+ * unknown command).
+ */
+export async function receiveByDefault(argv: string[], commands: readonly string[]): Promise<string[]> {
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return argv;
+    if (a.startsWith('-')) {
+      if (RECEIVE_VALUE_OPTIONS.has(a)) i++;
+      continue;
+    }
+    if (commands.includes(a) || !LOOKS_LIKE_CODE.test(a)) return argv;
+    const { parseCode } = await import('../core/code-phrase.js');
+    try {
+      parseCode(a);
+    } catch {
+      return argv;
+    }
+    return [...argv.slice(0, 2), 'receive', ...argv.slice(2)];
+  }
+  return argv;
+}
+
 /** Run the CLI; resolves to the exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const program = buildProgram(io);
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(await receiveByDefault(argv, [...program.commands.map((c) => c.name()), 'help']));
     return EXIT.OK;
   } catch (e) {
     if (e instanceof CommanderError) {

@@ -123,6 +123,11 @@ export class TransferUi {
       case 'reconnecting':
         this.info(`Connection lost (${e.reason}); reconnecting for up to ${Math.max(0, Math.round((e.untilMs - Date.now()) / 1000))} s...`);
         break;
+      case 'waiting-for-sender': {
+        const s = Math.max(0, Math.round((e.untilMs - Date.now()) / 1000));
+        this.info(`Waiting for the sender ${e.via === 'lan' ? 'on the local network' : 'on the relay'}... (up to ${s >= 120 ? `${Math.round(s / 60)} min` : `${s} s`}; Ctrl-C to stop)`);
+        break;
+      }
       case 'reconnected':
         this.info('Reconnected; continuing where it stopped.');
         break;

@@ -7,6 +7,11 @@
  * y + hh_k together (recipient) → h_k (sender) → stapled (the TCP side) → closed → removed.
  * Every change bumps `version` by one and wakes the channel's watchers (the long-polls).
  *
+ * A name belongs to one open channel at a time. When that channel closes, its name is free at
+ * once: the next sender join of the name creates a fresh channel, and recipient joins find that
+ * one (or none). The closed channel stays readable by its own participants (found by their uuid
+ * among the channels held under the name) until closedRetentionMs, then it is removed.
+ *
  * Until h_k is written the recipient seat is not for keeps: the sender may reject a recipient whose
  * confirmation failed, a recipient that does not write y and hh_k within recipientTimeoutMs of x
  * being there for it is evicted, and a recipient that closes before h_k just leaves. Each eviction
@@ -205,7 +210,12 @@ function evictedView(c: Channel, e: Evicted, maxAttempts: number): ChannelState 
 
 export class ChannelStore {
   readonly #config: ChannelStoreConfig;
-  readonly #channels = new Map<string, Channel>();
+  /**
+   * Every channel held, by name, oldest first: closed ones (kept for their participants until
+   * closedRetentionMs) and at most one open one, which is then the last.
+   */
+  readonly #channels = new Map<string, Channel[]>();
+  #held = 0;
   readonly #closeListeners = new Set<(channel: string, reason: CloseReason) => void>();
   /** Open channels each address takes part in. */
   readonly #perAddress = new Map<string, number>();
@@ -221,7 +231,7 @@ export class ChannelStore {
 
   /** Channels held, open or closed-but-retained. */
   get size(): number {
-    return this.#channels.size;
+    return this.#held;
   }
 
   /** Channels not closed (waiting, in the handshake, or stapled). */
@@ -262,9 +272,10 @@ export class ChannelStore {
   }
 
   #joinSender(req: JoinRequest, address: string): JoinResult {
-    if (req.channel !== undefined && this.#channels.has(req.channel))
+    // a closed channel no longer holds its name: a fixed code can be used again at once
+    if (req.channel !== undefined && this.#openNamed(req.channel) !== undefined)
       throw new RelayError('ERR_CHANNEL_OCCUPIED', `channel ${req.channel} already has a sender`);
-    if (this.#channels.size >= this.#config.maxChannels)
+    if (this.#held >= this.#config.maxChannels)
       throw new RelayError('ERR_TOO_MANY_CHANNELS', 'the relay holds too many channels, try again later');
     const addr = normalizeAddress(address);
     this.#checkAddressQuota(addr);
@@ -290,7 +301,10 @@ export class ChannelStore {
       evicted: [],
       watchers: new Set(),
     };
-    this.#channels.set(name, channel);
+    const list = this.#channels.get(name);
+    if (list === undefined) this.#channels.set(name, [channel]);
+    else list.push(channel);
+    this.#held++;
     this.#open++;
     this.#addressTaken(addr, 1);
     return { participant, state: this.#snap(channel) };
@@ -298,8 +312,9 @@ export class ChannelStore {
 
   #joinRecipient(req: JoinRequest, address: string): JoinResult {
     if (req.channel === undefined) throw new RelayError('ERR_BAD_REQUEST', 'a recipient must name the channel');
-    const c = this.#find(req.channel);
-    if (c.closed) throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed`);
+    // only an open channel is joined: a closed one's name waits for its next sender
+    const c = this.#openNamed(req.channel);
+    if (c === undefined) throw new RelayError('ERR_CHANNEL_NOT_FOUND', `no channel ${req.channel}`);
     // a seat whose time ran out is freed now, not at the next sweep
     if (c.recipientDeadline !== null && this.#config.now() >= c.recipientDeadline) this.#evict(c, 'expired', false);
     if (c.recipient !== null) throw new RelayError('ERR_CHANNEL_FULL', `channel ${c.name} already has a recipient`);
@@ -318,7 +333,7 @@ export class ChannelStore {
 
   /** A free decimal name; terminates: PICKS_PER_RANGE tries per range, then a wider range. */
   #pickName(): string {
-    let digits = channelNameDigits(this.#channels.size);
+    let digits = channelNameDigits(this.#held);
     for (; digits <= LAST_DIGITS; digits++) {
       for (let i = 0; i < PICKS_PER_RANGE; i++) {
         const n = this.#config.randomInt(1, 10 ** digits);
@@ -332,7 +347,7 @@ export class ChannelStore {
 
   /** Check that `uuid` is a participant of `channel` and uses it from the address it joined from. */
   authenticate(channel: string, uuid: string, address: string): Participant {
-    const c = this.#find(channel);
+    const c = this.#findFor(channel, uuid);
     return this.#authenticate(c, uuid, address);
   }
 
@@ -355,7 +370,7 @@ export class ChannelStore {
 
   /** POST /channel without writes: the state, for a participant (closed channels too, until removed). */
   read(ref: { channel: string; uuid: string }, address: string): ChannelState {
-    const c = this.#find(ref.channel);
+    const c = this.#findFor(ref.channel, ref.uuid);
     const p = this.#who(c, ref.uuid, address);
     return 'role' in p ? this.#snap(c) : evictedView(c, p, this.#config.maxAttempts);
   }
@@ -365,7 +380,7 @@ export class ChannelStore {
    * nothing, as one change (one version bump). `wait` and `since` are the HTTP layer's business.
    */
   update(req: ChannelRequest, address: string): ChannelState {
-    const c = this.#find(req.channel);
+    const c = this.#findFor(req.channel, req.uuid);
     const who = this.#who(c, req.uuid, address);
     const fields = req.x !== undefined || req.y !== undefined || req.hh_k !== undefined || req.h_k !== undefined;
     const writes = fields || req.reject === true;
@@ -461,21 +476,32 @@ export class ChannelStore {
     }
   }
 
-  /** The state of a channel, or undefined if there is none. */
+  /** The state of the newest channel of that name (the open one, if any), or undefined if there is none. */
   get(channel: string): ChannelState | undefined {
-    const c = this.#channels.get(channel);
+    const c = this.#latest(channel);
     return c === undefined ? undefined : this.#snap(c);
   }
 
-  /** The participant seated as `role`, if any (for the stapler's bookkeeping and tests). */
+  /**
+   * What `ref.uuid` reads of its own channel of that name (a closed or evicted view included),
+   * without the address check; undefined once that channel is gone. For the long-polls.
+   */
+  peek(ref: { channel: string; uuid: string }): ChannelState | undefined {
+    const c = this.#channels.get(ref.channel)?.find((x) => this.#member(x, ref.uuid));
+    if (c === undefined) return undefined;
+    const e = c.evicted.find((x) => sameToken(x.uuid, ref.uuid));
+    return e !== undefined ? evictedView(c, e, this.#config.maxAttempts) : this.#snap(c);
+  }
+
+  /** The participant seated as `role` in the newest channel of that name, if any (for the stapler's bookkeeping and tests). */
   participant(channel: string, role: Role): Participant | undefined {
-    const c = this.#channels.get(channel);
+    const c = this.#latest(channel);
     return (role === 'sender' ? c?.sender : c?.recipient) ?? undefined;
   }
 
   /** The TCP side joined both peers' connections. Throws if the channel is gone or closed. */
   markStapled(channel: string): ChannelState {
-    const c = this.#find(channel);
+    const c = this.#find(channel); // the newest: the open one, if any
     if (c.closed) throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed`);
     if (!c.stapled) {
       c.stapled = true;
@@ -484,18 +510,28 @@ export class ChannelStore {
     return this.#snap(c);
   }
 
-  /** Close a channel (idempotent). Its state stays readable until expire() removes it. */
+  /** Close the newest channel of that name (idempotent). Its state stays readable until expire() removes it. */
   close(channel: string, reason: CloseReason): ChannelState {
     const c = this.#find(channel);
     if (!c.closed) this.#close(c, reason);
     return this.#snap(c);
   }
 
-  /** Forget a channel now. Watchers are woken (they will find it gone); close listeners run if it was open. */
+  /** Forget every channel of that name now. Watchers are woken (they will find it gone); close listeners run if one was open. */
   remove(channel: string): boolean {
-    const c = this.#channels.get(channel);
-    if (c === undefined) return false;
-    this.#channels.delete(channel);
+    const list = this.#channels.get(channel);
+    if (list === undefined) return false;
+    for (const c of [...list]) this.#remove(c);
+    return true;
+  }
+
+  #remove(c: Channel): void {
+    const list = this.#channels.get(c.name);
+    const i = list?.indexOf(c) ?? -1;
+    if (list === undefined || i < 0) return;
+    list.splice(i, 1);
+    if (list.length === 0) this.#channels.delete(c.name);
+    this.#held--;
     const wasOpen = !c.closed;
     if (wasOpen) {
       c.closed = true;
@@ -504,7 +540,6 @@ export class ChannelStore {
     }
     this.#wake(c);
     if (wasOpen) this.#notifyClosed(c.name, 'error');
-    return true;
   }
 
   /**
@@ -513,10 +548,10 @@ export class ChannelStore {
    */
   expire(now: number): ExpireResult {
     const result: ExpireResult = { closed: [], removed: [], evicted: [] };
-    for (const c of [...this.#channels.values()]) {
+    for (const c of [...this.#channels.values()].flat()) {
       if (c.closed) {
         if (c.closedAt !== null && now - c.closedAt >= this.#config.closedRetentionMs) {
-          this.remove(c.name);
+          this.#remove(c);
           result.removed.push(c.name);
         }
       } else if (!c.stapled && now - c.createdAt >= this.#config.channelTtlMs) {
@@ -530,9 +565,12 @@ export class ChannelStore {
     return result;
   }
 
-  /** Call `fn` after every change of `channel` (and when it is removed). Returns the unsubscribe function. */
-  subscribe(channel: string, fn: () => void): () => void {
-    const c = this.#find(channel);
+  /**
+   * Call `fn` after every change of a channel (and when it is removed): the newest of that name,
+   * or with a `{ channel, uuid }` reference the one that uuid takes part in. Returns the unsubscribe function.
+   */
+  subscribe(channel: string | { channel: string; uuid: string }, fn: () => void): () => void {
+    const c = typeof channel === 'string' ? this.#find(channel) : this.#findFor(channel.channel, channel.uuid);
     c.watchers.add(fn);
     return () => {
       c.watchers.delete(fn);
@@ -541,9 +579,8 @@ export class ChannelStore {
 
   /** Watchers of one channel, or of all channels: a leak check for tests. */
   watcherCount(channel?: string): number {
-    if (channel !== undefined) return this.#channels.get(channel)?.watchers.size ?? 0;
     let n = 0;
-    for (const c of this.#channels.values()) n += c.watchers.size;
+    for (const c of channel !== undefined ? (this.#channels.get(channel) ?? []) : [...this.#channels.values()].flat()) n += c.watchers.size;
     return n;
   }
 
@@ -555,10 +592,37 @@ export class ChannelStore {
     };
   }
 
+  /** The newest channel of that name, open or closed. */
+  #latest(channel: string): Channel | undefined {
+    const list = this.#channels.get(channel);
+    return list?.[list.length - 1];
+  }
+
+  /** The open channel holding that name, if any. */
+  #openNamed(channel: string): Channel | undefined {
+    const c = this.#latest(channel);
+    return c !== undefined && !c.closed ? c : undefined;
+  }
+
   #find(channel: string): Channel {
-    const c = this.#channels.get(channel);
+    const c = this.#latest(channel);
     if (c === undefined) throw new RelayError('ERR_CHANNEL_NOT_FOUND', `no channel ${channel}`);
     return c;
+  }
+
+  /**
+   * The channel of that name `uuid` takes part in (or was evicted from), newest first; if none, the
+   * newest of the name (whose checks then refuse the uuid as unknown).
+   */
+  #findFor(channel: string, uuid: string): Channel {
+    const list = this.#channels.get(channel);
+    if (list === undefined) throw new RelayError('ERR_CHANNEL_NOT_FOUND', `no channel ${channel}`);
+    for (let i = list.length - 1; i >= 0; i--) if (this.#member(list[i]!, uuid)) return list[i]!;
+    return list[list.length - 1]!;
+  }
+
+  #member(c: Channel, uuid: string): boolean {
+    return [c.sender, c.recipient].some((q) => q !== null && sameToken(q.uuid, uuid)) || c.evicted.some((e) => sameToken(e.uuid, uuid));
   }
 
   /** An open channel became closed (or was removed while open): it no longer counts as open. */

@@ -122,7 +122,7 @@ export const RELAY_FLAGS = {
   joinMissLimit: {
     flag: '--join-miss-limit <n>',
     env: 'TSC_CROC_RELAY_JOIN_MISS_LIMIT',
-    help: 'recipient joins naming no held channel, per address per channel lifetime (bounds scans)',
+    help: 'distinct names of no open channel in recipient joins, per address per channel lifetime (bounds scans)',
     def: String(RELAY_DEFAULTS.joinMissLimit),
   },
   joinRate: { flag: '--join-rate <n>', env: 'TSC_CROC_RELAY_JOIN_RATE', help: 'joins per address per minute', def: String(RELAY_DEFAULTS.joinRateLimit) },

@@ -356,8 +356,12 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     if (retryMs === 0) return;
     throw rateLimited(reply, retryMs, 'too many requests from this address');
   };
-  /** Recipient joins of channels the relay does not hold, per address per channel lifetime. */
-  const joinMisses = new RateLimiter(opts.joinMissLimit, opts.channelTtlMs, opts.now);
+  /**
+   * Distinct names of channels the relay does not hold that recipient joins named, per address per
+   * channel lifetime: a recipient waiting for its sender asks for the same name again and again
+   * (it counts once); a scan names new ones.
+   */
+  const joinMisses = new DistinctLimiter(opts.joinMissLimit, opts.channelTtlMs, opts.now);
 
   void app.register(async (api) => {
     api.get('/health', { schema: { response: { 200: healthResponseSchema, ...errorResponses } } }, async () => ({
@@ -392,7 +396,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
         try {
           joined = store.join(request.body, request.ip);
         } catch (err) {
-          if (recipient && isRelayError(err) && err.code === 'ERR_CHANNEL_NOT_FOUND') joinMisses.hit(address);
+          if (recipient && isRelayError(err) && err.code === 'ERR_CHANNEL_NOT_FOUND') joinMisses.hit(address, request.body.channel ?? '');
           throw err;
         }
         const { participant, state } = joined;
@@ -425,7 +429,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
         const since = body.since ?? state.version;
         // a closed view (a closed channel, or an evicted recipient's) never changes again: answer at once
         if (wait > 0 && state.version <= since && !state.closed) {
-          await holdLongPoll(request.ip, () => waitForChange(store, waiters, body.channel, since, wait, reply));
+          await holdLongPoll(request.ip, () => waitForChange(store, waiters, body, since, wait, reply));
           state = store.read(body, request.ip);
         }
         return state;
@@ -647,6 +651,54 @@ class RateLimiter {
   }
 }
 
+/**
+ * Distinct values per address in fixed windows (an address's window starts with its first value
+ * and lasts `windowMs`): over() tells whether `max` distinct values were counted in it. At most
+ * `max` values per address are kept (hit() is not called once over), and at most MAX_TRACKED
+ * addresses (the oldest windows are dropped first); purge() forgets ended windows.
+ */
+class DistinctLimiter {
+  static readonly MAX_TRACKED = 100_000;
+  readonly #windows = new Map<string, { start: number; values: Set<string> }>();
+  constructor(
+    readonly max: number,
+    readonly windowMs: number,
+    readonly now: () => number,
+  ) {}
+
+  /** 0 if `key` may go on, else the milliseconds until its window ends. */
+  over(key: string): number {
+    const w = this.#windows.get(key);
+    if (w === undefined) return 0;
+    const left = w.start + this.windowMs - this.now();
+    return left > 0 && w.values.size >= this.max ? left : 0;
+  }
+
+  /** Count `value` for `key` (once per window, however often it comes). */
+  hit(key: string, value: string): void {
+    const now = this.now();
+    let w = this.#windows.get(key);
+    if (w === undefined || now - w.start >= this.windowMs) {
+      this.#windows.delete(key); // re-inserted last: the map stays in window-start order
+      if (this.#windows.size >= DistinctLimiter.MAX_TRACKED) {
+        const oldest = this.#windows.keys().next();
+        if (oldest.done !== true) this.#windows.delete(oldest.value);
+      }
+      w = { start: now, values: new Set() };
+      this.#windows.set(key, w);
+    }
+    if (w.values.size < this.max) w.values.add(value);
+  }
+
+  /** Forget the windows that have ended. */
+  purge(now: number): void {
+    for (const [key, w] of this.#windows) {
+      if (now - w.start < this.windowMs) break;
+      this.#windows.delete(key);
+    }
+  }
+}
+
 /** A 429 with its retry-after header. */
 function rateLimited(reply: FastifyReply, retryMs: number, what: string): RelayError {
   const seconds = Math.max(1, Math.ceil(retryMs / 1000));
@@ -664,13 +716,13 @@ function isLoopback(ip: string): boolean {
 }
 
 /**
- * Resolve when `channel`'s version exceeds `since`, the channel goes away, `ms` elapse, the client
+ * Resolve when the version of `ref`'s channel (as `ref.uuid` sees it) exceeds `since`, the channel goes away, `ms` elapse, the client
  * disconnects or the relay shuts down; every path unsubscribes.
  */
 function waitForChange(
   store: ChannelStore,
   waiters: Set<() => void>,
-  channel: string,
+  ref: { channel: string; uuid: string },
   since: number,
   ms: number,
   reply: FastifyReply,
@@ -684,8 +736,9 @@ function waitForChange(
       waiters.delete(finish);
       resolve();
     };
-    const unsubscribe = store.subscribe(channel, () => {
-      const state = store.get(channel);
+    // the participant's own channel: a newer channel under the same name is not its business
+    const unsubscribe = store.subscribe(ref, () => {
+      const state = store.peek(ref);
       if (state === undefined || state.version > since) finish();
     });
     const timer = setTimeout(finish, ms);

@@ -58,9 +58,10 @@ export interface RelayOptions {
   /** Joins per address per rateWindowMs; beyond it 429 ERR_RATE_LIMITED. */
   joinRateLimit: number;
   /**
-   * Recipient joins per address that name a channel the relay does not hold (404), per channelTtlMs
-   * window; beyond it every recipient join from that address gets 429 until the window ends, so a
-   * scan of relay-picked names costs addresses (docs/protocol.md §8).
+   * Distinct names per address that recipient joins named with no open channel (404), per
+   * channelTtlMs window (a recipient waiting for its sender asks for one name again and again: it
+   * counts once); beyond it every recipient join from that address gets 429 until the window ends,
+   * so a scan of relay-picked names costs addresses (docs/protocol.md §8).
    */
   joinMissLimit: number;
   /** /channel requests per address per rateWindowMs; beyond it 429 ERR_RATE_LIMITED. */

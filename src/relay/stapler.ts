@@ -29,6 +29,7 @@ import {
   encodeControlFrame,
   isTcpHello,
   parseControlFrame,
+  type ChannelState,
   type Role,
   type TcpHello,
   type TcpReply,
@@ -337,12 +338,12 @@ export class Stapler {
   #admit(socket: net.Socket, link: Link, address: string, hello: TcpHello, rest: Buffer): void {
     if (!this.#opts.checkPassword(hello.password))
       return this.#refuse(socket, link, address, 'ERR_UNAUTHORIZED', 'the relay password is missing or wrong');
-    const state = this.#store.get(hello.channel);
-    if (state === undefined)
-      return this.#refuse(socket, link, address, 'ERR_CHANNEL_NOT_FOUND', `no channel ${hello.channel}`);
-    if (state.closed) return this.#refuse(socket, link, address, 'ERR_CHANNEL_CLOSED', `channel ${hello.channel} is closed`);
     let role: Role;
+    let state: ChannelState;
     try {
+      // the hello's own channel (a closed one's name may already belong to a newer channel)
+      state = this.#store.read({ channel: hello.channel, uuid: hello.uuid }, address);
+      if (state.closed) return this.#refuse(socket, link, address, 'ERR_CHANNEL_CLOSED', `channel ${hello.channel} is closed`);
       role = this.#store.authenticate(hello.channel, hello.uuid, address).role;
     } catch (e) {
       if (isRelayError(e)) return this.#refuse(socket, link, address, e.code, e.message);
@@ -500,11 +501,13 @@ export class Stapler {
     if (!peer.cleanClose) other?.socket.destroy();
     if (other !== null && !other.closed) return;
 
-    if (this.#pairs.get(pair.channel) === pair) this.#pairs.delete(pair.channel);
+    // a pair no longer registered was dropped with its channel: the name may be a newer channel's now
+    const registered = this.#pairs.get(pair.channel) === pair;
+    if (registered) this.#pairs.delete(pair.channel);
     pair.stapled = false;
     const clean = peer.cleanClose && (other?.cleanClose ?? true);
     this.#log.info({ channel: pair.channel, bytes: pair.bytes, clean }, 'stapled pair done');
-    const state = this.#store.get(pair.channel);
+    const state = registered ? this.#store.get(pair.channel) : undefined;
     if (state !== undefined && !state.closed) this.#store.close(pair.channel, clean ? 'done' : 'error');
     this.#notifyIdle();
   }

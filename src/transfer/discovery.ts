@@ -11,6 +11,7 @@ import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { TscCrocError } from '../core/errors.js';
 import { CHANNEL_PATTERN } from '../core/relay-api.js';
+import { formatWait } from './relay-client.js';
 
 export const DISCOVERY_GROUP = '239.255.42.99';
 export const DISCOVERY_PORT = 9011;
@@ -99,13 +100,25 @@ export function announce(channel: string, httpPort: number, interfaces?: readonl
   };
 }
 
-/** Listen for the channel's announcement; resolve with the relay URL it points to. */
-export function discover(channel: string, timeoutMs: number, signal?: AbortSignal, interfaces?: readonly string[]): Promise<string> {
+/**
+ * Listen for the channel's announcement; resolve with the relay URL it points to. A sender that
+ * starts later is found as soon as it announces, up to `timeoutMs`. With `waiting` (a recipient
+ * that waits for its sender), `onWaiting` is called once if none is heard within `afterMs`, and
+ * the end of the wait is ERR_TIMEOUT; without it, ERR_CHANNEL_NOT_FOUND.
+ */
+export function discover(
+  channel: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+  interfaces?: readonly string[],
+  waiting?: { afterMs: number; onWaiting: () => void },
+): Promise<string> {
   const addresses = interfaceAddresses(interfaces); // an unknown name fails here, before anything is bound
   return new Promise((resolve, reject) => {
     const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
     const finish = (err: unknown, url?: string) => {
       clearTimeout(timer);
+      clearTimeout(slow);
       signal?.removeEventListener('abort', onAbort);
       s.close();
       if (err) reject(err);
@@ -116,12 +129,13 @@ export function discover(channel: string, timeoutMs: number, signal?: AbortSigna
       () =>
         finish(
           new TscCrocError(
-            'ERR_CHANNEL_NOT_FOUND',
-            `no sender found on the local network for channel ${channel}; is a relay configured on the sending side? (then use the same --relay here)`,
+            waiting === undefined ? 'ERR_CHANNEL_NOT_FOUND' : 'ERR_TIMEOUT',
+            `no sender found on the local network for channel ${channel} within ${formatWait(timeoutMs)}: check that the sender is running on this network and shows that number at the start of its code; if it uses a relay, give the same --relay here`,
           ),
         ),
       timeoutMs,
     );
+    const slow = waiting !== undefined && waiting.afterMs < timeoutMs ? setTimeout(waiting.onWaiting, waiting.afterMs) : undefined;
     signal?.addEventListener('abort', onAbort, { once: true });
     s.on('error', (e) => finish(new TscCrocError('ERR_IO', `cannot listen for senders on the local network (${(e as NodeJS.ErrnoException).code ?? e.message})`)));
     s.on('message', (msg, rinfo) => {

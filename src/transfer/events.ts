@@ -53,6 +53,8 @@ export type TransferEvent =
   /** The connection dropped; trying to reach the other side again until `untilMs` (a Date.now() time). */
   | { type: 'reconnecting'; attempt: number; untilMs: number; reason: string }
   | { type: 'reconnected' }
+  /** Recipient: the sender has not started yet; waiting for it (on the relay, or the local network) until `untilMs`. */
+  | { type: 'waiting-for-sender'; via: 'relay' | 'lan'; untilMs: number }
   /** `resumedBytes`: of `bytes`, those an earlier, interrupted run had already moved (not sent again). */
   | { type: 'done'; files: number; bytes: number; resumedBytes: number };
 
@@ -83,6 +85,12 @@ export const DEFAULT_TIMEOUTS = {
    * through its stall check still finds the other one waiting.
    */
   reconnectMs: 120 * 1000,
+  /**
+   * Recipient: how long to wait for a sender that has not started yet (0: fail at once). With no
+   * relay configured, the local network is listened on this long (at least discoverMs). The
+   * library fails at once by default; the CLI waits 5 minutes (--wait).
+   */
+  waitForSenderMs: 0,
   /** With no relay configured, how long the recipient listens for the sender on the local network. */
   discoverMs: 5 * 1000,
   /** With a relay configured too, how long the recipient looks on the local network first. */

@@ -12,7 +12,7 @@ import { RecordType, recordPayload } from '../core/record.js';
 import { DEFAULT_TIMEOUTS, type EventSink, type OfferInfo } from './events.js';
 import { FileSink, type CommittedFile } from './file-sink.js';
 import { joinAsRecipient, recipientPake } from './pake.js';
-import { RelayClient } from './relay-client.js';
+import { RelayClient, joinWhenSenderThere } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
 import { withSession } from './session.js';
 import { findHeld, offerId } from './resume-store.js';
@@ -179,7 +179,10 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   let via: 'relay' | 'lan' = 'relay';
   if (lan !== 'off') {
     try {
-      relay = await (await import('./discovery.js')).discover(code.channel, relay === undefined ? timeouts.discoverMs : timeouts.lanPreferMs, opts.signal, opts.interfaces);
+      // with no relay, the local network is the only place the sender can come from: wait for it there
+      const lanMs = relay === undefined ? Math.max(timeouts.discoverMs, timeouts.waitForSenderMs) : timeouts.lanPreferMs;
+      const waiting = { afterMs: timeouts.lanPreferMs, onWaiting: () => emit({ type: 'waiting-for-sender', via: 'lan', untilMs: Date.now() + lanMs - timeouts.lanPreferMs }) };
+      relay = await (await import('./discovery.js')).discover(code.channel, lanMs, opts.signal, opts.interfaces, relay === undefined && timeouts.waitForSenderMs > 0 ? waiting : undefined);
       via = 'lan';
     } catch (e) {
       if (relay === undefined || isTscCrocError(e, 'ERR_CANCELLED') || isTscCrocError(e, 'ERR_INVALID_ARGUMENT')) throw e;
@@ -190,7 +193,13 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   const client = new RelayClient(relay, { signal: opts.signal, password: via === 'relay' ? opts.relayPassword : undefined });
 
   emit({ type: 'stage', stage: 'connecting' });
-  let join = await joinAsRecipient(client, code.channel, timeouts.joinRetryMs, opts.signal);
+  // a sender that has not started yet is waited for (the relay route; the local one waited above)
+  let join = await joinWhenSenderThere(() => joinAsRecipient(client, code.channel, timeouts.joinRetryMs, opts.signal), {
+    waitMs: via === 'relay' ? timeouts.waitForSenderMs : 0,
+    relay: client.baseUrl.origin,
+    signal: opts.signal,
+    onWaiting: (untilMs) => emit({ type: 'waiting-for-sender', via, untilMs }),
+  });
   // A dropped connection after the offer was accepted: meet the sender again and continue.
   const run: ReceiveRun = { secret: code.secret, sink, opts, timeouts, accepted: null, skipped: [], live: false, firstKeys: null, files: new Map(), resumed: 0, received: 0 };
   let keys: SessionKeys | null = null;

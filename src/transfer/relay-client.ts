@@ -6,6 +6,7 @@
 import type { Agent as HttpAgent, AgentOptions, request as httpRequest } from 'node:http';
 import { TscCrocError } from '../core/errors.js';
 import { displayName } from '../core/path.js';
+import { brokenError, netError, notARelayError, type NetTarget } from './net-errors.js';
 import {
   CHANNEL_PATTERN,
   CLOSE_REASONS,
@@ -29,6 +30,8 @@ const REQUEST_SLACK_MS = 15_000;
 const MIN_POLL_INTERVAL_MS = 1000;
 /** Largest relay answer we read: the honest ones are a few hundred bytes. */
 const MAX_ANSWER_BYTES = 64 * 1024;
+/** How long a goodbye (`close`) may take: it is sent after a cancel too, and must not hold the exit. */
+const FAREWELL_MS = 5000;
 
 /** Wait `ms`, or reject with ERR_CANCELLED when `signal` aborts first. */
 export function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -43,6 +46,47 @@ export function pause(ms: number, signal: AbortSignal | undefined): Promise<void
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** Pause between a waiting recipient's joins (30 a minute: half the relay's default join limit; the relay counts a name it does not hold once per address, however often it is asked). */
+const SENDER_POLL_MS = 2000;
+
+/** A duration for a message: "40 s", "5 min". */
+export function formatWait(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s >= 120 && s % 60 === 0 ? `${s / 60} min` : `${s} s`;
+}
+
+/**
+ * Join as the recipient, waiting for a sender that has not started yet: while the relay holds no
+ * channel of that name (ERR_CHANNEL_NOT_FOUND), `onWaiting` is called once and the join is tried
+ * again every SENDER_POLL_MS, up to `waitMs` (0: fail at once). Ends with ERR_TIMEOUT, or
+ * ERR_CANCELLED when `signal` aborts.
+ */
+export async function joinWhenSenderThere<T>(
+  join: () => Promise<T>,
+  opts: { waitMs: number; relay: string; signal?: AbortSignal | undefined; onWaiting?: (untilMs: number) => void },
+): Promise<T> {
+  const until = Date.now() + opts.waitMs;
+  let told = false;
+  for (;;) {
+    try {
+      return await join();
+    } catch (e) {
+      if (!(e instanceof TscCrocError && e.code === 'ERR_CHANNEL_NOT_FOUND') || opts.waitMs <= 0) throw e;
+      const left = until - Date.now();
+      if (left <= 0)
+        throw new TscCrocError(
+          'ERR_TIMEOUT',
+          `no sender started on the relay at ${opts.relay} within ${formatWait(opts.waitMs)}: check that the sender is running, that the number at the start of the code is the one it shows, and that it uses this same relay`,
+        );
+      if (!told) {
+        told = true;
+        opts.onWaiting?.(until);
+      }
+      await pause(Math.min(SENDER_POLL_MS, left), opts.signal);
+    }
+  }
 }
 
 export class RelayClient {
@@ -109,36 +153,44 @@ export class RelayClient {
     }
   }
 
+  /**
+   * Say goodbye: the relay closes the channel, which frees its name for the next transfer at once.
+   * Sent even after a cancel (the client's signal is not applied), bounded by FAREWELL_MS.
+   */
   async close(auth: { channel: string; uuid: string }, reason: CloseReason): Promise<void> {
     try {
-      await this.channel({ ...auth, close: true, reason });
+      await this.#post('/channel', { ...auth, close: true, reason }, 0, undefined, true);
     } catch {
       // best effort: the channel may already be gone
     }
   }
 
   /** One request: node:http on a kept-alive connection (lighter to load and to run than fetch). */
-  async #post(path: string, body: unknown, holdMs: number, stop?: AbortSignal): Promise<unknown> {
-    if (this.#signal?.aborted || stop?.aborted) throw new TscCrocError('ERR_CANCELLED', 'cancelled');
+  /** What net-errors.ts words failures about. */
+  get #target(): NetTarget {
+    return { kind: 'relay-http', where: this.baseUrl.origin, host: this.host };
+  }
+
+  async #post(path: string, body: unknown, holdMs: number, stop?: AbortSignal, farewell = false): Promise<unknown> {
+    if (!farewell && (this.#signal?.aborted || stop?.aborted)) throw new TscCrocError('ERR_CANCELLED', 'cancelled');
     const payload = Buffer.from(JSON.stringify(body), 'utf8');
     let answer: { status: number; text: string };
     try {
-      answer = await this.#exchange(path, payload, holdMs + REQUEST_SLACK_MS, stop);
+      answer = await this.#exchange(path, payload, farewell ? FAREWELL_MS : holdMs + REQUEST_SLACK_MS, stop, farewell);
     } catch (e) {
       if (e instanceof TscCrocError) throw e;
-      if (this.#signal?.aborted || stop?.aborted) throw new TscCrocError('ERR_CANCELLED', 'cancelled');
-      const { code, phase } = e as { code?: string; phase?: string };
-      if (phase === 'body')
-        throw new TscCrocError('ERR_RELAY_UNREACHABLE', `the connection to the relay at ${this.baseUrl.origin} broke`, { cause: e });
-      throw new TscCrocError('ERR_RELAY_UNREACHABLE', `cannot reach the relay at ${this.baseUrl.origin} (${code ?? 'network error'})`, { cause: e });
+      if (!farewell && (this.#signal?.aborted || stop?.aborted)) throw new TscCrocError('ERR_CANCELLED', 'cancelled');
+      if ((e as { phase?: string }).phase === 'body') throw brokenError(e, this.#target);
+      throw netError(e, this.#target);
     }
     let json: unknown;
     try {
       json = JSON.parse(answer.text);
     } catch {
-      throw new TscCrocError('ERR_RELAY', `the relay at ${this.baseUrl.origin} answered HTTP ${answer.status} without JSON: is it a tsc-croc relay?`);
+      throw notARelayError(answer.status, this.#target);
     }
-    if (answer.status < 200 || answer.status > 299) throw relayError(answer.status, json);
+    // JSON, but not a relay's answer (another JSON service): its error has no relay code
+    if (answer.status < 200 || answer.status > 299) throw relayError(answer.status, json, this.#target);
     return json;
   }
 
@@ -147,11 +199,11 @@ export class RelayClient {
    * that fails on a kept-alive connection the relay had just closed is sent once more on a new one
    * (the relay never saw it: no answer had started).
    */
-  async #exchange(path: string, payload: Buffer, timeoutMs: number, stop: AbortSignal | undefined): Promise<{ status: number; text: string }> {
+  async #exchange(path: string, payload: Buffer, timeoutMs: number, stop: AbortSignal | undefined, farewell: boolean): Promise<{ status: number; text: string }> {
     const agent = await this.#agentFor();
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.#once(agent, path, payload, timeoutMs, stop);
+        return await this.#once(agent, path, payload, timeoutMs, stop, farewell);
       } catch (e) {
         const { code, reused } = e as { code?: string; reused?: boolean };
         if (attempt > 0 || reused !== true || (code !== 'ECONNRESET' && code !== 'EPIPE')) throw e;
@@ -159,12 +211,12 @@ export class RelayClient {
     }
   }
 
-  #once(agent: HttpAgent, path: string, payload: Buffer, timeoutMs: number, stop: AbortSignal | undefined): Promise<{ status: number; text: string }> {
+  #once(agent: HttpAgent, path: string, payload: Buffer, timeoutMs: number, stop: AbortSignal | undefined, farewell: boolean): Promise<{ status: number; text: string }> {
     const { request } = this.#http!;
     return new Promise((resolve, reject) => {
       let settled = false;
       let phase: 'request' | 'body' = 'request';
-      const signals = [this.#signal, stop].filter((x): x is AbortSignal => x !== undefined);
+      const signals = farewell ? [] : [this.#signal, stop].filter((x): x is AbortSignal => x !== undefined);
       const finish = (err: unknown, value?: { status: number; text: string }) => {
         if (settled) return;
         settled = true;
@@ -181,10 +233,9 @@ export class RelayClient {
       const timer = setTimeout(
         () =>
           finish(
-            new TscCrocError(
-              'ERR_RELAY_UNREACHABLE',
-              phase === 'request' ? `cannot reach the relay at ${this.baseUrl.origin} (timed out)` : `the relay at ${this.baseUrl.origin} timed out`,
-            ),
+            phase === 'request'
+              ? netError(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' }), this.#target)
+              : new TscCrocError('ERR_RELAY_UNREACHABLE', `the relay at ${this.baseUrl.origin} started to answer, then stopped: try again`),
           ),
         timeoutMs,
       );
@@ -263,9 +314,10 @@ export function closedError(reason: CloseReason | null, role: Role = 'sender'): 
   }
 }
 
-function relayError(status: number, body: unknown): TscCrocError {
+function relayError(status: number, body: unknown, target: NetTarget): TscCrocError {
   const b = (typeof body === 'object' && body !== null ? body : {}) as { code?: unknown; message?: unknown };
-  const code = typeof b.code === 'string' ? b.code.slice(0, 64) : `HTTP_${status}`;
+  if (typeof b.code !== 'string' || !/^ERR_[A-Z_]{1,60}$/.test(b.code)) return notARelayError(status, target);
+  const code = b.code;
   // relay text is untrusted: strip control characters and bound it
   const message = typeof b.message === 'string' ? displayName(b.message.slice(0, 200)) : `HTTP ${status}`;
   return knownRefusal(code) ?? new TscCrocError('ERR_RELAY', `the relay refused: ${message} (${displayName(code)})`);

@@ -6,6 +6,7 @@ import { connect, type Socket } from 'node:net';
 import { TscCrocError } from '../core/errors.js';
 import { displayName } from '../core/path.js';
 import { RELAY_PROTOCOL_VERSION, encodeControlFrame, isTcpReply, parseControlFrame, type JoinResponse } from '../core/relay-api.js';
+import { netError } from './net-errors.js';
 import { closedError, knownRefusal, type RelayClient } from './relay-client.js';
 
 export interface StapledSocket {
@@ -74,7 +75,7 @@ export function connectStapled(opts: {
       reject(e);
     }
     function onError(e: Error) {
-      fail(new TscCrocError('ERR_RELAY_UNREACHABLE', `cannot reach the relay's TCP port ${opts.host}:${opts.port} (${(e as NodeJS.ErrnoException).code ?? e.message})`));
+      fail(netError(e, { kind: 'relay-tcp', where: `${opts.host}:${opts.port}`, host: opts.host }));
     }
     function onEnd() {
       fail(new TscCrocError('ERR_RELAY', 'the relay closed the TCP connection before stapling'));
