@@ -250,7 +250,6 @@ export function buildProgram(io: CliIo): Command {
     const { startRelay } = await import('../relay/index.js');
     const relay = await startRelay(config.options);
     const host = config.options.host ?? '0.0.0.0';
-    io.stderr.write(`tsc-croc relay: HTTP on ${host}:${relay.httpPort}, TCP on ${host}:${relay.tcpPort}\n`);
     await new Promise<void>((resolve) => {
       let signals = 0;
       const stop = (signal: NodeJS.Signals) => {
@@ -267,6 +266,8 @@ export function buildProgram(io: CliIo): Command {
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+      // only now: whoever reads this line may signal at once (a loaded machine ran the reader first)
+      io.stderr.write(`tsc-croc relay: HTTP on ${host}:${relay.httpPort}, TCP on ${host}:${relay.tcpPort}\n`);
     });
   });
 
