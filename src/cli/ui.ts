@@ -269,10 +269,10 @@ export class TransferUi {
   /** The bars, on the first progress that knows the total: one for a single file (with its name), else the total and the current file. */
   #startBars(bars: typeof cliProgress, total: number): void {
     const single = this.#fileCount === 1;
-    // fit the terminal: the name gets about 45% of what the bar and the numbers leave
-    const room = Math.max(20, (this.#o.stderr.columns || 80) - BAR_TAIL - 3);
-    this.#nameWidth = Math.min(32, Math.max(8, Math.floor(room * 0.45)));
-    const barsize = Math.min(40, Math.max(10, room - this.#nameWidth));
+    // fit the terminal: the name gets up to 24 columns of what the numbers leave, the bar the rest (8 to 40)
+    const room = Math.max(16, (this.#o.stderr.columns || 80) - BAR_TAIL - 3);
+    const barsize = Math.min(40, Math.max(8, room - 24));
+    this.#nameWidth = Math.min(32, Math.max(8, room - barsize));
     this.#bars = new bars.MultiBar(
       { stream: this.#o.stderr, hideCursor: true, fps: 10, clearOnComplete: false, barsize },
       bars.Presets.shades_classic,
