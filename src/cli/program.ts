@@ -6,6 +6,7 @@ import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 
 import { TscCrocError } from '../core/errors.js';
 import { CURVES, DEFAULT_CURVE, type CurveName } from '../core/relay-api.js';
 import { RELAY_FLAGS, relayConfig, type RelayCliFlags } from '../relay/config.js';
+import { colourWanted, coloursFor, paintMessage } from './colour.js';
 import { EXIT, reportError } from './exit.js';
 import { loadSettings, rememberRelay } from './settings.js';
 import { parseRelayUrl } from '../transfer/relay-client.js';
@@ -52,7 +53,7 @@ async function relayFrom(o: { relay?: string; remember?: boolean }, io: CliIo): 
  * hid it (src/cli/hide-secrets.ts; README "Keeping the code secret" gives the window): say so.
  */
 function warnArgumentCode(io: CliIo): void {
-  io.stderr.write('tsc-croc: warning: a code given as an argument is visible to other users of this machine for a moment (process list); prefer the prompt or TSC_CROC_SECRET\n');
+  io.stderr.write(`${paintMessage('tsc-croc: warning: a code given as an argument is visible to other users of this machine for a moment (process list); prefer the prompt or TSC_CROC_SECRET', coloursFor(io.stderr, io.env))}\n`);
 }
 
 /** Cancel on the first Ctrl-C / SIGTERM; the second one exits at once. */
@@ -144,7 +145,7 @@ export function buildProgram(io: CliIo): Command {
     const piped = files.length === 0 && o.text === undefined;
     if (piped && io.stdin.isTTY)
       throw new TscCrocError('ERR_INVALID_ARGUMENT', 'nothing to send: give files or folders, --text, or pipe data in (e.g. tar c dir | tsc-croc send)');
-    const ui = new TransferUi({ json: !!o.json, progress: o.progress && !!io.stderr.isTTY, stderr: io.stderr, stdout: io.stdout, stages: ['connecting', 'waiting', 'securing', 'transferring'] });
+    const ui = new TransferUi({ json: !!o.json, progress: o.progress && !!io.stderr.isTTY, stderr: io.stderr, stdout: io.stdout, env: io.env, role: 'sender', stages: ['connecting', 'waiting', 'securing', 'transferring'] });
     // loaded here, not at start-up: `--version`, `--help` and the other commands never pay for them
     const [{ send }, qr] = await Promise.all([import('../transfer/send.js'), o.qr ? import('uqr') : null]);
     const { signal, dispose } = cancelOnSignals();
@@ -165,7 +166,7 @@ export function buildProgram(io: CliIo): Command {
         onEvent: (e) => {
           if (e.type === 'skipped' && !o.json) ui.info(`The recipient already has and kept: ${listNames(e.names)}`);
           if (e.type === 'code' && !o.json) {
-            io.stdout.write(`Code is: ${e.code}\n`);
+            ui.showCode(e.code);
             // the code is typed at the prompt (or set in the environment), never given as an argument:
             // other users of that computer would see it in the process list
             const via = relay === undefined ? '' : ` --relay ${relay}`;
@@ -207,7 +208,7 @@ export function buildProgram(io: CliIo): Command {
         'ERR_INVALID_ARGUMENT',
         'give the code the sender shows: run tsc-croc receive on a terminal and type it, or set TSC_CROC_SECRET=<code> (not an argument: other users see those)',
       );
-    const ui = new TransferUi({ json: !!o.json, progress: o.progress && !!io.stderr.isTTY, stderr: io.stderr, stdout: io.stdout, stages: ['connecting', 'securing', 'transferring'] });
+    const ui = new TransferUi({ json: !!o.json, progress: o.progress && !!io.stderr.isTTY, stderr: io.stderr, stdout: io.stdout, env: io.env, role: 'recipient', stages: ['connecting', 'securing', 'transferring'] });
     const { receive } = await import('../transfer/receive.js');
     const { signal, dispose } = cancelOnSignals();
     try {
@@ -251,13 +252,12 @@ export function buildProgram(io: CliIo): Command {
   for (const f of Object.values(RELAY_FLAGS))
     relayCommand.option(f.flag, `${f.help} (env: ${f.env}${f.def === undefined ? '' : `, default: ${f.def}`})`);
   relayCommand.action(async (flags: RelayCliFlags) => {
-    const config = relayConfig(flags, io.env);
+    const config = relayConfig(flags, io.env, { tty: !!io.stdout.isTTY, colour: colourWanted(io.stdout, io.env) });
     if (config.passwordOnArgv)
-      io.stderr.write('tsc-croc relay: warning: --password is visible in process lists; prefer TSC_CROC_RELAY_PASSWORD\n');
+      io.stderr.write(`${paintMessage('tsc-croc relay: warning: --password is visible in process lists; prefer TSC_CROC_RELAY_PASSWORD', coloursFor(io.stderr, io.env))}\n`);
     const { startRelay } = await import('../relay/index.js');
     const relay = await startRelay(config.options);
     const host = config.options.host ?? '0.0.0.0';
-    io.stderr.write(`tsc-croc relay: HTTP on ${host}:${relay.httpPort}, TCP on ${host}:${relay.tcpPort}\n`);
     await new Promise<void>((resolve) => {
       let signals = 0;
       const stop = (signal: NodeJS.Signals) => {
@@ -274,6 +274,8 @@ export function buildProgram(io: CliIo): Command {
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+      // only now: whoever reads this line may signal at once (a loaded machine ran the reader first)
+      io.stderr.write(`tsc-croc relay: HTTP on ${host}:${relay.httpPort}, TCP on ${host}:${relay.tcpPort}\n`);
     });
   });
 
@@ -334,6 +336,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.OK;
       return EXIT.USAGE;
     }
-    return reportError(e, (line) => io.stderr.write(`${line}\n`));
+    const c = coloursFor(io.stderr, io.env);
+    return reportError(e, (line) => io.stderr.write(`${paintMessage(line, c)}\n`));
   }
 }

@@ -5,6 +5,7 @@
  */
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { TscCrocError } from '../core/errors.js';
+import { endPromptLine } from './ui.js';
 
 /**
  * readline's completer: the word being typed (after the channel and the last separator) against
@@ -26,9 +27,18 @@ export async function promptCode(input: NodeJS.ReadStream, output: NodeJS.WriteS
   const rl = createInterface({ input, output, terminal: true, completer: completeCodeWord, historySize: 0 });
   try {
     return await new Promise<string>((resolve, reject) => {
-      rl.on('SIGINT', () => reject(new TscCrocError('ERR_CANCELLED', 'cancelled')));
-      rl.on('close', () => reject(new TscCrocError('ERR_INVALID_ARGUMENT', 'no code was typed')));
+      let answered = false;
+      // without an answer, the error line that follows goes on a line of its own, not after the question
+      const giveUp = (e: TscCrocError) => {
+        if (answered) return;
+        answered = true;
+        endPromptLine(output);
+        reject(e);
+      };
+      rl.on('SIGINT', () => giveUp(new TscCrocError('ERR_CANCELLED', 'cancelled')));
+      rl.on('close', () => giveUp(new TscCrocError('ERR_INVALID_ARGUMENT', 'no code was typed')));
       rl.question('Enter the code the sender shows (Tab completes a word): ', (answer) => {
+        answered = true;
         const code = answer.trim();
         if (code === '') reject(new TscCrocError('ERR_INVALID_ARGUMENT', 'no code was typed'));
         else resolve(code);

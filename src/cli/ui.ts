@@ -1,7 +1,9 @@
-/** Terminal output: numbered stages, a progress bar, a yes/no prompt, --json events. */
+/** Terminal output: numbered stages, progress bars, the Done line, a yes/no prompt, --json events. */
 import type cliProgress from 'cli-progress';
 import { TscCrocError } from '../core/errors.js';
-import type { OfferInfo, Stage, TransferEvent } from '../transfer/events.js';
+import type { ContentKind, OfferInfo, Stage, TransferEvent } from '../transfer/events.js';
+import { coloursFor, type Colours } from './colour.js';
+import { etaSeconds, formatDuration, formatEta, sampleRate, speedOf, startRate, type Rate } from './rate.js';
 import { walkLines } from './walk-report.js';
 
 export function formatBytes(n: number): string {
@@ -37,13 +39,53 @@ export function describeOffer(o: OfferInfo): string {
   return `${what} (${formatBytes(o.totalBytes)}): ${shown}${more}${warn}${here}${held}`;
 }
 
-const STAGE_TEXT: Record<Stage, string> = {
-  connecting: 'Connecting to the relay',
-  securing: 'Securing the connection (SPAKE2)',
-  waiting: 'Waiting for the other side',
-  checking: 'Checking what the recipient already has',
-  transferring: 'Transferring',
-};
+/** Which side the UI speaks for: the stage and Done lines say what this side does. */
+export type Role = 'sender' | 'recipient';
+
+type StageEvent = Extract<TransferEvent, { type: 'stage' }>;
+type DoneEvent = Extract<TransferEvent, { type: 'done' }>;
+
+/**
+ * What a stage line says. 'connecting' says what actually happens: the relay it connects to,
+ * the local network it announces on (sender) or looks on (recipient); 'securing' says which way
+ * the two sides met when the local network was in play (`via`, from the route event).
+ */
+export function stageText(e: StageEvent, role: Role, local: boolean, via: 'relay' | 'lan' | null): string {
+  switch (e.stage) {
+    case 'connecting': {
+      const relay = e.relay === undefined ? null : `the relay ${safeForTerminal(e.relay)}`;
+      if (role === 'sender') {
+        if (relay !== null) return e.local ? `Connecting to ${relay} and announcing on the local network` : `Connecting to ${relay}`;
+        return e.local ? 'Announcing on the local network' : 'Connecting';
+      }
+      if (relay !== null) return e.local ? `Looking for the sender on the local network, then at ${relay}` : `Connecting to ${relay}`;
+      return e.local ? 'Looking for the sender on the local network' : 'Connecting';
+    }
+    case 'securing':
+      return local && via !== null ? `Securing the connection (SPAKE2, ${via === 'lan' ? 'local network' : 'through the relay'})` : 'Securing the connection (SPAKE2)';
+    case 'waiting':
+      return 'Waiting for the other side';
+    case 'checking':
+      return 'Checking what the recipient already has';
+    case 'transferring':
+      return 'Transferring';
+  }
+}
+
+/**
+ * The last line: what moved, how much, how long it took and how fast it went (from the bytes this
+ * run moved, not those an interrupted run had already moved).
+ */
+export function doneText(e: DoneEvent, role: Role, seconds: number): string {
+  const verb = role === 'sender' ? 'sent' : 'received';
+  if (e.kind === 'text') return `Done: ${verb} a text (${formatBytes(e.bytes)}).`;
+  const moved = e.movedBytes;
+  const timing = `in ${formatDuration(seconds)}${seconds > 0 && moved > 0 ? `, ${formatBytes(moved / seconds)}/s` : ''}`;
+  if (e.kind === 'stream') return `Done: ${verb} ${formatBytes(e.bytes)} of piped data (${timing}).`;
+  const files = e.files === 1 ? '1 file' : `${e.files} files`;
+  if (e.resumedBytes <= 0) return `Done: ${files}, ${formatBytes(e.bytes)} (${timing}).`;
+  return `Done: ${files}, ${formatBytes(e.bytes)} (${formatBytes(moved)} ${verb} ${timing}; ${formatBytes(e.resumedBytes)} of it resumed from an interrupted transfer).`;
+}
 
 export interface UiOptions {
   json: boolean;
@@ -51,26 +93,55 @@ export interface UiOptions {
   stderr: NodeJS.WriteStream;
   stdout: NodeJS.WriteStream;
   stages: Stage[];
+  /** The side this UI speaks for (default: from the stage list: 'waiting' is the sender's). */
+  role?: Role | undefined;
+  /** The environment colour is decided from (NO_COLOR, FORCE_COLOR, TERM: src/cli/colour.ts); default none. */
+  env?: NodeJS.ProcessEnv | undefined;
+  /** The clock (ms), for the speed, the time left and the Done line; default Date.now. */
+  now?: (() => number) | undefined;
 }
 
-/** Turns transfer events into what the user sees; everything but results goes to stderr. */
 /** Files listed one per line when there is no progress bar; beyond this, only the total. */
 const LISTED_FILES = 20;
 /** Per-file --json events are written together at most this often... */
 const JSON_FLUSH_MS = 50;
 /** ...or once this many are waiting. */
 const JSON_BATCH_LINES = 512;
+/** The bars' right part at its widest: " 100% | 999.9 MB / 999.9 MB | 999.9 MB/s | ETA 9 min 50 s". */
+const BAR_TAIL = 56;
 
+/** Turns transfer events into what the user sees; everything but results goes to stderr. */
 export class TransferUi {
   readonly #o: UiOptions;
+  readonly #role: Role;
+  readonly #now: () => number;
+  /** stderr's colours (none with --json, or when src/cli/colour.ts says so). */
+  readonly #c: Colours;
   #bars: cliProgress.MultiBar | null = null;
+  /** The overall bar; with a single file, it carries that file's name. */
   #total: cliProgress.SingleBar | null = null;
-  /** The current file, shown from the second file on. */
+  /** The current file (from the first), when more than one file is sent. */
   #file: cliProgress.SingleBar | null = null;
-  #files = 0;
+  /** Files in the transfer (from the 'transferring' stage); null: not known. */
+  #fileCount: number | null = null;
+  #currentName = '';
+  #currentSize = 0;
+  /** What moves (from the 'transferring' stage): a text gets no bars. */
+  #kind: ContentKind | null = null;
+  #nameWidth = 20;
   #fileStart = 0;
   #bytes = 0;
-  #started = 0;
+  /** When the data started to move (the first 'transferring' stage), for the Done line. */
+  #transferStart: number | null = null;
+  /** Of the progress events' bytes in this connection, those resumed (file-start offsets). */
+  #resumedHere = 0;
+  /** Bytes moved in earlier connections of this run (before a reconnection). */
+  #movedBefore = 0;
+  #moved = 0;
+  #rate: Rate | null = null;
+  /** The local network was in play (the 'connecting' stage), and which way the sides met. */
+  #local = false;
+  #via: 'relay' | 'lan' | null = null;
   #lastProgress = 0;
   #listed = 0;
   /**
@@ -87,6 +158,9 @@ export class TransferUi {
 
   constructor(o: UiOptions) {
     this.#o = o;
+    this.#role = o.role ?? (o.stages.includes('waiting') ? 'sender' : 'recipient');
+    this.#now = o.now ?? Date.now;
+    this.#c = coloursFor(o.json ? {} : o.stderr, o.json ? {} : (o.env ?? {}));
     if (o.progress && !o.json)
       import('cli-progress').then(
         (m) => (this.#barsModule = m.default),
@@ -100,10 +174,16 @@ export class TransferUi {
     else this.#o.stderr.write(`${line}\n`);
   }
 
+  /** The code, on stdout (bold when stdout is a terminal that takes colour). */
+  showCode(code: string): void {
+    const c = coloursFor(this.#o.stdout, this.#o.env ?? {});
+    this.#o.stdout.write(`Code is: ${c.bold(code)}\n`);
+  }
+
   onEvent = (e: TransferEvent): void => {
     if (this.#o.json) {
       if (e.type === 'progress') {
-        const now = Date.now();
+        const now = this.#now();
         if (now - this.#lastProgress < 200 && e.bytes !== e.totalBytes) return;
         this.#lastProgress = now;
       }
@@ -113,15 +193,32 @@ export class TransferUi {
       else this.#jsonTimer ??= setTimeout(() => this.#flushJson(), JSON_FLUSH_MS);
       return;
     }
+    const c = this.#c;
     switch (e.type) {
       case 'stage': {
+        if (e.stage === 'connecting') this.#local = e.local === true;
+        if (e.stage === 'transferring') {
+          if (this.#transferStart === null) {
+            this.#transferStart = this.#now();
+            this.#rate = startRate(this.#transferStart, 0);
+          }
+          if (e.files !== undefined) this.#fileCount = e.files;
+          if (e.kind !== undefined) this.#kind = e.kind;
+        }
+        const text = stageText(e, this.#role, this.#local, this.#via);
         const i = this.#o.stages.indexOf(e.stage);
-        if (i >= 0) this.info(`[${i + 1}/${this.#o.stages.length}] ${STAGE_TEXT[e.stage]}...`);
-        else if (e.stage === 'checking') this.info(`${STAGE_TEXT[e.stage]}...`);
+        if (i >= 0) this.info(`${c.dim(`[${i + 1}/${this.#o.stages.length}]`)} ${text}...`);
+        else if (e.stage === 'checking') this.info(`${text}...`);
         break;
       }
+      case 'route':
+        this.#via = e.via;
+        break;
       case 'reconnecting':
-        this.info(`Connection lost (${e.reason}); reconnecting for up to ${Math.max(0, Math.round((e.untilMs - Date.now()) / 1000))} s...`);
+        // the next connection counts its bytes from 0 again, the resumed ones first
+        this.#movedBefore = this.#moved;
+        this.#resumedHere = 0;
+        this.info(c.yellow(`Connection lost (${e.reason}); reconnecting for up to ${Math.max(0, Math.round((e.untilMs - Date.now()) / 1000))} s...`));
         break;
       case 'waiting-for-sender': {
         const s = Math.max(0, Math.round((e.untilMs - Date.now()) / 1000));
@@ -139,22 +236,34 @@ export class TransferUi {
         for (const line of walkLines(e)) this.info(line);
         break;
       case 'wrong-code':
-        this.info(`Someone tried a wrong code (${e.attempt} of ${e.maxAttempts})${e.attempt < e.maxAttempts ? ': still waiting for the right one' : ''}.`);
+        this.info(c.yellow(`Someone tried a wrong code (${e.attempt} of ${e.maxAttempts})${e.attempt < e.maxAttempts ? ': still waiting for the right one' : ''}.`));
         break;
       case 'file-start':
-        if (e.offset > 0) this.info(`  resuming ${e.path} at ${formatBytes(e.offset)} of ${formatBytes(e.size)}`);
-        this.#files++;
+        if (e.offset > 0) {
+          this.info(`  resuming ${e.path} at ${formatBytes(e.offset)} of ${formatBytes(e.size)}`);
+          this.#resumedHere += e.offset;
+        }
         this.#fileStart = this.#bytes;
-        if (this.#bars && this.#files === 2) this.#file = this.#bars.create(1, 0, { name: '' }, { format: '  {name} {bar} {percentage}%' });
-        this.#file?.setTotal(Math.max(1, e.size));
-        this.#file?.update(0, { name: shorten(e.path, 40) });
+        this.#currentName = e.path;
+        this.#currentSize = e.size;
+        if (this.#file !== null) {
+          this.#file.setTotal(Math.max(1, e.size));
+          this.#file.update(0, { name: fit(e.path, this.#nameWidth) });
+        } else if (this.#total !== null && this.#fileCount === 1) this.#total.update({ name: fit(e.path, this.#nameWidth) });
         break;
-      case 'progress':
+      case 'progress': {
         this.#bytes = e.bytes;
-        if (!this.#bars && this.#barsModule && e.totalBytes > 0) this.#startBars(this.#barsModule, e.totalBytes);
+        this.#moved = Math.max(this.#moved, this.#movedBefore + Math.max(0, e.bytes - this.#resumedHere));
+        const now = this.#now();
+        this.#rate = this.#rate === null ? startRate(now, this.#moved) : sampleRate(this.#rate, now, this.#moved);
+        const starting = !this.#bars && this.#barsModule !== null && e.totalBytes > 0 && this.#kind !== 'text';
+        if (starting) this.#startBars(this.#barsModule!, e.totalBytes);
         this.#total?.update(e.bytes, this.#payload(e.bytes, e.totalBytes));
         this.#file?.update(e.bytes - this.#fileStart);
+        // drawn now, with the first file's name (else only after 1/fps s: a small file would be done by then)
+        if (starting) this.#bars?.update();
         break;
+      }
       case 'file-done':
         if (!this.#bars && this.#listed < LISTED_FILES) {
           this.#listed++;
@@ -163,27 +272,41 @@ export class TransferUi {
         break;
       case 'done':
         this.stop();
-        this.info(`Done: ${e.files === 1 ? '1 file' : `${e.files} files`}, ${formatBytes(e.bytes)}${e.resumedBytes > 0 ? ` (${formatBytes(e.resumedBytes)} of it resumed from an interrupted transfer)` : ''}.`);
+        this.info(c.green(doneText(e, this.#role, (this.#now() - (this.#transferStart ?? this.#now())) / 1000)));
         break;
       default:
         break;
     }
   };
 
+  /** The bars, on the first progress that knows the total: one for a single file (with its name), else the total and the current file. */
   #startBars(bars: typeof cliProgress, total: number): void {
+    const single = this.#fileCount === 1;
+    // fit the terminal: the name gets up to 24 columns of what the numbers leave, the bar the rest (8 to 40)
+    const room = Math.max(16, (this.#o.stderr.columns || 80) - BAR_TAIL - 3);
+    const barsize = Math.min(40, Math.max(8, room - 24));
+    this.#nameWidth = Math.min(32, Math.max(8, room - barsize));
     this.#bars = new bars.MultiBar(
-      { stream: this.#o.stderr, hideCursor: true, etaBuffer: 50, fps: 10, clearOnComplete: false },
+      { stream: this.#o.stderr, hideCursor: true, fps: 10, clearOnComplete: false, barsize },
       bars.Presets.shades_classic,
     );
-    this.#started = Date.now();
-    this.#total = this.#bars.create(total, 0, this.#payload(0, total), {
-      format: '  total {bar} {percentage}% | {done} / {size} | {speed} | ETA {eta_formatted}',
+    const name = fit(single ? this.#currentName : 'total', this.#nameWidth);
+    this.#total = this.#bars.create(total, 0, { ...this.#payload(0, total), name }, {
+      format: '  {name} {bar} {percentage}% | {done} / {size} | {speed} | ETA {left}',
     });
+    if (!single && this.#fileCount !== 0 && this.#currentName !== '') {
+      this.#file = this.#bars.create(Math.max(1, this.#currentSize), 0, { name: fit(this.#currentName, this.#nameWidth) }, { format: '  {name} {bar} {percentage}%' });
+    }
   }
 
   #payload(bytes: number, total: number): Record<string, string> {
-    const secs = (Date.now() - this.#started) / 1000;
-    return { done: formatBytes(bytes), size: formatBytes(total), speed: secs > 0 ? `${formatBytes(bytes / secs)}/s` : '' };
+    const speed = this.#rate === null ? null : speedOf(this.#rate);
+    return {
+      done: formatBytes(bytes),
+      size: formatBytes(total),
+      speed: speed === null || speed <= 0 ? '...' : `${formatBytes(speed)}/s`,
+      left: this.#rate === null ? '?' : formatEta(etaSeconds(this.#rate, total - bytes)),
+    };
   }
 
   #flushJson(): void {
@@ -203,8 +326,18 @@ export class TransferUi {
   }
 }
 
-function shorten(name: string, max: number): string {
-  return name.length <= max ? name.padEnd(max) : `...${name.slice(-(max - 3))}`;
+/** A name in exactly `width` columns: padded, or its end kept after "...". */
+function fit(name: string, width: number): string {
+  const safe = safeForTerminal(name);
+  return safe.length <= width ? safe.padEnd(width) : `...${safe.slice(-(width - 3))}`;
+}
+
+/**
+ * Call when a prompt ends without an answer (Ctrl-C, Ctrl-D): the cursor is still after the
+ * question, so the error line that follows would land on it. Every prompt of the CLI does this.
+ */
+export function endPromptLine(output: NodeJS.WritableStream): void {
+  output.write('\n');
 }
 
 /** Ask a yes/no question on the terminal; default no. An abort of `signal` ends it as a cancel. */
@@ -215,6 +348,7 @@ export async function confirm(question: string, input: NodeJS.ReadStream, output
     const answer = await rl.question(`${question} [y/N] `, { signal });
     return /^y(es)?$/i.test(answer.trim());
   } catch (e) {
+    endPromptLine(output);
     if (signal.aborted || (e as Error).name === 'AbortError') throw new TscCrocError('ERR_CANCELLED', 'cancelled');
     throw e;
   } finally {

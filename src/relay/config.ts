@@ -6,6 +6,8 @@
  */
 import { TscCrocError } from '../core/errors.js';
 import { MAX_PASSWORD_LENGTH } from '../core/relay-api.js';
+import { BoundedLogSink, LOG_BUFFER_BYTES } from './log-sink.js';
+import { prettyLogLine } from './log-pretty.js';
 import { RELAY_DEFAULTS, type RelayOptions } from './options.js';
 
 /** What commander hands over: every value a string (or a bare boolean flag). */
@@ -33,6 +35,7 @@ export interface RelayCliFlags {
   metrics?: string;
   shutdownGrace?: string;
   quiet?: boolean;
+  logFormat?: string;
 }
 
 /** One flag: its name on the command line, its environment variable, its default shown in the help. */
@@ -145,6 +148,12 @@ export const RELAY_FLAGS = {
     def: '30',
   },
   quiet: { flag: '--quiet', env: 'TSC_CROC_RELAY_QUIET', help: 'no logs at all (by default: start, stop, channel events; never a line per request)', def: undefined },
+  logFormat: {
+    flag: '--log-format <format>',
+    env: 'TSC_CROC_RELAY_LOG_FORMAT',
+    help: 'the log lines on stdout: json (one JSON object per line) or pretty (a short line per event); default: pretty when stdout is a terminal, else json',
+    def: undefined,
+  },
 } as const satisfies Record<keyof RelayCliFlags, { flag: string; env: string; help: string; def: string | undefined }>;
 
 export interface RelayCliConfig {
@@ -175,8 +184,16 @@ function truthy(raw: string): boolean | undefined {
   return undefined;
 }
 
+/** Where the relay's log lines go, for the default format and colour (the CLI knows; a test may say). */
+export interface LogTerminal {
+  /** stdout, where the lines go, is a terminal: the default format is pretty. */
+  tty: boolean;
+  /** The pretty lines may be coloured (src/cli/colour.ts decides for stdout). */
+  colour: boolean;
+}
+
 /** Resolve the relay command's flags and environment into RelayOptions; throws ERR_INVALID_ARGUMENT. */
-export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv): RelayCliConfig {
+export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv, out: LogTerminal = { tty: false, colour: false }): RelayCliConfig {
   const raw = (key: Exclude<keyof RelayCliFlags, 'trustProxy' | 'quiet'>): string | undefined => {
     const v = flags[key] ?? env[RELAY_FLAGS[key].env];
     return v === undefined || v === '' ? undefined : v;
@@ -219,6 +236,9 @@ export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv): Relay
     quiet = q;
   }
 
+  const logFormat = raw('logFormat') ?? (out.tty ? 'pretty' : 'json');
+  if (logFormat !== 'json' && logFormat !== 'pretty') throw usage('logFormat', 'must be json or pretty');
+
   const graceSeconds = int('shutdownGrace', 0, MAX_SECONDS) ?? Number(RELAY_FLAGS.shutdownGrace.def);
   const joinRate = int('joinRate', 1, 10_000_000);
   const channelRate = int('channelRate', 1, 10_000_000);
@@ -244,7 +264,12 @@ export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv): Relay
     joinMissLimit: int('joinMissLimit', 1, 10_000_000),
     joinRateLimit: joinRate,
     channelRateLimit: channelRate,
-    logger: quiet ? false : { level: 'info' },
+    // pretty: the same bounded sink to stdout (its drops counted the same), each line rewritten
+    logger: quiet
+      ? false
+      : logFormat === 'json'
+        ? { level: 'info' }
+        : { level: 'info', stream: new BoundedLogSink(1, LOG_BUFFER_BYTES, (line) => prettyLogLine(line, { colour: out.colour })) },
   };
   return { options, graceMs: graceSeconds * 1000, passwordOnArgv: flags.password !== undefined };
 }

@@ -162,14 +162,15 @@ const REDACT_PATHS = [
  * pino's options for the relay: secrets redacted; without a caller's own stream (or file), lines go
  * to stdout through `sink`, which drops what does not fit rather than queueing without bound.
  */
-function loggerOptions(opt: boolean | RelayLoggerOptions, sink: () => BoundedLogSink): false | RelayLoggerOptions {
+function loggerOptions(opt: boolean | RelayLoggerOptions, sink: (given?: BoundedLogSink) => BoundedLogSink): false | RelayLoggerOptions {
   if (opt === false) return false;
   const base: RelayLoggerOptions = opt === true ? {} : opt;
   const r = base.redact;
   const paths = [...(r === undefined ? [] : Array.isArray(r) ? r : r.paths), ...REDACT_PATHS];
   const redact = r === undefined || Array.isArray(r) ? { paths, censor: '[redacted]' } : { ...r, paths };
   const own = base as { stream?: unknown; file?: unknown };
-  const stream = own.stream === undefined && own.file === undefined ? { stream: sink() } : {};
+  // a caller's own BoundedLogSink (the CLI's pretty format) is adopted: its drops are counted too
+  const stream = own.stream instanceof BoundedLogSink ? { stream: sink(own.stream) } : own.stream === undefined && own.file === undefined ? { stream: sink() } : {};
   return { level: 'info', ...base, ...stream, redact } as RelayLoggerOptions;
 }
 
@@ -254,7 +255,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
   const checkPassword = passwordCheck(opts.password);
   let logSink: BoundedLogSink | undefined;
   const app = Fastify({
-    logger: loggerOptions(opts.logger, () => (logSink = new BoundedLogSink(1))),
+    logger: loggerOptions(opts.logger, (given) => (logSink = given ?? new BoundedLogSink(1))),
     // No line per request: a request flood must not become a log flood (issue 11). Refusals are at
     // debug (summed up per sweep at info), and /metrics counts them.
     logController: new LogController({ disableRequestLogging: true }),

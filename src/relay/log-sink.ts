@@ -17,9 +17,14 @@ export class BoundedLogSink {
   #dropped = 0;
   #onDrop: (n: number) => void = () => {};
 
+  /**
+   * `format`, if given, rewrites each line before it is queued (the relay's pretty format,
+   * src/relay/log-pretty.ts); the bound applies to what it returns.
+   */
   constructor(
     readonly fd: number = 1,
     readonly maxBytes: number = LOG_BUFFER_BYTES,
+    readonly format: ((line: string) => string) | null = null,
   ) {}
 
   /** Lines dropped so far (the buffer was full, or the descriptor failed). */
@@ -38,7 +43,8 @@ export class BoundedLogSink {
   }
 
   /** pino's destination interface: one line per call. */
-  write(line: string): boolean {
+  write(raw: string): boolean {
+    const line = this.format === null ? raw : this.format(raw);
     if (this.#bytes + line.length > this.maxBytes) {
       this.#drop(1);
       return false;

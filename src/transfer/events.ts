@@ -3,9 +3,11 @@
 /** 'checking': the sender reads what the recipient already holds of a file, to prove it matches. */
 export type Stage = 'connecting' | 'securing' | 'waiting' | 'checking' | 'transferring';
 
+/** What is sent: 'files' (files and folders), 'text' (a message), or 'stream' (piped data of unknown length). */
+export type ContentKind = 'files' | 'text' | 'stream';
+
 export interface OfferInfo {
-  /** 'files' (files and folders), 'text' (a message), or 'stream' (piped data of unknown length). */
-  kind: 'files' | 'text' | 'stream';
+  kind: ContentKind;
   totalFiles: number;
   totalDirs: number;
   totalBytes: number;
@@ -32,7 +34,15 @@ export type TransferEvent =
   /** Recipient: the output folder did not exist and was created (`path` as given, display-safe). */
   | { type: 'created-folder'; path: string }
   | { type: 'code'; code: string }
-  | { type: 'stage'; stage: Stage }
+  /**
+   * 'connecting' says where: `relay`, the configured relay's host:port when it is used; `local`,
+   * whether the local network is used too (the sender announces its channel there; the recipient
+   * looks there first, for the whole wait when there is no relay).
+   */
+  | { type: 'stage'; stage: 'connecting'; relay?: string | undefined; local?: boolean | undefined }
+  /** 'transferring' says what moves: its kind and its number of files (0 for a text or a stream). */
+  | { type: 'stage'; stage: 'transferring'; kind?: ContentKind | undefined; files?: number | undefined }
+  | { type: 'stage'; stage: Exclude<Stage, 'connecting' | 'transferring'> }
   /** Which way the two sides met: a relay, or the local network. */
   | { type: 'route'; via: 'relay' | 'lan' }
   /**
@@ -55,10 +65,27 @@ export type TransferEvent =
   | { type: 'reconnected' }
   /** Recipient: the sender has not started yet; waiting for it (on the relay, or the local network) until `untilMs`. */
   | { type: 'waiting-for-sender'; via: 'relay' | 'lan'; untilMs: number }
-  /** `resumedBytes`: of `bytes`, those an earlier, interrupted run had already moved (not sent again). */
-  | { type: 'done'; files: number; bytes: number; resumedBytes: number };
+  /**
+   * The end. `bytes`: the size of what was sent (for a stream, the bytes that went through);
+   * `resumedBytes`: of those, what an earlier, interrupted run had already moved (not sent again);
+   * `movedBytes`: the data this run actually sent (sender) or received (recipient), over all its
+   * connections (after a reconnection, a part may have moved twice).
+   */
+  | { type: 'done'; kind: ContentKind; files: number; bytes: number; resumedBytes: number; movedBytes: number };
 
 export type EventSink = (e: TransferEvent) => void;
+
+/**
+ * The host:port of a relay address, for the 'connecting' stage (never a user name or password
+ * the address may hold); undefined when it is not a URL (the connection then fails with the reason).
+ */
+export function relayHost(relay: string): string | undefined {
+  try {
+    return new URL(/^[a-z]+:\/\//i.test(relay) ? relay : `http://${relay}`).host || undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export const DEFAULT_TIMEOUTS = {
   /** The sender waits this long for a recipient to use the code. */

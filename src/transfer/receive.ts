@@ -9,7 +9,7 @@ import { parseMessage, type OfferMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
 import { initialRecipientState, recipientStep, type RecipientInput, type RecipientState } from '../core/recipient-machine.js';
 import { RecordType, recordPayload } from '../core/record.js';
-import { DEFAULT_TIMEOUTS, type EventSink, type OfferInfo } from './events.js';
+import { DEFAULT_TIMEOUTS, relayHost, type ContentKind, type EventSink, type OfferInfo } from './events.js';
 import { FileSink, type CommittedFile } from './file-sink.js';
 import { joinAsRecipient, recipientPake } from './pake.js';
 import { RelayClient, joinWhenSenderThere } from './relay-client.js';
@@ -177,6 +177,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   const lan = opts.lan ?? 'auto';
   let relay = lan === 'only' ? undefined : opts.relay;
   let via: 'relay' | 'lan' = 'relay';
+  emit({ type: 'stage', stage: 'connecting', relay: relay === undefined ? undefined : relayHost(relay), local: lan !== 'off' });
   if (lan !== 'off') {
     try {
       // with no relay, the local network is the only place the sender can come from: wait for it there
@@ -192,7 +193,6 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   emit({ type: 'route', via });
   const client = new RelayClient(relay, { signal: opts.signal, password: via === 'relay' ? opts.relayPassword : undefined });
 
-  emit({ type: 'stage', stage: 'connecting' });
   // a sender that has not started yet is waited for (the relay route; the local one waited above)
   let join = await joinWhenSenderThere(() => joinAsRecipient(client, code.channel, timeouts.joinRetryMs, opts.signal), {
     waitMs: via === 'relay' ? timeouts.waitForSenderMs : 0,
@@ -280,6 +280,7 @@ async function receiveSession(client: RelayClient, join: JoinResponse, agreed: S
     let current = { path: '', size: 0 };
     let bytes = 0;
     let totalBytes = 0;
+    let kind: ContentKind = 'files';
     try {
       const run = async (input: RecipientInput, data?: Buffer[]) => {
         const step = recipientStep(state, input);
@@ -309,6 +310,7 @@ async function receiveSession(client: RelayClient, join: JoinResponse, agreed: S
                 if (kept.size > 0) emit({ type: 'skipped', names: decision.skip.map(displayName) });
               }
               totalBytes = effect.offer.totalBytes;
+              kind = effect.offer.kind;
               if (decision.accept) {
                 if (effect.offer.kind === 'text') target = new StreamTarget(null, opts.signal);
                 else if (effect.offer.kind === 'stream' || decision.toStdout) target = new StreamTarget(opts.streamTo!, opts.signal, decision.toStdout);
@@ -318,7 +320,7 @@ async function receiveSession(client: RelayClient, join: JoinResponse, agreed: S
                 await channel.end();
                 throw decision.refusal ?? new TscCrocError('ERR_DECLINED', 'you declined the transfer');
               }
-              emit({ type: 'stage', stage: 'transferring' });
+              emit({ type: 'stage', stage: 'transferring', kind: effect.offer.kind, files: effect.offer.totalFiles });
               break;
             }
             case 'send':
@@ -389,7 +391,9 @@ async function receiveSession(client: RelayClient, join: JoinResponse, agreed: S
     await channel.close();
     const files = [...runState.files.values()];
     const resumedBytes = runState.resumed;
-    emit({ type: 'done', files: files.length, bytes, resumedBytes });
+    // with --stdout the one file went to the stream, not to the output folder
+    const toStream = kind === 'files' && (target as StreamTarget | null) !== null;
+    emit({ type: 'done', kind, files: toStream ? 1 : files.length, bytes, resumedBytes, movedBytes: runState.received });
     const text = (target as StreamTarget | null)?.text(); // assigned inside run(), which narrowing does not see
     const skipped = runState.skipped.map(displayName);
     return text === undefined ? { files, bytes, resumedBytes, skipped } : { files, bytes, resumedBytes, skipped, text };

@@ -16,7 +16,7 @@ import { MAX_RECORD_PAYLOAD, RecordType, recordPayload } from '../core/record.js
 import { DEFAULT_CURVE, type CurveName, type JoinResponse } from '../core/relay-api.js';
 import { isReconnectable, rejoin } from './reconnect.js';
 import { senderStart, senderStep, type SenderInput, type SenderState } from '../core/sender-machine.js';
-import { DEFAULT_TIMEOUTS, type EventSink } from './events.js';
+import { DEFAULT_TIMEOUTS, relayHost, type EventSink } from './events.js';
 import { senderPake, type Route } from './pake.js';
 import type { SessionKeys } from '../core/key-schedule.js';
 import { RelayClient } from './relay-client.js';
@@ -101,7 +101,7 @@ export async function send(opts: SendOptions): Promise<SendResult> {
   const local = lan !== 'off' ? await (await import('../relay/index.js')).startRelay({ host: '0.0.0.0', port: 0, tcpPort: 0 }) : null;
   let announcement: { stop: () => void } | null = null;
   try {
-    emit({ type: 'stage', stage: 'connecting' });
+    emit({ type: 'stage', stage: 'connecting', relay: useRelay ? relayHost(opts.relay!) : undefined, local: local !== null });
     const curve = opts.curve ?? DEFAULT_CURVE;
     const routes: Route[] = [];
     if (useRelay) {
@@ -275,7 +275,7 @@ async function transferSession(client: RelayClient, join: JoinResponse, keys: Se
       if (!run.skipReported) emit({ type: 'skipped', names: [...skipped] });
       run.skipReported = true;
     }
-    emit({ type: 'stage', stage: 'transferring' });
+    emit({ type: 'stage', stage: 'transferring', kind: plan.kind, files: totalFiles });
     let done = 0;
     try {
       const onBytes = (n: number, wasSent = true) => {
@@ -335,7 +335,8 @@ async function transferSession(client: RelayClient, join: JoinResponse, keys: Se
     }
     await finished.promise;
     await channel.close();
-    emit({ type: 'done', files: totalFiles, bytes: totalBytes, resumedBytes: Math.max(0, totalBytes - run.sent) });
+    const bytes = plan.kind === 'stream' ? done : totalBytes; // a stream's offer says 0 (unknown)
+    emit({ type: 'done', kind: plan.kind, files: totalFiles, bytes, resumedBytes: Math.max(0, bytes - run.sent), movedBytes: run.sent });
     return { code, files: totalFiles, bytes: totalBytes, sentBytes: run.sent };
   });
 }

@@ -25,6 +25,9 @@ export interface Proc {
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string | Buffer; wrap?: string[] } = {}): Proc {
   const env = { ...process.env, ...opts.env };
   for (const k of Object.keys(env)) if (k.startsWith('TSC_CROC_')) delete env[k];
+  // colour only where a test asks for it (a CI's FORCE_COLOR would colour every piped line)
+  delete env.NO_COLOR;
+  delete env.FORCE_COLOR;
   env.XDG_CONFIG_HOME = CONFIG_HOME;
   // the local network through loopback only: no test multicasts on the machine's real interfaces
   env.TSC_CROC_INTERFACES = 'lo';
