@@ -76,6 +76,9 @@ test('send and receive through the library, with events in order', async () => {
   assert.deepEqual(sendEvents.find((e) => e.type === 'route'), { type: 'route', via: 'lan' });
   const last = recvEvents.filter((e) => e.type === 'progress').at(-1);
   assert.deepEqual(last, { type: 'progress', bytes: data.length, totalBytes: data.length });
+  // both sides name a file by its path in the offer, not by where it landed
+  assert.deepEqual(recvEvents.find((e) => e.type === 'file-done'), { type: 'file-done', path: 'data.bin', size: data.length });
+  assert.deepEqual(sendEvents.find((e) => e.type === 'file-done'), { type: 'file-done', path: 'data.bin', size: data.length });
 });
 
 test('regression: a file whose mtime lies a few ns below a millisecond is not "changed while it was being sent"', async () => {

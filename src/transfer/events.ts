@@ -59,6 +59,7 @@ export type TransferEvent =
   /** `offset`: where the data starts (more than 0 when an earlier run had received the rest). */
   | { type: 'file-start'; path: string; size: number; offset: number }
   | { type: 'progress'; bytes: number; totalBytes: number }
+  /** `path`: as in the offer (relative to the output folder), on both sides. */
   | { type: 'file-done'; path: string; size: number }
   /** The connection dropped; trying to reach the other side again until `untilMs` (a Date.now() time). */
   | { type: 'reconnecting'; attempt: number; untilMs: number; reason: string }

@@ -359,7 +359,7 @@ async function receiveSession(client: RelayClient, join: JoinResponse, agreed: S
               }
               const done = await sink.commit();
               runState.files.set(done.path, done);
-              emit({ type: 'file-done', path: displayName(done.path), size: done.size });
+              emit({ type: 'file-done', path: current.path, size: done.size });
               break;
             }
             case 'verify-stream':
