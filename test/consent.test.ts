@@ -5,7 +5,6 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,7 +15,8 @@ import { initialRecipientState, recipientStep, type RecipientState } from '../sr
 import { senderStart, senderStep, type SenderState } from '../src/core/sender-machine.js';
 import { parseConsent } from '../src/cli/prompt-consent.js';
 import { stateName } from '../src/transfer/resume-store.js';
-import { CLI, runCli, sha256File, startCliRelay } from './helpers/cli.js';
+import { runCli, sha256File, startCliRelay } from './helpers/cli.js';
+import { haveScript, onTerminal } from './helpers/terminal.js';
 import { startPeerRelay } from './helpers/relay.js';
 import { parseCode } from '../src/core/code-phrase.js';
 import { RecordType, recordPayload } from '../src/core/record.js';
@@ -159,16 +159,11 @@ test('the answers of the [y/n/a/q] prompt', () => {
 
 let relay: Awaited<ReturnType<typeof startCliRelay>>;
 let dir: string;
-let hasScript = true;
+const hasScript = haveScript();
 
 before(async () => {
   relay = await startCliRelay();
   dir = await mkdtemp(join(tmpdir(), 'tsc-croc-consent-'));
-  try {
-    execFileSync('script', ['--version'], { stdio: 'pipe' });
-  } catch {
-    hasScript = false;
-  }
 });
 after(async () => {
   assert.equal(await relay.stop(), 0);
@@ -190,42 +185,8 @@ async function scene(name: string) {
   return { src, out, args: ['a.bin', 'photos', 'c.bin'].map((n) => join(src, n)) };
 }
 
-/** The recipient on a pseudo-terminal (script(1)): we read its screen and type answers. */
-function onTerminal(args: string[], code: string) {
-  const q = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
-  const command = [process.execPath, CLI, ...args].map(q).join(' ');
-  const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: dir, TERM: 'xterm', NO_COLOR: '1' };
-  for (const k of Object.keys(env)) if (k.startsWith('TSC_CROC_')) delete env[k];
-  env.TSC_CROC_SECRET = code;
-  const child = spawn('script', ['-qefc', command, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-  let screen = '';
-  const waiters = new Set<() => void>();
-  child.stdout.setEncoding('utf8').on('data', (d: string) => ((screen += d), waiters.forEach((w) => w())));
-  const exited = new Promise<number>((resolve) => child.once('exit', (c) => resolve(c ?? -1)));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  void exited.then(() => clearTimeout(timer));
-  /** Wait until the screen, past `from`, matches `re`. */
-  const seen = (re: RegExp, from = 0) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (re.test(screen.slice(from))) {
-          waiters.delete(check);
-          resolve();
-        } else if (child.exitCode !== null || child.signalCode !== null) reject(new Error(`exited before ${re}:\n${JSON.stringify(screen)}`));
-      };
-      waiters.add(check);
-      void exited.then(check);
-      check();
-    });
-  /** Type an answer once the prompt `re` shows (after what was seen so far). */
-  let mark = 0;
-  const answer = async (re: RegExp, keys: string) => {
-    await seen(re, mark);
-    mark = screen.length;
-    child.stdin.write(keys);
-  };
-  return { answer, exited, screen: () => screen, plain: () => screen.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '') };
-}
+/** The recipient on a pseudo-terminal (script(1)), with the code in its environment: we read its screen and type answers. */
+const recipientOnTerminal = (args: string[], code: string) => onTerminal(args, { configHome: dir, env: { NO_COLOR: '1', TSC_CROC_SECRET: code } });
 
 async function sending(args: string[]) {
   const sender = runCli(['send', '--relay', relay.url, '--no-local', ...args]);
@@ -243,11 +204,11 @@ test('on a terminal: y replaces a.bin, n keeps photos (not sent, the sender name
   const lines = `{"created":false,"offer":"${'0'.repeat(32)}"}\n{"done":"photos/p1.jpg","size":${p1.size},"mtime":${Math.floor(p1.mtimeMs)}}\n`;
   await writeFile(journal, lines, { mode: 0o600 });
   const { sender, code } = await sending(args);
-  const r = onTerminal(['receive', '--relay', relay.url, '--no-local', '--out', out], code);
+  const r = recipientOnTerminal(['receive', '--relay', relay.url, '--no-local', '--out', out], code);
   await r.answer(/Accept 4 files in 1 folder [^\n]*already here: a\.bin, photos[^\n]*\[y\/N\] /, 'y\r');
   await r.answer(/a\.bin already exists here: replace it\? \[y\/n\/a\/q\] /, 'y\r');
   await r.answer(/photos already exists here: replace it\? \[y\/n\/a\/q\] /, 'n\r');
-  assert.equal(await r.exited, 0, r.screen());
+  assert.equal(await r.exit(), 0, r.screen());
   assert.equal(await sender.exit(), 0, sender.output());
   t.diagnostic(`recipient's screen:\n${r.plain()}`);
   t.diagnostic(`sender's stderr:\n${sender.stderr()}`);
@@ -268,11 +229,11 @@ test('on a terminal: q declines the whole transfer (exit 4 on both sides, nothin
   if (!hasScript) return t.skip('no `script` (util-linux) here to give the recipient a terminal');
   const { out, args } = await scene('q');
   const { sender, code } = await sending(args);
-  const r = onTerminal(['receive', '--relay', relay.url, '--no-local', '--out', out], code);
+  const r = recipientOnTerminal(['receive', '--relay', relay.url, '--no-local', '--out', out], code);
   await r.answer(/\[y\/N\] /, 'y\r');
   await r.answer(/a\.bin already exists here: replace it\? \[y\/n\/a\/q\] /, 'y\r');
   await r.answer(/photos already exists here: replace it\? \[y\/n\/a\/q\] /, 'q\r');
-  assert.equal(await r.exited, 4, r.screen());
+  assert.equal(await r.exit(), 4, r.screen());
   assert.equal(await sender.exit(), 4, sender.output());
   t.diagnostic(`recipient's screen:\n${r.plain()}`);
   assert.match(r.plain(), /you declined the transfer \[ERR_DECLINED\]/);
@@ -285,11 +246,11 @@ test('on a terminal: a replaces this name and all the rest without asking again;
   if (!hasScript) return t.skip('no `script` (util-linux) here to give the recipient a terminal');
   const { src, out, args } = await scene('a');
   const { sender, code } = await sending(args);
-  const r = onTerminal(['receive', '--relay', relay.url, '--no-local', '--out', out], code);
+  const r = recipientOnTerminal(['receive', '--relay', relay.url, '--no-local', '--out', out], code);
   await r.answer(/\[y\/N\] /, 'y\r');
   await r.answer(/a\.bin already exists here: replace it\? \[y\/n\/a\/q\] /, 'maybe\r');
   await r.answer(/Answer y \(replace it\), n \(keep yours[^\n]*\n[^]*a\.bin already exists here: replace it\? \[y\/n\/a\/q\] /, 'a\r');
-  assert.equal(await r.exited, 0, r.screen());
+  assert.equal(await r.exit(), 0, r.screen());
   assert.equal(await sender.exit(), 0, sender.output());
   t.diagnostic(`recipient's screen:\n${r.plain()}`);
   assert.doesNotMatch(r.plain(), /photos already exists/, 'not asked about the rest');
@@ -328,10 +289,10 @@ test('on a terminal: Ctrl-C at the [y/n/a/q] prompt cancels cleanly, the error o
   if (!hasScript) return t.skip('no `script` (util-linux) here to give the recipient a terminal');
   const { out, args } = await scene('ctrl-c');
   const { sender, code } = await sending(args);
-  const r = onTerminal(['receive', '--relay', relay.url, '--no-local', '--out', out], code);
+  const r = recipientOnTerminal(['receive', '--relay', relay.url, '--no-local', '--out', out], code);
   await r.answer(/\[y\/N\] /, 'y\r');
   await r.answer(/a\.bin already exists here: replace it\? \[y\/n\/a\/q\] /, '\u0003');
-  assert.equal(await r.exited, 4, r.screen());
+  assert.equal(await r.exit(), 4, r.screen());
   assert.equal(await sender.exit(), 4, sender.output());
   t.diagnostic(`recipient's screen:\n${r.plain()}`);
   assert.match(r.plain(), /replace it\? \[y\/n\/a\/q\] (\^C)?\r?\n(\r?\n)?tsc-croc: cancelled \[ERR_CANCELLED\]/);

@@ -9,6 +9,7 @@ import { mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, runCli, sha256File, startCliRelay } from './helpers/cli.js';
+import { haveScript, onTerminal } from './helpers/terminal.js';
 
 let relay: Awaited<ReturnType<typeof startCliRelay>>;
 let dir: string;
@@ -209,48 +210,22 @@ test('a mistyped flag or a bad value: one line naming it (and a guess), one line
 });
 
 test('on a terminal, receive asks for the code (echoed; Tab completes a word from its first letters) and the file arrives', async (t) => {
-  const { execFileSync, spawn } = await import('node:child_process');
-  try {
-    execFileSync('script', ['--version'], { stdio: 'pipe' });
-  } catch {
-    return t.skip('no `script` (util-linux) here to give the recipient a terminal');
-  }
+  if (!haveScript()) return t.skip('no `script` (util-linux) here to give the recipient a terminal');
   const { src, out } = await freshDirs('prompt');
   const file = join(src, 'typed.bin');
   await writeFile(file, randomBytes(100_000));
   const sender = runCli(['send', '--relay', relay.url, '--no-local', file]);
   const [, code] = await sender.waitFor(/Code is: (\S+)/);
   const [channel, ...words] = code!.split('-');
-  // a pseudo-terminal: `script` runs the recipient on one and relays our keystrokes to it
-  const q = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
-  const command = [process.execPath, CLI, 'receive', '--relay', relay.url, '--no-local', '--out', out].map(q).join(' ');
-  const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: dir, TERM: 'xterm' };
-  for (const k of Object.keys(env)) if (k.startsWith('TSC_CROC_')) delete env[k];
-  const child = spawn('script', ['-qefc', command, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-  let screen = '';
-  const waiters = new Set<() => void>();
-  child.stdout.setEncoding('utf8').on('data', (d: string) => ((screen += d), waiters.forEach((w) => w())));
-  const exited = new Promise<number>((resolve) => child.once('exit', (c) => resolve(c ?? -1)));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  const seen = (re: RegExp) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (re.test(screen)) {
-          waiters.delete(check);
-          resolve();
-        } else if (child.exitCode !== null || child.signalCode !== null) reject(new Error(`exited before ${re}:\n${JSON.stringify(screen)}`));
-      };
-      waiters.add(check);
-      void exited.then(check);
-      check();
-    });
-  await seen(/Enter the code the sender shows/);
+  const term = onTerminal(['receive', '--relay', relay.url, '--no-local', '--out', out], { configHome: dir, env: { NO_COLOR: '1' } });
+  t.after(term.kill);
+  await term.seen(/Enter the code the sender shows/);
   // one key at a time, each after the last one's echo (a burst would be a paste, where Tab is a plain character)
   const key = async (k: string, echo: RegExp) => {
-    const before = screen.length;
-    child.stdin.write(k);
-    await seen(echo);
-    if (screen.length === before) await seen(new RegExp(`^[^]{${before + 1}}`)); // its own echo, not an earlier one
+    const before = term.screen().length;
+    term.type(k);
+    await term.seen(echo);
+    await term.seen(/[^]/, before); // its own echo, not an earlier one
   };
   for (const ch of `${channel}-`) await key(ch, /[^]/);
   for (const w of words) {
@@ -262,8 +237,7 @@ test('on a terminal, receive asks for the code (echoed; Tab completes a word fro
   }
   await key('\r', /Accept 1 file/);
   await key('y\r', /Done/);
-  assert.equal(await exited, 0, screen);
-  clearTimeout(timer);
+  assert.equal(await term.exit(), 0, term.screen());
   assert.equal(await sender.exit(), 0, sender.stderr());
   assert.equal(await sha256File(join(out, 'typed.bin')), await sha256File(file));
 });

@@ -5,25 +5,20 @@
  */
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, runCli, sha256File, startCliRelay } from './helpers/cli.js';
+import { runCli, sha256File, startCliRelay } from './helpers/cli.js';
+import { haveScript, onTerminal as spawnTerminal, plain, type Terminal } from './helpers/terminal.js';
 
 let relay: Awaited<ReturnType<typeof startCliRelay>>;
 let dir: string;
-let haveScript = true;
+const scriptHere = haveScript();
 
 before(async () => {
   relay = await startCliRelay();
   dir = await mkdtemp(join(tmpdir(), 'tsc-croc-output-'));
-  try {
-    execFileSync('script', ['--version'], { stdio: 'pipe' });
-  } catch {
-    haveScript = false;
-  }
 });
 
 after(async () => {
@@ -32,7 +27,6 @@ after(async () => {
 });
 
 const SGR = /\x1b\[[0-9;]*m/;
-const plain = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replaceAll('\r', '');
 
 async function fresh(name: string) {
   const src = join(dir, `${name}-src`);
@@ -42,53 +36,11 @@ async function fresh(name: string) {
   return { src, out };
 }
 
-interface Terminal {
-  screen: () => string;
-  seen: (re: RegExp) => Promise<void>;
-  type: (keys: string) => void;
-  exit: () => Promise<number>;
-}
-
-/** Run the CLI on a pseudo-terminal (its stdin, stdout and stderr); bounded to 30 s. */
+/** The CLI on a pseudo-terminal for the length of test `t`. */
 function onTerminal(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): Terminal {
-  const q = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
-  const command = [process.execPath, CLI, ...args].map(q).join(' ');
-  const full: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: dir, TERM: 'xterm', TSC_CROC_INTERFACES: 'lo' };
-  for (const k of Object.keys(full)) if (k.startsWith('TSC_CROC_') && k !== 'TSC_CROC_INTERFACES') delete full[k];
-  delete full.NO_COLOR;
-  delete full.FORCE_COLOR;
-  Object.assign(full, env);
-  const child = spawn('script', ['-qefc', command, '/dev/null'], { env: full, stdio: ['pipe', 'pipe', 'pipe'] });
-  let screen = '';
-  const waiters = new Set<() => void>();
-  child.stdout.setEncoding('utf8').on('data', (d: string) => ((screen += d), waiters.forEach((w) => w())));
-  const exited = new Promise<number>((resolve) => child.once('exit', (c) => resolve(c ?? -1)));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  t.after(() => {
-    clearTimeout(timer);
-    child.kill('SIGKILL');
-  });
-  return {
-    screen: () => screen,
-    seen: (re) =>
-      new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if (re.test(plain(screen))) {
-            waiters.delete(check);
-            resolve();
-          } else if (child.exitCode !== null || child.signalCode !== null) reject(new Error(`exited before ${re}:\n${JSON.stringify(screen)}`));
-        };
-        waiters.add(check);
-        void exited.then(check);
-        check();
-      }),
-    type: (keys) => child.stdin.write(keys),
-    exit: async () => {
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
+  const term = spawnTerminal(args, { configHome: dir, env, timeoutMs: 30_000 });
+  t.after(term.kill);
+  return term;
 }
 
 /** A send on a terminal and a receive on another, of `files`, with `env` on both; returns both screens. */
@@ -110,7 +62,7 @@ async function pair(t: TestContext, name: string, env: NodeJS.ProcessEnv, files:
 }
 
 test('on a terminal: dim stage numbers, a bold code, a green Done, the file name on the bar; NO_COLOR: the same without colour', async (t) => {
-  if (!haveScript) return t.skip('no `script` (util-linux) here to give the CLI a terminal');
+  if (!scriptHere) return t.skip('no `script` (util-linux) here to give the CLI a terminal');
   const coloured = await pair(t, 'colour', {}, { 'one.bin': 3_000_000 });
   t.diagnostic(`sender screen:\n${coloured.sender}`);
   t.diagnostic(`recipient screen:\n${coloured.recipient}`);
@@ -131,7 +83,7 @@ test('on a terminal: dim stage numbers, a bold code, a green Done, the file name
 });
 
 test('several files on a terminal: the current file is shown from the first one, under the total', async (t) => {
-  if (!haveScript) return t.skip('no `script` (util-linux) here to give the CLI a terminal');
+  if (!scriptHere) return t.skip('no `script` (util-linux) here to give the CLI a terminal');
   const screens = await pair(t, 'several', {}, { 'first.bin': 2_000_000, 'second.bin': 1_000_000, 'third.bin': 1_000 });
   for (const screen of [screens.sender, screens.recipient]) {
     const p = plain(screen);
@@ -198,7 +150,7 @@ test('with no relay configured the stages say the local network, never a relay',
 });
 
 test('Ctrl-C at a prompt (the offer, the code) puts the error on its own line', async (t) => {
-  if (!haveScript) return t.skip('no `script` (util-linux) here to give the CLI a terminal');
+  if (!scriptHere) return t.skip('no `script` (util-linux) here to give the CLI a terminal');
   const { src, out } = await fresh('ctrl-c');
   const file = join(src, 'a.bin');
   await writeFile(file, randomBytes(1000));
