@@ -5,6 +5,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { VERSION } from './version.js';
+import { installTrace, trace } from '../transfer/trace.js';
 
 /**
  * The process is ours, so the CLI (never the library) decides how record buffers are collected: a
@@ -39,7 +40,9 @@ export async function runProcess(): Promise<void> {
     process.stdout.write(`${VERSION}\n`);
     return;
   }
+  installTrace();
   const [{ runCli }, { setRecordBufferCollector }] = await Promise.all([import('./program.js'), import('../transfer/secure-channel.js')]);
+  trace('cli: modules loaded');
   // V8 grows its young generation (to 32 MiB) once enough objects have survived collections in
   // all, however slowly; a send of 100,000 small files got there (110 MiB peak RSS, 83 with this),
   // and a relay kept ~50 MiB more RSS after a flood. Set at run time (where V8 honours it) and
@@ -47,5 +50,7 @@ export async function runProcess(): Promise<void> {
   // transfers showed no CPU difference within noise.
   setFlagsFromString('--semi-space-growth-factor=1');
   setRecordBufferCollector(youngGenerationGc());
-  process.exitCode = await runCli(process.argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });
+  const code = await runCli(process.argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });
+  trace('cli: command returned');
+  process.exitCode = code;
 }

@@ -17,6 +17,7 @@ import type { SessionKeys } from '../core/key-schedule.js';
 import { derivePasswordScalar } from '../core/password.js';
 import { DEFAULT_MAX_ATTEMPTS, type ChannelState, type JoinResponse } from '../core/relay-api.js';
 import { pause, type RelayClient } from './relay-client.js';
+import { trace } from './trace.js';
 
 /** Failed key confirmations per code after which the sender gives up (docs/protocol.md §8 has the odds). */
 export const MAX_CODE_ATTEMPTS = DEFAULT_MAX_ATTEMPTS;
@@ -117,6 +118,7 @@ export async function senderPake(
   const first = routes[0]!;
   const ctx: HandshakeContext = { curve: first.join.curve, channel: first.join.channel };
   const w = await derivePasswordScalar(secret, ctx);
+  trace('pake: sender has w');
   const deadline = Date.now() + timeouts.waitForPeerMs;
   const tally: Tally = { failed: 0, max: MAX_CODE_ATTEMPTS, sawRecipient: false };
   const stopAll = new AbortController();
@@ -142,6 +144,7 @@ export async function senderPake(
     o.hs = senderStart(w, { curve: o.route.join.curve, channel: o.route.join.channel });
     o.x = bytesToHex(o.hs.x);
     const st = await o.route.client.channel({ ...o.auth, x: o.x });
+    trace('pake: sender posted x');
     o.xVersion = st.version;
     return st;
   };
@@ -166,8 +169,10 @@ export async function senderPake(
       }
       if (st.x === o.x && st.y !== null && st.hh_k !== null) {
         let finished: { h_k: Uint8Array; keys: SessionKeys };
+        trace('pake: sender read y and hh_k');
         try {
           finished = o.hs.finish(peerBytes(st.y, 'y'), peerBytes(st.hh_k, 'hh_k'));
+          trace('pake: sender finished SPAKE2');
         } catch (e) {
           if (!isTscCrocError(e, 'ERR_WRONG_CODE') && !isTscCrocError(e, 'ERR_BAD_PAKE_MESSAGE')) throw e;
           // one wrong guess (or a garbled share): refuse this recipient, unless it was the last try
@@ -187,6 +192,7 @@ export async function senderPake(
         }
         try {
           await o.route.client.channel({ ...o.auth, h_k: bytesToHex(finished.h_k) });
+          trace('pake: sender posted h_k');
           return { o, keys: finished.keys };
         } catch (refused) {
           st = await o.route.client.channel(o.auth); // the recipient left before h_k: wait for the next one
@@ -260,10 +266,14 @@ export async function recipientPake(client: RelayClient, join: JoinResponse, sec
     derivePasswordScalar(secret, ctx),
     client.waitFor(auth, (s) => s.x !== null, timeouts.stepMs, 'waiting for the sender', undefined, 'recipient'),
   ]);
+  trace('pake: recipient has w and x');
   const x = peerBytes(st.x, 'x');
   const hs = await closeOnWrongCode(client, auth, () => recipientRespond(w, ctx, x));
+  trace('pake: recipient computed y and hh_k');
   await client.channel({ ...auth, y: bytesToHex(hs.y), hh_k: bytesToHex(hs.hh_k) });
+  trace('pake: recipient posted y and hh_k');
   const st2 = await client.waitFor(auth, (s) => s.h_k !== null, timeouts.stepMs, 'waiting for the sender to confirm the key', undefined, 'recipient');
   const h_k = peerBytes(st2.h_k, 'h_k');
+  trace('pake: recipient read h_k');
   return closeOnWrongCode(client, auth, () => hs.verify(h_k));
 }
