@@ -3,8 +3,7 @@
  * by HKDF-SHA256 (RFC 5869) with versioned, labelled info strings.
  * @module
  */
-import { hkdf } from '@noble/hashes/hkdf.js';
-import { sha256 } from '@noble/hashes/sha2.js';
+import { hkdfSync } from 'node:crypto';
 import { abytes } from './assert.js';
 
 /** HKDF info for the key that protects records from the sender to the recipient. */
@@ -31,7 +30,7 @@ export function deriveSessionKeys(Ke: Uint8Array): SessionKeys {
   abytes(Ke, 'Ke');
   if (Ke.length < 16) throw new RangeError(`Ke must be at least 16 bytes, got ${Ke.length}`);
   return {
-    senderToRecipient: hkdf(sha256, Ke, EMPTY, utf8(LABEL_SENDER_TO_RECIPIENT), SESSION_KEY_LENGTH),
-    recipientToSender: hkdf(sha256, Ke, EMPTY, utf8(LABEL_RECIPIENT_TO_SENDER), SESSION_KEY_LENGTH),
+    senderToRecipient: new Uint8Array(hkdfSync('sha256', Ke, EMPTY, utf8(LABEL_SENDER_TO_RECIPIENT), SESSION_KEY_LENGTH)),
+    recipientToSender: new Uint8Array(hkdfSync('sha256', Ke, EMPTY, utf8(LABEL_RECIPIENT_TO_SENDER), SESSION_KEY_LENGTH)),
   };
 }

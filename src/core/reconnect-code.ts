@@ -11,8 +11,7 @@
  * Slots: a channel the relay still holds closed (from an attempt that failed midway) cannot be
  * joined again, so each side tries slots in order and skips those; both go to the lowest free one.
  */
-import { hkdf } from '@noble/hashes/hkdf.js';
-import { sha256 } from '@noble/hashes/sha2.js';
+import { hkdfSync } from 'node:crypto';
 import { bytesToHex } from './assert.js';
 import type { SessionKeys } from './key-schedule.js';
 
@@ -32,10 +31,12 @@ export function reconnectCode(keys: SessionKeys, slot: number): ReconnectCode {
   const ikm = new Uint8Array(keys.senderToRecipient.length + keys.recipientToSender.length);
   ikm.set(keys.senderToRecipient, 0);
   ikm.set(keys.recipientToSender, keys.senderToRecipient.length);
-  const base = hkdf(sha256, ikm, EMPTY, utf8('tsc-croc/v1/reconnect'), 32);
+  // HKDF-SHA256 from node:crypto: loading a JavaScript SHA-2 module costs every start-up a few ms
+  const hkdf = (key: Uint8Array, info: Uint8Array, length: number) => new Uint8Array(hkdfSync('sha256', key, EMPTY, info, length));
+  const base = hkdf(ikm, utf8('tsc-croc/v1/reconnect'), 32);
   const info = new Uint8Array([...utf8('tsc-croc/v1/reconnect/channel'), slot]);
   return {
-    channel: `r${bytesToHex(hkdf(sha256, base, EMPTY, info, 10))}`,
-    secret: bytesToHex(hkdf(sha256, base, EMPTY, utf8('tsc-croc/v1/reconnect/secret'), 32)),
+    channel: `r${bytesToHex(hkdf(base, info, 10))}`,
+    secret: bytesToHex(hkdf(base, utf8('tsc-croc/v1/reconnect/secret'), 32)),
   };
 }

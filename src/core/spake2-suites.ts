@@ -9,9 +9,7 @@ import { p256 } from '@noble/curves/nist.js';
 import type { EdwardsPoint } from '@noble/curves/abstract/edwards.js';
 import type { WeierstrassPoint } from '@noble/curves/abstract/weierstrass.js';
 import { numberToBytesBE } from '@noble/curves/utils.js';
-import { sha256 } from '@noble/hashes/sha2.js';
-import { hkdf } from '@noble/hashes/hkdf.js';
-import { hmac } from '@noble/hashes/hmac.js';
+import { createHash, createHmac, hkdfSync } from 'node:crypto';
 import { abytes, equalBytes, hexToBytes } from './assert.js';
 import { TscCrocError } from './errors.js';
 import { CURVES, type CurveName } from './relay-api.js';
@@ -74,11 +72,16 @@ export const POINT_CONSTANTS = {
   },
 } as const satisfies Record<CurveName, { M: string; N: string }>;
 
+/**
+ * SHA-256, HKDF-SHA256 and HMAC-SHA256 from node:crypto (OpenSSL): the same bytes as a JavaScript
+ * implementation, without its cold start (a fresh process runs each only a few times, interpreted).
+ * Each result is a plain Uint8Array of its own: callers slice and wipe them.
+ */
 const HASH = {
-  hash: (data: Uint8Array): Uint8Array => sha256(data),
+  hash: (data: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(data).digest()),
   kdf: (salt: Uint8Array, ikm: Uint8Array, info: Uint8Array, length: number): Uint8Array =>
-    hkdf(sha256, ikm, salt, info, length),
-  mac: (key: Uint8Array, data: Uint8Array): Uint8Array => hmac(sha256, key, data),
+    new Uint8Array(hkdfSync('sha256', ikm, salt, info, length)),
+  mac: (key: Uint8Array, data: Uint8Array): Uint8Array => new Uint8Array(createHmac('sha256', key).update(data).digest()),
 };
 
 function bad(name: string, why: string): TscCrocError {

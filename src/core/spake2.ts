@@ -11,7 +11,7 @@
  * @module
  */
 import { bytesToNumberBE } from '@noble/curves/utils.js';
-import { randomBytes } from '@noble/hashes/utils.js';
+import { randomFillSync } from 'node:crypto';
 import { abytes, equalBytes } from './assert.js';
 import { TscCrocError } from './errors.js';
 import type { CurveName } from './relay-api.js';
@@ -75,7 +75,8 @@ function assertScalar(value: unknown, name: string, order: bigint): asserts valu
 /** A uniformly random scalar in [1, order-1]: 64 CSPRNG bytes reduced mod (order-1), bias < 2^-250. */
 export function randomScalar(order: bigint): bigint {
   if (typeof order !== 'bigint' || order < 3n) throw new RangeError('order must be a bigint >= 3');
-  const bytes = randomBytes(64);
+  // node:crypto's CSPRNG (the Web Crypto one would load node's whole webcrypto module for 64 bytes)
+  const bytes = randomFillSync(new Uint8Array(64));
   const scalar = (bytesToNumberBE(bytes) % (order - 1n)) + 1n;
   bytes.fill(0);
   return scalar;

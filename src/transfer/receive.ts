@@ -157,7 +157,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   const client = new RelayClient(relay, { signal: opts.signal, password: via === 'relay' ? opts.relayPassword : undefined });
 
   emit({ type: 'stage', stage: 'connecting' });
-  let join = await joinAsRecipient(client, code.channel, timeouts.joinRetryMs, opts.signal);
+  let join = await joinAsRecipient(client, code.channel, timeouts.joinRetryMs, opts.signal, code.secret);
   // A dropped connection after the offer was accepted: meet the sender again and continue.
   const run: ReceiveRun = { secret: code.secret, sink, opts, timeouts, accepted: null, live: false, firstKeys: null, files: new Map(), resumed: 0, received: 0 };
   let keys: SessionKeys | null = null;
