@@ -12,7 +12,7 @@
  * connection is stalled: it is cut, and the error says so (ERR_STALLED). Time our own consumer
  * spends (a slow disk, a person deciding) is not waiting on the network and never counts.
  */
-import { trace } from './trace.js';
+import { trace, tracing } from './trace.js';
 import type { Socket } from 'node:net';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import { encodeMessage, type Message } from '../core/messages.js';
@@ -175,7 +175,7 @@ export class SecureChannel {
     if (this.#closed) return Promise.reject(this.#lost(this.#closed));
     if (this.#endSent) return Promise.reject(new Error('SecureChannel: send after END'));
     const frame = this.#sealer.seal(type, payload);
-    trace(`channel: record ${type} sealed`);
+    if (tracing) trace(`channel: record ${type} sealed`);
     if (payload !== undefined) collectRecordBuffers(payload.length);
     return this.#write(frame, type === RecordType.END);
   }
@@ -291,7 +291,7 @@ export class SecureChannel {
             this.#paused = false;
             s.resume();
           }
-          trace(`channel: record ${r.type} opened`);
+          if (tracing) trace(`channel: record ${r.type} opened`);
           yield r;
           if (r.type === RecordType.END) return;
           continue;
