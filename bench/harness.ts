@@ -111,9 +111,12 @@ export class Bench {
     await rm(path, { recursive: true, force: true });
   }
 
-  /** The children's environment: ours without TSC_CROC_* and BENCH_* settings, a private config folder. */
-  childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TSC_CROC_') && !k.startsWith('BENCH_')));
+  /**
+   * The children's environment: ours without TSC_CROC_* and BENCH_* settings (and without the
+   * variables in `drop`), a private config folder.
+   */
+  childEnv(extra: Record<string, string> = {}, drop: readonly string[] = []): NodeJS.ProcessEnv {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TSC_CROC_') && !k.startsWith('BENCH_') && !drop.includes(k)));
     return { ...env, XDG_CONFIG_HOME: join(this.tmp, 'config'), ...extra };
   }
 
@@ -177,9 +180,10 @@ export class Bench {
   /**
    * One transfer with the CLI: `send` of `paths`, then, once it printed its code, `receive` into
    * `outDir` (the code by TSC_CROC_SECRET). Both started fresh, --no-local, no progress bar.
+   * `dropEnv`: variables of our environment the two peers do not get (e.g. NODE_EXTRA_CA_CERTS).
    */
-  async transfer(name: string, relay: RelayChild, paths: string[], outDir: string): Promise<PairRun> {
-    const sender = this.spawnCli(`${name} sender`, ['send', '--relay', relay.url, '--no-local', '--no-progress', ...paths]);
+  async transfer(name: string, relay: RelayChild, paths: string[], outDir: string, dropEnv: readonly string[] = []): Promise<PairRun> {
+    const sender = this.spawnCli(`${name} sender`, ['send', '--relay', relay.url, '--no-local', '--no-progress', ...paths], this.childEnv({}, dropEnv));
     let recipient: MeasuredChild | undefined;
     try {
       const codeLine = await sender.waitForLine('its code', (l: Line) => l.stream === 'stdout' && /^Code is: \S+$/.test(l.text));
@@ -187,7 +191,7 @@ export class Bench {
       recipient = this.spawnCli(
         `${name} recipient`,
         ['receive', '--relay', relay.url, '--no-local', '--yes', '--no-progress', '--json', '--out', outDir],
-        this.childEnv({ TSC_CROC_SECRET: code }),
+        this.childEnv({ TSC_CROC_SECRET: code }, dropEnv),
       );
       const [s, r] = await Promise.all([sender.succeeded(), recipient.succeeded()]);
       const route = recipient

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run build:binary [-- --out FILE] [-- --node PATH]`: the single executable dist/tsc-croc.
+ * `npm run build:binary [-- --out FILE] [-- --node PATH] [-- --no-code-cache]`: the single executable dist/tsc-croc.
  * The CLI (src/cli/binary-entry.ts) is bundled to one CommonJS file, turned into a SEA blob by
  * `node --experimental-sea-config`, and injected with postject into a copy of a Node binary: by
  * default the one running this script (process.execPath); `--node PATH` names another one, e.g.
@@ -50,7 +50,8 @@ try {
   // useCodeCache: V8's compiled code for the bundle is stored in the binary (its start-up, measured in
   // the README); the code cache is only valid for the Node binary that makes the blob, so it is left
   // out when injecting into another one (--node)
-  const sameNode = nodeBinary === process.execPath;
+  // (`--no-code-cache` leaves it out anyway, to measure what it brings: bench/README.md "Session 3")
+  const sameNode = nodeBinary === process.execPath && !args.includes('--no-code-cache');
   writeFileSync(config, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: sameNode }));
   execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
   mkdirSync(dirname(out), { recursive: true });

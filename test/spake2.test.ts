@@ -20,7 +20,7 @@ import {
   senderStart,
   type HandshakeContext,
 } from '../src/core/handshake.js';
-import { derivePasswordScalar, passwordSalt, SCRYPT_DKLEN, SCRYPT_N, SCRYPT_P, SCRYPT_R } from '../src/core/password.js';
+import { derivePasswordScalar, GROUP_ORDERS, passwordSalt, SCRYPT_DKLEN, SCRYPT_N, SCRYPT_P, SCRYPT_R } from '../src/core/password.js';
 import {
   deriveSessionKeys,
   LABEL_RECIPIENT_TO_SENDER,
@@ -275,6 +275,13 @@ test('derivePasswordScalar: deterministic, in range, separated by channel, curve
   for (const w of [w1, wChannel]) assert.ok(w > 0n && w < SUITES.ed25519.order);
   assert.ok(wCurve > 0n && wCurve < SUITES.p256.order);
   assert.notEqual(await derivePasswordScalar('secret-wordz', ctx, FAST), wFast);
+});
+
+test('password.ts has the group orders of the curves (it does not load them)', () => {
+  assert.equal(GROUP_ORDERS.ed25519, SUITES.ed25519.order);
+  assert.equal(GROUP_ORDERS.ed25519, ed25519.Point.Fn.ORDER);
+  assert.equal(GROUP_ORDERS.p256, SUITES.p256.order);
+  assert.equal(GROUP_ORDERS.p256, p256.Point.Fn.ORDER);
 });
 
 test('derivePasswordScalar: salt layout and input checks', async () => {

@@ -1,4 +1,9 @@
-/** A 1 KiB file end to end (relay already up, both CLIs started fresh), and each side's CPU; wormhole-william alongside. */
+/**
+ * A 1 KiB file end to end (relay already up, both CLIs started fresh), and each side's CPU;
+ * wormhole-william alongside. With NODE_EXTRA_CA_CERTS in the environment (node parses that file
+ * at every start), each run is followed by one without it for the peers: the bare-node floor, an
+ * extra row without a verdict.
+ */
 import { basename, join } from 'node:path';
 import { sha256File, writeRandomFile } from '../files.js';
 import type { Bench, MeasureResult, PairRun, Row } from '../harness.js';
@@ -14,6 +19,9 @@ export async function measureTiny(b: Bench, ww: WormholeWilliam | string, shared
   const relay = await b.startRelay('tiny');
   const ours: PairRun[] = [];
   const theirs: WwRun[] = [];
+  const floor: PairRun[] = [];
+  const CA = 'NODE_EXTRA_CA_CERTS';
+  const withCa = process.env[CA] !== undefined;
   try {
     for (let i = 0; i < b.cfg.runs; i++) {
       b.log(`1 KiB: run ${i + 1}/${b.cfg.runs}`);
@@ -22,6 +30,12 @@ export async function measureTiny(b: Bench, ww: WormholeWilliam | string, shared
       if ((await sha256File(join(out, basename(file)))) !== expected) throw new Error('1 KiB: the received file differs');
       await b.remove(out);
       ww = await referenceRun(b, ww, 'file', file, async (wout) => (await sha256File(join(wout, basename(file)))) === expected, theirs);
+      if (withCa) {
+        const fout = await b.dir('tiny-out');
+        floor.push(await b.transfer(`tiny ${i + 1} without ${CA}`, relay, [file], fout, [CA]));
+        if ((await sha256File(join(fout, basename(file)))) !== expected) throw new Error('1 KiB: the received file differs');
+        await b.remove(fout);
+      }
     }
   } finally {
     await relay.stop();
@@ -63,5 +77,19 @@ export async function measureTiny(b: Bench, ww: WormholeWilliam | string, shared
     pass: Math.max(sCpu, rCpu) <= 0.25,
     figures: { senderCpuS: sCpu, recipientCpuS: rCpu, senderPeakRssMiB: median(ours.map((r) => r.sender.peakRssMiB)), recipientPeakRssMiB: median(ours.map((r) => r.recipient.peakRssMiB)) },
   });
-  return { name: 'tiny', rows, details: { ours, wormholeWilliam: typeof ww === 'string' ? ww : theirs } };
+  if (floor.length > 0) {
+    const fw = median(floor.map((r) => r.wallS));
+    const w = typeof ww === 'string' ? NaN : median(theirs.map((r) => r.wallS));
+    const fs = median(floor.map((r) => r.sender.cpuS));
+    const fr = median(floor.map((r) => r.recipient.cpuS));
+    rows.push({
+      id: 'tiny-wall-floor',
+      measure: `1 KiB end to end, without ${CA}, median of ${floor.length}`,
+      value: `${fmt(fw, 3)} s${Number.isFinite(w) ? `, ${fmt(fw / w, 2)}x ww` : ''}; CPU sender ${fmt(fs, 3)} / recipient ${fmt(fr, 3)} s`,
+      target: '(the bare-node floor)',
+      pass: null,
+      figures: { wallS: fw, ratio: fw / w, senderCpuS: fs, recipientCpuS: fr },
+    });
+  }
+  return { name: 'tiny', rows, details: { ours, floor, wormholeWilliam: typeof ww === 'string' ? ww : theirs } };
 }

@@ -3,8 +3,11 @@
  * that npm installs) and binary-entry.ts (the single executable's CommonJS bundle). Commands are
  * loaded only past the `--version` fast path.
  */
-import { setFlagsFromString } from 'node:v8';
 import { VERSION } from './version.js';
+import { installTrace, trace } from '../transfer/trace.js';
+
+/** node:v8, loaded past the `--version` fast path only. */
+const v8 = () => process.getBuiltinModule('node:v8') as typeof import('node:v8');
 
 /**
  * The process is ours, so the CLI (never the library) decides how record buffers are collected: a
@@ -19,7 +22,7 @@ function youngGenerationGc(): () => void {
     if (gc === undefined) {
       gc = null;
       try {
-        setFlagsFromString('--expose-gc');
+        v8().setFlagsFromString('--expose-gc');
         const { runInNewContext } = process.getBuiltinModule('node:vm') as typeof import('node:vm');
         const f: unknown = runInNewContext('gc');
         if (typeof f === 'function') gc = f as (o: { type: 'minor' }) => void;
@@ -39,13 +42,17 @@ export async function runProcess(): Promise<void> {
     process.stdout.write(`${VERSION}\n`);
     return;
   }
+  installTrace();
   const [{ runCli }, { setRecordBufferCollector }] = await Promise.all([import('./program.js'), import('../transfer/secure-channel.js')]);
+  trace('cli: modules loaded');
   // V8 grows its young generation (to 32 MiB) once enough objects have survived collections in
   // all, however slowly; a send of 100,000 small files got there (110 MiB peak RSS, 83 with this),
   // and a relay kept ~50 MiB more RSS after a flood. Set at run time (where V8 honours it) and
   // after the modules are loaded (with it, loading them took a few more scavenges); 1 GiB
   // transfers showed no CPU difference within noise.
-  setFlagsFromString('--semi-space-growth-factor=1');
+  v8().setFlagsFromString('--semi-space-growth-factor=1');
   setRecordBufferCollector(youngGenerationGc());
-  process.exitCode = await runCli(process.argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });
+  const code = await runCli(process.argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });
+  trace('cli: command returned');
+  process.exitCode = code;
 }

@@ -11,12 +11,13 @@
  * Pure: no I/O; randomness is injectable.
  * @module
  */
-import { abytes, astring, equalBytes } from './assert.js';
+import { abytes, equalBytes } from './assert.js';
 import { TscCrocError } from './errors.js';
 import { deriveSessionKeys, type SessionKeys } from './key-schedule.js';
-import { CHANNEL_PATTERN, type CurveName } from './relay-api.js';
+import { assertContext, type HandshakeContext } from './handshake-context.js';
 import { spake2Start, type Spake2Result } from './spake2.js';
-import { assertCurve } from './spake2-suites.js';
+
+export { assertContext, type HandshakeContext } from './handshake-context.js';
 
 /** SPAKE2 identity of A, the sender. */
 export const SENDER_IDENTITY = 'tsc-croc/v1/sender';
@@ -27,10 +28,6 @@ export const AAD_PREFIX = 'tsc-croc/v1/';
 /** Bytes of a confirmation MAC (HMAC-SHA256). */
 export const CONFIRMATION_LENGTH = 32;
 
-export interface HandshakeContext {
-  curve: CurveName;
-  channel: string;
-}
 
 export interface SenderHandshake {
   /** pA, posted to the relay as `x`. */
@@ -50,16 +47,7 @@ export interface RecipientHandshake {
 
 const SENDER_ID = Uint8Array.from(Buffer.from(SENDER_IDENTITY, 'utf8'));
 const RECIPIENT_ID = Uint8Array.from(Buffer.from(RECIPIENT_IDENTITY, 'utf8'));
-const CHANNEL_RE = new RegExp(CHANNEL_PATTERN);
 
-/** Check a run's context: a known curve and a well-formed channel name. */
-export function assertContext(ctx: unknown): asserts ctx is HandshakeContext {
-  if (typeof ctx !== 'object' || ctx === null) throw new TypeError('ctx must be an object');
-  const c = ctx as Record<string, unknown>;
-  assertCurve(c.curve, 'ctx.curve');
-  astring(c.channel, 'ctx.channel', 32);
-  if (!CHANNEL_RE.test(c.channel)) throw new RangeError(`ctx.channel must match ${CHANNEL_PATTERN}`);
-}
 
 /** AAD = UTF-8("tsc-croc/v1/" + curve + "/" + channel): binds the run to one curve and channel. */
 export function handshakeAad(ctx: HandshakeContext): Uint8Array {

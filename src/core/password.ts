@@ -4,11 +4,19 @@
  * @module
  */
 import { scrypt } from 'node:crypto';
-import { bytesToNumberBE } from '@noble/curves/utils.js';
 import { astring } from './assert.js';
-import { assertContext } from './handshake.js';
+import { assertContext } from './handshake-context.js';
 import type { CurveName } from './relay-api.js';
-import { SUITES } from './spake2-suites.js';
+
+/**
+ * The order p of each suite's prime-order group (RFC 9382 §6: edwards25519's l, P-256's n), the
+ * same numbers as spake2-suites.ts takes from the curves (a test compares them): this module does
+ * not load the curve arithmetic, so a recipient derives w while that is still loading.
+ */
+export const GROUP_ORDERS: Readonly<Record<CurveName, bigint>> = Object.freeze({
+  ed25519: 2n ** 252n + 27742317777372353535851937790883648493n,
+  p256: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
+});
 
 /**
  * scrypt CPU/memory cost N (RFC 7914 §2). 2^12 with r = 8 takes 4 MiB and a few milliseconds:
@@ -72,7 +80,7 @@ export async function derivePasswordScalar(
   const password = Uint8Array.from(Buffer.from(secret, 'utf8'));
   const out = await scryptAsync(password, salt, N);
   password.fill(0);
-  const w = bytesToNumberBE(out) % SUITES[ctx.curve].order;
+  const w = BigInt(`0x${Buffer.from(out.buffer, out.byteOffset, out.byteLength).toString('hex')}`) % GROUP_ORDERS[ctx.curve];
   out.fill(0);
   if (w === 0n) throw new RangeError('the password scalar is 0; choose another code');
   return w;

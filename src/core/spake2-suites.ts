@@ -12,7 +12,7 @@ import { numberToBytesBE } from '@noble/curves/utils.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
-import { abytes, equalBytes, hexToBytes } from './assert.js';
+import { abytes, equalBytes } from './assert.js';
 import { TscCrocError } from './errors.js';
 import { CURVES, type CurveName } from './relay-api.js';
 
@@ -74,6 +74,32 @@ export const POINT_CONSTANTS = {
   },
 } as const satisfies Record<CurveName, { M: string; N: string }>;
 
+/**
+ * M and N in affine coordinates: the points POINT_CONSTANTS encode (the vector tests check both
+ * ways). Decoding the encodings takes a square root each, at every start-up of a process that
+ * loads this module (~1.5 ms cold for the four); the curve equation is still checked.
+ */
+const AFFINE = {
+  ed25519: {
+    M: { x: 0x1209a780fc26087daca42ec0daa539de37b3f303982c1c351bbd6949477e45e7n, y: 0x2fcdcea566d1c6b0e118bff120c9da3aa385da6be8c2dd97d6b6a06e2c0348d0n },
+    N: { x: 0x17bfe667f20f5a892b153c2f99906e4debc9087f0d3a99d89cb3af556c27fc23n, y: 0x2bc486f885ba68d85db369dc8132eda1653850af920c9df230344ff418b5bfd3n },
+  },
+  p256: {
+    M: { x: 0x886e2f97ace46e55ba9dd7242579f2993b64e16ef3dcab95afd497333d8fa12fn, y: 0x5ff355163e43ce224e0b0e65ff02ac8e5c7be09419c785e0ca547d55a12e2d20n },
+    N: { x: 0xd8bbd6c639c62937b04d997f38c3770719c629d7014d49a24b4f98baa1292b49n, y: 0x07d60aa6bfade45008a636337f5168c64d9bd36034808cd564490b1e656edbe7n },
+  },
+} as const;
+
+/** The point, once its coordinates are checked to satisfy the curve equation. */
+function onCurve<T extends { assertValidity(): void }>(point: T): T {
+  point.assertValidity();
+  return point;
+}
+
+/**
+ * SHA-256, HKDF-SHA256 and HMAC-SHA256 from @noble/hashes: the key agreement stays plain
+ * JavaScript that runs in a browser too (the bulk cipher and chunk digests use node:crypto).
+ */
 const HASH = {
   hash: (data: Uint8Array): Uint8Array => sha256(data),
   kdf: (salt: Uint8Array, ikm: Uint8Array, info: Uint8Array, length: number): Uint8Array =>
@@ -105,8 +131,8 @@ export const ED25519_SUITE: Ed25519Suite = Object.freeze({
   order: Ed.Fn.ORDER,
   cofactor: Ed.CURVE().h,
   P: untabled((a) => Ed.fromAffine(a), Ed.BASE),
-  M: Ed.fromBytes(hexToBytes(POINT_CONSTANTS.ed25519.M, 'M')),
-  N: Ed.fromBytes(hexToBytes(POINT_CONSTANTS.ed25519.N, 'N')),
+  M: onCurve(Ed.fromAffine(AFFINE.ed25519.M)),
+  N: onCurve(Ed.fromAffine(AFFINE.ed25519.N)),
   elementLength: ED_LENGTH,
   scalarLength: Ed.Fn.BYTES,
   encodeElement: (point: EdwardsPoint): Uint8Array => point.toBytes(),
@@ -140,8 +166,8 @@ export const P256_SUITE: P256Suite = Object.freeze({
   order: Nist.Fn.ORDER,
   cofactor: Nist.CURVE().h,
   P: untabled((a) => Nist.fromAffine(a), Nist.BASE),
-  M: Nist.fromBytes(hexToBytes(POINT_CONSTANTS.p256.M, 'M')),
-  N: Nist.fromBytes(hexToBytes(POINT_CONSTANTS.p256.N, 'N')),
+  M: onCurve(Nist.fromAffine(AFFINE.p256.M)),
+  N: onCurve(Nist.fromAffine(AFFINE.p256.N)),
   elementLength: P256_LENGTH,
   scalarLength: Nist.Fn.BYTES,
   encodeElement: (point: WeierstrassPoint<bigint>): Uint8Array => point.toBytes(false),

@@ -12,11 +12,12 @@
  */
 import { bytesToHex, hexToBytes } from '../core/assert.js';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
-import { recipientRespond, senderStart, type HandshakeContext, type SenderHandshake } from '../core/handshake.js';
+import type { HandshakeContext, SenderHandshake } from '../core/handshake.js';
 import type { SessionKeys } from '../core/key-schedule.js';
 import { derivePasswordScalar } from '../core/password.js';
-import { DEFAULT_MAX_ATTEMPTS, type ChannelState, type JoinResponse } from '../core/relay-api.js';
+import { DEFAULT_CURVE, DEFAULT_MAX_ATTEMPTS, type ChannelState, type JoinResponse } from '../core/relay-api.js';
 import { pause, type RelayClient } from './relay-client.js';
+import { trace } from './trace.js';
 
 /** Failed key confirmations per code after which the sender gives up (docs/protocol.md §8 has the odds). */
 export const MAX_CODE_ATTEMPTS = DEFAULT_MAX_ATTEMPTS;
@@ -36,18 +37,41 @@ export interface PakeTimeouts {
   stepMs: number;
 }
 
+let pakeCrypto: Promise<typeof import('./pake-crypto.js')> | undefined;
+/** The SPAKE2 code (pake-crypto.ts), loaded once, on first use. */
+const loadPakeCrypto = () => (pakeCrypto ??= import('./pake-crypto.js'));
+
+/**
+ * A recipient's password scalar derived while its join is under way, for the default curve (the
+ * relay's answer names the curve; another one is derived afresh). scrypt runs on libuv's thread
+ * pool, so it overlaps the join's round trip and the loading of the SPAKE2 code, which starts
+ * then too.
+ */
+const earlyScalars = new WeakMap<JoinResponse, { channel: string; secret: string; w: Promise<bigint> }>();
+
 /** The message of a seat that stayed taken: true whoever took it. */
 export const SEAT_TAKEN_TEXT = 'someone else joined this channel first: if that was not you, the code may have been seen';
 
 /**
  * Join as the recipient. While the seat is taken (ERR_CHANNEL_FULL) try again every 2 s for up to
  * `retryMs`: a stranger's seat is freed when its key agreement fails or times out on the relay.
+ * Given the code's `secret`, the password scalar and the SPAKE2 code are prepared meanwhile for
+ * recipientPake (earlyScalars).
  */
-export async function joinAsRecipient(client: RelayClient, channel: string, retryMs: number, signal?: AbortSignal): Promise<JoinResponse> {
+export async function joinAsRecipient(client: RelayClient, channel: string, retryMs: number, signal?: AbortSignal, secret?: string): Promise<JoinResponse> {
   const until = Date.now() + retryMs;
+  let early: Promise<bigint> | undefined;
   for (;;) {
     try {
-      return await client.join({ role: 'recipient', channel });
+      if (secret !== undefined && early === undefined) {
+        early = derivePasswordScalar(secret, { curve: DEFAULT_CURVE, channel });
+        early.catch(() => undefined); // awaited by recipientPake, which rethrows; unused otherwise
+      }
+      const joining = client.join({ role: 'recipient', channel });
+      if (secret !== undefined) void loadPakeCrypto().catch(() => undefined); // awaited when used
+      const join = await joining;
+      if (early !== undefined) earlyScalars.set(join, { channel, secret: secret!, w: early });
+      return join;
     } catch (e) {
       if (!isTscCrocError(e, 'ERR_CHANNEL_FULL')) throw e;
       if (Date.now() + JOIN_RETRY_PAUSE_MS > until)
@@ -116,7 +140,8 @@ export async function senderPake(
 ): Promise<{ route: Route; keys: SessionKeys }> {
   const first = routes[0]!;
   const ctx: HandshakeContext = { curve: first.join.curve, channel: first.join.channel };
-  const w = await derivePasswordScalar(secret, ctx);
+  const [{ senderStart }, w] = await Promise.all([loadPakeCrypto(), derivePasswordScalar(secret, ctx)]);
+  trace('pake: sender has w');
   const deadline = Date.now() + timeouts.waitForPeerMs;
   const tally: Tally = { failed: 0, max: MAX_CODE_ATTEMPTS, sawRecipient: false };
   const stopAll = new AbortController();
@@ -142,6 +167,7 @@ export async function senderPake(
     o.hs = senderStart(w, { curve: o.route.join.curve, channel: o.route.join.channel });
     o.x = bytesToHex(o.hs.x);
     const st = await o.route.client.channel({ ...o.auth, x: o.x });
+    trace('pake: sender posted x');
     o.xVersion = st.version;
     return st;
   };
@@ -166,8 +192,10 @@ export async function senderPake(
       }
       if (st.x === o.x && st.y !== null && st.hh_k !== null) {
         let finished: { h_k: Uint8Array; keys: SessionKeys };
+        trace('pake: sender read y and hh_k');
         try {
           finished = o.hs.finish(peerBytes(st.y, 'y'), peerBytes(st.hh_k, 'hh_k'));
+          trace('pake: sender finished SPAKE2');
         } catch (e) {
           if (!isTscCrocError(e, 'ERR_WRONG_CODE') && !isTscCrocError(e, 'ERR_BAD_PAKE_MESSAGE')) throw e;
           // one wrong guess (or a garbled share): refuse this recipient, unless it was the last try
@@ -187,6 +215,7 @@ export async function senderPake(
         }
         try {
           await o.route.client.channel({ ...o.auth, h_k: bytesToHex(finished.h_k) });
+          trace('pake: sender posted h_k');
           return { o, keys: finished.keys };
         } catch (refused) {
           st = await o.route.client.channel(o.auth); // the recipient left before h_k: wait for the next one
@@ -255,15 +284,24 @@ export async function senderPake(
 export async function recipientPake(client: RelayClient, join: JoinResponse, secret: string, timeouts: PakeTimeouts): Promise<SessionKeys> {
   const auth = { channel: join.channel, uuid: join.uuid };
   const ctx: HandshakeContext = { curve: join.curve, channel: join.channel };
-  // the password scalar is derived while the first long-poll is under way
-  const [w, st] = await Promise.all([
-    derivePasswordScalar(secret, ctx),
+  // the password scalar is derived while the first long-poll is under way (or was, during the join)
+  const early = earlyScalars.get(join);
+  earlyScalars.delete(join);
+  const [{ recipientRespond }, w, st] = await Promise.all([
+    loadPakeCrypto(),
+    early !== undefined && early.channel === join.channel && early.secret === secret && join.curve === DEFAULT_CURVE
+      ? early.w
+      : derivePasswordScalar(secret, ctx),
     client.waitFor(auth, (s) => s.x !== null, timeouts.stepMs, 'waiting for the sender', undefined, 'recipient'),
   ]);
+  trace('pake: recipient has w and x');
   const x = peerBytes(st.x, 'x');
   const hs = await closeOnWrongCode(client, auth, () => recipientRespond(w, ctx, x));
+  trace('pake: recipient computed y and hh_k');
   await client.channel({ ...auth, y: bytesToHex(hs.y), hh_k: bytesToHex(hs.hh_k) });
+  trace('pake: recipient posted y and hh_k');
   const st2 = await client.waitFor(auth, (s) => s.h_k !== null, timeouts.stepMs, 'waiting for the sender to confirm the key', undefined, 'recipient');
   const h_k = peerBytes(st2.h_k, 'h_k');
+  trace('pake: recipient read h_k');
   return closeOnWrongCode(client, auth, () => hs.verify(h_k));
 }

@@ -194,7 +194,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   const client = new RelayClient(relay, { signal: opts.signal, password: via === 'relay' ? opts.relayPassword : undefined });
 
   // a sender that has not started yet is waited for (the relay route; the local one waited above)
-  let join = await joinWhenSenderThere(() => joinAsRecipient(client, code.channel, timeouts.joinRetryMs, opts.signal), {
+  let join = await joinWhenSenderThere(() => joinAsRecipient(client, code.channel, timeouts.joinRetryMs, opts.signal, code.secret), {
     waitMs: via === 'relay' ? timeouts.waitForSenderMs : 0,
     relay: client.baseUrl.origin,
     signal: opts.signal,

@@ -12,6 +12,7 @@
  * connection is stalled: it is cut, and the error says so (ERR_STALLED). Time our own consumer
  * spends (a slow disk, a person deciding) is not waiting on the network and never counts.
  */
+import { trace, tracing } from './trace.js';
 import type { Socket } from 'node:net';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import { encodeMessage, type Message } from '../core/messages.js';
@@ -115,6 +116,7 @@ export class SecureChannel {
     this.#tap = tap ?? null;
     this.#sealer = new RecordSealer(sendKey);
     this.#opener = new RecordOpener(recvKey);
+    trace('channel: stapled, keys set');
     socket.on('error', (e) => {
       this.#closed ??= e;
       this.#readFailed(e);
@@ -173,6 +175,7 @@ export class SecureChannel {
     if (this.#closed) return Promise.reject(this.#lost(this.#closed));
     if (this.#endSent) return Promise.reject(new Error('SecureChannel: send after END'));
     const frame = this.#sealer.seal(type, payload);
+    if (tracing) trace(`channel: record ${type} sealed`);
     if (payload !== undefined) collectRecordBuffers(payload.length);
     return this.#write(frame, type === RecordType.END);
   }
@@ -288,6 +291,7 @@ export class SecureChannel {
             this.#paused = false;
             s.resume();
           }
+          if (tracing) trace(`channel: record ${r.type} opened`);
           yield r;
           if (r.type === RecordType.END) return;
           continue;
@@ -312,6 +316,7 @@ export class SecureChannel {
 
   /** Flush what we wrote, end our side, and wait (bounded) for the socket to close. */
   async close(timeoutMs = 5000): Promise<void> {
+    trace('channel: closing');
     this.#stopTimer();
     this.#uncork();
     const s = this.#socket;
@@ -323,6 +328,7 @@ export class SecureChannel {
         resolve();
       }, timeoutMs);
       s.once('close', () => {
+        trace('channel: socket closed');
         clearTimeout(t);
         resolve();
       });

@@ -8,6 +8,7 @@ import { TscCrocError, isTscCrocError, type ErrorCode } from '../core/errors.js'
 import type { JoinResponse, PeerCloseReason } from '../core/relay-api.js';
 import type { RelayClient } from './relay-client.js';
 import type { SecureChannel } from './secure-channel.js';
+import { trace } from './trace.js';
 
 export interface Session {
   /** Set once the encrypted channel is up, so that failures can be told to the other side. */
@@ -72,7 +73,9 @@ export async function withSession<T>(
   try {
     if (signal?.aborted) throw cancelled;
     const result = await body(session);
+    trace('session: transfer done, closing the relay channel');
     await client.close(auth, 'done');
+    trace('session: relay channel closed');
     return result;
   } catch (raw) {
     const e = signal?.aborted ? cancelled : isTscCrocError(raw) ? raw : new TscCrocError('ERR_IO', String((raw as Error)?.message ?? raw), { cause: raw });
