@@ -310,7 +310,10 @@ test('a dropped connection after a skip: the recipient says the same skip again,
   await writeFile(join(src, 'kept.bin'), randomBytes(5000));
   await writeFile(join(out, 'kept.bin'), 'mine\n');
   await writeFile(join(src, 'a.bin'), randomBytes(600_000));
-  await writeFile(join(src, 'b.bin'), randomBytes(8 * 1024 * 1024));
+  // 120 MiB: big enough that the sender, paused as soon as its file-start line shows (--json writes
+  // per-file lines up to 50 ms late), cannot have sent it all by then
+  const block = randomBytes(1024 * 1024);
+  await writeFile(join(src, 'b.bin'), Buffer.concat(Array.from({ length: 120 }, (_, i) => Buffer.concat([Buffer.from([i]), block.subarray(1)]))));
   const args = ['kept.bin', 'a.bin', 'b.bin'].map((n) => join(src, n));
   const sender = runCli(['send', '--relay', own.url, '--no-local', '--json', ...args]);
   const [, code] = await sender.waitFor(/"code":"([^"]+)"/);
@@ -333,7 +336,7 @@ test('a dropped connection after a skip: the recipient says the same skip again,
   assert.ok(starts.filter((s) => s.includes('a.bin')).length >= 2, 'the second session went over the list again');
   assert.equal(await readFile(join(out, 'kept.bin'), 'utf8'), 'mine\n');
   for (const n of ['a.bin', 'b.bin']) assert.equal(await sha256File(join(out, n)), await sha256File(join(src, n)), n);
-  assert.match(sender.stdout(), /"event":"done","kind":"files","files":2,"bytes":8988608,/);
+  assert.match(sender.stdout(), /"event":"done","kind":"files","files":2,"bytes":126429120,/);
 });
 
 test('a hostile recipient against the real sender: a skip of a name not offered, or a "have" under a skipped name, is refused before anything is sent', async () => {
