@@ -107,6 +107,22 @@ describe('tsc-croc CODE receives (croc\'s habit)', () => {
     await help.exit();
     assert.match(help.output(), /Usage: tsc-croc/);
   });
+
+  test('with the code in TSC_CROC_SECRET, `tsc-croc [receive options]` receives; no arguments, --help and --version still answer for themselves', T, async () => {
+    const { file, out, name } = await fresh();
+    const sender = sendFixed(file, '7303-ginger-habit-orbit');
+    await sender.waitFor(/Waiting for the other side/);
+    const recipient = runCli(['--no-local', '--relay', relay.url, '--yes', '--out', out], { env: { TSC_CROC_SECRET: '7303-ginger-habit-orbit' } });
+    assert.equal(await recipient.exit(), 0, recipient.output());
+    assert.doesNotMatch(recipient.stderr(), /warning: a code given as an argument/, 'the code was not an argument');
+    assert.equal(await sender.exit(), 0, sender.output());
+    assert.equal(await sha256File(join(out, name)), await sha256File(file));
+    for (const args of [[], ['--help'], ['--version']]) {
+      const p = runCli(args, { env: { TSC_CROC_SECRET: '7304-ginger-habit-orbit' } });
+      await p.exit();
+      assert.match(p.output(), args[0] === '--version' ? /^\d+\.\d+\.\d+\n$/ : /Usage: tsc-croc/, JSON.stringify(args));
+    }
+  });
 });
 
 describe('a fixed code can be used again as soon as the transfer on it ended', () => {

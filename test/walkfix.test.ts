@@ -116,7 +116,7 @@ test('a file that becomes unreadable after the walk fails the transfer with a cl
   assert.equal(sc, 1, sender.output());
   assert.match(sender.stderr(), /^tsc-croc: cannot open .*docs\/b\.bin \(EACCES\): it became unreadable after the transfer started; fix its permissions and run the same command again .*\[ERR_IO\]$/m);
   assert.equal(rc, 1, recipient.output());
-  assert.match(recipient.stderr(), /the sender failed: a file could not be read or written \[ERR_PEER_ERROR\]/);
+  assert.match(recipient.stderr(), /the sender failed: a file could not be read or written on its side \(what arrived is kept: run the same commands again to resume\) \[ERR_PEER_ERROR\]/);
   // a.txt arrived; b.bin was never started (the sender failed to open it before announcing it)
   const kept = (await readdir(join(out, 'docs'))).sort();
   assert.deepEqual(kept, ['a.txt']);

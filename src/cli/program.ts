@@ -299,16 +299,21 @@ export function buildProgram(io: CliIo): Command {
 const RECEIVE_VALUE_OPTIONS = new Set(['--relay', '--relay-password', '--out', '--reconnect', '--stall', '--interface', '--wait']);
 const LOOKS_LIKE_CODE = /^[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)+$/;
 
+/** Options that answer by themselves: never taken as a receive. */
+const OWN_ANSWER_OPTIONS = new Set(['-h', '--help', '-V', '--version']);
+
 /**
  * croc's habit: `tsc-croc CODE` and `tsc-croc [receive options] CODE` receive. When the first
  * argument that is not an option (or an option's value) is no command name but parses as a code,
  * `receive` is put in front; anything else is left to the parser (an unknown word stays an
- * unknown command).
+ * unknown command). With the code in TSC_CROC_SECRET (`secretInEnv`), options alone
+ * (`tsc-croc --yes --out dir`) receive too; no arguments at all still print the help.
  */
-export async function receiveByDefault(argv: string[], commands: readonly string[]): Promise<string[]> {
+export async function receiveByDefault(argv: string[], commands: readonly string[], secretInEnv = false): Promise<string[]> {
+  const receive = () => [...argv.slice(0, 2), 'receive', ...argv.slice(2)];
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--') return argv;
+    if (a === '--' || OWN_ANSWER_OPTIONS.has(a)) return argv;
     if (a.startsWith('-')) {
       if (RECEIVE_VALUE_OPTIONS.has(a)) i++;
       continue;
@@ -320,16 +325,16 @@ export async function receiveByDefault(argv: string[], commands: readonly string
     } catch {
       return argv;
     }
-    return [...argv.slice(0, 2), 'receive', ...argv.slice(2)];
+    return receive();
   }
-  return argv;
+  return secretInEnv && argv.length > 2 ? receive() : argv;
 }
 
 /** Run the CLI; resolves to the exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const program = buildProgram(io);
   try {
-    await program.parseAsync(await receiveByDefault(argv, [...program.commands.map((c) => c.name()), 'help']));
+    await program.parseAsync(await receiveByDefault(argv, [...program.commands.map((c) => c.name()), 'help'], !!io.env.TSC_CROC_SECRET));
     return EXIT.OK;
   } catch (e) {
     if (e instanceof CommanderError) {

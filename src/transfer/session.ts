@@ -20,7 +20,7 @@ const REMOTE: readonly ErrorCode[] = ['ERR_PEER_ERROR', 'ERR_CONNECTION_LOST', '
 
 const PUBLIC_TEXT: Partial<Record<ErrorCode, string>> = {
   ERR_CANCELLED: 'cancelled',
-  ERR_IO: 'a file could not be read or written',
+  ERR_IO: 'a file could not be read or written on its side (what arrived is kept: run the same commands again to resume)',
   ERR_DISK_FULL: 'the disk is full (what arrived is kept: send again to resume)',
   ERR_NOT_WRITABLE: 'the output folder is not writable',
   ERR_SOURCE_CHANGED: 'a file changed while it was being sent (send again)',
