@@ -178,6 +178,36 @@ export class Bench {
   }
 
   /**
+   * One transfer with a code agreed beforehand, timed as wormhole-william is (bench/ww-netns.ts):
+   * `receive` started first (it waits for its sender), `send` right after it, both with `code` in
+   * TSC_CROC_SECRET; from the recipient's spawn to the exit of both.
+   */
+  async transferTogether(name: string, relay: RelayChild, paths: string[], outDir: string, code: string): Promise<PairRun> {
+    const recipient = this.spawnCli(
+      `${name} recipient`,
+      ['receive', '--relay', relay.url, '--no-local', '--yes', '--no-progress', '--json', '--wait', '30', '--out', outDir],
+      this.childEnv({ TSC_CROC_SECRET: code }),
+    );
+    const sender = this.spawnCli(`${name} sender`, ['send', '--relay', relay.url, '--no-local', '--no-progress', ...paths], this.childEnv({ TSC_CROC_SECRET: code }));
+    try {
+      const [s, r] = await Promise.all([sender.succeeded(), recipient.succeeded()]);
+      return {
+        wallS: (Math.max(s.at, r.at) - recipient.startedAt) / 1000,
+        codeS: 0,
+        startedAt: recipient.startedAt,
+        endedAt: Math.max(s.at, r.at),
+        sender: await sender.cost(),
+        recipient: await recipient.cost(),
+        route: 'relay',
+      };
+    } catch (e) {
+      sender.kill();
+      recipient.kill();
+      throw e;
+    }
+  }
+
+  /**
    * One transfer with the CLI: `send` of `paths`, then, once it printed its code, `receive` into
    * `outDir` (the code by TSC_CROC_SECRET). Both started fresh, --no-local, no progress bar.
    * `dropEnv`: variables of our environment the two peers do not get (e.g. NODE_EXTRA_CA_CERTS).

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { RELAY_PROTOCOL_VERSION } from '../src/core/relay-api.js';
-import { RelayClient } from '../src/transfer/relay-client.js';
+import { RelayClient, senderPollPauseMs } from '../src/transfer/relay-client.js';
 import { TscCrocError } from '../src/core/errors.js';
 
 const JOIN = { version: RELAY_PROTOCOL_VERSION, channel: '7', uuid: '00000000-0000-4000-8000-000000000000', role: 'sender', curve: 'ed25519', tcpPort: 9 };
@@ -87,4 +87,17 @@ test('an abort ends a long-poll at once, as a cancel', async () => {
   setImmediate(() => ac.abort());
   await assert.rejects(waiting, (e) => e instanceof TscCrocError && e.code === 'ERR_CANCELLED');
   await hold.close();
+});
+
+test('a recipient waiting for its sender asks again soon at first, then every 2 s, within the relay\'s default join limit', () => {
+  assert.deepEqual(Array.from({ length: 8 }, (_, i) => senderPollPauseMs(i)), [100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+  // joins in the first minute (the first one, then one after each pause): under the relay's 60 a minute
+  let t = 0;
+  let joins = 1;
+  for (let i = 0; t + senderPollPauseMs(i) < 60_000; i++) {
+    t += senderPollPauseMs(i);
+    joins++;
+  }
+  assert.equal(joins, 34);
+  assert.ok(joins <= 60);
 });

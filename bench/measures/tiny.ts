@@ -20,6 +20,7 @@ export async function measureTiny(b: Bench, ww: WormholeWilliam | string, shared
   const ours: PairRun[] = [];
   const theirs: WwRun[] = [];
   const floor: PairRun[] = [];
+  const together: PairRun[] = [];
   const CA = 'NODE_EXTRA_CA_CERTS';
   const withCa = process.env[CA] !== undefined;
   try {
@@ -30,6 +31,11 @@ export async function measureTiny(b: Bench, ww: WormholeWilliam | string, shared
       if ((await sha256File(join(out, basename(file)))) !== expected) throw new Error('1 KiB: the received file differs');
       await b.remove(out);
       ww = await referenceRun(b, ww, 'file', file, async (wout) => (await sha256File(join(wout, basename(file)))) === expected, theirs);
+      // the same transfer timed as wormhole-william is: a code agreed beforehand, both started at once
+      const tout = await b.dir('tiny-out');
+      together.push(await b.transferTogether(`tiny ${i + 1} together`, relay, [file], tout, `${7000 + i}-apple-banana-cherry`));
+      if ((await sha256File(join(tout, basename(file)))) !== expected) throw new Error('1 KiB: the received file differs');
+      await b.remove(tout);
       if (withCa) {
         const fout = await b.dir('tiny-out');
         floor.push(await b.transfer(`tiny ${i + 1} without ${CA}`, relay, [file], fout, [CA]));
@@ -77,6 +83,18 @@ export async function measureTiny(b: Bench, ww: WormholeWilliam | string, shared
     pass: Math.max(sCpu, rCpu) <= 0.25,
     figures: { senderCpuS: sCpu, recipientCpuS: rCpu, senderPeakRssMiB: median(ours.map((r) => r.sender.peakRssMiB)), recipientPeakRssMiB: median(ours.map((r) => r.recipient.peakRssMiB)) },
   });
+  if (together.length > 0) {
+    const tw = median(together.map((r) => r.wallS));
+    const w = typeof ww === 'string' ? NaN : median(theirs.map((r) => r.wallS));
+    rows.push({
+      id: 'tiny-wall-together',
+      measure: `1 KiB, code agreed beforehand, both started at once (as wormhole-william is timed), median of ${together.length}`,
+      value: `${fmt(tw, 3)} s (${fmt(Math.min(...together.map((r) => r.wallS)), 2)}-${fmt(Math.max(...together.map((r) => r.wallS)), 2)})${Number.isFinite(w) ? `, ${fmt(tw / w, 2)}x ww` : ''}; CPU sender ${fmt(median(together.map((r) => r.sender.cpuS)), 3)} / recipient ${fmt(median(together.map((r) => r.recipient.cpuS)), 3)} s`,
+      target: '(same timing as ww)',
+      pass: null,
+      figures: { wallS: tw, ratio: tw / w },
+    });
+  }
   if (floor.length > 0) {
     const fw = median(floor.map((r) => r.wallS));
     const w = typeof ww === 'string' ? NaN : median(theirs.map((r) => r.wallS));
@@ -91,5 +109,5 @@ export async function measureTiny(b: Bench, ww: WormholeWilliam | string, shared
       figures: { wallS: fw, ratio: fw / w, senderCpuS: fs, recipientCpuS: fr },
     });
   }
-  return { name: 'tiny', rows, details: { ours, floor, wormholeWilliam: typeof ww === 'string' ? ww : theirs } };
+  return { name: 'tiny', rows, details: { ours, together, floor, wormholeWilliam: typeof ww === 'string' ? ww : theirs } };
 }

@@ -48,8 +48,15 @@ export function pause(ms: number, signal: AbortSignal | undefined): Promise<void
   });
 }
 
-/** Pause between a waiting recipient's joins (30 a minute: half the relay's default join limit; the relay counts a name it does not hold once per address, however often it is asked). */
-const SENDER_POLL_MS = 2000;
+/**
+ * Pause before a waiting recipient's next join: 0.1 s, doubling to 2 s, then every 2 s. A sender
+ * started at about the same time is found within a fraction of a second; a long wait costs 30
+ * joins a minute (the first minute 34), half the relay's default join limit. The relay counts a
+ * name it does not hold once per address, however often it is asked.
+ */
+export function senderPollPauseMs(attempt: number): number {
+  return Math.min(2000, 100 * 2 ** Math.max(0, Math.min(attempt, 5)));
+}
 
 /** A duration for a message: "40 s", "5 min". */
 export function formatWait(ms: number): string {
@@ -60,7 +67,7 @@ export function formatWait(ms: number): string {
 /**
  * Join as the recipient, waiting for a sender that has not started yet: while the relay holds no
  * channel of that name (ERR_CHANNEL_NOT_FOUND), `onWaiting` is called once and the join is tried
- * again every SENDER_POLL_MS, up to `waitMs` (0: fail at once). Ends with ERR_TIMEOUT, or
+ * again after senderPollPauseMs(), up to `waitMs` (0: fail at once). Ends with ERR_TIMEOUT, or
  * ERR_CANCELLED when `signal` aborts.
  */
 export async function joinWhenSenderThere<T>(
@@ -69,7 +76,7 @@ export async function joinWhenSenderThere<T>(
 ): Promise<T> {
   const until = Date.now() + opts.waitMs;
   let told = false;
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     try {
       return await join();
     } catch (e) {
@@ -84,7 +91,7 @@ export async function joinWhenSenderThere<T>(
         told = true;
         opts.onWaiting?.(until);
       }
-      await pause(Math.min(SENDER_POLL_MS, left), opts.signal);
+      await pause(Math.min(senderPollPauseMs(attempt), left), opts.signal);
     }
   }
 }
