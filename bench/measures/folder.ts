@@ -1,7 +1,7 @@
 /** A folder of 2000 x 4 KiB files end to end, against wormhole-william in the same run (alternating). */
 import { basename, join } from 'node:path';
 import { manifestHash, writeSmallFiles } from '../files.js';
-import type { Bench, MeasureResult, PairRun } from '../harness.js';
+import type { Bench, MeasureResult, PairRun, Row } from '../harness.js';
 import { fmt, median } from '../harness.js';
 import { referenceRun, type WormholeWilliam, type WwRun } from '../ww.js';
 
@@ -13,6 +13,7 @@ export async function measureFolder(b: Bench, ww: WormholeWilliam | string): Pro
   const relay = await b.startRelay('folder');
   const ours: PairRun[] = [];
   const theirs: WwRun[] = [];
+  const together: PairRun[] = [];
   try {
     for (let i = 0; i < runs; i++) {
       b.log(`${n} x ${size / 1024} KiB folder: run ${i + 1}/${runs}`);
@@ -21,6 +22,11 @@ export async function measureFolder(b: Bench, ww: WormholeWilliam | string): Pro
       if ((await manifestHash(join(out, basename(src)))).sha256 !== expected.sha256) throw new Error('folder: the received folder differs');
       await b.remove(out);
       ww = await referenceRun(b, ww, 'dir', src, async (wout) => (await manifestHash(join(wout, basename(src)))).sha256 === expected.sha256, theirs);
+      // timed as wormhole-william is: a code agreed beforehand, both started at once
+      const tout = await b.dir('folder-out');
+      together.push(await b.transferTogether(`folder ${i + 1} together`, relay, [src], tout, `${7100 + i}-apple-banana-cherry`));
+      if ((await manifestHash(join(tout, basename(src)))).sha256 !== expected.sha256) throw new Error('folder: the received folder differs');
+      await b.remove(tout);
     }
   } finally {
     await relay.stop();
@@ -49,5 +55,18 @@ export async function measureFolder(b: Bench, ww: WormholeWilliam | string): Pro
             figures: { ...figures, ratio: wall / w, wwWallS: w, wwSenderCpuS: median(theirs.map((r) => r.sender.cpuS)), wwRecipientCpuS: median(theirs.map((r) => r.recipient.cpuS)) },
           };
         })();
-  return { name: 'folder', rows: [row], details: { ours, wormholeWilliam: typeof ww === 'string' ? ww : theirs } };
+  const rows: Row[] = [row];
+  if (together.length > 0 && typeof ww !== 'string') {
+    const tw = median(together.map((r) => r.wallS));
+    const w = median(theirs.map((r) => r.wallS));
+    rows.push({
+      id: 'folder-together',
+      measure: `${n} x ${size / 1024} KiB folder, code agreed beforehand, both started at once (as wormhole-william is timed)`,
+      value: `${fmt(tw / w, 2)}x (${fmt(tw, 2)} s, ww ${fmt(w, 2)} s)`,
+      target: '(same timing as ww)',
+      pass: null,
+      figures: { ...figures, wallS: tw, ratio: tw / w, wwWallS: w },
+    });
+  }
+  return { name: 'folder', rows, details: { ours, together, wormholeWilliam: typeof ww === 'string' ? ww : theirs } };
 }
