@@ -160,14 +160,14 @@ test('(b) a squatter that joins as the recipient and sits is evicted after recip
     const s = await startSend(base, dir, 'b.bin');
     const channel = s.code.split('-')[0]!;
     const squatter = await joinAs(base, channel, '127.0.0.3');
-    assert.equal(relay.store.openCountOf('127.0.0.3'), 1);
+    assert.equal((await relay.store.openCountOf('127.0.0.3')), 1);
     // the real recipient comes while the seat is taken: refused at first, it tries again
     const out = join(dir, 'out');
     const receiving = receiveInto(base, s.code, out);
     const full = 'tsc_croc_relay_rejections_total{source="http",code="ERR_CHANNEL_FULL"}';
     const seen = await poll(base, squatter.auth, '127.0.0.3', (st) => st.closed);
     assert.equal(seen.closeReason, 'expired');
-    assert.equal(relay.store.openCountOf('127.0.0.3'), 0, 'the evicted address no longer counts against its quota');
+    assert.equal((await relay.store.openCountOf('127.0.0.3')), 0, 'the evicted address no longer counts against its quota');
     const result = await receiving;
     assert.ok(((await metric(relay, full)) ?? 0) >= 1, 'the real recipient was refused while the squatter sat');
     const sent = await s.outcome;

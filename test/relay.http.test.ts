@@ -196,6 +196,14 @@ forEachStore((S) => {
       expectError(await join(relay, { role: 'sender', channel: ch }), 409, 'ERR_CHANNEL_OCCUPIED');
     }));
 
+    test('recipients racing for one seat (requests in flight together): one takes it, the others get 409 ERR_CHANNEL_FULL', S.inject({}, async (relay) => {
+      const s = await join(relay, { role: 'sender' });
+      const answers = await Promise.all(['10.0.0.1', '10.0.0.2', '10.0.0.3'].map((a) => join(relay, { role: 'recipient', channel: s.body.channel }, a)));
+      assert.deepEqual(answers.map((a) => a.status).sort(), [200, 409, 409]);
+      for (const a of answers.filter((x) => x.status !== 200)) expectError(a, 409, 'ERR_CHANNEL_FULL');
+      assert.equal((await relay.store.get(s.body.channel))?.version, 2);
+    }));
+
     test('recipient with another curve than the channel: 400 ERR_BAD_REQUEST', S.inject({}, async (relay) => {
       const s = await join(relay, { role: 'sender', curve: 'ed25519' });
       expectError(await join(relay, { role: 'recipient', channel: s.body.channel, curve: 'p256' }), 400, 'ERR_BAD_REQUEST');

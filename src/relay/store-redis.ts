@@ -198,6 +198,7 @@ export class RedisBackend implements ChannelBackend {
   #cmd: Client | undefined;
   #sub: RedisClient | undefined;
   #up = false;
+  readonly #upWaiters = new Set<() => void>();
 
   constructor(options: RedisBackendOptions) {
     this.#o = options;
@@ -235,6 +236,7 @@ export class RedisBackend implements ChannelBackend {
       if (up === this.#up) return;
       this.#up = up;
       this.#o.onConnection?.(up);
+      if (up) for (const fn of [...this.#upWaiters]) fn();
       // changes published while this process was cut off are lost: every watcher reads again
       if (up && wasUp) onResync();
       if (up) wasUp = true;
@@ -301,6 +303,18 @@ export class RedisBackend implements ChannelBackend {
 
   get connected(): boolean {
     return this.#up;
+  }
+
+  /** Resolve when both connections (commands, pub/sub) are up: at once if they are. */
+  whenUp(): Promise<void> {
+    if (this.#up) return Promise.resolve();
+    return new Promise((resolve) => {
+      const fn = (): void => {
+        this.#upWaiters.delete(fn);
+        resolve();
+      };
+      this.#upWaiters.add(fn);
+    });
   }
 
   async ping(): Promise<void> {
