@@ -183,6 +183,29 @@ describe('the Redis store across relay processes', skip === undefined ? {} : { s
     assert.match(m, /^tsc_croc_relay_channels 1$/m);
   }));
 
+  test('a record Redis let expire (a crashed fleet): its name reads as free, the sweep forgets its deadline, the counts drop it', T, async () => {
+    let now = 5_000_000;
+    await fleet({ now: () => now, channelTtlMs: 1_000 }, async (a, b, prefix) => {
+      const s = await join(a, { role: 'sender' }, '10.4.0.1');
+      const ch = s.body.channel;
+      const redis = new Redis(server.url);
+      try {
+        // what the record's TTL does after a crash, done at once
+        const ids = await redis.lrange(`${prefix}n:${ch}`, 0, -1);
+        assert.equal(ids.length, 1);
+        await redis.del(`${prefix}c:${ids[0]}`);
+        assert.equal(await b.store.get(ch), undefined);
+        assert.equal((await join(b, { role: 'sender', channel: ch })).status, 200, 'the name is free again');
+        now += 1_000;
+        const swept = await a.store.expire(now);
+        assert.deepEqual(swept.closed, [ch], 'the new channel expires; the lost one is just forgotten');
+        assert.equal(await redis.zscore(`${prefix}due`, `${ch} ${ids[0]}`), null);
+      } finally {
+        redis.disconnect();
+      }
+    })();
+  });
+
   test('Redis restarted: 503 ERR_STORE_UNAVAILABLE with Retry-After and /health 503 meanwhile; then A and B serve new channels without a restart', T, fleet({}, async (a, b) => {
     const s = await join(a, { role: 'sender' });
     const r = await join(b, { role: 'recipient', channel: s.body.channel });

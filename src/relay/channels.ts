@@ -209,6 +209,8 @@ export interface ChannelBackend {
   commit(c: Commit, now: number): Promise<CommitResult>;
   /** Records whose deadline is ≤ now (at most `limit`): [name, id]. */
   due(now: number, limit: number): Promise<[string, string][]>;
+  /** Forget a due entry whose record is gone (its TTL ran out). */
+  dropDue(name: string, id: string): Promise<void>;
   heldCount(now: number): Promise<number>;
   openCount(now: number): Promise<number>;
   openCountOf(address: string, now: number): Promise<number>;
@@ -241,8 +243,9 @@ const MAX_RETRIES = 64;
 const TTL_SLACK_MS = 60_000;
 /** A stapled channel has no deadline (the stapler closes it); its record lives this long in Redis at most. */
 const STAPLED_TTL_MS = 24 * 3600_000;
-/** Records expire() handles per call at most (the sweep calls it again). */
+/** Records expire() asks the backend for at a time, and batches per call at most (the next sweep does the rest). */
 const EXPIRE_BATCH = 1000;
+const EXPIRE_BATCHES = 10;
 
 const peerCloseReasons: ReadonlySet<string> = new Set(PEER_CLOSE_REASONS);
 
@@ -787,14 +790,24 @@ export class ChannelStore {
   async expire(now: number): Promise<ExpireResult> {
     const result: ExpireResult = { closed: [], removed: [], evicted: [] };
     const backend = await this.#b();
-    for (const [name, id] of await backend.due(now, EXPIRE_BATCH)) {
+    for (let batch = 0; batch < EXPIRE_BATCHES; batch++) {
+      const due = await backend.due(now, EXPIRE_BATCH);
+      for (const [name, id] of due) await this.#expireOne(now, name, id, result);
+      if (due.length < EXPIRE_BATCH) break;
+    }
+    return result;
+  }
+
+  async #expireOne(now: number, name: string, id: string, result: ExpireResult): Promise<void> {
+    const backend = await this.#b();
+    {
       const c = (await backend.byName(name)).find((x) => x.id === id);
-      if (c === undefined) continue;
+      if (c === undefined) return void (await backend.dropDue(name, id));
       if (c.closed) {
         if (c.closedAt !== null && now - c.closedAt >= this.#config.closedRetentionMs) {
           if (await this.#removeRecord(c)) result.removed.push(name);
         }
-        continue;
+        return;
       }
       const done = await this.#mutate(
         name,
@@ -817,7 +830,6 @@ export class ChannelStore {
       });
       if (done !== undefined) result[done].push(name);
     }
-    return result;
   }
 
   // ------------------------------------------------------------ watchers

@@ -14,6 +14,8 @@ export class MemoryBackend implements ChannelBackend {
   #open = 0;
   /** Open channels (ids) each address takes part in. */
   readonly #perAddress = new Map<string, Set<string>>();
+  /** The next deadline of each record that has one: id → [name, deadline]. */
+  readonly #deadlines = new Map<string, [string, number]>();
   #onEvent: (e: ChangeEvent, local: boolean) => void = () => {};
   readonly #rates = new Map<string, RateLimiter>();
   readonly #distinct = new Map<string, DistinctLimiter>();
@@ -49,13 +51,15 @@ export class MemoryBackend implements ChannelBackend {
 
   async due(now: number, limit: number): Promise<[string, string][]> {
     const out: [string, string][] = [];
-    for (const list of this.#channels.values())
-      for (const c of list) {
-        if (out.length >= limit) return out;
-        out.push([c.name, c.id]);
-      }
-    void now;
+    for (const [id, [name, deadline]] of this.#deadlines) {
+      if (out.length >= limit) break;
+      if (deadline <= now) out.push([name, id]);
+    }
     return out;
+  }
+
+  async dropDue(_name: string, id: string): Promise<void> {
+    this.#deadlines.delete(id);
   }
 
   async commit(c: Commit, _now: number): Promise<CommitResult> {
@@ -93,6 +97,8 @@ export class MemoryBackend implements ChannelBackend {
       list![at] = r;
       if (wasOpen && r.closed) this.#open--;
     }
+    if (c.kind === 'remove' || c.deadline === null) this.#deadlines.delete(r.id);
+    else this.#deadlines.set(r.id, [r.name, c.deadline]);
     for (const a of c.addrRemove) {
       const s = this.#perAddress.get(a);
       s?.delete(r.id);

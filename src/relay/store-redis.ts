@@ -123,6 +123,11 @@ local P = ARGV[1]
 return redis.call('ZRANGEBYSCORE', P .. 'due', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 `;
 
+/** ARGV: prefix, member. */
+const DROP_DUE_LUA = `
+return redis.call('ZREM', ARGV[1] .. 'due', ARGV[2])
+`;
+
 /** ARGV: prefix, key (ZSET suffix), now. */
 const COUNT_LUA = `${COUNT}
 return count(ARGV[1] .. ARGV[2], tonumber(ARGV[3]))
@@ -173,6 +178,7 @@ interface Scripts {
   tcCommit(...args: (string | number)[]): Promise<string>;
   tcByName(...args: string[]): Promise<string[]>;
   tcDue(...args: (string | number)[]): Promise<string[]>;
+  tcDropDue(...args: string[]): Promise<number>;
   tcCount(...args: (string | number)[]): Promise<number>;
   tcRate(...args: (string | number)[]): Promise<number>;
   tcDistinct(...args: (string | number)[]): Promise<number>;
@@ -221,6 +227,7 @@ export class RedisBackend implements ChannelBackend {
     cmd.defineCommand('tcCommit', { numberOfKeys: 0, lua: COMMIT_LUA });
     cmd.defineCommand('tcByName', { numberOfKeys: 0, lua: BY_NAME_LUA });
     cmd.defineCommand('tcDue', { numberOfKeys: 0, lua: DUE_LUA });
+    cmd.defineCommand('tcDropDue', { numberOfKeys: 0, lua: DROP_DUE_LUA });
     cmd.defineCommand('tcCount', { numberOfKeys: 0, lua: COUNT_LUA });
     cmd.defineCommand('tcRate', { numberOfKeys: 0, lua: RATE_LUA });
     cmd.defineCommand('tcDistinct', { numberOfKeys: 0, lua: DISTINCT_LUA });
@@ -357,6 +364,10 @@ export class RedisBackend implements ChannelBackend {
       const i = m.indexOf(' ');
       return [m.slice(0, i), m.slice(i + 1)] as [string, string];
     });
+  }
+
+  async dropDue(name: string, id: string): Promise<void> {
+    await this.#run((c) => c.tcDropDue(this.#o.prefix, `${name} ${id}`));
   }
 
   heldCount(now: number): Promise<number> {
