@@ -18,7 +18,11 @@ import type { ChannelState, JoinResponse } from '../src/core/relay-api.js';
 import { receive, send } from '../src/index.js';
 import { RedisBackend, buildRelay, startRelay, type Relay, type RelayOptions } from '../src/relay/index.js';
 import { RedisServer, redisSkip } from './helpers/redis.js';
-import { HH_K, H_K, X, Y, expectError, post, stateUntil, until } from './relay-helpers.js';
+import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { TscCrocError } from '../src/core/errors.js';
+import { relayConfig } from '../src/relay/config.js';
+import { HH_K, H_K, X, Y, expectError, post, seatOverHttp, spawnRelay, stateUntil, until } from './relay-helpers.js';
 
 const T = { timeout: 30_000 };
 const skip = redisSkip();
@@ -277,6 +281,61 @@ describe('a whole transfer through a relay with the Redis store', skip === undef
       assert.equal(sha(await readFile(pjoin(out, 'data.bin'))), sha(data));
     } finally {
       await relay.close();
+    }
+  });
+});
+
+describe('tsc-croc relay --store', () => {
+  test('the flag and TSC_CROC_RELAY_STORE give the store URL; a bad one is a usage error naming both', () => {
+    assert.equal(relayConfig({ store: 'redis://127.0.0.1:6379/2' }, {}).options.store, 'redis://127.0.0.1:6379/2');
+    assert.equal(relayConfig({}, { TSC_CROC_RELAY_STORE: 'rediss://:pw@redis.example:6380' }).options.store, 'rediss://:pw@redis.example:6380');
+    assert.equal(relayConfig({}, {}).options.store, undefined);
+    assert.equal(relayConfig({ storePrefix: 'fleet-b:' }, {}).options.storePrefix, 'fleet-b:');
+    const usage = (re: RegExp) => (e: unknown) => e instanceof TscCrocError && e.code === 'ERR_INVALID_ARGUMENT' && re.test(e.message);
+    assert.throws(() => relayConfig({ store: 'http://127.0.0.1:6379' }, {}), usage(/--store \(env TSC_CROC_RELAY_STORE\) must be a redis:\/\/ or rediss:\/\/ URL/));
+    assert.throws(() => relayConfig({}, { TSC_CROC_RELAY_STORE: 'localhost' }), usage(/--store .*URL/));
+    assert.throws(() => relayConfig({ store: 'redis://127.0.0.1:6379/abc' }, {}), usage(/database number/));
+    assert.throws(() => relayConfig({ storePrefix: 'a b' }, {}), usage(/--store-prefix/));
+  });
+
+  test('the CLI bundle loads ioredis only on demand: nothing on the start-up path of tsc-croc (send, receive, --version, a relay without --store) imports it', () => {
+    const dist = fileURLToPath(new URL('../', import.meta.url));
+    const seen = new Set<string>();
+    const walk = (file: string): void => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const text = readFileSync(file, 'utf8');
+      // static imports only: `import ... from "./x.mjs"` and `import "./x.mjs"`, not import("...")
+      for (const m of text.matchAll(/(?:^|[;\n])\s*import\s*(?:[^"'();]*?\sfrom\s*)?["'](\.[^"']+)["']/g)) walk(fileURLToPath(new URL(m[1]!, `file://${file}`)));
+    };
+    walk(`${dist}tsc-croc.mjs`);
+    assert.ok(seen.size >= 2, 'the bundle has static chunks');
+    for (const f of seen) assert.doesNotMatch(readFileSync(f, 'utf8'), /ioredis|defineCommand/, `${f} is on the start-up path and holds the Redis client`);
+    // ioredis is in the bundle, in a chunk only a dynamic import reaches
+    const chunks = readdirSync(`${dist}chunks`).map((n) => `${dist}chunks/${n}`);
+    assert.ok(chunks.some((f) => !seen.has(f) && /defineCommand/.test(readFileSync(f, 'utf8'))), 'the Redis client is in a chunk of its own');
+    // the library: store-redis.js imports it dynamically, nothing imports it statically
+    for (const f of readdirSync(`${dist}src/relay`).filter((n) => n.endsWith('.js')))
+      assert.doesNotMatch(readFileSync(`${dist}src/relay/${f}`, 'utf8'), /from ['"]ioredis['"]/, f);
+  });
+
+  test('a relay process with --store: serves a handshake, /health fails while Redis is down', { ...T, skip }, async () => {
+    const redis = await RedisServer.start();
+    const relay = await spawnRelay(['--store', redis.url, '--store-prefix', `cli${process.pid}:`, '--quiet'], { TSC_CROC_RELAY_HOST: '127.0.0.1', TSC_CROC_RELAY_PORT: '0', TSC_CROC_RELAY_TCP_PORT: '0' });
+    try {
+      assert.equal((await fetch(`${relay.url}/health`)).status, 200);
+      const seats = await seatOverHttp(relay.url);
+      assert.match(seats.channel, /^\d+$/);
+      await redis.kill();
+      const h = await fetch(`${relay.url}/health`);
+      assert.equal(h.status, 503);
+      assert.equal(((await h.json()) as { code: string }).code, 'ERR_STORE_UNAVAILABLE');
+      const j = await fetch(`${relay.url}/join`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"role":"sender"}' });
+      assert.deepEqual([j.status, j.headers.get('retry-after')], [503, '2']);
+    } finally {
+      relay.child.kill('SIGTERM');
+      await relay.exit();
+      await redis.stop();
     }
   });
 });
