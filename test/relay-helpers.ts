@@ -333,10 +333,10 @@ export interface RelayProcess {
 }
 
 /** Spawn `tsc-croc relay` (the Dockerfile's command) with `env`; resolve once it prints its ports. */
-export async function spawnRelay(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RelayProcess> {
+export async function spawnRelay(args: string[], env: NodeJS.ProcessEnv = {}, cli = CLI): Promise<RelayProcess> {
   const childEnv: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TSC_CROC_')) childEnv[k] = v;
-  const child = spawn(process.execPath, [CLI, 'relay', ...args], { env: { ...childEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'relay', ...args], { env: { ...childEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const listeners = new Set<() => void>();

@@ -319,9 +319,13 @@ describe('tsc-croc relay --store', () => {
       assert.doesNotMatch(readFileSync(`${dist}src/relay/${f}`, 'utf8'), /from ['"]ioredis['"]/, f);
   });
 
-  test('a relay process with --store: serves a handshake, /health fails while Redis is down', { ...T, skip }, async () => {
+  test('a relay process with --store (the bundled CLI, as installed): serves a handshake, /health fails while Redis is down', { ...T, skip }, async () => {
     const redis = await RedisServer.start();
-    const relay = await spawnRelay(['--store', redis.url, '--store-prefix', `cli${process.pid}:`, '--quiet'], { TSC_CROC_RELAY_HOST: '127.0.0.1', TSC_CROC_RELAY_PORT: '0', TSC_CROC_RELAY_TCP_PORT: '0' });
+    const bundle = fileURLToPath(new URL('../tsc-croc.mjs', import.meta.url));
+    const relay = await spawnRelay(['--store', redis.url, '--store-prefix', `cli${process.pid}:`, '--quiet'], { TSC_CROC_RELAY_HOST: '127.0.0.1', TSC_CROC_RELAY_PORT: '0', TSC_CROC_RELAY_TCP_PORT: '0' }, bundle).catch(async (e: unknown) => {
+      await redis.stop();
+      throw e;
+    });
     try {
       assert.equal((await fetch(`${relay.url}/health`)).status, 200);
       const seats = await seatOverHttp(relay.url);

@@ -211,7 +211,10 @@ export class RedisBackend implements ChannelBackend {
   }
 
   async start(onEvent: (e: ChangeEvent, local: boolean) => void, onResync: () => void): Promise<void> {
-    const { Redis } = await import('ioredis');
+    // ioredis is CommonJS: its named export, or (through a bundler's interop) the default's
+    const mod = (await import('ioredis')) as unknown as { Redis?: typeof RedisClient; default?: { Redis?: typeof RedisClient } & typeof RedisClient };
+    const Redis = mod.Redis ?? mod.default?.Redis ?? mod.default;
+    if (typeof Redis !== 'function') throw new Error('the ioredis module has no Redis client');
     const base: RedisOptions = {
       lazyConnect: true,
       // fail at once while disconnected (the client gets 503 and retries), never queue without bound
