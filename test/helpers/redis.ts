@@ -78,7 +78,10 @@ export class RedisServer {
     });
     let out = '';
     this.child = child;
-    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    // never outlive the test process (a failed or killed test file must not leave a server behind)
+    const reap = (): void => void child.kill('SIGKILL');
+    process.once('exit', reap);
+    this.#exited = new Promise((resolve) => child.once('exit', () => (process.off('exit', reap), resolve())));
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => fail(new Error(`redis-server did not get ready within ${WAIT_MS} ms: ${out.slice(-500)}`)), WAIT_MS);
       const onData = (d: string): void => {
