@@ -219,7 +219,8 @@ function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply, m
   metrics.rejected('http', body.code);
   if (body.code === 'ERR_STORE_UNAVAILABLE') void reply.header('retry-after', String(STORE_RETRY_AFTER_S));
   const fields = { channel: channelOf(request), address: request.ip, status: statusCode, code: body.code };
-  if (statusCode >= 500) request.log.error({ ...fields, err }, 'request failed');
+  // (the store's outage is logged once, when the connection drops, not once per refused request)
+  if (statusCode >= 500 && body.code !== 'ERR_STORE_UNAVAILABLE') request.log.error({ ...fields, err }, 'request failed');
   // At debug: any client can cause refusals at will (rejections_total counts them).
   else request.log.debug(fields, 'request refused');
   void reply.code(statusCode).send(body);
