@@ -204,6 +204,7 @@ export class RedisBackend implements ChannelBackend {
   #cmd: Client | undefined;
   #sub: RedisClient | undefined;
   #up = false;
+  #stopping = false;
   readonly #upWaiters = new Set<() => void>();
 
   constructor(options: RedisBackendOptions) {
@@ -243,7 +244,7 @@ export class RedisBackend implements ChannelBackend {
     let wasUp = false;
     const state = (): void => {
       const up = cmd.status === 'ready' && sub.status === 'ready';
-      if (up === this.#up) return;
+      if (up === this.#up || this.#stopping) return;
       this.#up = up;
       this.#o.onConnection?.(up);
       if (up) for (const fn of [...this.#upWaiters]) fn();
@@ -279,6 +280,7 @@ export class RedisBackend implements ChannelBackend {
   }
 
   async stop(): Promise<void> {
+    this.#stopping = true;
     const all = [this.#cmd, this.#sub];
     this.#cmd = undefined;
     this.#sub = undefined;
