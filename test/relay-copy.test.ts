@@ -48,7 +48,7 @@ describe('copy loop', () => {
     assert.equal(relay.tcp.bytesRelayed, 48 * MiB);
     assert.equal(await metric(relay, 'tsc_croc_relay_bytes_relayed_total'), 48 * MiB);
     await stateUntil(relay, channel, (s) => s?.closed === true, 'the channel to close');
-    assert.equal(relay.store.get(channel)?.closeReason, 'done');
+    assert.equal((await relay.store.get(channel))?.closeReason, 'done');
     // The pair is gone: its big read buffers are given back, nothing is left paused.
     await until(() => relay.tcp.connectionCount === 0, 'the sockets to close');
     assert.equal(relay.tcp.bigBufferCount, 0);
@@ -88,14 +88,14 @@ describe('copy loop', () => {
     a.socket.end(request);
     await b.until(() => b.ended, 'b to see the end of the request', 30_000);
     assert.equal(atB.digest(), sha256(request));
-    assert.equal(relay.store.get(channel)?.closed, false, 'a half-closed pair keeps relaying');
+    assert.equal((await relay.store.get(channel))?.closed, false, 'a half-closed pair keeps relaying');
     assert.equal(a.closed, false);
     b.socket.end(response);
     await a.until(() => a.ended, 'a to see the end of the response', 30_000);
     assert.equal(atA.digest(), sha256(response));
     assert.equal(relay.tcp.bytesRelayed, request.length + response.length);
     await stateUntil(relay, channel, (s) => s?.closed === true, 'the channel to close');
-    assert.equal(relay.store.get(channel)?.closeReason, 'done');
+    assert.equal((await relay.store.get(channel))?.closeReason, 'done');
   }));
 
   test('big read buffers are bounded relay-wide', T, withRelay({ maxChannelsPerAddress: 1000, joinRateLimit: 1000 }, async (relay) => {

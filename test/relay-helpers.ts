@@ -16,7 +16,9 @@ import {
   type JoinResponse,
   type TcpReply,
 } from '../src/core/relay-api.js';
-import { buildRelay, type Relay, type RelayOptions } from '../src/relay/index.js';
+import { after, before, describe } from 'node:test';
+import { buildRelay, startRelay, type Relay, type RelayOptions, type RunningRelay } from '../src/relay/index.js';
+import { RedisServer, redisSkip } from './helpers/redis.js';
 
 export const WAIT_MS = 10_000;
 export const X = 'a1'.repeat(32);
@@ -123,20 +125,28 @@ export async function until(pred: () => boolean, what: string, ms = WAIT_MS): Pr
   }
 }
 
-/** Resolve when the channel's state satisfies `pred` (checked on every change), or reject after WAIT_MS. */
+/** Resolve when the channel's state satisfies `pred` (read again on every change, from any process), or reject after WAIT_MS. */
 export function stateUntil(relay: Relay, channel: string, pred: (s: ChannelState | undefined) => boolean, what: string): Promise<void> {
-  if (pred(relay.store.get(channel))) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const unsubscribe = relay.store.subscribe(channel, () => {
-      if (!pred(relay.store.get(channel))) return;
+    let done = false;
+    const finish = (err?: Error): void => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       unsubscribe();
-      resolve();
-    });
-    const timer = setTimeout(() => {
-      unsubscribe();
-      reject(new Error(`timed out waiting for ${what}`));
-    }, WAIT_MS);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const check = async (): Promise<void> => {
+      try {
+        if (!done && pred(await relay.store.get(channel))) finish();
+      } catch {
+        // the store is unreachable now: the next change reads again
+      }
+    };
+    const unsubscribe = relay.store.subscribe(channel, () => void check());
+    const timer = setTimeout(() => finish(new Error(`timed out waiting for ${what}`)), WAIT_MS);
+    void check();
   });
 }
 
@@ -225,6 +235,74 @@ export function withRelay(options: Partial<RelayOptions>, fn: (relay: Relay) => 
   };
 }
 
+// ---------------------------------------------------------------- both stores
+
+/** One of the relay's stores, for running a suite against each (docs/relay-api.md "Stores"). */
+export interface StoreVariant {
+  readonly name: 'memory' | 'redis';
+  /** `options` with this store (Redis: a fresh key prefix, so that every relay starts empty). */
+  options(options?: Partial<RelayOptions>): Partial<RelayOptions>;
+  /** buildRelay with this store (not listening: inject()). */
+  build(options?: Partial<RelayOptions>): Relay;
+  /** A relay with this store, not listening (inject()), closed after `fn`. */
+  inject(options: Partial<RelayOptions>, fn: (relay: Relay) => Promise<void>): () => Promise<void>;
+  /** A listening relay with this store on 127.0.0.1, ports 0, closed after `fn`. */
+  withRelay(options: Partial<RelayOptions>, fn: (relay: Relay) => Promise<void>): () => Promise<void>;
+  start(options?: Partial<RelayOptions>): Promise<RunningRelay>;
+  /** The Redis server of the redis variant (started before its suite, stopped after). */
+  readonly redis: RedisServer | undefined;
+}
+
+let prefixes = 0;
+
+function variant(name: 'memory' | 'redis', server: () => RedisServer | undefined): StoreVariant {
+  const v: StoreVariant = {
+    name,
+    get redis() {
+      return server();
+    },
+    options(options = {}) {
+      const r = server();
+      if (name === 'memory' || r === undefined) return options;
+      return { storePrefix: `t${process.pid}-${++prefixes}:`, ...options, store: r.url };
+    },
+    build: (options = {}) => buildRelay(v.options(options)),
+    inject: (options, fn) => async () => {
+      const relay = v.build(options);
+      try {
+        await fn(relay);
+      } finally {
+        await relay.close();
+      }
+    },
+    withRelay: (options, fn) => withRelay(v.options(options), fn),
+    start: (options = {}) => startRelay(v.options(options)),
+  };
+  return v;
+}
+
+export const MEMORY_STORE: StoreVariant = variant('memory', () => undefined);
+
+/**
+ * Define the suite `fn` twice: 'memory store' and 'redis store' (a real redis-server on a free
+ * loopback port, for this file; skipped with the reason when redis-server is not installed).
+ */
+export function forEachStore(fn: (store: StoreVariant) => void, options: { redis?: boolean } = {}): void {
+  describe('memory store', () => fn(MEMORY_STORE));
+  if (options.redis === false) return;
+  let server: RedisServer | undefined;
+  const skip = redisSkip();
+  describe('redis store', skip === undefined ? {} : { skip }, () => {
+    before(async () => {
+      server = await RedisServer.start();
+    });
+    after(async () => {
+      await server?.stop();
+    });
+    fn(variant('redis', () => server));
+  });
+}
+
 /** A scraped metric's value (labels as `name{a="b"}`), or undefined. */
 export async function metric(relay: Relay, name: string): Promise<number | undefined> {
   const res = await relay.app.inject({ method: 'GET', url: '/metrics' });
@@ -255,10 +333,10 @@ export interface RelayProcess {
 }
 
 /** Spawn `tsc-croc relay` (the Dockerfile's command) with `env`; resolve once it prints its ports. */
-export async function spawnRelay(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RelayProcess> {
+export async function spawnRelay(args: string[], env: NodeJS.ProcessEnv = {}, cli = CLI): Promise<RelayProcess> {
   const childEnv: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TSC_CROC_')) childEnv[k] = v;
-  const child = spawn(process.execPath, [CLI, 'relay', ...args], { env: { ...childEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'relay', ...args], { env: { ...childEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const listeners = new Set<() => void>();

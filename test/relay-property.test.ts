@@ -10,8 +10,8 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { RELAY_ERROR_CODES, type ChannelState, type JoinResponse, type Role } from '../src/core/relay-api.js';
 import { MAX_HELLO_BYTES, RELAY_PROTOCOL_VERSION, encodeControlFrame } from '../src/core/relay-api.js';
-import { RELAY_ERROR_STATUS, buildRelay, type Relay } from '../src/relay/index.js';
-import { Client, staple, until, withRelay } from './relay-helpers.js';
+import { RELAY_ERROR_STATUS, type Relay } from '../src/relay/index.js';
+import { Client, forEachStore, staple, until } from './relay-helpers.js';
 
 const ADDRESSES = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '::ffff:10.0.0.3'];
 const NAMES = ['a', 'b', 'c'];
@@ -170,7 +170,7 @@ async function run(relay: Relay, actions: Action[]): Promise<void> {
       if (j.role === 'sender' && before !== undefined) {
         // a sender joins a name only when the channel that held it is closed: a fresh channel
         const prev = joined.find((p) => p.channel === j.channel && p.gen === (generation.get(j.channel) ?? 0) && p.role === 'sender');
-        assert.ok(prev !== undefined && relay.store.peek({ channel: j.channel, uuid: prev.uuid })?.closed === true, 'a sender takes a name only from a closed channel');
+        assert.ok(prev !== undefined && (await relay.store.peek({ channel: j.channel, uuid: prev.uuid }))?.closed === true, 'a sender takes a name only from a closed channel');
         generation.set(j.channel, (generation.get(j.channel) ?? 0) + 1);
       }
       const m = model.get(key(j.channel)) ?? { joins: 0, closed: false, fields: {} };
@@ -205,7 +205,7 @@ async function run(relay: Relay, actions: Action[]): Promise<void> {
       delete m.fields.hh_k;
       accepted.close!++;
       assert.ok(state.closed && FIELDS.every((f) => state[f] === null), 'the leaving recipient reads a closed channel');
-      m.closed = used.gen === generation.get(used.channel) ? relay.store.get(used.channel)!.closed : true;
+      m.closed = used.gen === generation.get(used.channel) ? (await relay.store.get(used.channel))!.closed : true;
       continue;
     }
     for (const f of FIELDS) {
@@ -228,25 +228,27 @@ async function run(relay: Relay, actions: Action[]): Promise<void> {
   // The store agrees with the model: never more than two participants anywhere.
   for (const [name, gen] of [...new Set([...model.keys()].map((k) => k.split('#')[0]!))].map((n) => [n, key(n)] as const)) {
     const m = model.get(gen)!;
-    const s = relay.store.get(name);
+    const s = (await relay.store.get(name));
     assert.ok(s !== undefined);
     assert.equal(Number(s.sender) + Number(s.recipient), m.joins);
   }
 }
 
-test('random API call sequences from several clients keep the relay answering and the invariants true', { timeout: 60_000 }, async () => {
-  await fc.assert(
-    fc.asyncProperty(fc.array(action, { minLength: 1, maxLength: 60, size: 'max' }), async (actions) => {
-      const relay = buildRelay({ maxChannelsPerAddress: 1000, joinRateLimit: 10_000, channelRateLimit: 10_000, metrics: 'off' });
-      try {
-        await run(relay, actions);
-      } finally {
-        await relay.close();
-      }
-    }),
-    { numRuns: 200 },
-  );
-  for (const [what, n] of Object.entries(accepted)) assert.ok(n > 0, `some requests were ${what === 'refused' ? what : `accepted writing ${what}`}`);
+forEachStore((S) => {
+  test('random API call sequences from several clients keep the relay answering and the invariants true', { timeout: 60_000 }, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(action, { minLength: 1, maxLength: 60, size: 'max' }), async (actions) => {
+        const relay = S.build({ maxChannelsPerAddress: 1000, joinRateLimit: 10_000, channelRateLimit: 10_000, metrics: 'off' });
+        try {
+          await run(relay, actions);
+        } finally {
+          await relay.close();
+        }
+      }),
+      { numRuns: S.name === 'redis' ? 60 : 200 },
+    );
+    for (const [what, n] of Object.entries(accepted)) assert.ok(n > 0, `some requests were ${what === 'refused' ? what : `accepted writing ${what}`}`);
+  });
 });
 
 /** Random TCP openings: raw bytes, length-prefixed junk, hellos with wrong fields, split anywhere. */
@@ -272,21 +274,23 @@ const opening: fc.Arbitrary<Buffer[]> = fc
     return points.slice(1).map((end, i) => bytes.subarray(points[i], end));
   }));
 
-test('random TCP openings are each refused or dropped, and the relay keeps stapling others', { timeout: 60_000 }, withRelay({ helloTimeoutMs: 100 }, async (relay) => {
-  await fc.assert(
-    fc.asyncProperty(opening, async (pieces) => {
-      const c = await Client.connect(relay.tcp.port!);
-      for (const piece of pieces) if (piece.length > 0) c.socket.write(piece);
-      await c.until(() => c.closed, 'the relay to close the socket');
-      const reply = c.data.length > 0 ? await c.reply() : undefined;
-      if (reply !== undefined) assert.equal(reply.type, 'error');
-    }),
-    { numRuns: 60 },
-  );
-  await until(() => relay.tcp.connectionCount === 0, 'every refused socket to be gone');
-  const { a, b } = await staple(relay);
-  a.socket.end(Buffer.from(encodeControlFrame({ v: 1, type: 'stapled' })));
-  await b.until(() => b.ended, 'b to receive');
-  b.socket.end();
-  await a.until(() => a.closed, 'a to close');
-}));
+forEachStore((S) => {
+  test('random TCP openings are each refused or dropped, and the relay keeps stapling others', { timeout: 60_000 }, S.withRelay({ helloTimeoutMs: 100 }, async (relay) => {
+    await fc.assert(
+      fc.asyncProperty(opening, async (pieces) => {
+        const c = await Client.connect(relay.tcp.port!);
+        for (const piece of pieces) if (piece.length > 0) c.socket.write(piece);
+        await c.until(() => c.closed, 'the relay to close the socket');
+        const reply = c.data.length > 0 ? await c.reply() : undefined;
+        if (reply !== undefined) assert.equal(reply.type, 'error');
+      }),
+      { numRuns: 60 },
+    );
+    await until(() => relay.tcp.connectionCount === 0, 'every refused socket to be gone');
+    const { a, b } = await staple(relay);
+    a.socket.end(Buffer.from(encodeControlFrame({ v: 1, type: 'stapled' })));
+    await b.until(() => b.ended, 'b to receive');
+    b.socket.end();
+    await a.until(() => a.closed, 'a to close');
+  }));
+});

@@ -131,6 +131,7 @@ export const RELAY_ERROR_CODES = [
   'ERR_TOO_MANY_CHANNELS', // 503
   'ERR_TOO_MANY_CONNECTIONS', // 503: TCP only, too many sockets waiting for a hello or a partner
   'ERR_SHUTTING_DOWN', // 503: the relay is draining: no new channels or connections
+  'ERR_STORE_UNAVAILABLE', // 503 with Retry-After: the relay's shared store (Redis) is unreachable for now
   'ERR_INTERNAL', // 500
 ] as const;
 export type RelayErrorCode = (typeof RELAY_ERROR_CODES)[number];

@@ -1,7 +1,15 @@
 /**
  * The relay's channel state machine: who joined, which PAKE fields are written, whether the TCP
- * connections are stapled, whether the channel is closed. Pure: no sockets, no HTTP, no timers;
- * the clock and the randomness come from the caller. docs/relay-api.md lists every transition.
+ * connections are stapled, whether the channel is closed. The rules live here, once, as changes
+ * of a plain record (ChannelRecord); where the records live is a ChannelBackend's business:
+ * store-memory.ts (one process, the default) or store-redis.ts (shared by a fleet of processes).
+ * No sockets, no HTTP, no timers; the clock and the randomness come from the caller.
+ * docs/relay-api.md lists every transition ("Stores" says what lives where).
+ *
+ * Every change is read → computed here → committed as a compare-and-set on the record's revision
+ * (with its index and quota changes, atomically: one Lua script in Redis); a commit that lost a
+ * race is computed again from the fresh record. So two recipients racing through two processes
+ * are ordered: one takes the seat, the other reads it taken (409 ERR_CHANNEL_FULL).
  *
  * A channel's life: created by a sender join (version 1) → a recipient joins → x (sender) →
  * y + hh_k together (recipient) → h_k (sender) → stapled (the TCP side) → closed → removed.
@@ -52,6 +60,7 @@ export const RELAY_ERROR_STATUS: Readonly<Record<RelayErrorCode, number>> = Obje
   ERR_TOO_MANY_CHANNELS: 503,
   ERR_TOO_MANY_CONNECTIONS: 503,
   ERR_SHUTTING_DOWN: 503,
+  ERR_STORE_UNAVAILABLE: 503,
 });
 
 /** A refused request: a stable code, its HTTP status, and a message without secrets. */
@@ -68,6 +77,14 @@ export class RelayError extends Error {
 
 export function isRelayError(e: unknown, code?: RelayErrorCode): e is RelayError {
   return e instanceof RelayError && (code === undefined || e.code === code);
+}
+
+/** Seconds a client is told to wait (Retry-After) when the store is unreachable. */
+export const STORE_RETRY_AFTER_S = 2;
+
+/** The store (Redis) cannot be reached: 503 with Retry-After; the relay recovers by itself when it is back. */
+export function storeUnavailable(): RelayError {
+  return new RelayError('ERR_STORE_UNAVAILABLE', 'the relay cannot reach its store right now, try again in a few seconds');
 }
 
 /** One joined peer. The uuid is its bearer token; it is valid only from `address`. */
@@ -108,7 +125,7 @@ export interface ExpireResult {
 }
 
 /** A recipient that was removed from a channel before the key agreement completed. */
-interface Evicted {
+export interface Evicted {
   readonly uuid: string;
   readonly address: string;
   /** What its view reads as closeReason: 'wrong-code' (rejected), 'expired' (too slow), or what it posted when leaving. */
@@ -120,11 +137,16 @@ interface Evicted {
 /** Evicted uuids remembered per channel (the oldest are forgotten; they then read 403 ERR_UNKNOWN_PARTICIPANT). */
 const MAX_EVICTED = 16;
 
-interface Channel {
+/** One channel, as a backend holds it: plain JSON. */
+export interface ChannelRecord {
+  /** Unique per channel ever created (a name is reused, an id never). */
+  readonly id: string;
   readonly name: string;
   readonly curve: CurveName;
   readonly createdAt: number;
   version: number;
+  /** Revision of the record: every commit of a change bumps it (the compare-and-set token). */
+  rev: number;
   sender: Participant | null;
   recipient: Participant | null;
   x: string | null;
@@ -139,8 +161,68 @@ interface Channel {
   attempts: number;
   /** When the seated recipient is evicted unless it has written y and hh_k (null: no deadline running). */
   recipientDeadline: number | null;
-  readonly evicted: Evicted[];
-  readonly watchers: Set<() => void>;
+  evicted: Evicted[];
+}
+
+/** A change of one record, handed to the backend to commit atomically. */
+export interface Commit {
+  /** 'create': a new record; 'update': replace the record if its rev is still `expectedRev`; 'remove': delete it if so. */
+  kind: 'create' | 'update' | 'remove';
+  /** The new record (for 'remove': the record as read). */
+  record: ChannelRecord;
+  expectedRev: number;
+  /** create: refuse ('name-taken') if any channel (open or closed) holds the name: relay-picked names. */
+  fresh: boolean;
+  /** Addresses that start counting this channel against maxChannelsPerAddress (checked: 'ERR_RATE_LIMITED'). */
+  addrAdd: string[];
+  /** Addresses that stop counting it. */
+  addrRemove: string[];
+  /** When expire() must look at the record next (null: never, a stapled channel). */
+  deadline: number | null;
+  /** How long the backend may keep the record if nobody removes it (a crashed fleet leaks nothing). */
+  ttlMs: number;
+  /** The change to announce to every watcher (every process), or null if the version did not change. */
+  event: ChangeEvent | null;
+}
+
+export type CommitResult =
+  | { ok: true }
+  | { ok: false; reason: 'conflict' | 'name-taken' | 'ERR_CHANNEL_OCCUPIED' | 'ERR_TOO_MANY_CHANNELS' | 'ERR_RATE_LIMITED' };
+
+/** A change of a channel, announced to every process's watchers. */
+export interface ChangeEvent {
+  name: string;
+  id: string;
+  version: number;
+  /** The change closed the channel (or removed it while open) with this reason. */
+  closed?: CloseReason;
+  removed?: boolean;
+}
+
+/** Where the records live: store-memory.ts (this process) or store-redis.ts (a fleet). */
+export interface ChannelBackend {
+  /** Connect and subscribe; `onEvent` gets every change of every channel (from any process), `local` when this process made it. */
+  start(onEvent: (e: ChangeEvent, local: boolean) => void, onResync: () => void): Promise<void>;
+  stop(): Promise<void>;
+  /** Every record held under `name`, oldest first. */
+  byName(name: string): Promise<ChannelRecord[]>;
+  commit(c: Commit, now: number): Promise<CommitResult>;
+  /** Records whose deadline is ≤ now (at most `limit`): [name, id]. */
+  due(now: number, limit: number): Promise<[string, string][]>;
+  /** Forget a due entry whose record is gone (its TTL ran out). */
+  dropDue(name: string, id: string): Promise<void>;
+  heldCount(now: number): Promise<number>;
+  openCount(now: number): Promise<number>;
+  openCountOf(address: string, now: number): Promise<number>;
+  /** Throws storeUnavailable() if the store cannot be reached. */
+  ping(): Promise<void>;
+  /** A fixed-window request counter per key: 0 if allowed, else ms until the window ends. */
+  rateHit(kind: string, key: string, max: number, windowMs: number, now: number): Promise<number>;
+  /** Distinct values per key per window: over() tells (ms left) whether `max` were counted. */
+  distinctOver(kind: string, key: string, max: number, windowMs: number, now: number): Promise<number>;
+  distinctHit(kind: string, key: string, value: string, max: number, windowMs: number, now: number): Promise<void>;
+  /** Forget ended windows (memory); Redis lets them expire. */
+  purge(now: number): void;
 }
 
 /**
@@ -155,6 +237,15 @@ const FIRST_DIGITS = 4;
 const LAST_DIGITS = 12; // 10^12 < 2^48, crypto.randomInt's range limit
 const PICKS_PER_RANGE = 8;
 export const NAME_SPREAD = 1000;
+/** Commits that lost a race are computed again, at most this many times per request. */
+const MAX_RETRIES = 64;
+/** Extra lifetime of a record in the backend beyond its last deadline (its TTL in Redis). */
+const TTL_SLACK_MS = 60_000;
+/** A stapled channel has no deadline (the stapler closes it); its record lives this long in Redis at most. */
+const STAPLED_TTL_MS = 24 * 3600_000;
+/** Records expire() asks the backend for at a time, and batches per call at most (the next sweep does the rest). */
+const EXPIRE_BATCH = 1000;
+const EXPIRE_BATCHES = 10;
 
 const peerCloseReasons: ReadonlySet<string> = new Set(PEER_CLOSE_REASONS);
 
@@ -169,7 +260,7 @@ function sameToken(a: string, b: string): boolean {
   return ab.length === bb.length && timingSafeEqual(ab, bb);
 }
 
-function snapshot(c: Channel, maxAttempts: number): ChannelState {
+function snapshot(c: ChannelRecord, maxAttempts: number): ChannelState {
   return {
     channel: c.name,
     curve: c.curve,
@@ -189,7 +280,7 @@ function snapshot(c: Channel, maxAttempts: number): ChannelState {
 }
 
 /** What an evicted recipient reads: the channel closed for it, at the version of its eviction. */
-function evictedView(c: Channel, e: Evicted, maxAttempts: number): ChannelState {
+function evictedView(c: ChannelRecord, e: Evicted, maxAttempts: number): ChannelState {
   return {
     channel: c.name,
     curve: c.curve,
@@ -208,157 +299,305 @@ function evictedView(c: Channel, e: Evicted, maxAttempts: number): ChannelState 
   };
 }
 
+/** What one computed change does besides the record: collected, then committed with it. */
+class Effects {
+  changed = false;
+  closed: CloseReason | undefined;
+  readonly addrAdd = new Set<string>();
+  readonly addrRemove = new Set<string>();
+}
+
+/** Returned by a change that must be committed before the request is computed again (a seat freed on the way). */
+const AGAIN = Symbol('again');
+
+/** The distinct addresses of a channel's participants. */
+function addressesOf(c: ChannelRecord): Set<string> {
+  const set = new Set<string>();
+  if (c.sender !== null) set.add(c.sender.address);
+  if (c.recipient !== null) set.add(c.recipient.address);
+  return set;
+}
+
+function isMember(c: ChannelRecord, uuid: string): boolean {
+  return [c.sender, c.recipient].some((q) => q !== null && sameToken(q.uuid, uuid)) || c.evicted.some((e) => sameToken(e.uuid, uuid));
+}
+
+/** The newest channel of that name, open or closed. */
+function latestOf(list: ChannelRecord[]): ChannelRecord | undefined {
+  return list[list.length - 1];
+}
+
+/** The open channel holding that name, if any. */
+function openOf(list: ChannelRecord[]): ChannelRecord | undefined {
+  const c = latestOf(list);
+  return c !== undefined && !c.closed ? c : undefined;
+}
+
+function notFound(channel: string): RelayError {
+  return new RelayError('ERR_CHANNEL_NOT_FOUND', `no channel ${channel}`);
+}
+
+/**
+ * The channel of that name `uuid` takes part in (or was evicted from), newest first; if none, the
+ * newest of the name (whose checks then refuse the uuid as unknown).
+ */
+function findFor(list: ChannelRecord[], channel: string, uuid: string): ChannelRecord {
+  if (list.length === 0) throw notFound(channel);
+  for (let i = list.length - 1; i >= 0; i--) if (isMember(list[i]!, uuid)) return list[i]!;
+  return list[list.length - 1]!;
+}
+
+function clone(c: ChannelRecord): ChannelRecord {
+  return { ...c, evicted: c.evicted.map((e) => ({ ...e })) };
+}
+
+/**
+ * The channel store: the rules of docs/relay-api.md over a backend. Every method is async (a
+ * backend may be across the network); the memory backend answers in the same tick.
+ */
 export class ChannelStore {
   readonly #config: ChannelStoreConfig;
-  /**
-   * Every channel held, by name, oldest first: closed ones (kept for their participants until
-   * closedRetentionMs) and at most one open one, which is then the last.
-   */
-  readonly #channels = new Map<string, Channel[]>();
-  #held = 0;
-  readonly #closeListeners = new Set<(channel: string, reason: CloseReason) => void>();
-  /** Open channels each address takes part in. */
-  readonly #perAddress = new Map<string, number>();
-  #open = 0;
+  readonly #backend: ChannelBackend;
+  /** Local watchers (long-polls) by channel name. */
+  readonly #watchers = new Map<string, Set<(e: ChangeEvent | undefined) => void>>();
+  readonly #closeListeners = new Set<(channel: string, reason: CloseReason, local: boolean) => void>();
+  #started: Promise<void> | undefined;
 
-  constructor(config: ChannelStoreConfig) {
+  constructor(config: ChannelStoreConfig, backend: ChannelBackend) {
     this.#config = config;
+    this.#backend = backend;
   }
 
-  #snap(c: Channel): ChannelState {
+  get backend(): ChannelBackend {
+    return this.#backend;
+  }
+
+  /** Connect the backend (idempotent); every other method waits for it. */
+  start(): Promise<void> {
+    this.#started ??= this.#backend.start(
+      (e, local) => this.#onEvent(e, local),
+      () => this.#resync(),
+    );
+    return this.#started;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#started === undefined) return;
+    await this.#started.catch(() => {});
+    await this.#backend.stop();
+  }
+
+  async #b(): Promise<ChannelBackend> {
+    await this.start();
+    return this.#backend;
+  }
+
+  #snap(c: ChannelRecord): ChannelState {
     return snapshot(c, this.#config.maxAttempts);
   }
 
   /** Channels held, open or closed-but-retained. */
-  get size(): number {
-    return this.#held;
+  async heldCount(): Promise<number> {
+    return (await this.#b()).heldCount(this.#config.now());
   }
 
   /** Channels not closed (waiting, in the handshake, or stapled). */
-  get openCount(): number {
-    return this.#open;
+  async openCount(): Promise<number> {
+    return (await this.#b()).openCount(this.#config.now());
   }
 
   /** Open channels `address` takes part in. */
-  openCountOf(address: string): number {
-    return this.#perAddress.get(normalizeAddress(address)) ?? 0;
+  async openCountOf(address: string): Promise<number> {
+    return (await this.#b()).openCountOf(normalizeAddress(address), this.#config.now());
   }
 
-  #checkAddressQuota(address: string): void {
-    if ((this.#perAddress.get(address) ?? 0) >= this.#config.maxChannelsPerAddress)
-      throw new RelayError('ERR_RATE_LIMITED', 'too many open channels from this address, try again later');
+  /** Throws storeUnavailable() when the backend cannot be reached. */
+  async ping(): Promise<void> {
+    return (await this.#b()).ping();
   }
 
-  #addressTaken(address: string, delta: 1 | -1): void {
-    const n = (this.#perAddress.get(address) ?? 0) + delta;
-    if (n <= 0) this.#perAddress.delete(address);
-    else this.#perAddress.set(address, n);
+  async #list(name: string): Promise<ChannelRecord[]> {
+    return (await this.#b()).byName(name);
   }
 
-  /** The distinct addresses of a channel's participants. */
-  #addresses(c: Channel): Set<string> {
-    const set = new Set<string>();
-    if (c.sender !== null) set.add(c.sender.address);
-    if (c.recipient !== null) set.add(c.recipient.address);
-    return set;
+  // ------------------------------------------------------------ commits
+
+  #deadline(c: ChannelRecord): number | null {
+    if (c.closed) return (c.closedAt ?? 0) + this.#config.closedRetentionMs;
+    let d = c.stapled ? Infinity : c.createdAt + this.#config.channelTtlMs;
+    if (c.recipientDeadline !== null) d = Math.min(d, c.recipientDeadline);
+    return d === Infinity ? null : d;
   }
+
+  #ttl(c: ChannelRecord, now: number): number {
+    const d = c.closed
+      ? (c.closedAt ?? now) + this.#config.closedRetentionMs
+      : c.stapled
+        ? now + STAPLED_TTL_MS
+        : c.createdAt + this.#config.channelTtlMs + this.#config.closedRetentionMs;
+    return Math.max(1_000, Math.min(d - now, 30 * 24 * 3600_000)) + TTL_SLACK_MS;
+  }
+
+  #commitOf(kind: Commit['kind'], c: ChannelRecord, expectedRev: number, fx: Effects, fresh = false): Commit {
+    const now = this.#config.now();
+    const removed = kind === 'remove';
+    const event: ChangeEvent | null =
+      fx.changed || removed
+        ? { name: c.name, id: c.id, version: c.version, ...(fx.closed !== undefined ? { closed: fx.closed } : {}), ...(removed ? { removed: true } : {}) }
+        : null;
+    return {
+      kind,
+      record: c,
+      expectedRev,
+      fresh,
+      addrAdd: [...fx.addrAdd],
+      addrRemove: [...fx.addrRemove],
+      deadline: removed ? null : this.#deadline(c),
+      ttlMs: this.#ttl(c, now),
+      event,
+    };
+  }
+
+  /**
+   * Read the records of `name`, pick one, compute the change on a copy, commit it if anything
+   * changed; a commit that lost a race is computed again. An error thrown by `fn` after it changed
+   * the record is thrown after the commit.
+   */
+  async #mutate<T>(
+    name: string,
+    pick: (list: ChannelRecord[]) => ChannelRecord,
+    fn: (c: ChannelRecord, fx: Effects) => T | typeof AGAIN,
+  ): Promise<T> {
+    const backend = await this.#b();
+    for (let i = 0; i < MAX_RETRIES; i++) {
+      const c0 = pick(await backend.byName(name));
+      const c = clone(c0);
+      const fx = new Effects();
+      let result: T | typeof AGAIN;
+      let error: unknown;
+      let failed = false;
+      try {
+        result = fn(c, fx);
+      } catch (e) {
+        failed = true;
+        error = e;
+        result = AGAIN;
+      }
+      if (fx.changed) {
+        c.rev = c0.rev + 1;
+        const r = await backend.commit(this.#commitOf('update', c, c0.rev, fx), this.#config.now());
+        if (!r.ok) {
+          if (r.reason === 'conflict') continue;
+          throw new RelayError(r.reason === 'name-taken' ? 'ERR_INTERNAL' : r.reason, quotaMessage(r.reason));
+        }
+      }
+      if (failed) throw error;
+      if (result === AGAIN) continue;
+      return result;
+    }
+    throw new RelayError('ERR_STORE_UNAVAILABLE', 'the channel is too busy right now, try again');
+  }
+
+  // ------------------------------------------------------------ joins
 
   /**
    * POST /join. A sender creates the channel (named by it, or picked by the relay); a recipient
    * takes the second seat of an existing one.
    */
-  join(req: JoinRequest, address: string): JoinResult {
+  join(req: JoinRequest, address: string): Promise<JoinResult> {
     return req.role === 'sender' ? this.#joinSender(req, address) : this.#joinRecipient(req, address);
   }
 
-  #joinSender(req: JoinRequest, address: string): JoinResult {
-    // a closed channel no longer holds its name: a fixed code can be used again at once
-    if (req.channel !== undefined && this.#openNamed(req.channel) !== undefined)
-      throw new RelayError('ERR_CHANNEL_OCCUPIED', `channel ${req.channel} already has a sender`);
-    if (this.#held >= this.#config.maxChannels)
-      throw new RelayError('ERR_TOO_MANY_CHANNELS', 'the relay holds too many channels, try again later');
+  async #joinSender(req: JoinRequest, address: string): Promise<JoinResult> {
+    const backend = await this.#b();
     const addr = normalizeAddress(address);
-    this.#checkAddressQuota(addr);
-    const name = req.channel ?? this.#pickName();
     const participant: Participant = { uuid: randomUUID(), role: 'sender', address: addr };
-    const channel: Channel = {
-      name,
-      curve: req.curve ?? DEFAULT_CURVE,
-      createdAt: this.#config.now(),
-      version: 1,
-      sender: participant,
-      recipient: null,
-      x: null,
-      y: null,
-      hh_k: null,
-      h_k: null,
-      stapled: false,
-      closed: false,
-      closeReason: null,
-      closedAt: null,
-      attempts: 0,
-      recipientDeadline: null,
-      evicted: [],
-      watchers: new Set(),
+    const create = async (name: string, fresh: boolean): Promise<JoinResult | undefined> => {
+      const channel: ChannelRecord = {
+        id: randomUUID(),
+        name,
+        curve: req.curve ?? DEFAULT_CURVE,
+        createdAt: this.#config.now(),
+        version: 1,
+        rev: 1,
+        sender: participant,
+        recipient: null,
+        x: null,
+        y: null,
+        hh_k: null,
+        h_k: null,
+        stapled: false,
+        closed: false,
+        closeReason: null,
+        closedAt: null,
+        attempts: 0,
+        recipientDeadline: null,
+        evicted: [],
+      };
+      const fx = new Effects();
+      fx.changed = true;
+      fx.addrAdd.add(addr);
+      const r = await backend.commit(this.#commitOf('create', channel, 0, fx, fresh), this.#config.now());
+      if (r.ok) return { participant, state: this.#snap(channel) };
+      if (r.reason === 'name-taken') return undefined;
+      if (r.reason === 'ERR_CHANNEL_OCCUPIED') throw new RelayError('ERR_CHANNEL_OCCUPIED', `channel ${name} already has a sender`);
+      if (r.reason === 'conflict') throw new RelayError('ERR_INTERNAL', 'unexpected conflict creating a channel');
+      throw new RelayError(r.reason, quotaMessage(r.reason));
     };
-    const list = this.#channels.get(name);
-    if (list === undefined) this.#channels.set(name, [channel]);
-    else list.push(channel);
-    this.#held++;
-    this.#open++;
-    this.#addressTaken(addr, 1);
-    return { participant, state: this.#snap(channel) };
-  }
-
-  #joinRecipient(req: JoinRequest, address: string): JoinResult {
-    if (req.channel === undefined) throw new RelayError('ERR_BAD_REQUEST', 'a recipient must name the channel');
-    // only an open channel is joined: a closed one's name waits for its next sender
-    const c = this.#openNamed(req.channel);
-    if (c === undefined) throw new RelayError('ERR_CHANNEL_NOT_FOUND', `no channel ${req.channel}`);
-    // a seat whose time ran out is freed now, not at the next sweep
-    if (c.recipientDeadline !== null && this.#config.now() >= c.recipientDeadline) this.#evict(c, 'expired', false);
-    if (c.recipient !== null) throw new RelayError('ERR_CHANNEL_FULL', `channel ${c.name} already has a recipient`);
-    if (req.curve !== undefined && req.curve !== c.curve)
-      throw new RelayError('ERR_BAD_REQUEST', `channel ${c.name} uses curve ${c.curve}, not ${req.curve}`);
-    const addr = normalizeAddress(address);
-    const newAddress = !this.#addresses(c).has(addr);
-    if (newAddress) this.#checkAddressQuota(addr);
-    const participant: Participant = { uuid: randomUUID(), role: 'recipient', address: addr };
-    c.recipient = participant;
-    if (newAddress) this.#addressTaken(addr, 1);
-    this.#startDeadline(c);
-    this.#bump(c);
-    return { participant, state: this.#snap(c) };
-  }
-
-  /** A free decimal name; terminates: PICKS_PER_RANGE tries per range, then a wider range. */
-  #pickName(): string {
-    let digits = channelNameDigits(this.#held);
+    // a closed channel no longer holds its name: a fixed code can be used again at once
+    if (req.channel !== undefined) return (await create(req.channel, false))!;
+    // A free decimal name; terminates: PICKS_PER_RANGE tries per range, then a wider range.
+    let digits = channelNameDigits(await backend.heldCount(this.#config.now()));
     for (; digits <= LAST_DIGITS; digits++) {
       for (let i = 0; i < PICKS_PER_RANGE; i++) {
         const n = this.#config.randomInt(1, 10 ** digits);
         if (!Number.isSafeInteger(n) || n < 1 || n >= 10 ** digits) continue;
-        const name = String(n);
-        if (!this.#channels.has(name)) return name;
+        const joined = await create(String(n), true);
+        if (joined !== undefined) return joined;
       }
     }
     throw new RelayError('ERR_TOO_MANY_CHANNELS', 'no free channel name found, try again later');
   }
 
-  /** Check that `uuid` is a participant of `channel` and uses it from the address it joined from. */
-  authenticate(channel: string, uuid: string, address: string): Participant {
-    const c = this.#findFor(channel, uuid);
-    return this.#authenticate(c, uuid, address);
+  async #joinRecipient(req: JoinRequest, address: string): Promise<JoinResult> {
+    const name = req.channel;
+    if (name === undefined) throw new RelayError('ERR_BAD_REQUEST', 'a recipient must name the channel');
+    const addr = normalizeAddress(address);
+    return this.#mutate(
+      name,
+      // only an open channel is joined: a closed one's name waits for its next sender
+      (list) => openOf(list) ?? throwIt(notFound(name)),
+      (c, fx) => {
+        // a seat whose time ran out is freed now, not at the next sweep
+        if (c.recipientDeadline !== null && this.#config.now() >= c.recipientDeadline) {
+          this.#evict(c, fx, 'expired', false);
+          return AGAIN;
+        }
+        if (c.recipient !== null) throw new RelayError('ERR_CHANNEL_FULL', `channel ${c.name} already has a recipient`);
+        if (req.curve !== undefined && req.curve !== c.curve)
+          throw new RelayError('ERR_BAD_REQUEST', `channel ${c.name} uses curve ${c.curve}, not ${req.curve}`);
+        const participant: Participant = { uuid: randomUUID(), role: 'recipient', address: addr };
+        if (!addressesOf(c).has(addr)) fx.addrAdd.add(addr);
+        c.recipient = participant;
+        this.#startDeadline(c);
+        this.#bump(c, fx);
+        return { participant, state: this.#snap(c) };
+      },
+    );
   }
 
-  #authenticate(c: Channel, uuid: string, address: string): Participant {
+  // ------------------------------------------------------------ reads
+
+  /** Check that `uuid` is a participant of `channel` and uses it from the address it joined from. */
+  async authenticate(channel: string, uuid: string, address: string): Promise<Participant> {
+    const c = findFor(await this.#list(channel), channel, uuid);
     const p = this.#who(c, uuid, address);
     if ('role' in p) return p;
     throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed to this recipient`);
   }
 
   /** A participant, or a recipient that was evicted; checked against the address it joined from. */
-  #who(c: Channel, uuid: string, address: string): Participant | Evicted {
+  #who(c: ChannelRecord, uuid: string, address: string): Participant | Evicted {
     const p: Participant | Evicted | undefined =
       [c.sender, c.recipient].find((q): q is Participant => q !== null && sameToken(q.uuid, uuid)) ??
       c.evicted.find((e) => sameToken(e.uuid, uuid));
@@ -369,18 +608,50 @@ export class ChannelStore {
   }
 
   /** POST /channel without writes: the state, for a participant (closed channels too, until removed). */
-  read(ref: { channel: string; uuid: string }, address: string): ChannelState {
-    const c = this.#findFor(ref.channel, ref.uuid);
+  async read(ref: { channel: string; uuid: string }, address: string): Promise<ChannelState> {
+    const c = findFor(await this.#list(ref.channel), ref.channel, ref.uuid);
     const p = this.#who(c, ref.uuid, address);
     return 'role' in p ? this.#snap(c) : evictedView(c, p, this.#config.maxAttempts);
   }
+
+  /** The state of the newest channel of that name (the open one, if any), or undefined if there is none. */
+  async get(channel: string): Promise<ChannelState | undefined> {
+    const c = latestOf(await this.#list(channel));
+    return c === undefined ? undefined : this.#snap(c);
+  }
+
+  /**
+   * What `ref.uuid` reads of its own channel of that name (a closed or evicted view included),
+   * without the address check; undefined once that channel is gone. For the long-polls.
+   */
+  async peek(ref: { channel: string; uuid: string }): Promise<ChannelState | undefined> {
+    const c = (await this.#list(ref.channel)).find((x) => isMember(x, ref.uuid));
+    if (c === undefined) return undefined;
+    const e = c.evicted.find((x) => sameToken(x.uuid, ref.uuid));
+    return e !== undefined ? evictedView(c, e, this.#config.maxAttempts) : this.#snap(c);
+  }
+
+  /** The participant seated as `role` in the newest channel of that name, if any (for tests). */
+  async participant(channel: string, role: Role): Promise<Participant | undefined> {
+    const c = latestOf(await this.#list(channel));
+    return (role === 'sender' ? c?.sender : c?.recipient) ?? undefined;
+  }
+
+  // ------------------------------------------------------------ writes
 
   /**
    * POST /channel: authenticate, then apply the writes (x; y with hh_k; h_k) and `close`, all or
    * nothing, as one change (one version bump). `wait` and `since` are the HTTP layer's business.
    */
-  update(req: ChannelRequest, address: string): ChannelState {
-    const c = this.#findFor(req.channel, req.uuid);
+  update(req: ChannelRequest, address: string): Promise<ChannelState> {
+    return this.#mutate(
+      req.channel,
+      (list) => findFor(list, req.channel, req.uuid),
+      (c, fx) => this.#update(c, fx, req, address),
+    );
+  }
+
+  #update(c: ChannelRecord, fx: Effects, req: ChannelRequest, address: string): ChannelState {
     const who = this.#who(c, req.uuid, address);
     const fields = req.x !== undefined || req.y !== undefined || req.hh_k !== undefined || req.h_k !== undefined;
     const writes = fields || req.reject === true;
@@ -405,14 +676,14 @@ export class ChannelStore {
       if (p.role !== 'sender') throw new RelayError('ERR_WRONG_ROLE', 'only the sender rejects a recipient');
       if (c.h_k !== null) throw new RelayError('ERR_FIELD_ALREADY_SET', 'h_k is already set: the recipient was accepted');
       if (c.y === null) throw new RelayError('ERR_OUT_OF_ORDER', 'reject follows y and hh_k');
-      this.#evict(c, 'wrong-code', true);
+      this.#evict(c, fx, 'wrong-code', true);
       return this.#snap(c);
     }
-    if (writes) this.#checkWrites(c, p, req);
+    if (writes) checkWrites(c, p, req);
     if (req.close === true && p.role === 'recipient' && c.h_k === null) {
       // a recipient that has not been accepted cannot end the sender's transfer: it leaves the seat
       // (a guess it committed with y + hh_k counts as an attempt)
-      const gone = this.#evict(c, req.reason ?? 'done', c.y !== null || req.y !== undefined);
+      const gone = this.#evict(c, fx, req.reason ?? 'done', c.y !== null || req.y !== undefined);
       return evictedView(c, gone!, this.#config.maxAttempts);
     }
 
@@ -422,13 +693,13 @@ export class ChannelStore {
     if (req.h_k !== undefined) c.h_k = req.h_k;
     if (req.x !== undefined) this.#startDeadline(c);
     if (req.y !== undefined) c.recipientDeadline = null;
-    if (req.close === true) this.#close(c, req.reason ?? 'done');
-    else this.#bump(c);
+    if (req.close === true) this.#close(c, fx, req.reason ?? 'done');
+    else this.#bump(c, fx);
     return this.#snap(c);
   }
 
   /** A seated recipient with x there for it and no y yet: its time to answer starts (once). */
-  #startDeadline(c: Channel): void {
+  #startDeadline(c: ChannelRecord): void {
     if (c.recipient !== null && c.x !== null && c.y === null && c.recipientDeadline === null)
       c.recipientDeadline = this.#config.now() + this.#config.recipientTimeoutMs;
   }
@@ -438,220 +709,229 @@ export class ChannelStore {
    * as closed with `reason`; x, y and hh_k are cleared; `attempt` counts a failed attempt, and the
    * last allowed one closes the channel 'wrong-code'. One change (one version).
    */
-  #evict(c: Channel, reason: CloseReason, attempt: boolean): Evicted | undefined {
+  #evict(c: ChannelRecord, fx: Effects, reason: CloseReason, attempt: boolean): Evicted | undefined {
     const r = c.recipient;
     if (r === null) return undefined;
     const e: Evicted = { uuid: r.uuid, address: r.address, reason, version: 0 };
     c.evicted.push(e);
     if (c.evicted.length > MAX_EVICTED) c.evicted.shift();
     c.recipient = null;
-    if (c.sender?.address !== r.address) this.#addressTaken(r.address, -1);
+    if (c.sender?.address !== r.address) fx.addrRemove.add(r.address);
     c.x = null;
     c.y = null;
     c.hh_k = null;
     c.recipientDeadline = null;
     if (attempt) c.attempts++;
-    if (attempt && c.attempts >= this.#config.maxAttempts) this.#close(c, 'wrong-code');
-    else this.#bump(c);
-    e.version = c.version; // set before any watcher reads it: they read in a later tick
+    if (attempt && c.attempts >= this.#config.maxAttempts) this.#close(c, fx, 'wrong-code');
+    else this.#bump(c, fx);
+    e.version = c.version;
     return e;
   }
 
-  #checkWrites(c: Channel, p: Participant, req: ChannelRequest): void {
-    if ((req.y === undefined) !== (req.hh_k === undefined))
-      throw new RelayError('ERR_BAD_REQUEST', 'y and hh_k are written together, in one request');
-    if (req.x !== undefined) {
-      if (p.role !== 'sender') throw new RelayError('ERR_WRONG_ROLE', 'only the sender writes x');
-      if (c.x !== null) throw new RelayError('ERR_FIELD_ALREADY_SET', 'x is already set');
-    }
-    if (req.y !== undefined) {
-      if (p.role !== 'recipient') throw new RelayError('ERR_WRONG_ROLE', 'only the recipient writes y and hh_k');
-      if (c.y !== null) throw new RelayError('ERR_FIELD_ALREADY_SET', 'y and hh_k are already set');
-      if (c.x === null) throw new RelayError('ERR_OUT_OF_ORDER', 'y and hh_k follow x');
-    }
-    if (req.h_k !== undefined) {
-      if (p.role !== 'sender') throw new RelayError('ERR_WRONG_ROLE', 'only the sender writes h_k');
-      if (c.h_k !== null) throw new RelayError('ERR_FIELD_ALREADY_SET', 'h_k is already set');
-      if (c.y === null) throw new RelayError('ERR_OUT_OF_ORDER', 'h_k follows y and hh_k');
-    }
-  }
-
-  /** The state of the newest channel of that name (the open one, if any), or undefined if there is none. */
-  get(channel: string): ChannelState | undefined {
-    const c = this.#latest(channel);
-    return c === undefined ? undefined : this.#snap(c);
-  }
-
-  /**
-   * What `ref.uuid` reads of its own channel of that name (a closed or evicted view included),
-   * without the address check; undefined once that channel is gone. For the long-polls.
-   */
-  peek(ref: { channel: string; uuid: string }): ChannelState | undefined {
-    const c = this.#channels.get(ref.channel)?.find((x) => this.#member(x, ref.uuid));
-    if (c === undefined) return undefined;
-    const e = c.evicted.find((x) => sameToken(x.uuid, ref.uuid));
-    return e !== undefined ? evictedView(c, e, this.#config.maxAttempts) : this.#snap(c);
-  }
-
-  /** The participant seated as `role` in the newest channel of that name, if any (for the stapler's bookkeeping and tests). */
-  participant(channel: string, role: Role): Participant | undefined {
-    const c = this.#latest(channel);
-    return (role === 'sender' ? c?.sender : c?.recipient) ?? undefined;
-  }
-
   /** The TCP side joined both peers' connections. Throws if the channel is gone or closed. */
-  markStapled(channel: string): ChannelState {
-    const c = this.#find(channel); // the newest: the open one, if any
-    if (c.closed) throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed`);
-    if (!c.stapled) {
-      c.stapled = true;
-      this.#bump(c);
-    }
-    return this.#snap(c);
+  markStapled(channel: string): Promise<ChannelState> {
+    return this.#mutate(
+      channel,
+      (list) => latestOf(list) ?? throwIt(notFound(channel)), // the newest: the open one, if any
+      (c, fx) => {
+        if (c.closed) throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed`);
+        if (!c.stapled) {
+          c.stapled = true;
+          this.#bump(c, fx);
+        }
+        return this.#snap(c);
+      },
+    );
   }
 
   /** Close the newest channel of that name (idempotent). Its state stays readable until expire() removes it. */
-  close(channel: string, reason: CloseReason): ChannelState {
-    const c = this.#find(channel);
-    if (!c.closed) this.#close(c, reason);
-    return this.#snap(c);
+  close(channel: string, reason: CloseReason): Promise<ChannelState> {
+    return this.#mutate(
+      channel,
+      (list) => latestOf(list) ?? throwIt(notFound(channel)),
+      (c, fx) => {
+        if (!c.closed) this.#close(c, fx, reason);
+        return this.#snap(c);
+      },
+    );
   }
 
   /** Forget every channel of that name now. Watchers are woken (they will find it gone); close listeners run if one was open. */
-  remove(channel: string): boolean {
-    const list = this.#channels.get(channel);
-    if (list === undefined) return false;
-    for (const c of [...list]) this.#remove(c);
+  async remove(channel: string): Promise<boolean> {
+    const list = await this.#list(channel);
+    if (list.length === 0) return false;
+    for (const c of list) await this.#removeRecord(c);
     return true;
   }
 
-  #remove(c: Channel): void {
-    const list = this.#channels.get(c.name);
-    const i = list?.indexOf(c) ?? -1;
-    if (list === undefined || i < 0) return;
-    list.splice(i, 1);
-    if (list.length === 0) this.#channels.delete(c.name);
-    this.#held--;
-    const wasOpen = !c.closed;
-    if (wasOpen) {
-      c.closed = true;
-      c.closeReason = 'error';
-      this.#released(c);
+  /** Remove one record (re-read on a lost race); false if it is gone already. */
+  async #removeRecord(c0: ChannelRecord): Promise<boolean> {
+    const backend = await this.#b();
+    let c: ChannelRecord | undefined = c0;
+    for (let i = 0; i < MAX_RETRIES && c !== undefined; i++) {
+      const fx = new Effects();
+      if (!c.closed) {
+        for (const a of addressesOf(c)) fx.addrRemove.add(a);
+        fx.closed = 'error';
+      }
+      const r = await backend.commit(this.#commitOf('remove', c, c.rev, fx), this.#config.now());
+      if (r.ok) return true;
+      const id: string = c.id;
+      c = (await backend.byName(c.name)).find((x) => x.id === id);
     }
-    this.#wake(c);
-    if (wasOpen) this.#notifyClosed(c.name, 'error');
+    return false;
   }
 
   /**
    * Close open channels that were not stapled within channelTtlMs of their creation (reason 'expired'),
    * evict recipients whose recipientTimeoutMs ran out, and remove closed channels older than closedRetentionMs.
+   * Several processes may sweep at once: each change is a compare-and-set, done by one of them.
    */
-  expire(now: number): ExpireResult {
+  async expire(now: number): Promise<ExpireResult> {
     const result: ExpireResult = { closed: [], removed: [], evicted: [] };
-    for (const c of [...this.#channels.values()].flat()) {
-      if (c.closed) {
-        if (c.closedAt !== null && now - c.closedAt >= this.#config.closedRetentionMs) {
-          this.#remove(c);
-          result.removed.push(c.name);
-        }
-      } else if (!c.stapled && now - c.createdAt >= this.#config.channelTtlMs) {
-        this.#close(c, 'expired');
-        result.closed.push(c.name);
-      } else if (c.recipientDeadline !== null && now >= c.recipientDeadline) {
-        this.#evict(c, 'expired', false);
-        result.evicted.push(c.name);
-      }
+    const backend = await this.#b();
+    for (let batch = 0; batch < EXPIRE_BATCHES; batch++) {
+      const due = await backend.due(now, EXPIRE_BATCH);
+      for (const [name, id] of due) await this.#expireOne(now, name, id, result);
+      if (due.length < EXPIRE_BATCH) break;
     }
     return result;
   }
 
+  async #expireOne(now: number, name: string, id: string, result: ExpireResult): Promise<void> {
+    const backend = await this.#b();
+    {
+      const c = (await backend.byName(name)).find((x) => x.id === id);
+      if (c === undefined) return void (await backend.dropDue(name, id));
+      if (c.closed) {
+        if (c.closedAt !== null && now - c.closedAt >= this.#config.closedRetentionMs) {
+          if (await this.#removeRecord(c)) result.removed.push(name);
+        }
+        return;
+      }
+      const done = await this.#mutate(
+        name,
+        (list) => list.find((x) => x.id === id) ?? throwIt(notFound(name)),
+        (x, fx): keyof ExpireResult | undefined => {
+          if (x.closed) return undefined;
+          if (!x.stapled && now - x.createdAt >= this.#config.channelTtlMs) {
+            this.#close(x, fx, 'expired');
+            return 'closed';
+          }
+          if (x.recipientDeadline !== null && now >= x.recipientDeadline) {
+            this.#evict(x, fx, 'expired', false);
+            return 'evicted';
+          }
+          return undefined;
+        },
+      ).catch((e: unknown) => {
+        if (isRelayError(e, 'ERR_CHANNEL_NOT_FOUND')) return undefined;
+        throw e;
+      });
+      if (done !== undefined) result[done].push(name);
+    }
+  }
+
+  // ------------------------------------------------------------ watchers
+
   /**
-   * Call `fn` after every change of a channel (and when it is removed): the newest of that name,
-   * or with a `{ channel, uuid }` reference the one that uuid takes part in. Returns the unsubscribe function.
+   * Call `fn` after every change of a channel of that name (and when one is removed), whichever
+   * process made it; `fn` reads what it needs (peek). Returns the unsubscribe function.
    */
   subscribe(channel: string | { channel: string; uuid: string }, fn: () => void): () => void {
-    const c = typeof channel === 'string' ? this.#find(channel) : this.#findFor(channel.channel, channel.uuid);
-    c.watchers.add(fn);
+    const name = typeof channel === 'string' ? channel : channel.channel;
+    let set = this.#watchers.get(name);
+    if (set === undefined) this.#watchers.set(name, (set = new Set()));
+    const w = (): void => fn();
+    set.add(w);
     return () => {
-      c.watchers.delete(fn);
+      const s = this.#watchers.get(name);
+      if (s === undefined) return;
+      s.delete(w);
+      if (s.size === 0) this.#watchers.delete(name);
     };
   }
 
-  /** Watchers of one channel, or of all channels: a leak check for tests. */
+  /** Watchers of one channel name, or of all: a leak check for tests. */
   watcherCount(channel?: string): number {
+    if (channel !== undefined) return this.#watchers.get(channel)?.size ?? 0;
     let n = 0;
-    for (const c of channel !== undefined ? (this.#channels.get(channel) ?? []) : [...this.#channels.values()].flat()) n += c.watchers.size;
+    for (const s of this.#watchers.values()) n += s.size;
     return n;
   }
 
-  /** Call `fn` whenever a channel becomes closed or an open channel is removed. */
-  onClose(fn: (channel: string, reason: CloseReason) => void): () => void {
+  /**
+   * Call `fn` whenever a channel becomes closed or an open channel is removed, in any process of
+   * the fleet; `local` is true in the process that made the change (count it there only).
+   */
+  onClose(fn: (channel: string, reason: CloseReason, local: boolean) => void): () => void {
     this.#closeListeners.add(fn);
     return () => {
       this.#closeListeners.delete(fn);
     };
   }
 
-  /** The newest channel of that name, open or closed. */
-  #latest(channel: string): Channel | undefined {
-    const list = this.#channels.get(channel);
-    return list?.[list.length - 1];
+  #onEvent(e: ChangeEvent, local: boolean): void {
+    const set = this.#watchers.get(e.name);
+    if (set !== undefined) for (const fn of [...set]) fn(e);
+    if (e.closed !== undefined) for (const fn of [...this.#closeListeners]) fn(e.name, e.closed, local);
   }
 
-  /** The open channel holding that name, if any. */
-  #openNamed(channel: string): Channel | undefined {
-    const c = this.#latest(channel);
-    return c !== undefined && !c.closed ? c : undefined;
+  /** Changes may have been missed (the store was unreachable): every watcher reads again. */
+  #resync(): void {
+    for (const set of [...this.#watchers.values()]) for (const fn of [...set]) fn(undefined);
   }
 
-  #find(channel: string): Channel {
-    const c = this.#latest(channel);
-    if (c === undefined) throw new RelayError('ERR_CHANNEL_NOT_FOUND', `no channel ${channel}`);
-    return c;
-  }
+  // ------------------------------------------------------------ helpers
 
-  /**
-   * The channel of that name `uuid` takes part in (or was evicted from), newest first; if none, the
-   * newest of the name (whose checks then refuse the uuid as unknown).
-   */
-  #findFor(channel: string, uuid: string): Channel {
-    const list = this.#channels.get(channel);
-    if (list === undefined) throw new RelayError('ERR_CHANNEL_NOT_FOUND', `no channel ${channel}`);
-    for (let i = list.length - 1; i >= 0; i--) if (this.#member(list[i]!, uuid)) return list[i]!;
-    return list[list.length - 1]!;
-  }
-
-  #member(c: Channel, uuid: string): boolean {
-    return [c.sender, c.recipient].some((q) => q !== null && sameToken(q.uuid, uuid)) || c.evicted.some((e) => sameToken(e.uuid, uuid));
-  }
-
-  /** An open channel became closed (or was removed while open): it no longer counts as open. */
-  #released(c: Channel): void {
-    this.#open--;
-    for (const a of this.#addresses(c)) this.#addressTaken(a, -1);
-  }
-
-  #close(c: Channel, reason: CloseReason): void {
-    this.#released(c);
+  #close(c: ChannelRecord, fx: Effects, reason: CloseReason): void {
+    for (const a of addressesOf(c)) fx.addrRemove.add(a);
     c.closed = true;
     c.closeReason = reason;
     c.closedAt = this.#config.now();
-    this.#bump(c);
-    this.#notifyClosed(c.name, reason);
+    c.recipientDeadline = null;
+    fx.closed = reason;
+    this.#bump(c, fx);
   }
 
-  #bump(c: Channel): void {
+  #bump(c: ChannelRecord, fx: Effects): void {
     c.version++;
-    this.#wake(c);
+    fx.changed = true;
   }
+}
 
-  #wake(c: Channel): void {
-    for (const fn of [...c.watchers]) fn();
+function checkWrites(c: ChannelRecord, p: Participant, req: ChannelRequest): void {
+  if ((req.y === undefined) !== (req.hh_k === undefined))
+    throw new RelayError('ERR_BAD_REQUEST', 'y and hh_k are written together, in one request');
+  if (req.x !== undefined) {
+    if (p.role !== 'sender') throw new RelayError('ERR_WRONG_ROLE', 'only the sender writes x');
+    if (c.x !== null) throw new RelayError('ERR_FIELD_ALREADY_SET', 'x is already set');
   }
+  if (req.y !== undefined) {
+    if (p.role !== 'recipient') throw new RelayError('ERR_WRONG_ROLE', 'only the recipient writes y and hh_k');
+    if (c.y !== null) throw new RelayError('ERR_FIELD_ALREADY_SET', 'y and hh_k are already set');
+    if (c.x === null) throw new RelayError('ERR_OUT_OF_ORDER', 'y and hh_k follow x');
+  }
+  if (req.h_k !== undefined) {
+    if (p.role !== 'sender') throw new RelayError('ERR_WRONG_ROLE', 'only the sender writes h_k');
+    if (c.h_k !== null) throw new RelayError('ERR_FIELD_ALREADY_SET', 'h_k is already set');
+    if (c.y === null) throw new RelayError('ERR_OUT_OF_ORDER', 'h_k follows y and hh_k');
+  }
+}
 
-  #notifyClosed(name: string, reason: CloseReason): void {
-    for (const fn of [...this.#closeListeners]) fn(name, reason);
+function quotaMessage(code: string): string {
+  switch (code) {
+    case 'ERR_TOO_MANY_CHANNELS':
+      return 'the relay holds too many channels, try again later';
+    case 'ERR_RATE_LIMITED':
+      return 'too many open channels from this address, try again later';
+    default:
+      return 'internal relay error';
   }
+}
+
+function throwIt(e: Error): never {
+  throw e;
 }
 
 /** Digits of a relay-picked channel name while `held` channels are held: the fewest (≥ 4) with 10^d ≥ NAME_SPREAD × (held + 1). */

@@ -9,6 +9,7 @@ import { MAX_PASSWORD_LENGTH } from '../core/relay-api.js';
 import { BoundedLogSink, LOG_BUFFER_BYTES } from './log-sink.js';
 import { prettyLogLine } from './log-pretty.js';
 import { RELAY_DEFAULTS, type RelayOptions } from './options.js';
+import { checkStoreUrl } from './store-url.js';
 
 /** What commander hands over: every value a string (or a bare boolean flag). */
 export interface RelayCliFlags {
@@ -36,6 +37,8 @@ export interface RelayCliFlags {
   shutdownGrace?: string;
   quiet?: boolean;
   logFormat?: string;
+  store?: string;
+  storePrefix?: string;
 }
 
 /** One flag: its name on the command line, its environment variable, its default shown in the help. */
@@ -154,6 +157,18 @@ export const RELAY_FLAGS = {
     help: 'the log lines on stdout: json (one JSON object per line) or pretty (a short line per event); default: pretty when stdout is a terminal, else json',
     def: undefined,
   },
+  store: {
+    flag: '--store <url>',
+    env: 'TSC_CROC_RELAY_STORE',
+    help: 'keep channels, rate limits and quotas in Redis/Valkey (redis://HOST:PORT[/DB]), shared by every relay process using it; default: in this process',
+    def: undefined,
+  },
+  storePrefix: {
+    flag: '--store-prefix <prefix>',
+    env: 'TSC_CROC_RELAY_STORE_PREFIX',
+    help: 'prefix of the keys written in the store (fleets sharing one Redis use different ones)',
+    def: RELAY_DEFAULTS.storePrefix,
+  },
 } as const satisfies Record<keyof RelayCliFlags, { flag: string; env: string; help: string; def: string | undefined }>;
 
 export interface RelayCliConfig {
@@ -239,6 +254,16 @@ export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv, out: L
   const logFormat = raw('logFormat') ?? (out.tty ? 'pretty' : 'json');
   if (logFormat !== 'json' && logFormat !== 'pretty') throw usage('logFormat', 'must be json or pretty');
 
+  const store = raw('store');
+  if (store !== undefined) {
+    try {
+      checkStoreUrl(store);
+    } catch (e) {
+      throw usage('store', (e as Error).message.replace(/^store /, ''));
+    }
+  }
+  const storePrefix = raw('storePrefix');
+  if (storePrefix !== undefined && !/^[A-Za-z0-9:_.-]{1,100}$/.test(storePrefix)) throw usage('storePrefix', 'must be 1-100 of A-Z a-z 0-9 : _ . -');
   const graceSeconds = int('shutdownGrace', 0, MAX_SECONDS) ?? Number(RELAY_FLAGS.shutdownGrace.def);
   const joinRate = int('joinRate', 1, 10_000_000);
   const channelRate = int('channelRate', 1, 10_000_000);
@@ -264,6 +289,8 @@ export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv, out: L
     joinMissLimit: int('joinMissLimit', 1, 10_000_000),
     joinRateLimit: joinRate,
     channelRateLimit: channelRate,
+    store,
+    storePrefix,
     // pretty: the same bounded sink to stdout (its drops counted the same), each line rewritten
     logger: quiet
       ? false

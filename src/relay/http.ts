@@ -26,13 +26,15 @@ import {
   type JoinResponse,
   type RelayErrorBody,
 } from '../core/relay-api.js';
-import { ChannelStore, RelayError, isRelayError, normalizeAddress } from './channels.js';
+import { ChannelStore, RelayError, STORE_RETRY_AFTER_S, isRelayError, normalizeAddress, type ChannelBackend } from './channels.js';
 import { BoundedLogSink } from './log-sink.js';
 import { RelayMetrics, type CapLimit } from './metrics.js';
 import { resolveRelayOptions, type RelayLoggerOptions, type RelayOptions } from './options.js';
 import { passwordCheck } from './password.js';
 import { compileSerializer, compileValidator, type Schema } from './schema.js';
 import { Stapler } from './stapler.js';
+import { MemoryBackend } from './store-memory.js';
+import { RedisBackend } from './store-redis.js';
 
 export interface Relay {
   /** The fastify app (not listening until listen()); use app.inject() in tests. */
@@ -215,8 +217,10 @@ export function toErrorAnswer(err: unknown): { statusCode: number; body: RelayEr
 function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply, metrics: RelayMetrics): void {
   const { statusCode, body } = toErrorAnswer(err);
   metrics.rejected('http', body.code);
+  if (body.code === 'ERR_STORE_UNAVAILABLE') void reply.header('retry-after', String(STORE_RETRY_AFTER_S));
   const fields = { channel: channelOf(request), address: request.ip, status: statusCode, code: body.code };
-  if (statusCode >= 500) request.log.error({ ...fields, err }, 'request failed');
+  // (the store's outage is logged once, when the connection drops, not once per refused request)
+  if (statusCode >= 500 && body.code !== 'ERR_STORE_UNAVAILABLE') request.log.error({ ...fields, err }, 'request failed');
   // At debug: any client can cause refusals at will (rejections_total counts them).
   else request.log.debug(fields, 'request refused');
   void reply.code(statusCode).send(body);
@@ -242,6 +246,20 @@ const serializerCompiler = ({ schema }: { schema: unknown }): ((data: unknown) =
 /** Build the relay: store, HTTP app, TCP stapler, metrics. Nothing listens until listen(). */
 export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
   const opts = resolveRelayOptions(options);
+  const backend: ChannelBackend =
+    opts.store === undefined
+      ? new MemoryBackend(opts)
+      : new RedisBackend({
+          url: opts.store,
+          prefix: opts.storePrefix,
+          maxChannels: opts.maxChannels,
+          maxChannelsPerAddress: opts.maxChannelsPerAddress,
+          observer: { roundTrip: (s) => metrics.storeRoundTrip(s), error: () => metrics.storeError() },
+          onConnection: (up, err) => {
+            if (up) app.log.info('store connected');
+            else app.log.warn({ err: err?.message }, 'store unreachable: answering 503 until it is back');
+          },
+        });
   const store = new ChannelStore({
     now: opts.now,
     randomInt: opts.randomInt,
@@ -251,7 +269,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     closedRetentionMs: opts.closedRetentionMs,
     recipientTimeoutMs: opts.recipientTimeoutMs,
     maxAttempts: opts.maxAttempts,
-  });
+  }, backend);
   const checkPassword = passwordCheck(opts.password);
   let logSink: BoundedLogSink | undefined;
   const app = Fastify({
@@ -283,8 +301,8 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
   // The gauges read the stapler at scrape time, the stapler counts into the metrics.
   const metrics: RelayMetrics = new RelayMetrics(
     {
-      channelsHeld: () => store.size,
-      channelsOpen: () => store.openCount,
+      channelsHeld: () => store.heldCount(),
+      channelsOpen: () => store.openCount(),
       stapledPairs: () => stapler.stapledCount,
       tcpSockets: () => stapler.connectionCount,
       tcpPending: () => stapler.pendingCount,
@@ -322,7 +340,9 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     log: app.log.child({ component: 'stapler' }),
     metrics,
   });
-  store.onClose((channel, reason) => {
+  store.onClose((channel, reason, local) => {
+    // every process of a fleet hears every close (its stapler drops its sockets); the one that made it counts it
+    if (!local) return;
     metrics.closed(reason);
     app.log.info({ channel, reason }, 'channel closed');
   });
@@ -330,30 +350,41 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
   /** Pending long-polls; answered at once when the relay shuts down. */
   const waiters = new Set<() => void>();
   let sweep: NodeJS.Timeout | undefined;
+  let sweeping: Promise<void> | undefined;
+  let sweepBusy = false;
   let draining = false;
 
   app.setErrorHandler((err, request, reply) => sendError(err, request, reply, metrics));
   app.setNotFoundHandler((request, reply) => sendError(notFound(request), request, reply, metrics));
+  /** Long-poll answers being read from the store: a close lets them finish (bounded) before connections are cut. */
+  const answering = new Set<Promise<unknown>>();
   app.addHook('preClose', async () => {
     for (const finish of [...waiters]) finish();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...answering]), new Promise((r) => (timer = setTimeout(r, 2_000)))]);
+    clearTimeout(timer);
   });
   /** One line for the refusals since the last one (a refusal is something any client can cause at will). */
   const logRefusals = (): void => {
     const refused = metrics.takeRecentRejections();
     if (refused !== undefined) app.log.info({ refused }, 'refused since the last summary');
   };
+  // the store connects before the first request (inject() and listen() both wait for onReady)
+  app.addHook('onReady', async () => {
+    await store.start();
+  });
   app.addHook('onClose', async () => {
     clearInterval(sweep);
     logRefusals();
     metrics.stop();
     await stapler.close();
+    await sweeping;
+    await store.stop();
   });
 
-  const joinLimit = new RateLimiter(opts.joinRateLimit, opts.rateWindowMs, opts.now);
-  const channelLimit = new RateLimiter(opts.channelRateLimit, opts.rateWindowMs, opts.now);
-  /** An onRequest hook: refuse the request (429, retry-after) when its address is over `limit`. */
-  const limited = (limit: RateLimiter) => async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const retryMs = limit.hit(normalizeAddress(request.ip));
+  /** An onRequest hook: refuse the request (429, retry-after) when its address is over `max` per window (kept in the store: fleet-wide with Redis). */
+  const limited = (kind: string, max: number) => async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const retryMs = await store.backend.rateHit(kind, normalizeAddress(request.ip), max, opts.rateWindowMs, opts.now());
     if (retryMs === 0) return;
     throw rateLimited(reply, retryMs, 'too many requests from this address');
   };
@@ -362,13 +393,17 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
    * channel lifetime: a recipient waiting for its sender asks for the same name again and again
    * (it counts once); a scan names new ones.
    */
-  const joinMisses = new DistinctLimiter(opts.joinMissLimit, opts.channelTtlMs, opts.now);
+  const joinMisses = {
+    over: (address: string) => store.backend.distinctOver('miss', address, opts.joinMissLimit, opts.channelTtlMs, opts.now()),
+    hit: (address: string, name: string) => store.backend.distinctHit('miss', address, name, opts.joinMissLimit, opts.channelTtlMs, opts.now()),
+  };
 
   void app.register(async (api) => {
-    api.get('/health', { schema: { response: { 200: healthResponseSchema, ...errorResponses } } }, async () => ({
-      ok: true,
-      version: RELAY_PROTOCOL_VERSION,
-    }));
+    // fails (503 ERR_STORE_UNAVAILABLE) while the store cannot be reached: a load balancer skips this process
+    api.get('/health', { schema: { response: { 200: healthResponseSchema, ...errorResponses } } }, async () => {
+      await store.ping();
+      return { ok: true, version: RELAY_PROTOCOL_VERSION };
+    });
 
     api.get('/metrics', { schema: { response: errorResponses } }, async (request, reply) => {
       if (opts.metrics === 'off' || (opts.metrics === 'loopback' && !isLoopback(request.ip))) throw notFound(request);
@@ -380,7 +415,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       '/join',
       {
         schema: { body: joinBodySchema, response: { 200: joinResponseSchema, ...errorResponses } },
-        onRequest: limited(joinLimit),
+        onRequest: limited('join', opts.joinRateLimit),
       },
       async (request, reply): Promise<JoinResponse> => {
         if (draining) throw new RelayError('ERR_SHUTTING_DOWN', 'the relay is shutting down, try another one or later');
@@ -390,14 +425,14 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
         if (recipient) {
           // An address that named too many channels the relay does not hold is refused every
           // recipient join for the rest of its window, held channels included (no answer tells it more).
-          const retryMs = joinMisses.over(address);
+          const retryMs = await joinMisses.over(address);
           if (retryMs > 0) throw rateLimited(reply, retryMs, 'too many joins of channels that do not exist from this address');
         }
-        let joined: ReturnType<typeof store.join>;
+        let joined: Awaited<ReturnType<typeof store.join>>;
         try {
-          joined = store.join(request.body, request.ip);
+          joined = await store.join(request.body, request.ip);
         } catch (err) {
-          if (recipient && isRelayError(err) && err.code === 'ERR_CHANNEL_NOT_FOUND') joinMisses.hit(address, request.body.channel ?? '');
+          if (recipient && isRelayError(err) && err.code === 'ERR_CHANNEL_NOT_FOUND') await joinMisses.hit(address, request.body.channel ?? '');
           throw err;
         }
         const { participant, state } = joined;
@@ -418,11 +453,11 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       '/channel',
       {
         schema: { body: channelBodySchema, response: { 200: channelStateSchema, ...errorResponses } },
-        onRequest: limited(channelLimit),
+        onRequest: limited('channel', opts.channelRateLimit),
       },
       async (request, reply): Promise<ChannelState> => {
         const body = request.body;
-        let state = store.update(body, request.ip);
+        let state = await store.update(body, request.ip);
         const wrote = WRITABLE.filter((k) => body[k] !== undefined);
         if (wrote.length > 0 || body.close === true || body.reject === true)
           request.log.debug({ channel: state.channel, address: request.ip, wrote, rejected: body.reject === true, closeReason: state.closeReason, version: state.version }, 'channel updated');
@@ -430,8 +465,16 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
         const since = body.since ?? state.version;
         // a closed view (a closed channel, or an evicted recipient's) never changes again: answer at once
         if (wait > 0 && state.version <= since && !state.closed) {
-          await holdLongPoll(request.ip, () => waitForChange(store, waiters, body, since, wait, reply));
-          state = store.read(body, request.ip);
+          const answer = (async () => {
+            await holdLongPoll(request.ip, () => waitForChange(store, waiters, body, since, wait, reply));
+            return store.read(body, request.ip);
+          })();
+          answering.add(answer);
+          try {
+            state = await answer;
+          } finally {
+            answering.delete(answer);
+          }
         }
         return state;
       },
@@ -461,13 +504,21 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       const address = app.server.address();
       const httpPort = address !== null && typeof address === 'object' ? address.port : opts.port;
       sweep = setInterval(() => {
-        const now = opts.now();
-        metrics.timedOut('channel_ttl', store.expire(now).closed.length);
-        joinLimit.purge(now);
-        joinMisses.purge(now);
-        channelLimit.purge(now);
-        stapler.sweepIdle(now);
-        logRefusals();
+        if (sweepBusy) return; // a slow store: one sweep at a time
+        sweepBusy = true;
+        sweeping = (async () => {
+          const now = opts.now();
+          try {
+            metrics.timedOut('channel_ttl', (await store.expire(now)).closed.length);
+          } catch (err) {
+            app.log.debug({ code: isRelayError(err) ? err.code : 'ERR_INTERNAL' }, 'expiry sweep failed');
+          }
+          store.backend.purge(now);
+          stapler.sweepIdle(now);
+          logRefusals();
+        })().finally(() => {
+          sweepBusy = false;
+        });
       }, opts.sweepIntervalMs);
       sweep.unref();
       app.log.info({ httpPort, tcpPort, host: opts.host }, 'relay listening');
@@ -604,102 +655,6 @@ function clientError(err: NodeJS.ErrnoException, socket: net.Socket, metrics: Re
   answerAndClose(socket, rawAnswer(status, { code: 'ERR_BAD_REQUEST', message }));
 }
 
-/**
- * Requests per address in fixed windows: an address's window starts with its first request and
- * lasts `windowMs`; beyond `max` requests in it, hit() answers how long until it ends. At most
- * MAX_TRACKED addresses are held (the oldest windows are dropped first); purge() forgets ended ones.
- */
-class RateLimiter {
-  static readonly MAX_TRACKED = 100_000;
-  readonly #windows = new Map<string, { start: number; count: number }>();
-  constructor(
-    readonly max: number,
-    readonly windowMs: number,
-    readonly now: () => number,
-  ) {}
-
-  /** Whether `key` has used up its window (without counting): 0 if not, else the milliseconds until it ends. */
-  over(key: string): number {
-    const w = this.#windows.get(key);
-    if (w === undefined) return 0;
-    const left = w.start + this.windowMs - this.now();
-    return left > 0 && w.count >= this.max ? left : 0;
-  }
-
-  /** Count a request from `key`: 0 if allowed, else the milliseconds until its window ends. */
-  hit(key: string): number {
-    const now = this.now();
-    let w = this.#windows.get(key);
-    if (w === undefined || now - w.start >= this.windowMs) {
-      this.#windows.delete(key); // re-inserted last: the map stays in window-start order
-      if (this.#windows.size >= RateLimiter.MAX_TRACKED) {
-        const oldest = this.#windows.keys().next();
-        if (oldest.done !== true) this.#windows.delete(oldest.value);
-      }
-      w = { start: now, count: 0 };
-      this.#windows.set(key, w);
-    }
-    w.count++;
-    return w.count <= this.max ? 0 : Math.max(1, w.start + this.windowMs - now);
-  }
-
-  /** Forget the windows that have ended. */
-  purge(now: number): void {
-    for (const [key, w] of this.#windows) {
-      if (now - w.start < this.windowMs) break; // in start order: the rest are younger
-      this.#windows.delete(key);
-    }
-  }
-}
-
-/**
- * Distinct values per address in fixed windows (an address's window starts with its first value
- * and lasts `windowMs`): over() tells whether `max` distinct values were counted in it. At most
- * `max` values per address are kept (hit() is not called once over), and at most MAX_TRACKED
- * addresses (the oldest windows are dropped first); purge() forgets ended windows.
- */
-class DistinctLimiter {
-  static readonly MAX_TRACKED = 100_000;
-  readonly #windows = new Map<string, { start: number; values: Set<string> }>();
-  constructor(
-    readonly max: number,
-    readonly windowMs: number,
-    readonly now: () => number,
-  ) {}
-
-  /** 0 if `key` may go on, else the milliseconds until its window ends. */
-  over(key: string): number {
-    const w = this.#windows.get(key);
-    if (w === undefined) return 0;
-    const left = w.start + this.windowMs - this.now();
-    return left > 0 && w.values.size >= this.max ? left : 0;
-  }
-
-  /** Count `value` for `key` (once per window, however often it comes). */
-  hit(key: string, value: string): void {
-    const now = this.now();
-    let w = this.#windows.get(key);
-    if (w === undefined || now - w.start >= this.windowMs) {
-      this.#windows.delete(key); // re-inserted last: the map stays in window-start order
-      if (this.#windows.size >= DistinctLimiter.MAX_TRACKED) {
-        const oldest = this.#windows.keys().next();
-        if (oldest.done !== true) this.#windows.delete(oldest.value);
-      }
-      w = { start: now, values: new Set() };
-      this.#windows.set(key, w);
-    }
-    if (w.values.size < this.max) w.values.add(value);
-  }
-
-  /** Forget the windows that have ended. */
-  purge(now: number): void {
-    for (const [key, w] of this.#windows) {
-      if (now - w.start < this.windowMs) break;
-      this.#windows.delete(key);
-    }
-  }
-}
-
 /** A 429 with its retry-after header. */
 function rateLimited(reply: FastifyReply, retryMs: number, what: string): RelayError {
   const seconds = Math.max(1, Math.ceil(retryMs / 1000));
@@ -717,8 +672,9 @@ function isLoopback(ip: string): boolean {
 }
 
 /**
- * Resolve when the version of `ref`'s channel (as `ref.uuid` sees it) exceeds `since`, the channel goes away, `ms` elapse, the client
- * disconnects or the relay shuts down; every path unsubscribes.
+ * Resolve when the version of `ref`'s channel (as `ref.uuid` sees it) exceeds `since`, the channel
+ * goes away, `ms` elapse, the client disconnects or the relay shuts down; every path unsubscribes.
+ * Woken by the store's change events (from any process of a fleet), it reads the channel again.
  */
 function waitForChange(
   store: ChannelStore,
@@ -730,20 +686,42 @@ function waitForChange(
 ): Promise<void> {
   return new Promise((resolve) => {
     if (reply.raw.destroyed) return resolve();
+    let done = false;
     const finish = (): void => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       unsubscribe();
       reply.raw.off('close', finish);
       waiters.delete(finish);
       resolve();
     };
-    // the participant's own channel: a newer channel under the same name is not its business
-    const unsubscribe = store.subscribe(ref, () => {
-      const state = store.peek(ref);
-      if (state === undefined || state.version > since) finish();
-    });
+    let checking = false;
+    let again = false;
+    const check = async (): Promise<void> => {
+      if (checking) {
+        again = true;
+        return;
+      }
+      checking = true;
+      try {
+        do {
+          again = false;
+          const state = await store.peek(ref);
+          if (state === undefined || state.version > since) return finish();
+        } while (again && !done);
+      } catch {
+        // the store is unreachable: the poll ends at its time, or at the next change once it is back
+      } finally {
+        checking = false;
+      }
+    };
+    // the participant's own channel: a newer channel under the same name is not its business (peek)
+    const unsubscribe = store.subscribe(ref, () => void check());
     const timer = setTimeout(finish, ms);
     reply.raw.once('close', finish);
     waiters.add(finish);
+    // a change between the update and the subscription
+    void check();
   });
 }

@@ -14,11 +14,20 @@ export {
   RelayError,
   isRelayError,
   normalizeAddress,
+  STORE_RETRY_AFTER_S,
+  type ChangeEvent,
+  type ChannelBackend,
+  type ChannelRecord,
   type ChannelStoreConfig,
+  type Commit,
+  type CommitResult,
   type ExpireResult,
   type JoinResult,
   type Participant,
 } from './channels.js';
+export { MemoryBackend } from './store-memory.js';
+export { RedisBackend, type RedisBackendOptions, type StoreObserver } from './store-redis.js';
+export { checkStoreUrl } from './store-url.js';
 export { EARLY_BYTES_LIMIT, MAX_BIG_BUFFERS, Stapler, type StaplerOptions } from './stapler.js';
 export { RelayMetrics, type RelayGaugeSources, type RejectionSource } from './metrics.js';
 export { passwordCheck, type PasswordCheck } from './password.js';

@@ -16,8 +16,9 @@ export type RejectionSource = 'http' | 'tcp';
 
 /** The live figures the gauges read at scrape time. */
 export interface RelayGaugeSources {
-  channelsHeld: () => number;
-  channelsOpen: () => number;
+  /** Read from the store (Redis: across the fleet); NaN when the store cannot be reached. */
+  channelsHeld: () => number | Promise<number>;
+  channelsOpen: () => number | Promise<number>;
   stapledPairs: () => number;
   tcpSockets: () => number;
   tcpPending: () => number;
@@ -65,13 +66,42 @@ class Family<L extends string> {
   }
 }
 
+const STORE_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5];
+
+/** A Prometheus histogram without labels. */
+class Histogram {
+  readonly #counts: number[];
+  #sum = 0;
+  #count = 0;
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly buckets: readonly number[],
+  ) {
+    this.#counts = buckets.map(() => 0);
+  }
+
+  observe(v: number): void {
+    this.#sum += v;
+    this.#count++;
+    for (let i = 0; i < this.buckets.length; i++) if (v <= this.buckets[i]!) this.#counts[i]!++;
+  }
+
+  render(): string {
+    let out = `# HELP ${this.name} ${escapeHelp(this.help)}\n# TYPE ${this.name} histogram\n`;
+    this.buckets.forEach((b, i) => (out += `${this.name}_bucket{le="${b}"} ${this.#counts[i]}\n`));
+    out += `${this.name}_bucket{le="+Inf"} ${this.#count}\n${this.name}_sum ${this.#sum}\n${this.name}_count ${this.#count}\n`;
+    return out;
+  }
+}
+
 const escapeHelp = (s: string): string => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 const escapeLabel = (s: string): string => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 const formatValue = (v: number): string => (Number.isNaN(v) ? 'NaN' : v === Infinity ? '+Inf' : v === -Infinity ? '-Inf' : String(v));
 
 export class RelayMetrics {
   readonly #families: Family<string>[] = [];
-  readonly #gauges: { family: Family<never>; read: () => number }[] = [];
+  readonly #gauges: { family: Family<never>; read: () => number | Promise<number> }[] = [];
   readonly #joins: Family<'role'>;
   readonly #rejections: Family<'source' | 'code'>;
   readonly #staples: Family<never>;
@@ -82,6 +112,8 @@ export class RelayMetrics {
   readonly #longPollsShortened: Family<'limit'>;
   readonly #clientErrors: Family<'kind'>;
   readonly #logDropped: Family<never>;
+  readonly #storeErrors: Family<never>;
+  readonly #storeSeconds: Histogram;
   readonly #process: boolean;
   readonly #recentRejections = new Map<string, number>();
   #loopDelay: IntervalHistogram | undefined;
@@ -92,7 +124,7 @@ export class RelayMetrics {
       this.#families.push(f as Family<string>);
       return f;
     };
-    const gauge = (name: string, help: string, read: () => number, type: Type = 'gauge'): void => {
+    const gauge = (name: string, help: string, read: () => number | Promise<number>, type: Type = 'gauge'): void => {
       this.#gauges.push({ family: family<never>(name, help, type), read });
     };
     gauge('channels', 'Channels held (open, stapled, or closed and retained).', sources.channelsHeld);
@@ -135,6 +167,8 @@ export class RelayMetrics {
       ['kind'],
     );
     this.#logDropped = family('log_lines_dropped_total', 'Log lines dropped because the log output was not keeping up.', 'counter');
+    this.#storeErrors = family('store_errors_total', 'Store commands that failed (the store was unreachable or did not answer in time).', 'counter');
+    this.#storeSeconds = new Histogram(PREFIX + 'store_seconds', 'Round trips of store commands (one Lua script or command each), in seconds.', STORE_BUCKETS);
     this.#process = options.processMetrics === true;
   }
 
@@ -187,6 +221,15 @@ export class RelayMetrics {
     this.#clientErrors.inc({ kind });
   }
 
+  /** One store round trip (Redis only: the memory store is not timed). */
+  storeRoundTrip(seconds: number): void {
+    this.#storeSeconds.observe(seconds);
+  }
+
+  storeError(): void {
+    this.#storeErrors.inc(undefined);
+  }
+
   logDropped(n = 1): void {
     this.#logDropped.inc(undefined, n);
   }
@@ -199,8 +242,9 @@ export class RelayMetrics {
 
   /** The exposition text and its content type. */
   async render(): Promise<{ contentType: string; body: string }> {
-    for (const g of this.#gauges) g.family.set(g.read());
+    for (const g of this.#gauges) g.family.set(await Promise.resolve().then(g.read).catch(() => NaN));
     let body = this.#families.map((f) => f.render()).join('\n');
+    body += '\n' + this.#storeSeconds.render();
     if (this.#process) body += '\n' + this.#renderProcess();
     return { contentType: CONTENT_TYPE, body };
   }

@@ -5,6 +5,7 @@
 import { randomInt } from 'node:crypto';
 import type { FastifyServerOptions } from 'fastify';
 import { aint, astring } from '../core/assert.js';
+import { checkStoreUrl } from './store-url.js';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_RECIPIENT_TIMEOUT_MS, MAX_PASSWORD_LENGTH } from '../core/relay-api.js';
 
 /** The pino options fastify accepts (level, redact, transport...). */
@@ -87,7 +88,15 @@ export interface RelayOptions {
    * to stdout through a bounded buffer: lines that do not fit are dropped and counted in /metrics.
    */
   logger: boolean | RelayLoggerOptions;
-  /** The clock, in milliseconds. Injectable for tests. */
+  /**
+   * Where the channel state, the rate windows and the per-address quotas live: undefined keeps
+   * them in this process's memory (the default); `redis://HOST:PORT[/DB]` (or rediss://) shares
+   * them with every relay process using the same Redis or Valkey (docs/relay-api.md "Stores").
+   */
+  store: string | undefined;
+  /** Prefix of every key the relay writes in the store (several fleets may share one Redis). */
+  storePrefix: string;
+  /** The clock, in milliseconds. Injectable for tests. With a shared store, the processes' clocks must agree (NTP). */
   now: () => number;
   /** A uniform integer in [min, max): picks relay-chosen channel names. Injectable for tests. */
   randomInt: (min: number, max: number) => number;
@@ -123,6 +132,8 @@ export const RELAY_DEFAULTS: Readonly<RelayOptions> = Object.freeze({
   helloTimeoutMs: 5_000,
   bodyLimit: 4096,
   logger: false,
+  store: undefined,
+  storePrefix: 'tsc-croc:',
   now: () => Date.now(),
   randomInt: (min: number, max: number) => randomInt(min, max),
 });
@@ -172,6 +183,12 @@ export function resolveRelayOptions(partial: Partial<RelayOptions> = {}): RelayO
   aint(o.bodyLimit, 'bodyLimit', 512, 1 << 20);
   if (typeof o.logger !== 'boolean' && (typeof o.logger !== 'object' || o.logger === null || Array.isArray(o.logger)))
     throw new TypeError('logger must be a boolean or a pino options object');
+  if (o.store !== undefined) {
+    astring(o.store, 'store', 2048);
+    checkStoreUrl(o.store);
+  }
+  astring(o.storePrefix, 'storePrefix', 100);
+  if (!/^[A-Za-z0-9:_.-]{1,100}$/.test(o.storePrefix)) throw new RangeError('storePrefix must be 1-100 of A-Z a-z 0-9 : _ . -');
   if (typeof o.now !== 'function') throw new TypeError('now must be a function');
   if (typeof o.randomInt !== 'function') throw new TypeError('randomInt must be a function');
   return o;

@@ -30,6 +30,7 @@ import {
   isTcpHello,
   parseControlFrame,
   type ChannelState,
+  type CloseReason,
   type Role,
   type TcpHello,
   type TcpReply,
@@ -137,6 +138,8 @@ export class Stapler {
   /** Pending sockets per address. */
   readonly #pendingPerAddress = new Map<string, number>();
   readonly #idleWaiters = new Set<() => void>();
+  /** Store calls in flight (closes after a pair is done): close() waits for them. */
+  readonly #storeOps = new Set<Promise<void>>();
   readonly #unsubscribe: () => void;
   #bytesRelayed = 0;
   #draining = false;
@@ -220,18 +223,32 @@ export class Stapler {
    * Close stapled pairs that moved no byte for stapledIdleMs (their channel closes with reason
    * 'expired', which destroys both sockets). Called by the relay's sweep. Returns the channels closed.
    */
-  sweepIdle(now: number): string[] {
+  async sweepIdle(now: number): Promise<string[]> {
     const closed: string[] = [];
     for (const pair of [...this.#pairs.values()]) {
       if (!pair.stapled || now - pair.lastActive < this.#opts.stapledIdleMs) continue;
       this.#log.info({ channel: pair.channel, bytes: pair.bytes, reason: 'idle' }, 'stapled pair closed');
       this.#opts.metrics.timedOut('stapled_idle');
       closed.push(pair.channel);
-      const state = this.#store.get(pair.channel);
-      if (state !== undefined && !state.closed) this.#store.close(pair.channel, 'expired');
-      else this.#dropChannel(pair.channel);
+      await this.#closeChannel(pair.channel, 'expired');
+      this.#dropChannel(pair.channel);
     }
     return closed;
+  }
+
+  /** Close the channel in the store (if open), tracked so that close() waits for it; a store failure is logged, not thrown. */
+  #closeChannel(channel: string, reason: CloseReason): Promise<void> {
+    const op = (async () => {
+      try {
+        const state = await this.#store.get(channel);
+        if (state !== undefined && !state.closed) await this.#store.close(channel, reason);
+      } catch (e) {
+        this.#log.debug({ channel, code: isRelayError(e) ? e.code : 'ERR_INTERNAL' }, 'closing the channel in the store failed');
+      }
+    })();
+    this.#storeOps.add(op);
+    void op.finally(() => this.#storeOps.delete(op));
+    return op;
   }
 
   /**
@@ -262,6 +279,7 @@ export class Stapler {
     for (const s of this.#sockets) s.destroy();
     this.#pairs.clear();
     this.#notifyIdle();
+    await Promise.allSettled([...this.#storeOps]);
     if (!this.server.listening) return;
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -323,7 +341,11 @@ export class Stapler {
       if (parsed.kind === 'invalid') this.#refuse(socket, link, address, 'ERR_HELLO', parsed.reason);
       else if (!isTcpHello(parsed.body))
         this.#refuse(socket, link, address, 'ERR_HELLO', `not a version ${RELAY_PROTOCOL_VERSION} hello`);
-      else this.#admit(socket, link, address, parsed.body, parsed.rest);
+      else
+        this.#admit(socket, link, address, parsed.body, parsed.rest).catch((e: unknown) => {
+          this.#log.error({ err: e }, 'tcp admission failed');
+          socket.destroy();
+        });
       return true;
     };
     const onEnd = (): void => {
@@ -335,21 +357,30 @@ export class Stapler {
   }
 
   /** Check the hello against the store; seat the socket or refuse it. */
-  #admit(socket: net.Socket, link: Link, address: string, hello: TcpHello, rest: Buffer): void {
+  async #admit(socket: net.Socket, link: Link, address: string, hello: TcpHello, rest: Buffer): Promise<void> {
     if (!this.#opts.checkPassword(hello.password))
       return this.#refuse(socket, link, address, 'ERR_UNAUTHORIZED', 'the relay password is missing or wrong');
+    // bytes that arrive while the store answers are kept as early bytes (bounded below)
+    const held: Buffer[] = rest.length > 0 ? [rest] : [];
+    link.onBytes = (n, chunk) => {
+      held.push(Buffer.from(chunk.subarray(0, n)));
+      return held.reduce((a, b) => a + b.length, 0) <= EARLY_BYTES_LIMIT; // over: stop reading, refused below
+    };
     let role: Role;
     let state: ChannelState;
     try {
       // the hello's own channel (a closed one's name may already belong to a newer channel)
-      state = this.#store.read({ channel: hello.channel, uuid: hello.uuid }, address);
+      state = await this.#store.read({ channel: hello.channel, uuid: hello.uuid }, address);
       if (state.closed) return this.#refuse(socket, link, address, 'ERR_CHANNEL_CLOSED', `channel ${hello.channel} is closed`);
-      role = this.#store.authenticate(hello.channel, hello.uuid, address).role;
+      role = (await this.#store.authenticate(hello.channel, hello.uuid, address)).role;
     } catch (e) {
       if (isRelayError(e)) return this.#refuse(socket, link, address, e.code, e.message);
       this.#log.error({ err: e }, 'tcp admission failed');
       return this.#refuse(socket, link, address, 'ERR_INTERNAL', 'internal relay error');
     }
+    if (socket.destroyed) return;
+    if (socket.readableEnded || this.#draining) return void socket.destroy();
+    rest = held.length === 1 ? held[0]! : Buffer.concat(held);
     // A peer connects only after the key confirmation: before it, nobody has proven the code.
     if (state.h_k === null)
       return this.#refuse(socket, link, address, 'ERR_OUT_OF_ORDER', `the key confirmation of channel ${hello.channel} is not finished`);
@@ -405,16 +436,24 @@ export class Stapler {
     this.#opts.metrics.admitted();
     if (peer.earlyBytes > EARLY_BYTES_LIMIT) return tooEarly();
 
-    if (pair.sender !== null && pair.recipient !== null) this.#staple(pair, pair.sender, pair.recipient);
+    if (pair.sender !== null && pair.recipient !== null) await this.#staple(pair, pair.sender, pair.recipient);
   }
 
-  #staple(pair: Pair, a: Peer, b: Peer): void {
+  async #staple(pair: Pair, a: Peer, b: Peer): Promise<void> {
     try {
-      this.#store.markStapled(pair.channel);
+      await this.#store.markStapled(pair.channel);
     } catch (e) {
-      // The channel closed between the hellos: nothing to staple.
+      // The channel closed between the hellos (or the store is unreachable): nothing to staple.
       this.#log.info({ channel: pair.channel, code: isRelayError(e) ? e.code : 'ERR_INTERNAL' }, 'staple refused');
       this.#dropChannel(pair.channel);
+      return;
+    }
+    if (a.closed || b.closed || this.#pairs.get(pair.channel) !== pair || pair.sender !== a || pair.recipient !== b) {
+      // a peer left while the store answered: the other one goes too (it reconnects)
+      a.socket.destroy();
+      b.socket.destroy();
+      if (this.#pairs.get(pair.channel) === pair) this.#pairs.delete(pair.channel);
+      void this.#closeChannel(pair.channel, 'error');
       return;
     }
     pair.stapled = true;
@@ -507,8 +546,7 @@ export class Stapler {
     pair.stapled = false;
     const clean = peer.cleanClose && (other?.cleanClose ?? true);
     this.#log.info({ channel: pair.channel, bytes: pair.bytes, clean }, 'stapled pair done');
-    const state = registered ? this.#store.get(pair.channel) : undefined;
-    if (state !== undefined && !state.closed) this.#store.close(pair.channel, clean ? 'done' : 'error');
+    if (registered) void this.#closeChannel(pair.channel, clean ? 'done' : 'error');
     this.#notifyIdle();
   }
 
