@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { TscCrocError } from '../src/core/errors.js';
 import { relayConfig } from '../src/relay/config.js';
 import { HH_K, H_K, X, Y, expectError, post, seatOverHttp, spawnRelay, stateUntil, until } from './relay-helpers.js';
+import { runCli } from './helpers/cli.js';
 
 const T = { timeout: 30_000 };
 const skip = redisSkip();
@@ -336,6 +337,10 @@ describe('tsc-croc relay --store', () => {
       assert.equal(((await h.json()) as { code: string }).code, 'ERR_STORE_UNAVAILABLE');
       const j = await fetch(`${relay.url}/join`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"role":"sender"}' });
       assert.deepEqual([j.status, j.headers.get('retry-after')], [503, '2']);
+      // a peer meanwhile: one plain line, the network exit code
+      const sender = runCli(['send', '--no-local', '--relay', relay.url, '--text', 'hello']);
+      assert.equal(await sender.exit(), 5, sender.output());
+      assert.match(sender.stderr(), /the relay cannot reach its channel store \(its operator's Redis\) right now: try again in a moment \[ERR_RELAY_UNREACHABLE\]/);
     } finally {
       relay.child.kill('SIGTERM');
       await relay.exit();

@@ -347,6 +347,8 @@ export function knownRefusal(code: string): TscCrocError | null {
       return new TscCrocError('ERR_RELAY', 'the relay is limiting requests from this address: try again in a minute');
     case 'ERR_SHUTTING_DOWN':
       return new TscCrocError('ERR_RELAY_UNREACHABLE', 'the relay is shutting down: try again later');
+    case 'ERR_STORE_UNAVAILABLE':
+      return new TscCrocError('ERR_RELAY_UNREACHABLE', 'the relay cannot reach its channel store (its operator\'s Redis) right now: try again in a moment');
     case 'ERR_TOO_MANY_CHANNELS':
     case 'ERR_TOO_MANY_CONNECTIONS':
       return new TscCrocError('ERR_RELAY', 'the relay is full: try again later');
