@@ -54,8 +54,14 @@ export interface JoinResponse {
   uuid: string;
   role: Role;
   curve: CurveName;
-  /** The relay's TCP stapling port, on the same host as the HTTP address the peer used. */
+  /** The relay's TCP stapling port: on `tcpHost` when given, else on the host of the HTTP address the peer used. */
   tcpPort: number;
+  /**
+   * Optional: the host of the channel's TCP stapler (a relay fleet, whose processes share one HTTP
+   * address: docs/protocol.md §2.1). A host name or an IP literal (IPv6 without brackets), at most 253
+   * characters, never a multicast, broadcast or unspecified address. Absent: the HTTP host.
+   */
+  tcpHost?: string;
 }
 
 export interface ChannelRequest {

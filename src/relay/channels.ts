@@ -97,6 +97,8 @@ export interface Participant {
 export interface JoinResult {
   participant: Participant;
   state: ChannelState;
+  /** The TCP stapling address the creating process advertised (`HOST:PORT`), or null: the answering process's own port. */
+  tcp: string | null;
 }
 
 export interface ChannelStoreConfig {
@@ -162,6 +164,11 @@ export interface ChannelRecord {
   /** When the seated recipient is evicted unless it has written y and hh_k (null: no deadline running). */
   recipientDeadline: number | null;
   evicted: Evicted[];
+  /**
+   * `HOST:PORT` (IPv6 host bracketed) of the TCP stapler the creating process advertised
+   * (--advertise-tcp), named in every join answer of the channel; absent or null: none advertised.
+   */
+  tcp?: string | null;
 }
 
 /** A change of one record, handed to the backend to commit atomically. */
@@ -504,11 +511,12 @@ export class ChannelStore {
    * POST /join. A sender creates the channel (named by it, or picked by the relay); a recipient
    * takes the second seat of an existing one.
    */
-  join(req: JoinRequest, address: string): Promise<JoinResult> {
-    return req.role === 'sender' ? this.#joinSender(req, address) : this.#joinRecipient(req, address);
+  join(req: JoinRequest, address: string, tcp: string | null = null): Promise<JoinResult> {
+    return req.role === 'sender' ? this.#joinSender(req, address, tcp) : this.#joinRecipient(req, address);
   }
 
-  async #joinSender(req: JoinRequest, address: string): Promise<JoinResult> {
+  /** `tcp`: the TCP stapling address this process advertises (`HOST:PORT`), recorded in the channel it creates. */
+  async #joinSender(req: JoinRequest, address: string, tcp: string | null): Promise<JoinResult> {
     const backend = await this.#b();
     const addr = normalizeAddress(address);
     const participant: Participant = { uuid: randomUUID(), role: 'sender', address: addr };
@@ -533,12 +541,13 @@ export class ChannelStore {
         attempts: 0,
         recipientDeadline: null,
         evicted: [],
+        tcp,
       };
       const fx = new Effects();
       fx.changed = true;
       fx.addrAdd.add(addr);
       const r = await backend.commit(this.#commitOf('create', channel, 0, fx, fresh), this.#config.now());
-      if (r.ok) return { participant, state: this.#snap(channel) };
+      if (r.ok) return { participant, state: this.#snap(channel), tcp };
       if (r.reason === 'name-taken') return undefined;
       if (r.reason === 'ERR_CHANNEL_OCCUPIED') throw new RelayError('ERR_CHANNEL_OCCUPIED', `channel ${name} already has a sender`);
       if (r.reason === 'conflict') throw new RelayError('ERR_INTERNAL', 'unexpected conflict creating a channel');
@@ -581,7 +590,7 @@ export class ChannelStore {
         c.recipient = participant;
         this.#startDeadline(c);
         this.#bump(c, fx);
-        return { participant, state: this.#snap(c) };
+        return { participant, state: this.#snap(c), tcp: c.tcp ?? null };
       },
     );
   }

@@ -10,12 +10,14 @@ import { BoundedLogSink, LOG_BUFFER_BYTES } from './log-sink.js';
 import { prettyLogLine } from './log-pretty.js';
 import { RELAY_DEFAULTS, type RelayOptions } from './options.js';
 import { checkStoreUrl } from './store-url.js';
+import { parseAdvertiseTcp } from '../core/tcp-host.js';
 
 /** What commander hands over: every value a string (or a bare boolean flag). */
 export interface RelayCliFlags {
   host?: string;
   port?: string;
   tcpPort?: string;
+  advertiseTcp?: string;
   password?: string;
   trustProxy?: boolean | string;
   maxChannels?: string;
@@ -46,6 +48,12 @@ export const RELAY_FLAGS = {
   host: { flag: '--host <host>', env: 'TSC_CROC_RELAY_HOST', help: 'address to listen on', def: '0.0.0.0' },
   port: { flag: '--port <port>', env: 'TSC_CROC_RELAY_PORT', help: 'HTTP port', def: String(RELAY_DEFAULTS.port) },
   tcpPort: { flag: '--tcp-port <port>', env: 'TSC_CROC_RELAY_TCP_PORT', help: 'TCP stapling port', def: String(RELAY_DEFAULTS.tcpPort) },
+  advertiseTcp: {
+    flag: '--advertise-tcp <host[:port]>',
+    env: 'TSC_CROC_RELAY_ADVERTISE_TCP',
+    help: "the address peers reach this process's TCP port at, named in join answers (a fleet behind one HTTP address; port: --tcp-port)",
+    def: undefined,
+  },
   password: {
     flag: '--password <password>',
     env: 'TSC_CROC_RELAY_PASSWORD',
@@ -228,6 +236,15 @@ export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv, out: L
   const tcpPort = int('tcpPort', 0, 65_535) ?? RELAY_DEFAULTS.tcpPort;
   if (port !== 0 && port === tcpPort) throw usage('tcpPort', `must differ from the HTTP port (${port})`);
 
+  const advertiseTcp = raw('advertiseTcp');
+  if (advertiseTcp !== undefined) {
+    try {
+      parseAdvertiseTcp(advertiseTcp);
+    } catch (e) {
+      throw usage('advertiseTcp', (e as Error).message.replace(/^advertiseTcp: /, ''));
+    }
+  }
+
   const password = raw('password');
   if (password !== undefined && password.length > MAX_PASSWORD_LENGTH)
     throw usage('password', `must be at most ${MAX_PASSWORD_LENGTH} characters`);
@@ -271,6 +288,7 @@ export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv, out: L
     host,
     port,
     tcpPort,
+    advertiseTcp,
     password,
     trustProxy,
     metrics,

@@ -35,6 +35,7 @@ import { compileSerializer, compileValidator, type Schema } from './schema.js';
 import { Stapler } from './stapler.js';
 import { MemoryBackend } from './store-memory.js';
 import { RedisBackend } from './store-redis.js';
+import { parseAdvertiseTcp } from '../core/tcp-host.js';
 
 export interface Relay {
   /** The fastify app (not listening until listen()); use app.inject() in tests. */
@@ -98,6 +99,7 @@ const joinResponseSchema = {
     role: { type: 'string', enum: ROLES },
     curve: { type: 'string', enum: CURVES },
     tcpPort: { type: 'integer' },
+    tcpHost: { type: 'string' },
   },
 } as const;
 
@@ -382,6 +384,23 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     await store.stop();
   });
 
+  /** This process's advertised TCP stapling address, `HOST:PORT` (the port: the bound one unless given), or null. */
+  const advertised = opts.advertiseTcp === undefined ? undefined : parseAdvertiseTcp(opts.advertiseTcp);
+  const advertisedTcp = (): string | null =>
+    advertised === undefined ? null : `${advertised.host.includes(':') ? `[${advertised.host}]` : advertised.host}:${advertised.port ?? stapler.port ?? opts.tcpPort}`;
+  /** The join answer's TCP fields: the channel's recorded stapler (whichever process created it), else this process's port. */
+  const stapledAt = (tcp: string | null): { tcpPort: number; tcpHost?: string } => {
+    if (tcp !== null) {
+      try {
+        const { host, port } = parseAdvertiseTcp(tcp);
+        if (port !== undefined) return { tcpHost: host, tcpPort: port };
+      } catch {
+        // a record written by something else: this process's own stapler
+      }
+    }
+    return { tcpPort: stapler.port ?? opts.tcpPort };
+  };
+
   /** An onRequest hook: refuse the request (429, retry-after) when its address is over `max` per window (kept in the store: fleet-wide with Redis). */
   const limited = (kind: string, max: number) => async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const retryMs = await store.backend.rateHit(kind, normalizeAddress(request.ip), max, opts.rateWindowMs, opts.now());
@@ -430,13 +449,13 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
         }
         let joined: Awaited<ReturnType<typeof store.join>>;
         try {
-          joined = await store.join(request.body, request.ip);
+          joined = await store.join(request.body, request.ip, advertisedTcp());
         } catch (err) {
           if (recipient && isRelayError(err) && err.code === 'ERR_CHANNEL_NOT_FOUND') await joinMisses.hit(address, request.body.channel ?? '');
           throw err;
         }
         const { participant, state } = joined;
-        metrics.joined(participant.role);
+        metrics.joined(participant.role, joined.tcp !== null && joined.tcp !== advertisedTcp());
         request.log.debug({ channel: state.channel, role: participant.role, address: participant.address }, 'joined');
         return {
           version: RELAY_PROTOCOL_VERSION,
@@ -444,7 +463,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
           uuid: participant.uuid,
           role: participant.role,
           curve: state.curve,
-          tcpPort: stapler.port ?? opts.tcpPort,
+          ...stapledAt(joined.tcp),
         };
       },
     );

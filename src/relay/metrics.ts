@@ -103,6 +103,7 @@ export class RelayMetrics {
   readonly #families: Family<string>[] = [];
   readonly #gauges: { family: Family<never>; read: () => number | Promise<number> }[] = [];
   readonly #joins: Family<'role'>;
+  readonly #joinsElsewhere: Family<'role'>;
   readonly #rejections: Family<'source' | 'code'>;
   readonly #staples: Family<never>;
   readonly #closes: Family<'reason'>;
@@ -138,6 +139,12 @@ export class RelayMetrics {
     // A counter whose value lives in the stapler: read at scrape time.
     gauge('bytes_relayed_total', 'Bytes copied between stapled peers, both directions.', sources.bytesRelayed, 'counter');
     this.#joins = family('joins_total', 'Successful joins, by role.', 'counter', ['role']);
+    this.#joinsElsewhere = family(
+      'joins_elsewhere_total',
+      'Successful joins answered with the TCP stapler another process advertised (a fleet: the channel was created through another process), by role.',
+      'counter',
+      ['role'],
+    );
     this.#rejections = family('rejections_total', 'Refused HTTP requests and TCP connections, by source and error code.', 'counter', ['source', 'code']);
     this.#staples = family('staples_total', 'TCP pairs stapled.', 'counter');
     this.#tcpHellos = family('tcp_hellos_total', 'TCP hellos admitted.', 'counter');
@@ -172,8 +179,10 @@ export class RelayMetrics {
     this.#process = options.processMetrics === true;
   }
 
-  joined(role: Role): void {
+  /** `elsewhere`: the answer named another process's TCP stapler. */
+  joined(role: Role, elsewhere = false): void {
     this.#joins.inc({ role });
+    if (elsewhere) this.#joinsElsewhere.inc({ role });
   }
 
   rejected(source: RejectionSource, code: RelayErrorCode | 'ERR_HELLO'): void {

@@ -6,6 +6,7 @@ import { randomInt } from 'node:crypto';
 import type { FastifyServerOptions } from 'fastify';
 import { aint, astring } from '../core/assert.js';
 import { checkStoreUrl } from './store-url.js';
+import { parseAdvertiseTcp } from '../core/tcp-host.js';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_RECIPIENT_TIMEOUT_MS, MAX_PASSWORD_LENGTH } from '../core/relay-api.js';
 
 /** The pino options fastify accepts (level, redact, transport...). */
@@ -18,6 +19,13 @@ export interface RelayOptions {
   port: number;
   /** TCP stapling port; 0 picks a free one. */
   tcpPort: number;
+  /**
+   * `HOST[:PORT]` peers should use for this process's TCP stapler (a fleet behind a load balancer):
+   * recorded in every channel this process creates and named in every join answer of it (`tcpHost`,
+   * `tcpPort`), whichever process answers. The port defaults to the bound TCP port. Undefined: the
+   * answer names only `tcpPort`, on the host the peer used for HTTP (docs/relay-api.md "TCP stapling").
+   */
+  advertiseTcp: string | undefined;
   /** An open channel that is not stapled this long after its creation is closed (reason 'expired'). */
   channelTtlMs: number;
   /** A closed channel stays readable this long (so the other peer learns why), then is removed. */
@@ -108,6 +116,7 @@ export const RELAY_DEFAULTS: Readonly<RelayOptions> = Object.freeze({
   host: '127.0.0.1',
   port: 9009,
   tcpPort: 9010,
+  advertiseTcp: undefined,
   channelTtlMs: 10 * 60_000,
   closedRetentionMs: 60_000,
   recipientTimeoutMs: DEFAULT_RECIPIENT_TIMEOUT_MS,
@@ -154,6 +163,10 @@ export function resolveRelayOptions(partial: Partial<RelayOptions> = {}): RelayO
   aint(o.port, 'port', 0, 65_535);
   aint(o.tcpPort, 'tcpPort', 0, 65_535);
   if (o.port !== 0 && o.port === o.tcpPort) throw new RangeError(`tcpPort must differ from port, both are ${o.port}`);
+  if (o.advertiseTcp !== undefined) {
+    astring(o.advertiseTcp, 'advertiseTcp', 300);
+    parseAdvertiseTcp(o.advertiseTcp);
+  }
   aint(o.channelTtlMs, 'channelTtlMs', 1, MAX_TIMER_MS);
   aint(o.closedRetentionMs, 'closedRetentionMs', 0, MAX_TIMER_MS);
   aint(o.recipientTimeoutMs, 'recipientTimeoutMs', 1, MAX_TIMER_MS);

@@ -6,6 +6,7 @@
 import type { Agent as HttpAgent, AgentOptions, request as httpRequest } from 'node:http';
 import { TscCrocError } from '../core/errors.js';
 import { displayName } from '../core/path.js';
+import { isTcpHost, tcpHostRefusal } from '../core/tcp-host.js';
 import { brokenError, netError, notARelayError, type NetTarget } from './net-errors.js';
 import {
   CHANNEL_PATTERN,
@@ -120,7 +121,15 @@ export class RelayClient {
     // the relay is not trusted: its answer must be well-formed and about what we asked for
     if (!isJoinResponse(body) || body.role !== req.role || (req.channel !== undefined && body.channel !== req.channel))
       throw new TscCrocError('ERR_RELAY', 'the relay sent a malformed join answer');
+    // a relay reached over the network does not send its peers to their own machine's loopback
+    if (body.tcpHost !== undefined && tcpHostRefusal(body.tcpHost, this.host) !== null)
+      throw new TscCrocError('ERR_RELAY', 'the relay named a loopback TCP address although it is not on this machine');
     return body;
+  }
+
+  /** Where this join's TCP stapler is: the answer's tcpHost (a relay fleet), else the HTTP host. */
+  tcpHostOf(join: JoinResponse): string {
+    return join.tcpHost ?? this.host;
   }
 
   channel(req: ChannelRequest): Promise<ChannelState> {
@@ -376,7 +385,8 @@ function isJoinResponse(v: unknown): v is JoinResponse {
     typeof v.tcpPort === 'number' &&
     Number.isInteger(v.tcpPort) &&
     v.tcpPort > 0 &&
-    v.tcpPort < 65536
+    v.tcpPort < 65536 &&
+    (v.tcpHost === undefined || isTcpHost(v.tcpHost))
   );
 }
 

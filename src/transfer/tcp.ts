@@ -114,7 +114,7 @@ export async function staple(
   signal: AbortSignal | undefined,
 ): Promise<StapledSocket> {
   try {
-    return await connectStapled({ host: client.host, port: join.tcpPort, channel: join.channel, uuid: join.uuid, password: client.password, timeoutMs, signal });
+    return await connectStapled({ host: client.tcpHostOf(join), port: join.tcpPort, channel: join.channel, uuid: join.uuid, password: client.password, timeoutMs, signal });
   } catch (e) {
     const state = await client.channel({ channel: join.channel, uuid: join.uuid }).catch(() => null);
     if (state?.closed) throw closedError(state.closeReason);
