@@ -48,9 +48,11 @@ async function worker(spec: WorkerSpec): Promise<void> {
   const say = (o: object): void => void process.stdout.write(JSON.stringify(o) + '\n');
   const run = async (i: number, fn: (onEvent: (e: { type: string; [k: string]: unknown }) => void) => Promise<object>): Promise<void> => {
     let reconnects = 0;
+    let live = false;
     try {
       const r = await fn((e) => {
         if (e.type === 'reconnected') reconnects++;
+        if (!live && (e.type === 'progress' || e.type === 'file-start')) (live = true), say({ i, live });
         if (e.type === 'code') say({ i, code: e.code });
       });
       say({ i, ok: true, reconnects, ...r });
@@ -94,6 +96,8 @@ async function sha256File(path: string): Promise<string> {
 interface Msg {
   i: number;
   code?: string;
+  /** the first file-start/progress event of a side: the transfer moves data */
+  live?: boolean;
   ok?: boolean;
   reconnects?: number;
   sha?: string;
@@ -232,6 +236,7 @@ async function startFleet(root: string, redis: RedisServer | undefined, processe
 }
 
 interface Outcome {
+  live: Set<number>;
   sent: Map<number, Msg>;
   got: Map<number, Msg>;
   hashes: string[];
@@ -240,15 +245,16 @@ interface Outcome {
 
 /** N transfers of `files`, senders spread over `workers` processes and recipients over as many others; `during` runs meanwhile. */
 async function transfers(url: string, files: string[], hashes: string[], outDir: string, workers: number, during?: (o: Outcome) => Promise<void>): Promise<Outcome> {
-  const o: Outcome = { sent: new Map(), got: new Map(), hashes, wallS: 0 };
+  const o: Outcome = { live: new Set(), sent: new Map(), got: new Map(), hashes, wallS: 0 };
   const t0 = performance.now();
-  const recipients = Array.from({ length: workers }, (_, w) => startWorker({ role: 'recipient', url, outDir: pjoin(outDir, `w${w}`) }, (m) => m.code === undefined && o.got.set(m.i, m)));
+  const recipients = Array.from({ length: workers }, (_, w) => startWorker({ role: 'recipient', url, outDir: pjoin(outDir, `w${w}`) }, (m) => (m.live ? o.live.add(m.i) : m.code === undefined && o.got.set(m.i, m))));
   // transfer i: sender in worker i % W, recipient in worker (i + 1) % W of the other group
   const senders = Array.from({ length: workers }, (_, w) => {
     const mine: Record<number, string> = {};
     files.forEach((f, i) => i % workers === w && (mine[i] = f));
     return startWorker({ role: 'sender', url, files: mine }, (m) => {
-      if (m.code !== undefined) recipients[(m.i + 1) % workers]!.child.stdin!.write(JSON.stringify({ i: m.i, code: m.code }) + '\n');
+      if (m.live) o.live.add(m.i);
+      else if (m.code !== undefined) recipients[(m.i + 1) % workers]!.child.stdin!.write(JSON.stringify({ i: m.i, code: m.code }) + '\n');
       else {
         o.sent.set(m.i, m);
         // a sender that failed before its recipient joined: nobody else will end the recipient
@@ -340,10 +346,11 @@ async function main(): Promise<void> {
       let killedAtS = 0;
       const t0 = performance.now();
       const o = await transfers(f.url, small!.files, small!.hashes, pjoin(root, 'out-kill'), W, async (o) => {
-        // kill -9 relay 0 once half the transfers are stapled and before a quarter have finished
+        // kill -9 relay 0 once every transfer moves data (or has ended), bounded to a minute; a transfer
+        // still in its handshake when its stapler dies fails (reconnection is for a session that moved data)
         for (let k = 0; k < 600; k++) {
           const pairs = await Promise.all(f.relays.map(async (r) => sumOf(await scrape(r.url), 'tsc_croc_relay_stapled_pairs')));
-          if ((pairs.reduce((a, b) => a + b, 0) >= N / 2 && pairs[0]! > 0) || o.got.size >= N / 4) {
+          if ((new Set([...o.live, ...o.got.keys()]).size >= N && pairs[0]! > 0) || o.got.size >= N / 4) {
             stapledOnVictim = pairs[0]!;
             break;
           }
@@ -351,7 +358,7 @@ async function main(): Promise<void> {
         }
         f.relays[0]!.proc.child.kill('SIGKILL');
         killedAtS = (performance.now() - t0) / 1000;
-        log(`kill -9 relay 0 (pid ${f.relays[0]!.proc.child.pid}) at ${killedAtS.toFixed(1)} s, ${stapledOnVictim} pairs stapled on it, ${o.got.size} transfers ended so far`);
+        log(`kill -9 relay 0 (pid ${f.relays[0]!.proc.child.pid}) at ${killedAtS.toFixed(1)} s, ${stapledOnVictim} pairs stapled on it, ${o.live.size} moving data, ${o.got.size} ended so far`);
       });
       const rep = tally('kill -9 one of 3 relays', o, N);
       const survivors = f.relays.slice(1);
@@ -379,7 +386,7 @@ async function main(): Promise<void> {
         }
         await redis.kill();
         downAtS = (performance.now() - t0) / 1000;
-        log(`redis-server killed at ${downAtS.toFixed(1)} s (${stapled} pairs stapled, ${o.got.size} ended); restarting (empty) in 2 s`);
+        log(`redis-server killed at ${downAtS.toFixed(1)} s (${stapled} pairs stapled, ${o.live.size} moving data, ${o.got.size} ended); restarting (empty) in 2 s`);
         await sleep(2_000);
         await redis.restart();
         upAtS = (performance.now() - t0) / 1000;
