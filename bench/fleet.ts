@@ -136,6 +136,14 @@ async function cpuOf(pid: number | undefined): Promise<number> {
   }
 }
 
+/** CPU of a process and its direct children (HAProxy -W: the master and its worker). */
+async function treeCpuOf(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return 0;
+  const kids = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  const all = await Promise.all([pid, ...kids.split(' ').filter(Boolean).map(Number)].map(cpuOf));
+  return all.reduce((x, y) => x + y, 0);
+}
+
 function redisInfo(port: number): Record<string, string> {
   const r = spawnSync('redis-cli', ['-p', String(port), 'INFO', 'all'], { encoding: 'utf8', timeout: 5_000 });
   const o: Record<string, string> = {};
@@ -411,10 +419,10 @@ async function main(): Promise<void> {
         const f = await startFleet(root, store ? redis : undefined, processes, `tp${processes}`);
         fleets.push(f);
         const pids = [...f.relays.map((r) => r.proc.child.pid), f.proxy?.pid];
-        const cpu0 = await Promise.all(pids.map(cpuOf));
+        const cpu0 = await Promise.all(pids.map(treeCpuOf));
         const r0 = redisInfo(redis.port);
         const o = await transfers(f.url, big.files, big.hashes.map((h, i) => (i === 0 ? h : big.hashes[0]!)), pjoin(root, `out-tp${processes}`), Math.min(W, bigN));
-        const cpu1 = await Promise.all(pids.map(cpuOf));
+        const cpu1 = await Promise.all(pids.map(treeCpuOf));
         const r1 = redisInfo(redis.port);
         const rep = tally(`throughput: ${label}`, o, bigN);
         const gib = (bigN * bigMiB) / 1024;
