@@ -52,7 +52,8 @@ async function worker(spec: WorkerSpec): Promise<void> {
     try {
       const r = await fn((e) => {
         if (e.type === 'reconnected') reconnects++;
-        if (!live && (e.type === 'progress' || e.type === 'file-start')) (live = true), say({ i, live });
+        // the recipient's first progress: its session moved data, so a drop from now on is reconnected
+        if (!live && spec.role === 'recipient' && e.type === 'progress') (live = true), say({ i, live });
         if (e.type === 'code') say({ i, code: e.code });
       });
       say({ i, ok: true, reconnects, ...r });
@@ -96,7 +97,7 @@ async function sha256File(path: string): Promise<string> {
 interface Msg {
   i: number;
   code?: string;
-  /** the first file-start/progress event of a side: the transfer moves data */
+  /** the recipient's first progress event: the transfer moves data */
   live?: boolean;
   ok?: boolean;
   reconnects?: number;
@@ -286,6 +287,8 @@ interface PhaseReport {
   phase: string;
   transfers: number;
   completedVerified: number;
+  /** the recipient has the file, hash-verified (its sender may still have failed: a lost final confirmation) */
+  deliveredVerified: number;
   failed: number;
   errors: Record<string, number>;
   reconnectedTransfers: number;
@@ -296,11 +299,13 @@ interface PhaseReport {
 
 function tally(phase: string, o: Outcome, n: number): PhaseReport {
   let ok = 0;
+  let delivered = 0;
   let reconnected = 0;
   const errors: Record<string, number> = {};
   for (let i = 0; i < n; i++) {
     const g = o.got.get(i);
     const s = o.sent.get(i);
+    if (g?.ok && g.sha === o.hashes[i]) delivered++;
     if (g?.ok && s?.ok && g.sha === o.hashes[i]) ok++;
     else {
       const side = (m: Msg | undefined): string => (m === undefined ? 'no outcome' : m.ok === false ? `${m.error}: ${m.message}` : m.sha !== undefined && m.sha !== o.hashes[i] ? 'hash mismatch' : 'ok');
@@ -309,7 +314,7 @@ function tally(phase: string, o: Outcome, n: number): PhaseReport {
     }
     if ((g?.reconnects ?? 0) + (s?.reconnects ?? 0) > 0) reconnected++;
   }
-  return { phase, transfers: n, completedVerified: ok, failed: n - ok, errors, reconnectedTransfers: reconnected, splitAcrossProcesses: 0, staplesPerProcess: [], wallS: +o.wallS.toFixed(2) };
+  return { phase, transfers: n, completedVerified: ok, deliveredVerified: delivered, failed: n - ok, errors, reconnectedTransfers: reconnected, splitAcrossProcesses: 0, staplesPerProcess: [], wallS: +o.wallS.toFixed(2) };
 }
 
 async function makeFiles(dir: string, n: number, bytes: number, same = false): Promise<{ files: string[]; hashes: string[] }> {
@@ -465,8 +470,8 @@ async function main(): Promise<void> {
   }
 
   // summary
-  const rows = reports.map((r) => [r.phase, `${r.completedVerified}/${r.transfers}`, String(r.failed), String(r.reconnectedTransfers), String(r.splitAcrossProcesses), JSON.stringify(r.staplesPerProcess), `${r.wallS} s`, r.aggregateMiBps !== undefined ? `${r.aggregateMiBps} MiB/s, ${r.relayCpuSPerGiB} CPU s/GiB, ${r.redisCommandsPerTransfer} redis cmds/transfer` : r.stapledOnKilled !== undefined ? `${r.stapledOnKilled} stapled on the killed process` : `${r.stapledAtRedisKill} stapled at the Redis kill`]);
-  const head = ['phase', 'verified', 'failed', 'reconnected', 'joins elsewhere', 'staples/process', 'wall', 'notes'];
+  const rows = reports.map((r) => [r.phase, `${r.completedVerified}/${r.transfers} (${r.deliveredVerified})`, String(r.failed), String(r.reconnectedTransfers), String(r.splitAcrossProcesses), JSON.stringify(r.staplesPerProcess), `${r.wallS} s`, r.aggregateMiBps !== undefined ? `${r.aggregateMiBps} MiB/s, ${r.relayCpuSPerGiB} CPU s/GiB, ${r.redisCommandsPerTransfer} redis cmds/transfer` : r.stapledOnKilled !== undefined ? `${r.stapledOnKilled} stapled on the killed process` : `${r.stapledAtRedisKill} stapled at the Redis kill`]);
+  const head = ['phase', 'both ok (file arrived)', 'failed', 'reconnected', 'joins elsewhere', 'staples/process', 'wall', 'notes'];
   const w = head.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k]!.length)));
   for (const r of [head, ...rows]) process.stdout.write(r.map((c, k) => c.padEnd(w[k]!)).join(' | ') + '\n');
   for (const r of reports) for (const [e, n] of Object.entries(r.errors)) process.stdout.write(`  ${r.phase}: ${n} × ${e}\n`);

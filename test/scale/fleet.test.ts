@@ -26,6 +26,7 @@ interface Report {
   phase: string;
   transfers: number;
   completedVerified: number;
+  deliveredVerified: number;
   errors: Record<string, number>;
   reconnectedTransfers: number;
   splitAcrossProcesses: number;
@@ -36,7 +37,7 @@ test('30 transfers over 3 relay processes + HAProxy + Redis: kill -9 of one proc
   const dir = await mkdtemp(join(tmpdir(), 'tsc-croc-fleet-scale-'));
   try {
     const json = join(dir, 'fleet.json');
-    const child = spawn(process.execPath, [BENCH, '--transfers', '30', '--size-mib', '4', '--workers', '3', '--phases', 'kill,redis', '--json', json], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BENCH, '--transfers', '30', '--size-mib', '8', '--workers', '3', '--phases', 'kill,redis', '--json', json], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -49,8 +50,11 @@ test('30 transfers over 3 relay processes + HAProxy + Redis: kill -9 of one proc
     const [kill, redis] = reports;
     assert.ok(kill && redis, out.slice(-3000));
 
-    // kill -9: every transfer arrives intact; those stapled on the killed process reconnected
-    assert.equal(kill.completedVerified, 30, JSON.stringify(kill.errors));
+    // kill -9: every file arrives intact; those stapled on the killed process reconnected. A sender
+    // whose last bytes were out when its stapler died may not learn that they arrived: it says so
+    assert.equal(kill.deliveredVerified, 30, JSON.stringify(kill.errors));
+    for (const why of Object.keys(kill.errors))
+      assert.match(why, /^recipient ok \/ sender ERR_PEER_LOST: everything was sent, but the connection dropped before the recipient confirmed it/, why);
     assert.ok(kill.stapledOnKilled! > 0, 'the killed process stapled some transfers');
     assert.ok(kill.reconnectedTransfers >= kill.stapledOnKilled!, `${kill.reconnectedTransfers} reconnected, ${kill.stapledOnKilled} stapled on the killed process`);
     assert.ok(kill.splitAcrossProcesses > 0);
