@@ -3,7 +3,8 @@
  * relay processes behind a real HAProxy, 30 concurrent library transfers in worker processes
  * (senders and recipients in different processes), every file hashed. Phase kill: one relay
  * process is killed with SIGKILL once every transfer moves data; its transfers reconnect through
- * the others and all 30 arrive. Phase redis: the redis-server is killed and restarted empty once
+ * the others and all 30 arrive (a sender whose stapler died after its last bytes went out may not
+ * learn that they arrived: it says so). Phase redis: the redis-server is killed and restarted empty once
  * half the transfers are stapled; every transfer arrives or ends with the store's plain error.
  */
 import assert from 'node:assert/strict';
@@ -37,7 +38,7 @@ test('30 transfers over 3 relay processes + HAProxy + Redis: kill -9 of one proc
   const dir = await mkdtemp(join(tmpdir(), 'tsc-croc-fleet-scale-'));
   try {
     const json = join(dir, 'fleet.json');
-    const child = spawn(process.execPath, [BENCH, '--transfers', '30', '--size-mib', '8', '--workers', '3', '--phases', 'kill,redis', '--json', json], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BENCH, '--transfers', '30', '--size-mib', '24', '--workers', '3', '--phases', 'kill,redis', '--json', json], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -56,12 +57,15 @@ test('30 transfers over 3 relay processes + HAProxy + Redis: kill -9 of one proc
     for (const why of Object.keys(kill.errors))
       assert.match(why, /^recipient ok \/ sender ERR_PEER_LOST: everything was sent, but the connection dropped before the recipient confirmed it/, why);
     assert.ok(kill.stapledOnKilled! > 0, 'the killed process stapled some transfers');
-    assert.ok(kill.reconnectedTransfers >= kill.stapledOnKilled!, `${kill.reconnectedTransfers} reconnected, ${kill.stapledOnKilled} stapled on the killed process`);
+    const confirmationLost = Object.values(kill.errors).reduce((a, n) => a + n, 0);
+    assert.ok(kill.reconnectedTransfers > 0, 'transfers stapled on the killed process reconnected through the others');
+    assert.ok(kill.reconnectedTransfers + confirmationLost >= kill.stapledOnKilled!, `${kill.reconnectedTransfers} reconnected, ${confirmationLost} lost their last confirmation, ${kill.stapledOnKilled} stapled on the killed process`);
     assert.ok(kill.splitAcrossProcesses > 0);
 
     // Redis restarted empty: each transfer arrived, or its peers say the relay's store was unreachable
     // (or that the channel it needs is gone): never a hash mismatch, never a hang
-    const clear = /ERR_RELAY_UNREACHABLE: the relay cannot reach its channel store|ERR_CHANNEL_NOT_FOUND|ERR_PEER_TIMEOUT|ERR_CHANNEL_CLOSED|ok/;
+    const clear =
+      /^(recipient|sender) (ok|ERR_RELAY_UNREACHABLE: the relay cannot reach its channel store|ERR_CHANNEL_NOT_FOUND|ERR_TIMEOUT: timed out waiting for the other side|ERR_RELAY: the relay closed the TCP connection before stapling|ERR_CHANNEL_CLOSED)/;
     let ended = redis.completedVerified;
     for (const [why, n] of Object.entries(redis.errors)) {
       ended += n;
