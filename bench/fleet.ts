@@ -484,6 +484,6 @@ async function main(): Promise<void> {
 if (process.argv.includes('--worker')) await worker(JSON.parse(process.env.FLEET_WORKER!) as WorkerSpec);
 else if (process.argv[1] === SELF) {
   process.once('exit', () => children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL')));
-  process.once('SIGINT', () => process.exit(130));
+  for (const [sig, code] of [['SIGINT', 130], ['SIGHUP', 129], ['SIGTERM', 143]] as const) process.once(sig, () => process.exit(code));
   await main();
 }
