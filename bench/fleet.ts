@@ -26,8 +26,8 @@ import { fileURLToPath } from 'node:url';
 import { receive, send } from '../src/index.js';
 import { startCliRelay } from '../test/helpers/cli.js';
 import { RedisServer, freePort } from '../test/helpers/redis.js';
+import { HAPROXY, haproxyConfig } from '../test/helpers/haproxy.js';
 
-const HAPROXY = process.env.TSC_CROC_TEST_HAPROXY ?? '/usr/sbin/haproxy';
 const SELF = fileURLToPath(import.meta.url);
 const CLK = 100; // USER_HZ of /proc/<pid>/stat
 /** Every child this run started, killed if it ends early (an error, Ctrl-C). */
@@ -196,25 +196,7 @@ async function startFleet(root: string, redis: RedisServer | undefined, processe
   const cfg = pjoin(root, `haproxy-${tag}.cfg`);
   await writeFile(
     cfg,
-    [
-      'global',
-      '  maxconn 4000',
-      'defaults',
-      '  mode http',
-      '  retries 3',
-      '  option redispatch',
-      '  timeout connect 5s',
-      '  timeout client 300s',
-      '  timeout server 300s',
-      'frontend relays',
-      `  bind 127.0.0.1:${front}`,
-      '  default_backend fleet',
-      'backend fleet',
-      '  balance roundrobin',
-      '  option httpchk GET /health',
-      ...relays.map((r, i) => `  server r${i} 127.0.0.1:${r.httpPort} check inter 500ms fall 1 rise 1`),
-      '',
-    ].join('\n'),
+    haproxyConfig(front, relays.map((r) => r.httpPort), { maxconn: 4000, timeoutS: 300 }),
   );
   const proxy = spawn(HAPROXY, ['-W', '-db', '-f', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proxy);

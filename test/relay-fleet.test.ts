@@ -20,10 +20,10 @@ import { buildRelay, type Relay, type RelayOptions } from '../src/relay/index.js
 import { relayConfig } from '../src/relay/config.js';
 import { RelayClient } from '../src/transfer/relay-client.js';
 import { RedisServer, freePort, redisSkip } from './helpers/redis.js';
+import { HAPROXY, haproxyConfig } from './helpers/haproxy.js';
 import { runCli, sha256File, spawnWatched, startCliRelay } from './helpers/cli.js';
 import { metric, post } from './relay-helpers.js';
 
-const HAPROXY = process.env.TSC_CROC_TEST_HAPROXY ?? '/usr/sbin/haproxy';
 const redisMissing = redisSkip();
 const haproxyMissing =
   redisMissing ?? (spawnSync(HAPROXY, ['-v'], { stdio: 'ignore' }).status === 0 ? undefined : `${HAPROXY} is not installed (apt-get install haproxy): the HAProxy fleet test is skipped`);
@@ -203,25 +203,7 @@ describe('HAProxy round-robin over three relay processes on one Redis', haproxyM
     const cfg = pjoin(root, `haproxy-${fleets}.cfg`);
     await writeFile(
       cfg,
-      [
-        'global',
-        '  maxconn 2000',
-        'defaults',
-        '  mode http',
-        '  retries 3',
-        '  option redispatch',
-        '  timeout connect 5s',
-        '  timeout client 120s',
-        '  timeout server 120s',
-        'frontend relays',
-        `  bind 127.0.0.1:${front}`,
-        '  default_backend fleet',
-        'backend fleet',
-        '  balance roundrobin',
-        '  option httpchk GET /health',
-        ...relays.map((r, i) => `  server r${i} 127.0.0.1:${r.httpPort} check inter 500ms fall 1 rise 1`),
-        '',
-      ].join('\n'),
+      haproxyConfig(front, relays.map((r) => r.httpPort), { maxconn: 2000, timeoutS: 120 }),
     );
     // master-worker in the foreground: the master says "Loading success." once the worker listens
     const proxy = spawnWatched(HAPROXY, ['-W', '-db', '-f', cfg], { env: process.env, label: 'haproxy' });

@@ -15,9 +15,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { redisSkip } from '../helpers/redis.js';
+import { HAPROXY } from '../helpers/haproxy.js';
 
 const BENCH = fileURLToPath(new URL('../../bench/fleet.js', import.meta.url));
-const HAPROXY = process.env.TSC_CROC_TEST_HAPROXY ?? '/usr/sbin/haproxy';
 const skip =
   redisSkip() ??
   (spawnSync(HAPROXY, ['-v'], { stdio: 'ignore' }).status === 0 ? undefined : `${HAPROXY} is not installed (apt-get install haproxy)`) ??
