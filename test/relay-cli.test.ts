@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { buildRelay } from '../src/relay/http.js';
 import { prettyLogLine } from '../src/relay/log-pretty.js';
 import { BoundedLogSink } from '../src/relay/log-sink.js';
-import { Client, httpPost, seatOverHttp, spawnRelay } from './relay-helpers.js';
+import { Client, httpPost, seatOverHttp, spawnRelay, stapleSeats } from './relay-helpers.js';
 
 const T = { timeout: 30_000 };
 const LOCAL = { TSC_CROC_RELAY_HOST: '127.0.0.1', TSC_CROC_RELAY_PORT: '0', TSC_CROC_RELAY_TCP_PORT: '0' };
@@ -125,11 +125,7 @@ describe('tsc-croc relay', () => {
   test('a second signal stops at once, even with a pair still stapled', T, async () => {
     const relay = await spawnRelay(['--shutdown-grace', '600', '--quiet'], LOCAL);
     const seats = await seatOverHttp(relay.url);
-    const a = await Client.connect(seats.tcpPort);
-    a.hello(seats.channel, seats.sender);
-    const b = await Client.connect(seats.tcpPort);
-    b.hello(seats.channel, seats.recipient);
-    assert.deepEqual(await a.reply(), { v: 1, type: 'stapled' });
+    const { a, b } = await stapleSeats(seats); // both told 'stapled'
     relay.child.kill('SIGTERM');
     await relay.waitFor(/draining/);
     relay.child.kill('SIGTERM');
@@ -197,11 +193,7 @@ describe('relay logs: --log-format json|pretty', () => {
     const relay = await spawnRelay([], { ...LOCAL, TSC_CROC_RELAY_LOG_FORMAT: 'pretty' });
     try {
       const seats = await seatOverHttp(relay.url);
-      const a = await Client.connect(seats.tcpPort);
-      a.hello(seats.channel, seats.sender);
-      const b = await Client.connect(seats.tcpPort);
-      b.hello(seats.channel, seats.recipient);
-      assert.deepEqual(await a.reply(), { v: 1, type: 'stapled' });
+      const { a, b } = await stapleSeats(seats); // both told 'stapled'
       a.socket.end();
       b.socket.end();
       await a.until(() => a.closed, 'a to close');

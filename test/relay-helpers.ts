@@ -203,7 +203,11 @@ export async function seat(relay: Relay, options: { handshake?: boolean; passwor
 
 /** Seat two peers and staple raw connections. */
 export async function staple(relay: Relay, options: { allowHalfOpen?: boolean; keep?: boolean; password?: string } = {}): Promise<Seats & { a: Client; b: Client }> {
-  const seats = await seat(relay, options);
+  return stapleSeats(await seat(relay, options), options);
+}
+
+/** Connect the two seated peers to the stapler (a: sender, b: recipient); both are told `stapled`. */
+export async function stapleSeats(seats: Seats, options: { allowHalfOpen?: boolean; keep?: boolean; password?: string } = {}): Promise<Seats & { a: Client; b: Client }> {
   const pw = options.password === undefined ? {} : { password: options.password };
   const a = await Client.connect(seats.tcpPort, options);
   a.hello(seats.channel, seats.sender, pw);

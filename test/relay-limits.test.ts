@@ -23,6 +23,7 @@ import {
   post,
   seat,
   staple,
+  stapleSeats,
   until,
   forEachStore,
 } from './relay-helpers.js';
@@ -56,12 +57,7 @@ forEachStore((S) => {
         }
       }
       assert.equal((await post(relay, '/channel', { channel: seats.channel, uuid: seats.sender, h_k: H_K })).status, 200);
-      const a = await Client.connect(seats.tcpPort);
-      a.hello(seats.channel, seats.sender);
-      const b = await Client.connect(seats.tcpPort);
-      b.hello(seats.channel, seats.recipient);
-      assert.deepEqual(await a.reply(), { v: 1, type: 'stapled' });
-      assert.deepEqual(await b.reply(), { v: 1, type: 'stapled' });
+      const { a, b } = await stapleSeats(seats);
       a.socket.destroy();
       await b.until(() => b.closed, 'b to close');
     }));

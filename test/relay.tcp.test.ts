@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { MAX_HELLO_BYTES, type JoinResponse } from '../src/core/relay-api.js';
 import type { Relay } from '../src/relay/index.js';
-import { Client, expectRefused, seat, forEachStore, stateUntil, staple, until } from './relay-helpers.js';
+import { Client, expectRefused, seat, forEachStore, stateUntil, staple, stapleSeats, until } from './relay-helpers.js';
 
 const T = { timeout: 15_000 };
 
@@ -114,12 +114,7 @@ forEachStore((S) => {
       await until(() => relay.tcp.waitingCount === 1, 'the relay to seat the first socket');
       first.socket.destroy();
       await until(() => relay.tcp.waitingCount === 0, 'the relay to free the seat');
-      const a = await Client.connect(seats.tcpPort);
-      a.hello(seats.channel, seats.sender);
-      const b = await Client.connect(seats.tcpPort);
-      b.hello(seats.channel, seats.recipient);
-      assert.deepEqual(await a.reply(), { v: 1, type: 'stapled' });
-      assert.deepEqual(await b.reply(), { v: 1, type: 'stapled' });
+      const { a, b } = await stapleSeats(seats);
       a.socket.destroy();
       b.socket.destroy();
     }));
