@@ -79,6 +79,18 @@ test('a join answer with an oversized uuid or a channel with escape codes is ref
   await rm(dir, { recursive: true });
 });
 
+test("a recipient refuses a join answer whose channel state is malformed or another channel's", async () => {
+  const state = { channel: '7', curve: 'ed25519', version: 2, sender: true, recipient: true, x: 'ab'.repeat(32), y: null, hh_k: null, h_k: null, stapled: false, closed: false, closeReason: null };
+  const dir = await mkdtemp(join(tmpdir(), 'tsc-croc-hrelay-'));
+  // the x in it is not used (it would fail as a PAKE message, not as the relay's answer)
+  for (const bad of ['x', { ...state, x: 'not hex' }, { ...state, x: 'ab'.repeat(32), channel: '8' }, { ...state, x: 'ab'.repeat(32), curve: 'p256' }, { ...state, x: 'ab'.repeat(32), version: -0.5 }]) {
+    const relay = await fakeRelay((_req, _body, res) => json(res, join_({ role: 'recipient', state: bad })));
+    await assert.rejects(receive({ relay: relay.url, lan: 'off', code: '7-abandon-ability-able', outDir: dir }), isCode('ERR_RELAY'));
+    await relay.close();
+  }
+  await rm(dir, { recursive: true });
+});
+
 test('a recipient is refused a join answer for another channel than its code', async () => {
   const relay = await fakeRelay((_req, _body, res) => json(res, join_({ role: 'recipient', channel: '8' })));
   const dir = await mkdtemp(join(tmpdir(), 'tsc-croc-hrelay-'));

@@ -133,9 +133,24 @@ forEachStore((S) => {
       assert.match(a.body.channel, new RegExp(CHANNEL_PATTERN));
       assert.match(a.body.channel, /^[1-9][0-9]{0,3}$/);
       assert.match(a.body.uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-      assert.deepEqual({ ...a.body, channel: 'c', uuid: 'u' }, {
+      const { state, ...rest } = a.body;
+      assert.deepEqual({ ...rest, channel: 'c', uuid: 'u' }, {
         version: RELAY_PROTOCOL_VERSION, channel: 'c', uuid: 'u', role: 'sender', curve: 'ed25519', tcpPort: 9010,
       });
+      // the channel as /channel answers it right after the join
+      assert.deepEqual(state, (await channel(relay, { channel: a.body.channel, uuid: a.body.uuid })).body);
+    }));
+
+    test("a recipient's join answer carries the channel with the sender's x", S.inject({}, async (relay) => {
+      const a = await join(relay, { role: 'sender' });
+      const x = 'ab'.repeat(32);
+      assert.equal((await channel(relay, { channel: a.body.channel, uuid: a.body.uuid, x })).status, 200);
+      const b = await join(relay, { role: 'recipient', channel: a.body.channel });
+      assert.equal(b.status, 200);
+      assert.equal(b.body.state?.x, x);
+      assert.equal(b.body.state?.recipient, true);
+      assert.equal(b.body.state?.y, null);
+      assert.equal(b.body.state?.channel, a.body.channel);
     }));
 
     test('the picker retries on a taken name', S.inject({ randomInt: sequence([5, 5, 7]) }, async (relay) => {

@@ -43,6 +43,10 @@ export async function runProcess(): Promise<void> {
     return;
   }
   installTrace();
+  // The command's own modules are read while the parser's are compiled (the import in program.ts then
+  // finds them loaded): a guess from the first word; a wrong guess only loads a module early.
+  const command = args[0] === 'send' ? import('../transfer/send.js') : args[0] === 'receive' ? import('../transfer/receive.js') : undefined;
+  command?.catch(() => undefined); // imported again, and any failure reported, where it is used
   const [{ runCli }, { setRecordBufferCollector }] = await Promise.all([import('./program.js'), import('../transfer/secure-channel.js')]);
   trace('cli: modules loaded');
   // V8 grows its young generation (to 32 MiB) once enough objects have survived collections in

@@ -62,6 +62,11 @@ export interface JoinResponse {
    * characters, never a multicast, broadcast or unspecified address. Absent: the HTTP host.
    */
   tcpHost?: string;
+  /**
+   * Optional: the channel as `POST /channel` would answer this participant right after the join
+   * (a recipient finds the sender's x there). Absent from relays older than this field.
+   */
+  state?: ChannelState;
 }
 
 export interface ChannelRequest {

@@ -100,6 +100,8 @@ const joinResponseSchema = {
     curve: { type: 'string', enum: CURVES },
     tcpPort: { type: 'integer' },
     tcpHost: { type: 'string' },
+    // the channel as /channel answers it right after this join (filled in below: declared later)
+    state: {},
   },
 } as const;
 
@@ -145,6 +147,8 @@ const channelStateSchema = {
     maxAttempts: { type: 'integer' },
   },
 } as const;
+
+(joinResponseSchema.properties as Record<string, unknown>).state = channelStateSchema;
 
 const healthResponseSchema = {
   type: 'object',
@@ -464,6 +468,8 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
           role: participant.role,
           curve: state.curve,
           ...stapledAt(joined.tcp),
+          // what the recipient's first /channel would fetch (the sender's x): one round trip less
+          state,
         };
       },
     );

@@ -292,7 +292,8 @@ export async function recipientPake(client: RelayClient, join: JoinResponse, sec
     early !== undefined && early.channel === join.channel && early.secret === secret && join.curve === DEFAULT_CURVE
       ? early.w
       : derivePasswordScalar(secret, ctx),
-    client.waitFor(auth, (s) => s.x !== null, timeouts.stepMs, 'waiting for the sender', undefined, 'recipient'),
+    // the join's answer carries the channel (relays since it has `state`): x is usually there already
+    join.state?.x != null && !join.state.closed ? join.state : client.waitFor(auth, (s) => s.x !== null, timeouts.stepMs, 'waiting for the sender', undefined, 'recipient'),
   ]);
   trace('pake: recipient has w and x');
   const x = peerBytes(st.x, 'x');

@@ -216,7 +216,7 @@ export class RelayClient {
    * (the relay never saw it: no answer had started).
    */
   async #exchange(path: string, payload: Buffer, timeoutMs: number, stop: AbortSignal | undefined, farewell: boolean): Promise<{ status: number; text: string }> {
-    const agent = await this.#agentFor();
+    const agent = this.#agentFor();
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.#once(agent, path, payload, timeoutMs, stop, farewell);
@@ -289,9 +289,10 @@ export class RelayClient {
   /** node:http or node:https, loaded on first use, and one pool of kept-alive connections per client. */
   #http: { request: typeof httpRequest } | undefined;
   #agent: HttpAgent | undefined;
-  async #agentFor(): Promise<HttpAgent> {
+  #agentFor(): HttpAgent {
     if (this.#agent) return this.#agent;
-    const mod = this.baseUrl.protocol === 'https:' ? await import('node:https') : await import('node:http');
+    // taken synchronously (an ES import of a built-in builds its namespace and costs a turn of the loop)
+    const mod = process.getBuiltinModule(this.baseUrl.protocol === 'https:' ? 'node:https' : 'node:http') as typeof import('node:http');
     this.#http = { request: mod.request as typeof httpRequest };
     // idle connections are unref'ed by the agent: they never keep the process alive
     this.#agent = new mod.Agent({ keepAlive: true, noDelay: true } as AgentOptions);
@@ -386,7 +387,8 @@ function isJoinResponse(v: unknown): v is JoinResponse {
     Number.isInteger(v.tcpPort) &&
     v.tcpPort > 0 &&
     v.tcpPort < 65536 &&
-    (v.tcpHost === undefined || isTcpHost(v.tcpHost))
+    (v.tcpHost === undefined || isTcpHost(v.tcpHost)) &&
+    (v.state === undefined || (isChannelState(v.state) && v.state.channel === v.channel && v.state.curve === v.curve))
   );
 }
 
