@@ -22,7 +22,7 @@ import { RelayClient } from '../src/transfer/relay-client.js';
 import { RedisServer, freePort, redisSkip } from './helpers/redis.js';
 import { HAPROXY, haproxyConfig } from './helpers/haproxy.js';
 import { runCli, sha256File, spawnWatched, startCliRelay } from './helpers/cli.js';
-import { metric, post } from './relay-helpers.js';
+import { httpPost, metric, post, seatOverHttp, stapleSeats } from './relay-helpers.js';
 
 const redisMissing = redisSkip();
 const haproxyMissing =
@@ -195,8 +195,8 @@ describe('HAProxy round-robin over three relay processes on one Redis', haproxyM
    * and a real HAProxy in front of their HTTP ports: round-robin, /health checks, a request whose
    * server refuses the connection is sent to another one.
    */
-  async function fleet(): Promise<{ url: string; relays: CliRelay[] }> {
-    const env = { TSC_CROC_RELAY_STORE: redis.url, TSC_CROC_RELAY_STORE_PREFIX: `h${process.pid}-${++fleets}:`, TSC_CROC_RELAY_ADVERTISE_TCP: '127.0.0.1' };
+  async function fleet(extra: Record<string, string> = {}): Promise<{ url: string; relays: CliRelay[] }> {
+    const env = { TSC_CROC_RELAY_STORE: redis.url, TSC_CROC_RELAY_STORE_PREFIX: `h${process.pid}-${++fleets}:`, TSC_CROC_RELAY_ADVERTISE_TCP: '127.0.0.1', ...extra };
     const relays = await Promise.all([0, 1, 2].map(() => startCliRelay(env)));
     cleanups.push(() => Promise.allSettled(relays.map((r) => (r.proc.child.exitCode === null && r.proc.child.signalCode === null ? r.stop() : undefined))));
     const front = await freePort();
@@ -289,5 +289,27 @@ describe('HAProxy round-robin over three relay processes on one Redis', haproxyM
     const staples = await Promise.all(survivors.map((r) => scrape(r, 'tsc_croc_relay_staples_total')));
     process.stdout.write(`# fleet kill -9: staples on the surviving processes after the reconnect ${JSON.stringify(staples)}\n`);
     assert.equal(staples.reduce((x, y) => x + y, 0), 1, 'the reconnected session is stapled on a surviving process');
+  });
+
+  test("kill -9 the process stapling a pair whose peers are gone too: a survivor's sweep closes the orphaned channel, its name is usable again", { timeout: 60_000 }, async () => {
+    // a 1 s stapled lease: the survivors' sweeps (every 5 s) find the killed process gone within seconds
+    const { url, relays } = await fleet({ TSC_CROC_RELAY_STAPLED_LEASE: '1' });
+    const seats = await stapleSeats(await seatOverHttp(url));
+    const victim = relays.findIndex((r) => r.tcpPort === seats.tcpPort);
+    assert.ok(victim >= 0, 'the pair is stapled on one of the three processes');
+    relays[victim]!.proc.child.kill('SIGKILL');
+    await relays[victim]!.proc.exit();
+    seats.a.socket.destroy();
+    seats.b.socket.destroy();
+    // nobody is left to close it but the survivors: the name is taken until one of their sweeps does
+    const joinName = () => httpPost<JoinResponse>(`${url}/join`, { role: 'sender', channel: seats.channel });
+    let answer = await joinName();
+    assert.equal(answer.status, 409, JSON.stringify(answer.body));
+    for (const deadline = Date.now() + 30_000; answer.status !== 200 && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 250)); // a bounded poll: at most 30 s, 4 joins a second
+      answer = await joinName();
+      assert.ok(answer.status === 200 || answer.status === 409, JSON.stringify(answer.body));
+    }
+    assert.equal(answer.status, 200, "the killed process's channel still holds its name");
   });
 });

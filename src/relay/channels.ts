@@ -114,6 +114,17 @@ export interface ChannelStoreConfig {
   recipientTimeoutMs: number;
   /** Failed attempts (recipients that wrote y + hh_k and were not accepted) before the channel closes 'wrong-code'. */
   maxAttempts: number;
+  /**
+   * This relay process, among those sharing the backend (a random id per process). A channel it
+   * staples records it as the owner; the owner's heartbeat (heartbeat()) keeps the channel's lease.
+   */
+  instanceId: string;
+  /**
+   * A stapled channel's lease: every this long, expire() checks that the process holding its sockets
+   * still beats; a channel whose owner stopped (a process killed) is closed 'expired', freeing its
+   * name and its addresses' quota. The owner's heartbeat lives this long.
+   */
+  stapledLeaseMs: number;
 }
 
 /** What expire() did. */
@@ -169,6 +180,10 @@ export interface ChannelRecord {
    * (--advertise-tcp), named in every join answer of the channel; absent or null: none advertised.
    */
   tcp?: string | null;
+  /** The process (instanceId) whose stapler holds the channel's sockets; absent: not stapled (or an older record). */
+  owner?: string;
+  /** When expire() next checks that the owner still beats (stapled channels). */
+  leaseAt?: number;
 }
 
 /** A change of one record, handed to the backend to commit atomically. */
@@ -230,6 +245,10 @@ export interface ChannelBackend {
   distinctHit(kind: string, key: string, value: string, max: number, windowMs: number, now: number): Promise<void>;
   /** Forget ended windows (memory); Redis lets them expire. */
   purge(now: number): void;
+  /** Process `id` is alive for `ttlMs` more (its stapled channels keep their lease). */
+  heartbeat(id: string, ttlMs: number, now: number): Promise<void>;
+  /** Whether process `id` beat within the ttl of its last heartbeat. */
+  alive(id: string, now: number): Promise<boolean>;
 }
 
 /**
@@ -309,6 +328,8 @@ function evictedView(c: ChannelRecord, e: Evicted, maxAttempts: number): Channel
 /** What one computed change does besides the record: collected, then committed with it. */
 class Effects {
   changed = false;
+  /** The record changed without a change anyone watches (a lease renewed): committed, announced to nobody. */
+  touched = false;
   closed: CloseReason | undefined;
   readonly addrAdd = new Set<string>();
   readonly addrRemove = new Set<string>();
@@ -431,7 +452,7 @@ export class ChannelStore {
 
   #deadline(c: ChannelRecord): number | null {
     if (c.closed) return (c.closedAt ?? 0) + this.#config.closedRetentionMs;
-    let d = c.stapled ? Infinity : c.createdAt + this.#config.channelTtlMs;
+    let d = c.stapled ? (c.leaseAt ?? Infinity) : c.createdAt + this.#config.channelTtlMs;
     if (c.recipientDeadline !== null) d = Math.min(d, c.recipientDeadline);
     return d === Infinity ? null : d;
   }
@@ -490,7 +511,7 @@ export class ChannelStore {
         error = e;
         result = AGAIN;
       }
-      if (fx.changed) {
+      if (fx.changed || fx.touched) {
         c.rev = c0.rev + 1;
         const r = await backend.commit(this.#commitOf('update', c, c0.rev, fx), this.#config.now());
         if (!r.ok) {
@@ -746,6 +767,8 @@ export class ChannelStore {
         if (c.closed) throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed`);
         if (!c.stapled) {
           c.stapled = true;
+          c.owner = this.#config.instanceId;
+          c.leaseAt = this.#config.now() + this.#config.stapledLeaseMs;
           this.#bump(c, fx);
         }
         return this.#snap(c);
@@ -793,10 +816,13 @@ export class ChannelStore {
 
   /**
    * Close open channels that were not stapled within channelTtlMs of their creation (reason 'expired'),
+   * close stapled channels whose owner process stopped beating (checked every stapledLeaseMs),
    * evict recipients whose recipientTimeoutMs ran out, and remove closed channels older than closedRetentionMs.
    * Several processes may sweep at once: each change is a compare-and-set, done by one of them.
    */
   async expire(now: number): Promise<ExpireResult> {
+    // this process beats first, so that no sweep, its own or another's, takes it for gone
+    await (await this.#b()).heartbeat(this.#config.instanceId, this.#config.stapledLeaseMs, now);
     const result: ExpireResult = { closed: [], removed: [], evicted: [] };
     const backend = await this.#b();
     for (let batch = 0; batch < EXPIRE_BATCHES; batch++) {
@@ -818,6 +844,11 @@ export class ChannelStore {
         }
         return;
       }
+      // a stapled channel whose lease is due: is the process holding its sockets still there?
+      const ownerAlive =
+        c.stapled && c.owner !== undefined && c.leaseAt !== undefined && now >= c.leaseAt
+          ? c.owner === this.#config.instanceId || (await backend.alive(c.owner, now))
+          : undefined;
       const done = await this.#mutate(
         name,
         (list) => list.find((x) => x.id === id) ?? throwIt(notFound(name)),
@@ -826,6 +857,16 @@ export class ChannelStore {
           if (!x.stapled && now - x.createdAt >= this.#config.channelTtlMs) {
             this.#close(x, fx, 'expired');
             return 'closed';
+          }
+          if (x.stapled && ownerAlive !== undefined && x.owner === c.owner && x.leaseAt !== undefined && now >= x.leaseAt) {
+            if (!ownerAlive) {
+              // its process is gone, and its sockets with it: the peers went on elsewhere, or not at all
+              this.#close(x, fx, 'expired');
+              return 'closed';
+            }
+            x.leaseAt = now + this.#config.stapledLeaseMs;
+            fx.touched = true;
+            return undefined;
           }
           if (x.recipientDeadline !== null && now >= x.recipientDeadline) {
             this.#evict(x, fx, 'expired', false);

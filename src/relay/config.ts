@@ -30,6 +30,7 @@ export interface RelayCliFlags {
   maxLongPollsPerAddress?: string;
   channelTtl?: string;
   idleTimeout?: string;
+  stapledLease?: string;
   recipientTimeout?: string;
   maxAttempts?: string;
   joinRate?: string;
@@ -120,6 +121,12 @@ export const RELAY_FLAGS = {
     env: 'TSC_CROC_RELAY_IDLE_TIMEOUT',
     help: 'a stapled pair that moves no byte this long is closed',
     def: String(RELAY_DEFAULTS.stapledIdleMs / 1000),
+  },
+  stapledLease: {
+    flag: '--stapled-lease <seconds>',
+    env: 'TSC_CROC_RELAY_STAPLED_LEASE',
+    help: 'a fleet: a stapled channel of a relay process that stopped (killed) is closed within about two of these',
+    def: String(RELAY_DEFAULTS.stapledLeaseMs / 1000),
   },
   recipientTimeout: {
     flag: '--recipient-timeout <seconds>',
@@ -225,7 +232,7 @@ export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv, out: L
     const v = raw(key);
     return v === undefined ? undefined : integer(key, v, min, max);
   };
-  const seconds = (key: 'channelTtl' | 'idleTimeout' | 'recipientTimeout', min: number): number | undefined => {
+  const seconds = (key: 'channelTtl' | 'idleTimeout' | 'stapledLease' | 'recipientTimeout', min: number): number | undefined => {
     const s = int(key, min, MAX_SECONDS);
     return s === undefined ? undefined : s * 1000;
   };
@@ -302,6 +309,7 @@ export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv, out: L
     maxLongPollsPerAddress: int('maxLongPollsPerAddress', 1, 10_000_000),
     channelTtlMs: seconds('channelTtl', 1),
     stapledIdleMs: seconds('idleTimeout', 1),
+    stapledLeaseMs: seconds('stapledLease', 1),
     recipientTimeoutMs: seconds('recipientTimeout', 1),
     maxAttempts: int('maxAttempts', 1, 1000),
     joinMissLimit: int('joinMissLimit', 1, 10_000_000),

@@ -4,6 +4,7 @@
  * and the metrics together without listening, so tests can drive the app with inject(); listen()
  * binds both ports; close({ graceMs }) drains.
  */
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
 import Fastify, { LogController, type FastifyError, type FastifySchemaCompiler, type FastifySchemaValidationError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -275,6 +276,8 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     closedRetentionMs: opts.closedRetentionMs,
     recipientTimeoutMs: opts.recipientTimeoutMs,
     maxAttempts: opts.maxAttempts,
+    instanceId: opts.instanceId || randomUUID(),
+    stapledLeaseMs: opts.stapledLeaseMs,
   }, backend);
   const checkPassword = passwordCheck(opts.password);
   let logSink: BoundedLogSink | undefined;

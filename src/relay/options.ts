@@ -46,6 +46,15 @@ export interface RelayOptions {
   /** A stapled pair that moves no byte either way for this long is closed (reason 'expired'). */
   stapledIdleMs: number;
   /**
+   * A fleet: a stapled channel whose process (the one holding its sockets) stopped beating is closed
+   * (reason 'expired') within about two of these, freeing its name and its addresses' quota (the
+   * peers went on through another process, or not at all). Every sweep beats; keep it well above
+   * sweepIntervalMs.
+   */
+  stapledLeaseMs: number;
+  /** This process among those sharing a store (a random id per process when not given). */
+  instanceId: string;
+  /**
    * Most TCP sockets that have not sent their hello yet (each for at most helloTimeoutMs); beyond it
    * a new one is refused. A socket whose hello is admitted takes its channel's seat instead: seats
    * follow channels (two per channel), so they are bounded by maxChannels and maxChannelsPerAddress.
@@ -125,6 +134,8 @@ export const RELAY_DEFAULTS: Readonly<RelayOptions> = Object.freeze({
   maxChannels: 10_000,
   maxChannelsPerAddress: 20,
   stapledIdleMs: 5 * 60_000,
+  stapledLeaseMs: 60_000,
+  instanceId: '',
   maxPendingSockets: 4_000,
   maxPendingSocketsPerAddress: 8,
   maxHttpConnections: 10_000,
@@ -176,6 +187,8 @@ export function resolveRelayOptions(partial: Partial<RelayOptions> = {}): RelayO
   aint(o.maxChannels, 'maxChannels', 1, 10_000_000);
   aint(o.maxChannelsPerAddress, 'maxChannelsPerAddress', 1, 10_000_000);
   aint(o.stapledIdleMs, 'stapledIdleMs', 1, MAX_TIMER_MS);
+  aint(o.stapledLeaseMs, 'stapledLeaseMs', 1, MAX_TIMER_MS);
+  astring(o.instanceId, 'instanceId', 64);
   aint(o.maxPendingSockets, 'maxPendingSockets', 1, 10_000_000);
   aint(o.maxPendingSocketsPerAddress, 'maxPendingSocketsPerAddress', 1, 10_000_000);
   aint(o.maxHttpConnections, 'maxHttpConnections', 1, 10_000_000);

@@ -137,6 +137,19 @@ export class MemoryBackend implements ChannelBackend {
     for (const l of this.#rates.values()) l.purge(now);
     for (const l of this.#distinct.values()) l.purge(now);
   }
+
+  /** Processes that beat (one, unless tests share this backend between stores): id → until. */
+  readonly #beats = new Map<string, number>();
+
+  async heartbeat(id: string, ttlMs: number, now: number): Promise<void> {
+    this.#beats.set(id, now + ttlMs);
+  }
+
+  async alive(id: string, now: number): Promise<boolean> {
+    const until = this.#beats.get(id);
+    if (until !== undefined && until <= now) this.#beats.delete(id);
+    return until !== undefined && until > now;
+  }
 }
 
 /**

@@ -12,6 +12,8 @@
  *   a:{addr}    ZSET of the open channels an address takes part in (maxChannelsPerAddress)
  *   due         ZSET of "name id" scored by the next deadline expire() must look at
  *   r:{kind}:{key} / d:{kind}:{key}  rate windows (HASH start/count) and distinct-name windows (+ SET)
+ *   hb:{process} a relay process's heartbeat: the time its beat ends (set by every sweep); its stapled
+ *               channels (record `owner`) are closed by any process's sweep once it is gone
  *   ev          the pub/sub channel: one message per change ({name,id,version,closed?,removed?,o})
  * Every commit is one Lua script (EVALSHA): compare the record's revision, check the name, the
  * channels cap and the address quota, then write the record, its indexes and counters, and
@@ -20,6 +22,9 @@
  * Needs a single Redis primary (not Cluster: the scripts build their keys).
  */
 import { randomUUID } from 'node:crypto';
+
+/** How long a heartbeat key outlives its end (clocks of the fleet agree within a second or so). */
+const TTL_SLACK_MS = 60_000;
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import { isRelayError, storeUnavailable, type ChangeEvent, type ChannelBackend, type ChannelRecord, type Commit, type CommitResult } from './channels.js';
 
@@ -400,4 +405,15 @@ export class RedisBackend implements ChannelBackend {
   }
 
   purge(): void {}
+
+  /** The beat holds its end on the callers' clock (as every deadline here); Redis's TTL only cleans up. */
+  async heartbeat(id: string, ttlMs: number, now: number): Promise<void> {
+    const ms = Math.max(1, Math.round(ttlMs));
+    await this.#run((c) => c.set(`${this.#o.prefix}hb:${id}`, String(now + ms), 'PX', ms + TTL_SLACK_MS));
+  }
+
+  async alive(id: string, now: number): Promise<boolean> {
+    const until = Number(await this.#run((c) => c.get(`${this.#o.prefix}hb:${id}`)));
+    return Number.isFinite(until) && until > now;
+  }
 }
