@@ -1,12 +1,20 @@
 #!/usr/bin/env node
 /**
- * `npm run bundle`: the CLI as ES modules for node (dist/tsc-croc.mjs and dist/chunks/), split
- * so that each command loads only what it uses (the relay's fastify, the QR code and the progress
- * bar are chunks of their own). Two start-up savings (bench/README.md, "Session 3"):
+ * `npm run bundle`: the CLI as ES modules for node: dist/tsc-croc.mjs, the executable (1 KB: it
+ * answers `--version` itself), and dist/tsc-croc-cli.mjs, everything else. Start-up is what it is
+ * for (bench/README.md, "Session 3" and "Session 4"):
  *
+ * - The CLI in one file: every module of ours and the packages the commands use are bundled together. A
+ *   module imported with import() (the relay server, the SPAKE2 code, the local network, the
+ *   prompts) is still evaluated only when first imported (esbuild wraps it in a lazy init); only
+ *   its parsing is paid up front. Split into ES-module chunks (until Session 4), a receive loaded
+ *   ~25 files, each read asynchronously and linked: 19 ms more CPU per start than one file.
+ * - The relay server's packages (fastify, ioredis, and whatever src/relay/ imports) and the packages
+ *   loaded with import() (the progress bar, the QR code) are not bundled: they are `require()`d
+ *   from node_modules when first used, so a send or a receive never parses their ~1.7 MB.
  * - Node built-ins are taken with require(), not `import`: an ES import of a built-in makes node
  *   build a namespace of all its exports (reading every getter: node:module's loads its
- *   source-map support, for one createRequire).
+ *   source-map support).
  * - commander's `require('node:child_process')` (for executable subcommands, which tsc-croc does
  *   not have) is deferred to its first use: loading child_process also loads net, dgram and more.
  */
@@ -44,21 +52,48 @@ const lazyChildProcess = {
   },
 };
 
-await esbuild.build({
-  entryPoints: [join(root, 'src', 'cli', 'main.ts')],
+/**
+ * Packages left in node_modules (the package's dependencies), required on first use: those the
+ * relay server imports, and those imported with import(). A static `import` of one becomes a lazy
+ * CommonJS module here: required when the importing module is first evaluated.
+ */
+const lazyPackages = {
+  name: 'lazy-packages',
+  setup(build) {
+    // a bare name: a package (not a built-in, not a path); Go regular expressions have no lookahead
+    build.onResolve({ filter: /^[@a-z0-9]/ }, (args) => {
+      if (args.path.startsWith('node:')) return undefined;
+      if (args.namespace === 'lazy-package') return { path: args.path, external: true }; // the require() below
+      const fromRelay = /[\\/]src[\\/]relay[\\/]/.test(args.importer);
+      if (args.kind === 'dynamic-import') return { path: args.path, external: true };
+      if (fromRelay && args.kind === 'import-statement') return { path: args.path, namespace: 'lazy-package' };
+      return undefined;
+    });
+    build.onLoad({ filter: /.*/, namespace: 'lazy-package' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
+  },
+};
+
+/** main.ts's import('./run.js'): the CLI's own file, built below. */
+const cliFile = {
+  name: 'cli-file',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/run\.js$/ }, (args) => (args.kind === 'dynamic-import' && /[\\/]main\.ts$/.test(args.importer) ? { path: './tsc-croc-cli.mjs', external: true } : undefined));
+  },
+};
+
+const common = {
   bundle: true,
-  splitting: true,
+  splitting: false,
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  outdir: join(root, 'dist'),
-  entryNames: 'tsc-croc',
-  chunkNames: 'chunks/[name]-[hash]',
-  outExtension: { '.js': '.mjs' },
   logLevel: 'warning',
-  // every output file can require(): bundled CommonJS packages, and the built-ins above (node:module
-  // taken as a built-in too, not imported: its ES namespace would load its source-map support)
+  // the bundle can require(): bundled CommonJS packages, the packages above, and the built-ins
+  // (node:module taken as a built-in too, not imported: its ES namespace would load its source-map support)
   banner: { js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);" },
-  plugins: [lazyChildProcess, builtinsByRequire],
-});
+};
+// the executable: `--version` answered from this small file alone; anything else imports the CLI
+await esbuild.build({ ...common, entryPoints: [join(root, 'src', 'cli', 'main.ts')], outfile: join(root, 'dist', 'tsc-croc.mjs'), plugins: [cliFile, builtinsByRequire] });
+// the CLI: every command, one file
+await esbuild.build({ ...common, entryPoints: [join(root, 'src', 'cli', 'run.ts')], outfile: join(root, 'dist', 'tsc-croc-cli.mjs'), plugins: [lazyPackages, lazyChildProcess, builtinsByRequire] });
 chmodSync(join(root, 'dist', 'tsc-croc.mjs'), 0o755);

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,15 +53,19 @@ test('npm pack, npm install -g of the tarball, then the installed tsc-croc relay
     for (const f of ['package.json', 'README.md', 'LICENSE', pkg.bin['tsc-croc']!, 'dist/src/index.js', 'dist/src/index.d.ts'])
       assert.ok(files.has(f), `${f} is not in the package`);
     assert.ok((files.get(pkg.bin['tsc-croc']!)! & 0o111) !== 0, 'the bin is packed executable');
-    // everything the bundle loads (its chunks, by relative import) is in the package
-    const chunks = await readdir(join(ROOT, 'dist/chunks'));
-    assert.ok(chunks.length > 0);
-    for (const c of chunks) assert.ok(files.has(`dist/chunks/${c}`), `dist/chunks/${c} is not in the package`);
-    for (const f of [pkg.bin['tsc-croc']!, ...chunks.map((c) => `dist/chunks/${c}`)]) {
+    // everything the bundle loads is in the package (by relative import), or is one of its dependencies (by name)
+    const pkgDeps = new Set(Object.keys((JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies));
+    const bundled = [pkg.bin['tsc-croc']!, 'dist/tsc-croc-cli.mjs'];
+    for (const f of bundled) {
+      assert.ok(files.has(f), `${f} is not in the package`);
       const text = await readFile(join(ROOT, f), 'utf8');
-      for (const m of text.matchAll(/(?:from ?|import\()"(\.{1,2}\/[^"]+)"/g)) {
+      for (const m of text.matchAll(/(?:from ?|import\(|require\()"(\.{1,2}\/[^"]+)"/g)) {
         const target = join(f, '..', m[1]!);
         assert.ok(files.has(target), `${f} imports ${m[1]} (${target}), which is not in the package`);
+      }
+      for (const m of text.matchAll(/(?:from ?|import\(|require\()"((?:@[^/"]+\/)?[^./"][^/"]*)[^"]*"/g)) {
+        if (m[1]!.startsWith('node:')) continue;
+        assert.ok(pkgDeps.has(m[1]!), `${f} loads the package ${m[1]}, which is not a dependency`);
       }
     }
     assert.ok(![...files.keys()].some((f) => f.startsWith('dist/test/') || f.startsWith('src/')), 'no tests or sources in the package');

@@ -5,7 +5,7 @@
 import './hide-secrets-now.js';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { runProcess } from './run.js';
+import { VERSION } from './version.js';
 
 function isMain(): boolean {
   try {
@@ -15,4 +15,9 @@ function isMain(): boolean {
   }
 }
 
-if (isMain()) await runProcess();
+if (isMain()) {
+  const args = process.argv.slice(2);
+  // answered before the rest of the CLI is even read (bundled, it is a file of its own: scripts/bundle.mjs)
+  if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) process.stdout.write(`${VERSION}\n`);
+  else await (await import('./run.js')).runProcess();
+}
