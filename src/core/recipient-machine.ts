@@ -109,7 +109,7 @@ function admit(state: Totals, path: string, isDir: boolean): string[] {
   if (state.skipped.has(segments[0]!)) violation(`${JSON.stringify(displayName(path))} is under a name we skipped`);
   if (!state.roots.has(segments[0]!)) violation(`${JSON.stringify(displayName(path))} is not under an offered name`);
   if (state.seen.has(path)) violation(`${JSON.stringify(displayName(path))} sent twice`);
-  if (segments.length > 1 && !state.folders.has(segments.slice(0, -1).join('/')))
+  if (segments.length > 1 && !state.folders.has(path.slice(0, path.lastIndexOf('/'))))
     violation(`${JSON.stringify(displayName(path))} comes before its folder`);
   state.seen.add(path);
   if (isDir) state.folders.add(path);

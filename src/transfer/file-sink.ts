@@ -17,7 +17,7 @@
 import * as fs from 'node:fs';
 import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, open, stat, statfs, unlink, utimes, type FileHandle } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { TscCrocError } from '../core/errors.js';
 import type { BatchEntry, DirMessage, FileMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
@@ -520,7 +520,8 @@ export class FileSink {
       const segs = segments[i]!;
       const dir = dirs[i]!;
       const name = segs[segs.length - 1]!;
-      const finalPath = join(dir, name);
+      // (a checked single segment below a joined, normalized folder: no join() needed)
+      const finalPath = dir + sep + name;
       // a file an earlier run of this transfer wrote, which the sender now sends again (it changed)
       const replace = this.#held.get(file.path)?.complete === true;
       // in a folder this transfer created nothing can be there already, unless an interrupted session left it
@@ -538,7 +539,7 @@ export class FileSink {
         if (!this.#overwrite && !replace)
           throw new TscCrocError('ERR_FILE_EXISTS', `${displayName(finalPath)} already exists (nothing was overwritten; use --overwrite to replace it)`);
       }
-      const tempPath = join(dir, stateName(name, 'partial'));
+      const tempPath = dir + sep + stateName(name, 'partial');
       // a partial an interrupted session left goes (in a fresh folder there is none)
       if (!fresh) unlinkQuietly(tempPath);
       // this file's bytes: the next file.size bytes of the record, across its pieces

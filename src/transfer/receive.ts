@@ -376,7 +376,8 @@ async function receiveSession(client: RelayClient, join: JoinResponse, agreed: S
                 const done = await sink.writeBatch(files, effect.segments, data!);
                 for (let i = 0; i < files.length; i++) {
                   const f = files[i]!;
-                  const shown = displayName(f.path);
+                  // (admitted paths hold no control or format character: already display-safe)
+                  const shown = f.path;
                   emit({ type: 'file-start', path: shown, size: f.size, offset: 0 });
                   runState.files.set(done[i]!.path, done[i]!);
                   emit({ type: 'file-done', path: shown, size: f.size });

@@ -160,7 +160,8 @@ export class Journal {
   doneMany(files: readonly { path: string; size: number; mtime: number }[]): Promise<void> {
     if (files.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      for (const f of files) this.#lines.push(`${JSON.stringify({ done: f.path, size: f.size, mtime: f.mtime })}\n`);
+      // the line of done(), written out: {"done":<path>,"size":<n>,"mtime":<ms>}
+      for (const f of files) this.#lines.push(`{"done":${JSON.stringify(f.path)},"size":${f.size},"mtime":${f.mtime}}\n`);
       this.#waiters.push({ resolve, reject });
       this.#writing ??= this.#writeAll();
     });
