@@ -304,8 +304,11 @@ async function transferSession(client: RelayClient, join: JoinResponse, keys: Se
           if (batch.files.length === 0) return;
           const { files, bytes } = batch;
           for (const f of files) emit({ type: 'file-start', path: f.path, size: f.size, offset: 0 });
-          await channel.sendMessage({ type: 'batch', files });
+          // both sealed in this turn, nothing between them (the payload is copied by the seal)
+          const message = channel.sendMessage({ type: 'batch', files });
+          message.catch(() => undefined); // awaited just below
           await channel.send(RecordType.DATA, batch.data());
+          await message;
           batch.clear();
           for (const f of files) emit({ type: 'file-done', path: f.path, size: f.size });
           onBytes(bytes, true);
