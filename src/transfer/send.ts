@@ -671,11 +671,14 @@ function readInto(src: Entry, buf: Buffer, at: number): void {
     throw openError(src, err);
   }
   try {
+    // Stops once it has `size` bytes (one read from the page cache): the fstat after it is what
+    // tells a file that grew or changed meanwhile (size and mtime); a first read of size + 1
+    // bytes still sees a file that was already longer.
     let got = 0;
     for (;;) {
       const n = fs.readSync(fd, buf, at + got, src.size + 1 - got, got);
       got += n;
-      if (n === 0 || got > src.size) break;
+      if (n === 0 || got >= src.size) break;
     }
     if (got !== src.size) throw sourceChanged(src);
     if (!unchanged(src, fs.fstatSync(fd, { bigint: true }))) throw sourceChanged(src);
