@@ -86,7 +86,7 @@ export interface FileMessage {
   mtime: number;
 }
 /**
- * The file's data is complete. It carries no digest (protocol v2): every byte came in
+ * The file's data is complete. It carries no digest (since protocol v2): every byte came in
  * authenticated, ordered records, and the count is checked against the announced size
  * (docs/protocol.md §6.3).
  */
