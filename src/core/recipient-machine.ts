@@ -6,7 +6,7 @@
  * lie under one of the offered top-level names, and is written at most once.
  */
 import { TscCrocError } from './errors.js';
-import { MAX_HAVE_ENTRIES, type BatchEntry, MAX_OFFER_BYTES, MAX_OFFER_DIRS, MAX_OFFER_FILES, MAX_TEXT_BYTES, type DirMessage, type HaveEntry, type FileMessage, type OfferMessage, type PlanMessage, type RecipientMessage, type SenderMessage } from './messages.js';
+import { MAX_HAVE_ENTRIES, MAX_OFFER_BYTES, MAX_OFFER_DIRS, MAX_OFFER_FILES, MAX_TEXT_BYTES, type BatchEntry, type DirMessage, type HaveEntry, type FileMessage, type OfferMessage, type PlanMessage, type RecipientMessage, type SenderMessage } from './messages.js';
 import { checkRelativePath, displayName } from './path.js';
 
 /** What the sender must send in all: the offer's totals, or those of its `plan` after a `skip`. */
@@ -43,7 +43,7 @@ export type RecipientState =
   | ({ name: 'await-plan' } & Totals)
   | ({ name: 'await-entry' } & Totals)
   | ({ name: 'in-file'; file: FileMessage; segments: string[]; received: number } & Totals)
-  /** A `batch` was admitted: its one DATA record, of exactly `bytes` bytes, comes next. */
+  /** A `batch` was admitted: its one DATA record, of exactly `batchBytes` bytes, comes next. */
   | ({ name: 'in-batch'; batch: BatchEntry[]; batchSegments: string[][]; batchBytes: number } & Totals)
   /** A text or stream offer: its DATA, up to `stream-end`. */
   | ({ name: 'in-stream'; received: number } & Totals)

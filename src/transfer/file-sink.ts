@@ -8,7 +8,9 @@
  * entry in the output folder (src/transfer/resume-store.ts), so an interrupted transfer
  * continues where it stopped. A small file is kept in memory until its end and then written
  * whole in the background (open, write, mode, time, fdatasync, journal, name), a bounded number
- * at once, so thousands of small files do not wait on each other's system calls. Parent folders
+ * at once, so thousands of small files do not wait on each other's system calls; the files of a
+ * `batch` (protocol v3) are written together in one turn, made durable, journalled in one write
+ * and published in the background (writeBatch). Parent folders
  * are created one level at a time and a symlink anywhere below the output folder is refused. A
  * top-level folder that already exists is written into only when overwriting was allowed (so a
  * transfer cannot add files to an existing folder, a repository say, behind the user's back);

@@ -1,7 +1,9 @@
 /**
  * The sending side: walk the files, join the relay, show the code, run SPAKE2, then stream the files as
  * encrypted records: large files read 1 MiB at a time into two reused buffers, each sealed as
- * one record; small files read ahead a few at a time, each sent as one record.
+ * one record; files of at most 64 KiB gathered whole in batches (one `batch` message and one
+ * record for up to 1024 of them, protocol v3); other files under 1 MiB read ahead a few at a
+ * time, each sent as one record.
  */
 import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
