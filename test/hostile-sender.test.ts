@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, statfs, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, statfs, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSecret, formatCode } from '../src/core/code-phrase.js';
@@ -375,4 +375,73 @@ test('after the recipient keeps a name (skip), a sender that sends under it, giv
   const two = offer(['mine.txt', 'other.txt'], 2);
   assertCode(await hostile([two], out, () => ({ replace: ['mine.txt'], skip: [] })), 'ERR_INVALID_ARGUMENT');
   assertCode(await hostile([two], out, () => ({ replace: ['mine.txt', 'zzz'], skip: ['other.txt'] })), 'ERR_INVALID_ARGUMENT');
+});
+
+/** A `batch` message (protocol v3) of these files, each announced at its `size` (default: its data's length). */
+const batchOf = (files: { path: string; data: Buffer; size?: number }[]): Step => ({
+  msg: { type: 'batch', files: files.map((f) => ({ path: f.path, size: f.size ?? f.data.length, mode: 0o640, mtime: 1_700_000_000_123 })) },
+});
+const batchData = (files: { data: Buffer }[]): Step => ({ data: Buffer.concat(files.map((f) => f.data)) });
+
+test('batch (v3): an honest one arrives whole; lies about its bytes, counts and paths are refused before a byte is written', async () => {
+  const a = { path: 'p/a', data: randomBytes(4096) };
+  const b = { path: 'p/b', data: randomBytes(100) };
+  const z = { path: 'p/z', data: Buffer.alloc(0) };
+  const offered = folderOffer(['p'], 3, 1, 4196);
+  // honest: a folder, then its three files in one batch and one DATA record
+  const { out } = await fresh('batch-ok');
+  assert.equal(await hostile([offered, dir('p'), batchOf([a, b, z]), batchData([a, b, z]), { msg: { type: 'done' } }, { end: true }], out), null);
+  for (const f of [a, b, z]) assert.deepEqual(await readFile(join(out, f.path)), f.data);
+  assert.deepEqual((await readdir(join(out, 'p'))).sort(), ['a', 'b', 'z'], 'no temporary file is left');
+  const st = await stat(join(out, 'p/a'));
+  assert.equal(Math.floor(st.mtimeMs), 1_700_000_000_123, 'the mtime to the millisecond');
+  assert.equal(st.mode & 0o777, 0o640 & ~process.umask());
+
+  const cases: [string, Step[], string, RegExp][] = [
+    // a batch that claims more bytes than its record carries, or fewer
+    ['short', [offered, dir('p'), batchOf([a, b, z]), { data: Buffer.concat([a.data, b.data]).subarray(0, 4195) }], 'ERR_PROTOCOL', /a batch of 4196 bytes carried 4195/],
+    ['long', [offered, dir('p'), batchOf([a, b, z]), { data: Buffer.concat([a.data, b.data, Buffer.from('x')]) }], 'ERR_PROTOCOL', /a batch of 4196 bytes carried 4197/],
+    // sizes that add up to more than the offer, even if the record would carry them
+    ['sizes', [offered, dir('p'), batchOf([{ ...a, size: 4097 }, b, z])], 'ERR_PROTOCOL', /more bytes than offered/],
+    // more files than the offer
+    ['count', [offered, dir('p'), batchOf([a, b, z, { path: 'p/y', data: Buffer.alloc(0) }])], 'ERR_PROTOCOL', /more files than offered/],
+    // the same path twice in one batch, or again after a batch
+    ['dupe', [offered, dir('p'), batchOf([a, { ...b, path: 'p/a' }, z])], 'ERR_PROTOCOL', /"p\/a" sent twice/],
+    ['again', [offered, dir('p'), batchOf([a]), batchData([a]), batchOf([{ ...a, data: Buffer.alloc(0), size: 0 }])], 'ERR_PROTOCOL', /"p\/a" sent twice/],
+    // a path outside the target, or not under an offered name, or before its folder
+    ['escape', [offered, dir('p'), batchOf([a, { ...b, path: 'p/../../b' }])], 'ERR_UNSAFE_PATH', /refused a/],
+    ['absolute', [offered, dir('p'), batchOf([{ ...a, path: '/tmp/a' }])], 'ERR_UNSAFE_PATH', /refused a/],
+    ['other', [offered, dir('p'), batchOf([{ ...a, path: 'q' }])], 'ERR_PROTOCOL', /not under an offered name/],
+    ['folder', [offered, batchOf([a])], 'ERR_PROTOCOL', /comes before its folder/],
+    // no data record, or a message in its place
+    ['no-data', [offered, dir('p'), batchOf([a, b, z]), { msg: { type: 'done' } }], 'ERR_PROTOCOL', /a batch without its data/],
+    ['cut', [offered, dir('p'), batchOf([a, b, z]), { end: true }], 'ERR_PROTOCOL', /a batch without its data/],
+  ];
+  for (const [name, script, code, re] of cases) {
+    const { out: o, elsewhere } = await fresh(`batch-${name}`);
+    const e = await hostile(script, o);
+    assertCode(e, code);
+    assert.match((e as Error).message, re, name);
+    // nothing under a final name, no temporary file, nothing outside
+    const left = await readdir(join(o, 'p')).catch((): string[] => []);
+    assert.ok(!left.includes('b') && !left.includes('z') && !left.some((n) => n.endsWith('.partial')), `${name}: ${left.join(', ')}`);
+    if (name !== 'again') assert.ok(!left.includes('a'), name);
+    assert.deepEqual(await readdir(elsewhere), []);
+  }
+  // 'again': the first batch was whole and stays published; the second is refused
+  assert.deepEqual(await readFile(join(root, 'batch-again', 'out', 'p/a')), a.data);
+});
+
+test('batch (v3): a file that exists is not replaced by a batch without --overwrite; with it, it is', async () => {
+  const { out } = await fresh('batch-exists');
+  await writeFile(join(out, 'a.txt'), 'mine\n');
+  const data = Buffer.from('theirs\n');
+  const f = { path: 'a.txt', data };
+  const script: Step[] = [offer(['a.txt'], data.length), batchOf([f]), batchData([f]), { msg: { type: 'done' } }, { end: true }];
+  // (the offer itself asks: refused before anything is written)
+  assertCode(await hostile(script, out), 'ERR_FILE_EXISTS');
+  assert.equal(await readFile(join(out, 'a.txt'), 'utf8'), 'mine\n');
+  assert.equal(await hostile(script, out, true), null);
+  assert.deepEqual(await readFile(join(out, 'a.txt')), data);
+  assert.deepEqual(await readdir(out), ['a.txt']);
 });

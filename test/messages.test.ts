@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeMessage, parseMessage, PROTOCOL_VERSION, type Message } from '../src/core/messages.js';
+import { encodeMessage, MAX_BATCH_BYTES, MAX_BATCH_FILES, parseMessage, PROTOCOL_VERSION, type Message } from '../src/core/messages.js';
 import { TscCrocError } from '../src/core/errors.js';
 
 const proto = (e: unknown) => e instanceof TscCrocError && e.code === 'ERR_PROTOCOL';
@@ -19,7 +19,10 @@ test('valid messages round-trip', () => {
     { type: 'keepalive' },
     { type: 'error', code: 'ERR_IO', message: 'disk on fire' },
     { type: 'plan', totalFiles: 2, totalDirs: 1, totalBytes: 0 },
+    { type: 'batch', files: [{ path: 'a/b.txt', size: 4096, mode: 0o644, mtime: 1700000000000 }, { path: 'a/empty', size: 0, mode: 0o600, mtime: 0 }] },
+    { type: 'batch', files: new Array(MAX_BATCH_FILES).fill({ path: 'x', size: MAX_BATCH_BYTES / MAX_BATCH_FILES, mode: 0, mtime: 0 }) },
   ] as Message[];
+  assert.equal(PROTOCOL_VERSION, 3);
   for (const m of msgs) assert.deepEqual(parseMessage(encodeMessage(m), 'sender'), m);
   for (const t of ['accept', 'decline', 'received', 'keepalive'] as const) assert.deepEqual(parseMessage(encodeMessage({ type: t }), 'recipient'), { type: t });
   assert.deepEqual(parseMessage(encodeMessage({ type: 'skip', names: ['a.txt', 'photos'] }), 'recipient'), { type: 'skip', names: ['a.txt', 'photos'] });
@@ -42,7 +45,23 @@ test('hostile messages are refused', () => {
     [{ type: 'file', path: 'a', size: 10, offset: 11, mode: 0, mtime: 0 }, 'sender'],
     [{ type: 'file', path: 'a', size: 10, mode: 0, mtime: 0 }, 'sender'],
     [{ type: 'offer', v: 1, kind: 'files', totalFiles: 1, totalDirs: 0, totalBytes: 1, names: [] }, 'recipient'],
-    [{ type: 'offer', v: 3, kind: 'files', totalFiles: 1, totalDirs: 0, totalBytes: 1, names: [] }, 'sender'],
+    [{ type: 'offer', v: 4, kind: 'files', totalFiles: 1, totalDirs: 0, totalBytes: 1, names: [] }, 'sender'],
+    // protocol v2 had no batch: a v2 offer is refused (the peers would not understand each other)
+    [{ type: 'offer', v: 2, kind: 'files', totalFiles: 1, totalDirs: 0, totalBytes: 1, names: ['a'] }, 'sender'],
+    // batch: a list of 1..1024 entries of exactly path, size, mode, mtime; 1 MiB in all at most
+    [{ type: 'batch', files: [] }, 'sender'],
+    [{ type: 'batch', files: 'a' }, 'sender'],
+    [{ type: 'batch', files: [['a', 1, 0, 0]] }, 'sender'],
+    [{ type: 'batch', files: new Array(MAX_BATCH_FILES + 1).fill({ path: 'x', size: 1, mode: 0, mtime: 0 }) }, 'sender'],
+    [{ type: 'batch', files: [{ path: 'a', size: MAX_BATCH_BYTES + 1, mode: 0, mtime: 0 }] }, 'sender'],
+    [{ type: 'batch', files: [{ path: 'a', size: MAX_BATCH_BYTES, mode: 0, mtime: 0 }, { path: 'b', size: 1, mode: 0, mtime: 0 }] }, 'sender'],
+    [{ type: 'batch', files: [{ path: 'a', size: -1, mode: 0, mtime: 0 }] }, 'sender'],
+    [{ type: 'batch', files: [{ path: 'a', size: 1, mode: 0o4755, mtime: 0 }] }, 'sender'],
+    [{ type: 'batch', files: [{ path: 'a', size: 1, mode: 0, mtime: 0, offset: 0 }] }, 'sender'],
+    [{ type: 'batch', files: [{ path: 'a', size: 1, mode: 0 }] }, 'sender'],
+    [{ type: 'batch', files: [{ path: '', size: 1, mode: 0, mtime: 0 }] }, 'sender'],
+    [{ type: 'batch', files: [{ path: 'a', size: 1, mode: 0, mtime: 0 }], bytes: 1 }, 'sender'],
+    [{ type: 'batch', files: [{ path: 'a', size: 1, mode: 0, mtime: 0 }] }, 'recipient'],
     [{ type: 'offer', v: 1, kind: 'files', totalFiles: -1, totalDirs: 0, totalBytes: 1, names: [] }, 'sender'],
     [{ type: 'offer', v: 1, kind: 'files', totalFiles: 1, totalDirs: 0, totalBytes: 2 ** 60, names: [] }, 'sender'],
     [{ type: 'offer', v: 1, kind: 'files', totalFiles: 1, totalDirs: 0, totalBytes: 1, names: new Array(2049).fill('a') }, 'sender'],

@@ -60,3 +60,35 @@ test('keepalives are ignored in every state', () => {
     assert.deepEqual(step.effects, []);
   }
 });
+
+test('a batch: every count, size and path is checked at the message; its one DATA record must be exactly its size', () => {
+  const batch = (files: { path: string; size: number }[]) => ({ kind: 'message' as const, message: { type: 'batch' as const, files: files.map((f) => ({ ...f, mode: 0o644, mtime: 0 })) } });
+  // the offer: a, b, c, 30 bytes in all
+  const s = recipientStep(accepted([]), batch([{ path: 'a', size: 10 }, { path: 'b', size: 5 }]));
+  assert.equal(s.state.name, 'in-batch');
+  assert.deepEqual(s.effects, [], 'nothing is written before the data is in');
+  assert.throws(() => recipientStep(s.state, { kind: 'data', length: 14 }), protocol(/a batch of 15 bytes carried 14/));
+  assert.throws(() => recipientStep(s.state, { kind: 'data', length: 16 }), protocol(/a batch of 15 bytes carried 16/));
+  assert.throws(() => recipientStep(s.state, { kind: 'message', message: { type: 'file-end' } }), protocol(/a batch without its data/));
+  assert.throws(() => recipientStep(s.state, { kind: 'end' }), protocol(/a batch without its data/));
+  const w = recipientStep(s.state, { kind: 'data', length: 15 });
+  assert.equal(w.state.name, 'await-entry');
+  assert.equal(w.effects[0]?.kind, 'write-batch');
+  assert.deepEqual(w.effects[0]?.kind === 'write-batch' && w.effects[0].segments, [['a'], ['b']]);
+  // then c alone; done holds the counts exactly
+  const c = recipientStep(recipientStep(w.state, batch([{ path: 'c', size: 15 }])).state, { kind: 'data', length: 15 });
+  assert.equal(recipientStep(c.state, { kind: 'message', message: { type: 'done' } }).state.name, 'await-end');
+  // more files or bytes than offered, a duplicate (within a batch or after), a path not offered, an unsafe one
+  assert.throws(() => recipientStep(accepted([]), batch([{ path: 'a', size: 1 }, { path: 'b', size: 1 }, { path: 'c', size: 1 }, { path: 'c', size: 1 }])), protocol(/more files than offered/));
+  assert.throws(() => recipientStep(accepted([]), batch([{ path: 'a', size: 20 }, { path: 'b', size: 11 }])), protocol(/more bytes than offered/));
+  assert.throws(() => recipientStep(accepted([]), batch([{ path: 'a', size: 1 }, { path: 'a', size: 1 }])), protocol(/sent twice/));
+  assert.throws(() => recipientStep(w.state, batch([{ path: 'a', size: 1 }])), protocol(/sent twice/));
+  assert.throws(() => recipientStep(accepted([]), batch([{ path: 'd', size: 1 }])), protocol(/not under an offered name/));
+  assert.throws(() => recipientStep(accepted([]), batch([{ path: 'a/x', size: 1 }])), protocol(/comes before its folder/));
+  assert.throws(
+    () => recipientStep(accepted([]), batch([{ path: '../a', size: 1 }])),
+    (e: unknown) => e instanceof TscCrocError && e.code === 'ERR_UNSAFE_PATH',
+  );
+  // DATA outside a batch or file is still refused
+  assert.throws(() => recipientStep(accepted([]), { kind: 'data', length: 0 }), protocol(/data outside a file/));
+});

@@ -247,6 +247,39 @@ test('a folder interrupted midway: files already received are not sent again, th
   assert.deepEqual(await stateFiles(join(out, 'album', 'sub')), []);
 });
 
+test('a folder of small files (batches, protocol v3) interrupted midway: every file of the batches is proven and not sent again', async (t) => {
+  const relay = await startCliRelay();
+  t.after(() => relay.stop());
+  const src = join(dir, 'notes');
+  await mkdir(join(src, 'b'), { recursive: true });
+  // 600 files of 1-10 KB (walked first: batches), then a large one to be cut in
+  const small = Array.from({ length: 600 }, (_, i) => (i < 300 ? `a${String(i).padStart(4, '0')}.txt` : `b/${String(i).padStart(4, '0')}.txt`));
+  for (const [i, n] of small.entries()) await writeFile(join(src, n), randomBytes(1000 + ((i * 37) % 9000)));
+  await randomFile(join(src, 'z.bin'), 120 * MB);
+  const out = await outFolder('notes');
+
+  const first = await pair(relay.url, [src], out, ['--reconnect', '0']);
+  await first.recipient.waitFor(progressPast(20 * MB), 60_000); // the small files (~3.3 MB) and part of z.bin
+  first.recipient.child.kill('SIGKILL');
+  await first.recipient.exit();
+  await first.sender.exit();
+
+  const second = await pair(relay.url, [src], out);
+  assert.equal(await second.recipient.exit(60_000), 0, second.recipient.stderr());
+  assert.equal(await second.sender.exit(), 0, second.sender.stderr());
+  for (const n of [...small, 'z.bin']) assert.equal(await sha256File(join(out, 'notes', n)), await sha256File(join(src, n)), n);
+  const starts = events(second.sender).filter((e) => e.event === 'file-start') as { path: string; size: number; offset: number }[];
+  const proven = new Set(starts.filter((s) => s.offset === s.size).map((s) => s.path));
+  t.diagnostic(`second run: ${proven.size} of ${small.length + 1} files already complete`);
+  // every small file came in a batch of the first run: each is announced, proven by its digest, and not sent again
+  for (const n of small) assert.ok(proven.has(`notes/${n}`), `notes/${n} was sent again`);
+  // nothing else is sent (z.bin, resumed, unless it was complete before the kill)
+  assert.deepEqual(starts.filter((s) => s.offset < s.size && s.path !== 'notes/z.bin'), []);
+  assert.deepEqual(await stateFiles(out), []);
+  assert.deepEqual(await stateFiles(join(out, 'notes')), []);
+  assert.deepEqual(await stateFiles(join(out, 'notes', 'b')), []);
+});
+
 test('an output folder that cannot be written: one clear line, exit 9', async (t) => {
   const relay = await startCliRelay();
   t.after(() => relay.stop());

@@ -4,7 +4,8 @@
  * ranges; unknown types and unknown fields are refused.
  *
  * Sender → recipient:  offer; plan (only after a skip, right after the accept); then in any order:
- *                      dir (a folder), or file, DATA records, file-end (a file); then done; END.
+ *                      dir (a folder), or file, DATA records, file-end (a file), or batch and one
+ *                      DATA record (small files carried whole); then done; END.
  * Recipient → sender:  have* (what an earlier, interrupted run left) and skip? (names it keeps),
  *                      then accept | decline, then received (after every file is complete and
  *                      published); END.
@@ -12,7 +13,8 @@
  */
 import { TscCrocError } from './errors.js';
 
-export const PROTOCOL_VERSION = 2;
+/** 3: the `batch` message (several small files whole in one DATA record). 2 had no batch. */
+export const PROTOCOL_VERSION = 3;
 /**
  * Most top-level names one offer may list. The offer lists every top-level file and folder
  * (what the sender named on its command line), so that the recipient consents to exactly the
@@ -84,12 +86,32 @@ export interface FileMessage {
   mtime: number;
 }
 /**
- * The file's data is complete. It carries no digest (protocol v2): every byte came in
+ * The file's data is complete. It carries no digest (since protocol v2): every byte came in
  * authenticated, ordered records, and the count is checked against the announced size
  * (docs/protocol.md §6.3).
  */
 export interface FileEndMessage {
   type: 'file-end';
+}
+/** Most files in one `batch` message. */
+export const MAX_BATCH_FILES = 1024;
+/** Most bytes of one batch's files together: they travel in one DATA record (the largest payload, 1 MiB). */
+export const MAX_BATCH_BYTES = 1024 * 1024;
+/** A file carried whole in a batch: what a `file` message says, less `offset` (always 0). */
+export interface BatchEntry {
+  path: string;
+  size: number;
+  mode: number;
+  mtime: number;
+}
+/**
+ * Several small files carried whole (protocol v3): exactly one DATA record follows, holding
+ * their bytes one after the other in this order, as many bytes as their sizes add up to. No
+ * `file-end`: the record is authenticated and its length is checked before a byte is written.
+ */
+export interface BatchMessage {
+  type: 'batch';
+  files: BatchEntry[];
 }
 /** Most entries in one `have` message (each is at most ~4.2 KB, a record at most 1 MiB). */
 export const MAX_HAVE_ENTRIES = 200;
@@ -155,7 +177,7 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type SenderMessage = OfferMessage | PlanMessage | DirMessage | FileMessage | FileEndMessage | StreamEndMessage | DoneMessage | KeepaliveMessage | ErrorMessage;
+export type SenderMessage = OfferMessage | PlanMessage | DirMessage | FileMessage | BatchMessage | FileEndMessage | StreamEndMessage | DoneMessage | KeepaliveMessage | ErrorMessage;
 export type RecipientMessage = HaveMessage | SkipMessage | AcceptMessage | DeclineMessage | ReceivedMessage | KeepaliveMessage | ErrorMessage;
 export type Message = SenderMessage | RecipientMessage;
 
@@ -193,6 +215,18 @@ function str(o: Fields, k: string, max: number): string {
   return v;
 }
 
+const BATCH_KEYS = ['path', 'size', 'mode', 'mtime'] as const;
+
+/** Exactly the keys of a batch entry (the fast check; exactKeys names what is wrong). */
+function batchKeys(o: Fields): boolean {
+  let n = 0;
+  for (const k in o) {
+    if (!Object.hasOwn(o, k) || (k !== 'path' && k !== 'size' && k !== 'mode' && k !== 'mtime')) return false;
+    n++;
+  }
+  return n === 4;
+}
+
 const SHA256_RE = /^[0-9a-f]{64}$/;
 
 function hex64(o: Fields, k: string): string {
@@ -215,7 +249,7 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
   if (typeof o !== 'object' || o === null || Array.isArray(o)) bad('not an object');
   const m = o as Fields;
   const type = m.type;
-  const senderTypes = ['offer', 'plan', 'dir', 'file', 'file-end', 'stream-end', 'done', 'keepalive', 'error'];
+  const senderTypes = ['offer', 'plan', 'dir', 'file', 'batch', 'file-end', 'stream-end', 'done', 'keepalive', 'error'];
   const recipientTypes = ['have', 'skip', 'accept', 'decline', 'received', 'keepalive', 'error'];
   if (typeof type !== 'string' || !(from === 'sender' ? senderTypes : recipientTypes).includes(type))
     bad(`unexpected message type from the ${from}`);
@@ -245,6 +279,27 @@ export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Mes
       const size = uint(m, 'size');
       const offset = uint(m, 'offset', size);
       return { type, path: str(m, 'path', MAX_PATH_CHARS), size, offset, mode: uint(m, 'mode', 0o777), mtime: uint(m, 'mtime', MAX_MTIME) };
+    }
+    case 'batch': {
+      exactKeys(m, ['type', 'files']);
+      const files = m.files;
+      if (!Array.isArray(files) || files.length < 1 || files.length > MAX_BATCH_FILES) bad(`'files' must be a list of 1..${MAX_BATCH_FILES}`);
+      let sum = 0;
+      // each entry is checked in place and kept as parsed (exactly its four keys): a batch of
+      // 1024 entries allocates nothing more
+      for (let i = 0; i < files.length; i++) {
+        const e: unknown = files[i];
+        if (typeof e !== 'object' || e === null || Array.isArray(e)) bad("'files' must hold objects");
+        const o = e as Fields;
+        if (!batchKeys(o)) exactKeys(o, BATCH_KEYS, "a 'batch' entry");
+        const size = uint(o, 'size', MAX_BATCH_BYTES);
+        sum += size;
+        if (sum > MAX_BATCH_BYTES) bad(`a batch of more than ${MAX_BATCH_BYTES} bytes`);
+        str(o, 'path', MAX_PATH_CHARS);
+        uint(o, 'mode', 0o777);
+        uint(o, 'mtime', MAX_MTIME);
+      }
+      return { type, files: files as BatchEntry[] };
     }
     case 'have': {
       exactKeys(m, ['type', 'entries']);

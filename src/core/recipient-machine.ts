@@ -6,7 +6,7 @@
  * lie under one of the offered top-level names, and is written at most once.
  */
 import { TscCrocError } from './errors.js';
-import { MAX_HAVE_ENTRIES, MAX_OFFER_BYTES, MAX_OFFER_DIRS, MAX_OFFER_FILES, MAX_TEXT_BYTES, type DirMessage, type HaveEntry, type FileMessage, type OfferMessage, type PlanMessage, type RecipientMessage, type SenderMessage } from './messages.js';
+import { MAX_HAVE_ENTRIES, MAX_OFFER_BYTES, MAX_OFFER_DIRS, MAX_OFFER_FILES, MAX_TEXT_BYTES, type BatchEntry, type DirMessage, type HaveEntry, type FileMessage, type OfferMessage, type PlanMessage, type RecipientMessage, type SenderMessage } from './messages.js';
 import { checkRelativePath, displayName } from './path.js';
 
 /** What the sender must send in all: the offer's totals, or those of its `plan` after a `skip`. */
@@ -43,6 +43,8 @@ export type RecipientState =
   | ({ name: 'await-plan' } & Totals)
   | ({ name: 'await-entry' } & Totals)
   | ({ name: 'in-file'; file: FileMessage; segments: string[]; received: number } & Totals)
+  /** A `batch` was admitted: its one DATA record, of exactly `batchBytes` bytes, comes next. */
+  | ({ name: 'in-batch'; batch: BatchEntry[]; batchSegments: string[][]; batchBytes: number } & Totals)
   /** A text or stream offer: its DATA, up to `stream-end`. */
   | ({ name: 'in-stream'; received: number } & Totals)
   | ({ name: 'await-end' } & Totals)
@@ -70,6 +72,11 @@ export type RecipientEffect =
   | { kind: 'write' }
   /** The file's bytes are all in (as many as announced): make it durable and publish it. */
   | { kind: 'commit-file' }
+  /**
+   * A batch's DATA record, authenticated and of exactly the announced length: write its files
+   * (each `files[i].size` bytes of the record, in order) and publish them.
+   */
+  | { kind: 'write-batch'; files: BatchEntry[]; segments: string[][] }
   /** The DATA of a text or stream goes to the stream sink. */
   | { kind: 'write-stream' }
   | { kind: 'verify-stream'; sha256: string }
@@ -102,7 +109,7 @@ function admit(state: Totals, path: string, isDir: boolean): string[] {
   if (state.skipped.has(segments[0]!)) violation(`${JSON.stringify(displayName(path))} is under a name we skipped`);
   if (!state.roots.has(segments[0]!)) violation(`${JSON.stringify(displayName(path))} is not under an offered name`);
   if (state.seen.has(path)) violation(`${JSON.stringify(displayName(path))} sent twice`);
-  if (segments.length > 1 && !state.folders.has(segments.slice(0, -1).join('/')))
+  if (segments.length > 1 && !state.folders.has(path.slice(0, path.lastIndexOf('/'))))
     violation(`${JSON.stringify(displayName(path))} comes before its folder`);
   state.seen.add(path);
   if (isDir) state.folders.add(path);
@@ -212,6 +219,17 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
         const segments = admit(state, m.path, true);
         return { state: { ...state, dirs: state.dirs + 1 }, effects: [{ kind: 'make-dir', dir: m, segments }] };
       }
+      if (m.type === 'batch') {
+        // every count, size and path of the batch is checked before its data is even read
+        const n = m.files.length;
+        if (state.files + n > state.want.totalFiles) violation(`more files than ${state.wantWord}`);
+        let sum = 0;
+        for (const f of m.files) sum += f.size;
+        if (state.bytes + sum > state.want.totalBytes) violation(`more bytes than ${state.wantWord}`);
+        const batchSegments: string[][] = new Array(n);
+        for (let i = 0; i < n; i++) batchSegments[i] = admit(state, m.files[i]!.path, false);
+        return { state: { ...state, name: 'in-batch', batch: m.files, batchSegments, batchBytes: sum }, effects: [] };
+      }
       if (m.type !== 'file') return violation(`unexpected "${m.type}"`);
       if (state.files + 1 > state.want.totalFiles) violation(`more files than ${state.wantWord}`);
       if (state.bytes + m.size > state.want.totalBytes) violation(`more bytes than ${state.wantWord}`);
@@ -225,6 +243,15 @@ export function recipientStep(state: RecipientState, input: RecipientInput): Ste
       return {
         state: { ...state, name: 'in-file', file: m, segments, received: m.offset },
         effects: [{ kind: 'open-file', file: m, segments }],
+      };
+    }
+    case 'in-batch': {
+      if (input.kind !== 'data') return violation('a batch without its data');
+      if (input.length !== state.batchBytes) violation(`a batch of ${state.batchBytes} bytes carried ${input.length}`);
+      const { batch, batchSegments, batchBytes, ...totals } = state;
+      return {
+        state: { ...totals, name: 'await-entry', files: state.files + batch.length, bytes: state.bytes + batchBytes },
+        effects: [{ kind: 'write-batch', files: batch, segments: batchSegments }],
       };
     }
     case 'in-file': {

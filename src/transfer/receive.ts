@@ -362,6 +362,32 @@ async function receiveSession(client: RelayClient, join: JoinResponse, agreed: S
               emit({ type: 'file-done', path: current.path, size: done.size });
               break;
             }
+            case 'write-batch': {
+              const { files } = effect;
+              let n = 0;
+              for (const f of files) n += f.size;
+              if (target) {
+                // --stdout: the offer's one file, in a batch of one
+                const f = files[0]!;
+                emit({ type: 'file-start', path: displayName(f.path), size: f.size, offset: 0 });
+                if (f.size > 0) await target.write(data!);
+                emit({ type: 'file-done', path: displayName(f.path), size: f.size });
+              } else {
+                const done = await sink.writeBatch(files, effect.segments, data!);
+                for (let i = 0; i < files.length; i++) {
+                  const f = files[i]!;
+                  // (admitted paths hold no control or format character: already display-safe)
+                  const shown = f.path;
+                  emit({ type: 'file-start', path: shown, size: f.size, offset: 0 });
+                  runState.files.set(done[i]!.path, done[i]!);
+                  emit({ type: 'file-done', path: shown, size: f.size });
+                }
+              }
+              bytes += n;
+              runState.received += n;
+              emit({ type: 'progress', bytes, totalBytes });
+              break;
+            }
             case 'verify-stream':
               target!.verify(effect.sha256, 'the data');
               break;

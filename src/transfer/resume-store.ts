@@ -17,6 +17,7 @@
  * hostile: a sender can never create these names (src/core/path.ts reserves the prefix), but the
  * disk may have been touched meanwhile.
  */
+import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { constants, readFileSync } from 'node:fs';
 import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
@@ -50,10 +51,13 @@ function bootId(): Buffer {
   return cachedBootId;
 }
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
 
 /** `.tsc-croc-<16 hex digits>.<kind>`: stable for a name, short whatever the name's length. */
 export function stateName(name: string, kind: StateKind): string {
-  const id = createHash('sha256').update(`tsc-croc/v1/state\0${name}`, 'utf8').digest('hex').slice(0, 16);
+  const input = `tsc-croc/v1/state\0${name}`;
+  // the one-shot hash (Node 20.12+) where there is one: a small file's temporary name is derived per file
+  const id = (oneShotHash !== undefined ? oneShotHash('sha256', input, 'hex') : createHash('sha256').update(input, 'utf8').digest('hex')).slice(0, 16);
   return `${RESERVED_PREFIX}${id}.${kind}`;
 }
 
@@ -150,6 +154,17 @@ export class Journal {
   /** A complete file, recorded before its final name appears. */
   done(path: string, size: number, mtime: number): Promise<void> {
     return this.#append({ done: path, size, mtime });
+  }
+
+  /** Complete files (a batch), recorded in one write before their final names appear. */
+  doneMany(files: readonly { path: string; size: number; mtime: number }[]): Promise<void> {
+    if (files.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      // the line of done(), written out: {"done":<path>,"size":<n>,"mtime":<ms>}
+      for (const f of files) this.#lines.push(`{"done":${JSON.stringify(f.path)},"size":${f.size},"mtime":${f.mtime}}\n`);
+      this.#waiters.push({ resolve, reject });
+      this.#writing ??= this.#writeAll();
+    });
   }
 
   async close(): Promise<void> {
