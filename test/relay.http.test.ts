@@ -279,6 +279,29 @@ forEachStore((S) => {
       expectError(await channel(relay, { channel: ch, uuid: s, h_k: H_K }), 409, 'ERR_FIELD_ALREADY_SET');
     }));
 
+    test("fin: the recipient's proof, after h_k, once, also into a closed channel; the sender reads it", S.inject({}, async (relay) => {
+      const FIN = 'e5'.repeat(32);
+      const { ch, s, r } = await seated(relay);
+      await channel(relay, { channel: ch, uuid: s, x: X });
+      await channel(relay, { channel: ch, uuid: r, y: Y, hh_k: HH_K });
+      expectError(await channel(relay, { channel: ch, uuid: r, fin: FIN }), 409, 'ERR_OUT_OF_ORDER');
+      await channel(relay, { channel: ch, uuid: s, h_k: H_K });
+      expectError(await channel(relay, { channel: ch, uuid: s, fin: FIN }), 403, 'ERR_WRONG_ROLE');
+      expectError(await channel(relay, { channel: ch, uuid: r, fin: 'E5'.repeat(32) }), 400, 'ERR_BAD_REQUEST');
+      expectError(await channel(relay, { channel: ch, uuid: s, reject: true, fin: FIN }), 400, 'ERR_BAD_REQUEST');
+      assert.equal((await channel(relay, { channel: ch, uuid: s })).body.fin, undefined);
+      // the sender closes first (its connection dropped), then the recipient says goodbye with its proof
+      assert.equal((await channel(relay, { channel: ch, uuid: s, close: true, reason: 'error' })).body.closed, true);
+      const version = (await channel(relay, { channel: ch, uuid: s })).body.version;
+      const a = await channel(relay, { channel: ch, uuid: r, close: true, reason: 'done', fin: FIN });
+      assert.equal(a.status, 200, JSON.stringify(a.body));
+      const seen = await channel(relay, { channel: ch, uuid: s });
+      assert.deepEqual([seen.body.fin, seen.body.closed, seen.body.closeReason, seen.body.version], [FIN, true, 'error', version]);
+      // once: the same value again changes nothing, another is refused
+      assert.equal((await channel(relay, { channel: ch, uuid: r, fin: FIN })).status, 200);
+      expectError(await channel(relay, { channel: ch, uuid: r, fin: 'f6'.repeat(32) }), 409, 'ERR_FIELD_ALREADY_SET');
+    }));
+
     test('out of order: y before x, h_k before y: 409 ERR_OUT_OF_ORDER', S.inject({}, async (relay) => {
       const { ch, s, r } = await seated(relay);
       expectError(await channel(relay, { channel: ch, uuid: r, y: Y, hh_k: HH_K }), 409, 'ERR_OUT_OF_ORDER');

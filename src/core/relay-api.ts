@@ -78,6 +78,12 @@ export interface ChannelRequest {
   h_k?: string;
   close?: boolean;
   /**
+   * Recipient only, after h_k, once (the same value again is harmless), also into a closed channel:
+   * its proof that everything arrived (src/core/received-proof.ts, docs/protocol.md §7.1), for a
+   * sender whose connection dropped before it read `received`. 64 lowercase hex digits.
+   */
+  fin?: string;
+  /**
    * Sender only, alone: the recipient's confirmation (hh_k) failed. The relay evicts the recipient,
    * clears x, y and hh_k, counts the attempt, and the channel waits for a new recipient (or closes
    * with 'wrong-code' when `maxAttempts` attempts have failed).
@@ -104,6 +110,8 @@ export interface ChannelState {
   stapled: boolean;
   closed: boolean;
   closeReason: CloseReason | null;
+  /** The recipient's `fin` (see ChannelRequest), once written; absent until then (and from older relays). */
+  fin?: string;
   /**
    * Recipients of this channel that wrote y and hh_k but were not accepted (rejected by the sender,
    * or left before h_k). Absent from relays older than this field (they cannot reject).

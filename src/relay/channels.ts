@@ -184,6 +184,8 @@ export interface ChannelRecord {
   owner?: string;
   /** When expire() next checks that the owner still beats (stapled channels). */
   leaseAt?: number;
+  /** The recipient's proof that everything arrived (ChannelRequest.fin), once written. */
+  fin?: string;
 }
 
 /** A change of one record, handed to the backend to commit atomically. */
@@ -300,6 +302,7 @@ function snapshot(c: ChannelRecord, maxAttempts: number): ChannelState {
     stapled: c.stapled,
     closed: c.closed,
     closeReason: c.closeReason,
+    ...(c.fin !== undefined ? { fin: c.fin } : {}),
     attempts: c.attempts,
     maxAttempts,
   };
@@ -685,19 +688,32 @@ export class ChannelStore {
     const who = this.#who(c, req.uuid, address);
     const fields = req.x !== undefined || req.y !== undefined || req.hh_k !== undefined || req.h_k !== undefined;
     const writes = fields || req.reject === true;
+    const fin = req.fin !== undefined;
     if (req.reason !== undefined && req.close !== true)
       throw new RelayError('ERR_BAD_REQUEST', 'reason is only allowed with close: true');
     if (req.reason !== undefined && !peerCloseReasons.has(req.reason))
       throw new RelayError('ERR_BAD_REQUEST', 'unknown close reason');
-    if (req.reject === true && (fields || req.close === true))
+    if (req.reject === true && (fields || fin || req.close === true))
       throw new RelayError('ERR_BAD_REQUEST', 'reject comes alone, without writes or close');
     if (!('role' in who)) {
       // an evicted recipient: the channel is closed for it; it may read and say goodbye, nothing more
-      if (writes) throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed to this recipient`);
+      if (writes || fin) throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed to this recipient`);
       return evictedView(c, who, this.#config.maxAttempts);
     }
     const p = who;
-    if (!writes && req.close !== true) return this.#snap(c);
+    if (!writes && !fin && req.close !== true) return this.#snap(c);
+    if (fin) {
+      // the recipient's proof that everything arrived: kept even in a closed channel (the sender
+      // may have closed it on a dropped connection before the proof came), for its retention
+      if (p.role !== 'recipient') throw new RelayError('ERR_WRONG_ROLE', 'only the recipient writes fin');
+      if (c.h_k === null) throw new RelayError('ERR_OUT_OF_ORDER', 'fin follows h_k');
+      if (c.fin !== undefined && c.fin !== req.fin) throw new RelayError('ERR_FIELD_ALREADY_SET', 'fin is already set');
+      if (c.fin === undefined) {
+        c.fin = req.fin;
+        // an open channel's change is counted below; a closed channel's version stays (its view never changes)
+        if (c.closed) fx.touched = true;
+      }
+    }
     if (c.closed) {
       if (!writes) return this.#snap(c); // closing twice is harmless: both peers may say goodbye
       throw new RelayError('ERR_CHANNEL_CLOSED', `channel ${c.name} is closed`);

@@ -117,6 +117,7 @@ const channelBodySchema = {
     y: { type: 'string', pattern: SHARE_PATTERN },
     hh_k: { type: 'string', pattern: CONFIRM_PATTERN },
     h_k: { type: 'string', pattern: CONFIRM_PATTERN },
+    fin: { type: 'string', pattern: CONFIRM_PATTERN },
     close: { type: 'boolean' },
     reject: { type: 'boolean' },
     reason: { type: 'string', enum: PEER_CLOSE_REASONS },
@@ -144,6 +145,7 @@ const channelStateSchema = {
     stapled: { type: 'boolean' },
     closed: { type: 'boolean' },
     closeReason: { type: ['string', 'null'], enum: [...CLOSE_REASONS, null] },
+    fin: { type: 'string' },
     attempts: { type: 'integer' },
     maxAttempts: { type: 'integer' },
   },
@@ -162,8 +164,8 @@ const healthResponseSchema = {
 
 /** Log keys that could carry a PAKE field or a bearer token: censored whatever the caller's options. */
 const REDACT_PATHS = [
-  'x', 'y', 'hh_k', 'h_k', 'uuid', 'password',
-  '*.x', '*.y', '*.hh_k', '*.h_k', '*.uuid', '*.password',
+  'x', 'y', 'hh_k', 'h_k', 'fin', 'uuid', 'password',
+  '*.x', '*.y', '*.hh_k', '*.h_k', '*.fin', '*.uuid', '*.password',
   'req.body', 'req.headers.authorization', 'req.headers.cookie',
 ];
 

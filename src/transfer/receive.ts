@@ -3,7 +3,9 @@
  * machine (src/core/recipient-machine.ts) check every message while FileSink writes the files.
  */
 import { resolve } from 'node:path';
+import { bytesToHex } from '../core/assert.js';
 import { parseCode } from '../core/code-phrase.js';
+import { receivedProof } from '../core/received-proof.js';
 import { TscCrocError, isTscCrocError, type ErrorCode } from '../core/errors.js';
 import { parseMessage, type OfferMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
@@ -324,6 +326,9 @@ async function receiveSession(client: RelayClient, join: JoinResponse, agreed: S
               break;
             }
             case 'send':
+              // `received`: the same news for the sender through the relay, should this connection
+              // drop before it reads it (left with our goodbye: docs/protocol.md §7.1)
+              if (effect.message.type === 'received') session.fin = bytesToHex(receivedProof(keys));
               await channel.sendMessage(effect.message);
               break;
             case 'plan':

@@ -4,7 +4,9 @@
  * runs SPAKE2 again with the derived password, and retries with backoff until a deadline. The
  * caller then starts a new session that continues where the last one stopped.
  */
+import { hexToBytes } from '../core/assert.js';
 import { TscCrocError, isTscCrocError, type ErrorCode } from '../core/errors.js';
+import { isReceivedProof } from '../core/received-proof.js';
 import type { SessionKeys } from '../core/key-schedule.js';
 import { RECONNECT_SLOTS, reconnectCode, type ReconnectCode } from '../core/reconnect-code.js';
 import type { CurveName, JoinResponse } from '../core/relay-api.js';
@@ -122,4 +124,29 @@ async function joinAsRecipient(client: RelayClient, keys: SessionKeys): Promise<
     }
   }
   return null;
+}
+
+/**
+ * A sender whose connection dropped after it sent everything, before it read `received`: reads the
+ * failed session's channel on the relay for the recipient's proof (docs/protocol.md §7.1, left
+ * with the recipient's goodbye). True once a proof is there and is this session's; false for a
+ * wrong one, at `untilMs`, or when `signal` aborts. Reads back off from 100 ms to every 2 s; a read
+ * that fails (the relay briefly unreachable, the channel gone) is tried again until then.
+ */
+export async function recipientProof(client: RelayClient, join: JoinResponse, keys: SessionKeys, untilMs: number, signal: AbortSignal): Promise<boolean> {
+  const auth = { channel: join.channel, uuid: join.uuid };
+  for (let waitMs = 100; Date.now() < untilMs && !signal.aborted; waitMs = Math.min(2000, waitMs * 2)) {
+    try {
+      const state = await client.channel(auth);
+      if (state.fin !== undefined) return isReceivedProof(keys, hexToBytes(state.fin, 'fin'));
+    } catch {
+      // not readable now: again below, until the deadline
+    }
+    try {
+      await sleep(Math.min(waitMs, Math.max(0, untilMs - Date.now())), signal);
+    } catch {
+      return false; // aborted: the rejoin won, or the user cancelled
+    }
+  }
+  return false;
 }

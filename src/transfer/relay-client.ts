@@ -171,11 +171,12 @@ export class RelayClient {
 
   /**
    * Say goodbye: the relay closes the channel, which frees its name for the next transfer at once.
-   * Sent even after a cancel (the client's signal is not applied), bounded by FAREWELL_MS.
+   * Sent even after a cancel (the client's signal is not applied), bounded by FAREWELL_MS. A
+   * recipient that received everything leaves its proof (`fin`, src/core/received-proof.ts) with it.
    */
-  async close(auth: { channel: string; uuid: string }, reason: CloseReason): Promise<void> {
+  async close(auth: { channel: string; uuid: string }, reason: CloseReason, fin?: string): Promise<void> {
     try {
-      await this.#post('/channel', { ...auth, close: true, reason }, 0, undefined, true);
+      await this.#post('/channel', { ...auth, close: true, reason, ...(fin === undefined ? {} : { fin }) }, 0, undefined, true);
     } catch {
       // best effort: the channel may already be gone
     }
@@ -410,6 +411,7 @@ function isChannelState(v: unknown): v is ChannelState {
     typeof v.closed === 'boolean' &&
     (v.attempts === undefined || (typeof v.attempts === 'number' && Number.isSafeInteger(v.attempts) && v.attempts >= 0)) &&
     (v.maxAttempts === undefined || (typeof v.maxAttempts === 'number' && Number.isSafeInteger(v.maxAttempts) && v.maxAttempts >= 1)) &&
-    (v.closeReason === null || (CLOSE_REASONS as readonly unknown[]).includes(v.closeReason))
+    (v.closeReason === null || (CLOSE_REASONS as readonly unknown[]).includes(v.closeReason)) &&
+    (v.fin === undefined || (typeof v.fin === 'string' && /^[0-9a-f]{64}$/.test(v.fin)))
   );
 }

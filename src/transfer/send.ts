@@ -16,9 +16,9 @@ import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import { MAX_BATCH_BYTES, MAX_BATCH_FILES, MAX_OFFER_NAMES, MAX_TEXT_BYTES, PROTOCOL_VERSION, parseMessage, type BatchEntry, type FileMessage, type HaveEntry, type OfferMessage } from '../core/messages.js';
 import { MAX_RECORD_PAYLOAD, RecordType, recordPayload } from '../core/record.js';
 import { DEFAULT_CURVE, type CurveName, type JoinResponse } from '../core/relay-api.js';
-import { isReconnectable, rejoin } from './reconnect.js';
+import { isReconnectable, recipientProof, rejoin, type Rejoined } from './reconnect.js';
 import { senderStart, senderStep, type SenderInput, type SenderState } from '../core/sender-machine.js';
-import { DEFAULT_TIMEOUTS, relayHost, type EventSink } from './events.js';
+import { DEFAULT_TIMEOUTS, relayHost, type ContentKind, type EventSink } from './events.js';
 import { senderPake, type Route } from './pake.js';
 import type { SessionKeys } from '../core/key-schedule.js';
 import { RelayClient } from './relay-client.js';
@@ -178,13 +178,33 @@ async function transfer(
       if (run.sent > before || untilMs === 0) untilMs = Date.now() + timeouts.reconnectMs;
       if (Date.now() >= untilMs) throw new TscCrocError('ERR_PEER_LOST', 'the connection keeps dropping without progress; run the same command again to resume', { cause: e });
       emit({ type: 'reconnecting', attempt, untilMs, reason: (e as Error).message });
+      // Everything was sent and only `received` is missing: the recipient may have it all and be
+      // gone. Its proof on the relay (fin, docs/protocol.md §7.1) ends the transfer as `received`
+      // would; meanwhile we try to meet again, as for any drop.
+      const stop = new AbortController();
+      const signal = opts.signal === undefined ? stop.signal : AbortSignal.any([opts.signal, stop.signal]);
+      const proven = run.allSent && run.whole !== undefined ? recipientProof(route.client, join, sessionKeys, untilMs, signal) : null;
       try {
-        ({ join, keys: sessionKeys } = await rejoin(e, 'sender', route.client, keys, route.join.curve, untilMs, opts.signal, timeouts));
+        const rejoining = rejoin(e, 'sender', route.client, keys, route.join.curve, untilMs, signal, timeouts);
+        rejoining.catch(() => undefined); // lost the race to a proof (cancelled), or awaited below
+        const outcome: Rejoined | 'proven' = await Promise.race<Rejoined | 'proven'>([
+          rejoining,
+          ...(proven === null ? [] : [proven.then((ok): Promise<Rejoined | 'proven'> | 'proven' => (ok ? 'proven' : rejoining))]),
+        ]);
+        if (outcome === 'proven') {
+          const { kind, files, bytes } = run.whole!;
+          emit({ type: 'reconnected' });
+          emit({ type: 'done', kind, files, bytes, resumedBytes: Math.max(0, bytes - run.sent), movedBytes: run.sent });
+          return { code, files, bytes, sentBytes: run.sent };
+        }
+        ({ join, keys: sessionKeys } = outcome);
       } catch (lost) {
         // the recipient may have finished and gone: only its confirmation was lost
         if (run.allSent && isTscCrocError(lost, 'ERR_PEER_LOST'))
           throw new TscCrocError('ERR_PEER_LOST', 'everything was sent, but the connection dropped before the recipient confirmed it; check on the other side (running the same command again finds what arrived)', { cause: lost });
         throw lost;
+      } finally {
+        stop.abort(); // the proof's reads, or a rejoin that lost the race
       }
       emit({ type: 'reconnected' });
     }
@@ -204,6 +224,8 @@ interface RunState {
   accepted: boolean;
   /** Every file, `done` and END went out (in some session); only the recipient's `received` was missing. */
   allSent: boolean;
+  /** What a session that sent everything would report (set with allSent), for a confirmation read from the relay. */
+  whole?: { kind: ContentKind; files: number; bytes: number };
   /** The names the recipient keeps were reported (once per run: it says them again after a reconnection). */
   skipReported: boolean;
 }
@@ -363,6 +385,7 @@ async function transferSession(client: RelayClient, join: JoinResponse, keys: Se
       await channel.sendMessage({ type: 'done' });
       apply({ kind: 'sent' });
       run.allSent = true;
+      run.whole = { kind: plan.kind, files: totalFiles, bytes: totalBytes };
       await channel.end();
     } catch (e) {
       // the connection may die before the recipient's reason is read: give the reader a moment

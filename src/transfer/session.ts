@@ -13,6 +13,8 @@ import { trace } from './trace.js';
 export interface Session {
   /** Set once the encrypted channel is up, so that failures can be told to the other side. */
   channel: SecureChannel | null;
+  /** A recipient that sent `received`: its proof, left in the channel with its goodbye (docs/protocol.md §7.1). */
+  fin?: string;
 }
 
 /** Errors that came from the other side or the connection: nothing to tell the other side. */
@@ -74,7 +76,7 @@ export async function withSession<T>(
     if (signal?.aborted) throw cancelled;
     const result = await body(session);
     trace('session: transfer done, closing the relay channel');
-    await client.close(auth, 'done');
+    await client.close(auth, 'done', session.fin);
     trace('session: relay channel closed');
     return result;
   } catch (raw) {
