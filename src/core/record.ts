@@ -34,7 +34,10 @@ export const MAX_RECORDS_PER_KEY = 2 ** 32;
 
 export interface OpenedRecord {
   type: RecordTypeValue;
-  /** The plaintext payload, in the pieces it was decrypted in (DATA records are not copied together). */
+  /**
+   * The plaintext payload, in the pieces it was decrypted in (DATA records are not copied
+   * together); each piece is all of its own buffer.
+   */
   chunks: Buffer[];
   length: number;
 }
@@ -142,7 +145,9 @@ export class RecordOpener {
         off = this.#fill(chunk, off, HEADER_BYTES);
         if (this.#smallLen === HEADER_BYTES) this.#begin();
       } else if (rec.ctLeft > 0) {
-        const n = Math.min(rec.ctLeft, chunk.length - off);
+        // the type byte is decrypted on its own: the payload's pieces are then each a whole
+        // buffer of node:crypto's, which a host can free once it has used them (SecureChannel)
+        const n = Math.min(rec.outLen === 0 ? 1 : rec.ctLeft, chunk.length - off);
         const plain = rec.decipher.update(chunk.subarray(off, off + n));
         if (plain.length > 0) {
           rec.out.push(plain);

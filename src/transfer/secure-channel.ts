@@ -74,12 +74,23 @@ const RELEASE_MIN_BYTES = 64 * 1024;
 
 /**
  * Register (or with null, remove) the function given every sealed ciphertext buffer of
- * RELEASE_MIN_BYTES or more once the socket is done with it (written, or dropped with the socket).
- * The buffer is the only view of its own ArrayBuffer and is never used by the library again. The
- * function must not throw.
+ * RELEASE_MIN_BYTES or more once the socket is done with it (written, or dropped with the socket),
+ * and every opened plaintext piece of that size once the file sink wrote it (releaseRecordChunks).
+ * The buffer is never used by the library again. The function must not throw.
  */
 export function setRecordBufferRelease(release: ((buf: Buffer) => void) | null): void {
   releaser = release;
+}
+
+/**
+ * Give the pieces of an opened record back once they are written (to a file): each of
+ * RELEASE_MIN_BYTES or more goes to the registered release function. The caller must not use
+ * them afterwards. Without a release function nothing is done.
+ */
+export function releaseRecordChunks(chunks: readonly Buffer[]): void {
+  const release = releaser;
+  if (release === null) return;
+  for (const c of chunks) if (c.length >= RELEASE_MIN_BYTES) release(c);
 }
 
 function collectRecordBuffers(bytes: number): void {
