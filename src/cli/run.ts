@@ -73,6 +73,7 @@ function recordBufferRelease(): (buf: Buffer) => void {
   };
 }
 const MALLOC_THRESHOLD_BYTES = 4 * 1024 * 1024;
+const INTERRUPT_BUDGET = 10 * 67584;
 
 /** Run the CLI on process.argv; sets process.exitCode, never calls exit on a normal path. */
 export async function runProcess(): Promise<void> {
@@ -82,6 +83,12 @@ export async function runProcess(): Promise<void> {
     process.stdout.write(`${VERSION}\n`);
     return;
   }
+  // TurboFan later: a function is optimized after ten times more of its bytecode ran than V8's
+  // default (67584 in Node 20). Each optimization costs compile memory on a V8 worker thread
+  // (kept in that thread's malloc arena) and code: 1 GiB peak RSS 65 / 69.5 -> 60 / 63 MiB, the
+  // CPU no higher (bench/README.md, "Session 4"); what runs long (20,000 small files, a relay)
+  // is still optimized, a little later. Set before the commands' modules load.
+  v8().setFlagsFromString(`--interrupt-budget=${INTERRUPT_BUDGET}`);
   installTrace();
   const [{ runCli }, { setRecordBufferCollector, setRecordBufferRelease }] = await Promise.all([import('./program.js'), import('../transfer/secure-channel.js')]);
   trace('cli: modules loaded');
