@@ -75,7 +75,7 @@ const RELEASE_MIN_BYTES = 64 * 1024;
 /**
  * Register (or with null, remove) the function given every sealed ciphertext buffer of
  * RELEASE_MIN_BYTES or more once the socket is done with it (written, or dropped with the socket),
- * and every opened plaintext piece of that size once the file sink wrote it (releaseRecordChunks).
+ * and every opened plaintext piece once the file sink wrote it (releaseRecordChunks).
  * The buffer is never used by the library again. The function must not throw.
  */
 export function setRecordBufferRelease(release: ((buf: Buffer) => void) | null): void {
@@ -83,14 +83,15 @@ export function setRecordBufferRelease(release: ((buf: Buffer) => void) | null):
 }
 
 /**
- * Give the pieces of an opened record back once they are written (to a file): each of
- * RELEASE_MIN_BYTES or more goes to the registered release function. The caller must not use
- * them afterwards. Without a release function nothing is done.
+ * Give the pieces of an opened record back once they are written (to a file): each goes to the
+ * registered release function, small ones too (a piece of a few KiB left for the collector sits
+ * between the big ones and fragments the heap: a 4 GiB recipient peaked 2 MiB higher). The
+ * caller must not use them afterwards. Without a release function nothing is done.
  */
 export function releaseRecordChunks(chunks: readonly Buffer[]): void {
   const release = releaser;
   if (release === null) return;
-  for (const c of chunks) if (c.length >= RELEASE_MIN_BYTES) release(c);
+  for (const c of chunks) if (c.length > 0) release(c);
 }
 
 function collectRecordBuffers(bytes: number): void {
