@@ -48,13 +48,17 @@ const RELAY_LISTENING = /HTTP on 127\.0\.0\.1:(\d+), TCP on 127\.0\.0\.1:(\d+)/;
 /**
  * Limits raised for the bench's relays (TSC_CROC_RELAY_* variables, which every build reads): all
  * peers come from 127.0.0.1, and the default 60 joins per minute and 20 channels per address would
- * refuse the repeated and concurrent runs. The checks still run; only their thresholds differ.
+ * refuse the repeated and concurrent runs (so would the 16 HTTP connections and 8 long-polls per
+ * address). The checks still run; only their thresholds differ.
  */
 const RELAY_ENV = {
   TSC_CROC_RELAY_JOIN_RATE: '1000000',
   TSC_CROC_RELAY_CHANNEL_RATE: '1000000',
   TSC_CROC_RELAY_MAX_CHANNELS_PER_ADDRESS: '5000',
   TSC_CROC_RELAY_MAX_PENDING_SOCKETS_PER_ADDRESS: '1000',
+  // 16 concurrent transfers are 32 peers long-polling over their own connections from one address
+  TSC_CROC_RELAY_MAX_HTTP_CONNECTIONS_PER_ADDRESS: '1000',
+  TSC_CROC_RELAY_MAX_LONG_POLLS_PER_ADDRESS: '1000',
 };
 
 export interface RelayChild {

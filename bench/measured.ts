@@ -11,6 +11,7 @@
  * The CLI is imported only for CLI runs, so the raw peers do not pay for loading it.
  */
 import { writeFileSync } from 'node:fs';
+import { ownPeakRss } from './own-peak-rss.js';
 
 export interface StatsRecord {
   exitCode: number;
@@ -24,7 +25,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   process.on('exit', (code) => {
-    const record: StatsRecord = { exitCode: code, usage: process.resourceUsage() };
+    const record: StatsRecord = { exitCode: code, usage: ownPeakRss(process.resourceUsage()) }; // maxRSS: VmHWM (rusage-hook.ts)
     writeFileSync(statsFile, JSON.stringify(record));
   });
   if (rest[0] === '--raw') {

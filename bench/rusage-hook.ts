@@ -1,16 +1,18 @@
 /**
  * Preloaded into a CLI under test (`node --import <this file's URL> CLI args...`, see child.ts):
  * at the process's exit, whatever the path (normal end, process.exit, an uncaught error, a signal
- * the program handles), writes `{ exitCode, usage: process.resourceUsage() }` as JSON to
+ * the program handles), writes `{ exitCode, usage: process.resourceUsage() }` (maxRSS: the
+ * process's own peak, own-peak-rss.ts) as JSON to
  * $BENCH_STATS_FILE, the same record as bench/measured.ts. It imports nothing of the CLI, so it
  * measures any build (an older checkout, a bundle) at the cost of one tiny module.
  */
 import { writeFileSync } from 'node:fs';
+import { ownPeakRss } from './own-peak-rss.js';
 
 const statsFile = process.env.BENCH_STATS_FILE;
 if (statsFile) {
   delete process.env.BENCH_STATS_FILE;
   process.on('exit', (code) => {
-    writeFileSync(statsFile, JSON.stringify({ exitCode: code, usage: process.resourceUsage() }));
+    writeFileSync(statsFile, JSON.stringify({ exitCode: code, usage: ownPeakRss(process.resourceUsage()) }));
   });
 }

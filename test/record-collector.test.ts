@@ -1,7 +1,8 @@
 /**
  * setRecordBufferCollector: the host's hook for freeing the record buffers node:crypto returns.
  * The library calls it only when registered, after every `everyBytes` of records, on both sides;
- * it never obtains V8's gc itself.
+ * it never obtains V8's gc itself. setRecordBufferRelease: the host's hook given each large
+ * record buffer once the socket or the file is done with it.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
 import { receive, send, setRecordBufferCollector, type RunningRelay } from '../src/index.js';
+import { setRecordBufferRelease } from '../src/transfer/secure-channel.js';
 import { startPeerRelay } from './helpers/relay.js';
 
 let relay: RunningRelay;
@@ -20,6 +23,7 @@ before(async () => {
 });
 after(async () => {
   setRecordBufferCollector(null);
+  setRecordBufferRelease(null);
   await relay.close();
   await rm(root, { recursive: true, force: true });
 });
@@ -57,4 +61,28 @@ test('without a collector (or after removing it), nothing is called', async () =
 test('everyBytes must be a positive integer', () => {
   assert.throws(() => setRecordBufferCollector(() => undefined, 0), RangeError);
   assert.throws(() => setRecordBufferCollector(() => undefined, 1.5), RangeError);
+});
+
+test('a release function that frees each buffer at once (detaches it) leaves the data intact', async () => {
+  // as the CLI does: the memory moves into a message on a closed port, which drops it
+  const { port1, port2 } = new MessageChannel();
+  port1.close();
+  port2.close();
+  let released = 0;
+  let bytes = 0;
+  setRecordBufferRelease((b) => {
+    released++;
+    bytes += b.length;
+    port1.postMessage(null, [b.buffer as ArrayBuffer]);
+    assert.equal(b.length, 0); // detached: its memory is gone
+  });
+  try {
+    // sender and recipient in this process: a buffer freed before its write completed would corrupt the file
+    await transfer(8 * 1024 * 1024 + 12_345, 'c.bin');
+  } finally {
+    setRecordBufferRelease(null);
+  }
+  // 8 full ciphertexts from the sender; the recipient's pieces of 64 KiB and more
+  assert.ok(released >= 9, `released ${released} buffers`);
+  assert.ok(bytes >= 8 * 1024 * 1024 && bytes <= 2 * (8 * 1024 * 1024 + 12_345), `released ${bytes} bytes`);
 });

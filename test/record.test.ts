@@ -152,3 +152,21 @@ test('nothing of a record is released before its tag is verified', () => {
   const bad = Buffer.from([rec[rec.length - 1]! ^ 1]);
   assert.throws(() => o.push(bad), code('ERR_RECORD_AUTH'));
 });
+
+test('every piece of a large opened payload is all of its own buffer (a host may free it after use)', () => {
+  const s = new RecordSealer(key);
+  const payload = randomBytes(300_000);
+  const wire = Buffer.concat([frame(s.seal(RecordType.DATA, payload)), frame(s.seal(RecordType.END))]);
+  for (const step of [7, 65_536, 100_000, wire.length]) {
+    const o = new RecordOpener(key);
+    const got: OpenedRecord[] = [];
+    for (let off = 0; off < wire.length; off += step) got.push(...o.push(wire.subarray(off, off + step)));
+    const data = got[0]!;
+    assert.ok(data.chunks.length >= 1);
+    for (const c of data.chunks) {
+      assert.equal(c.byteOffset, 0, `step ${step}`);
+      assert.equal(c.byteLength, c.buffer.byteLength, `step ${step}`);
+    }
+    assert.ok(recordPayload(data).equals(payload));
+  }
+});

@@ -34,6 +34,47 @@ function youngGenerationGc(): () => void {
   };
 }
 
+/**
+ * The sender's ciphertext buffers, freed as soon as the socket has written them
+ * (setRecordBufferRelease), instead of waiting for the next collection: the buffer's memory moves
+ * into a message posted on a closed MessagePort, which drops it at once (node has no other way to
+ * free an ArrayBuffer's memory now). The sender then holds only the records in flight: its peak
+ * RSS is lower and each new record reuses the memory the last one had, still in the CPU's cache.
+ *
+ * That reuse needs one more step on glibc: a free that leaves more than its trim threshold
+ * (128 KiB, or twice the largest mmap'd chunk freed so far) at the top of the heap gives those
+ * pages back to the kernel, and the next record faults fresh zeroed pages in again (~250 faults
+ * per MiB, which more than doubled the cipher's CPU in a benchmark). glibc raises both thresholds
+ * when it frees a chunk it had mmap'd: one untouched buffer of MALLOC_THRESHOLD_BYTES (mmap'd, never
+ * faulted in, so no RSS) freed first sets them to 4 and 8 MiB, above a record. Elsewhere than glibc
+ * this allocates and frees 4 MiB of address space.
+ */
+function recordBufferRelease(): (buf: Buffer) => void {
+  let port: import('node:worker_threads').MessagePort | null = null;
+  const drop = (ab: ArrayBuffer): void => {
+    try {
+      port!.postMessage(null, [ab]);
+    } catch {
+      // not transferable: the collector frees it
+    }
+  };
+  return (buf) => {
+    if (port === null) {
+      const { MessageChannel } = process.getBuiltinModule('node:worker_threads') as typeof import('node:worker_threads');
+      const channel = new MessageChannel();
+      channel.port1.close();
+      channel.port2.close();
+      port = channel.port1;
+      drop(Buffer.allocUnsafeSlow(MALLOC_THRESHOLD_BYTES).buffer);
+    }
+    // only a buffer that is all of its ArrayBuffer (node:crypto's outputs are)
+    const ab = buf.buffer;
+    if (ab instanceof ArrayBuffer && buf.byteOffset === 0 && buf.byteLength === ab.byteLength) drop(ab);
+  };
+}
+const MALLOC_THRESHOLD_BYTES = 4 * 1024 * 1024;
+const INTERRUPT_BUDGET = 10 * 67584;
+
 /** Run the CLI on process.argv; sets process.exitCode, never calls exit on a normal path. */
 export async function runProcess(): Promise<void> {
   const args = process.argv.slice(2);
@@ -42,12 +83,14 @@ export async function runProcess(): Promise<void> {
     process.stdout.write(`${VERSION}\n`);
     return;
   }
+  // TurboFan later: a function is optimized after ten times more of its bytecode ran than V8's
+  // default (67584 in Node 20). Each optimization costs compile memory on a V8 worker thread
+  // (kept in that thread's malloc arena) and code: 1 GiB peak RSS 65 / 69.5 -> 60 / 63 MiB, the
+  // CPU no higher (bench/README.md, "Session 4"); what runs long (20,000 small files, a relay)
+  // is still optimized, a little later. Set before the commands' modules load.
+  v8().setFlagsFromString(`--interrupt-budget=${INTERRUPT_BUDGET}`);
   installTrace();
-  // The command's own modules are read while the parser's are compiled (the import in program.ts then
-  // finds them loaded): a guess from the first word; a wrong guess only loads a module early.
-  const command = args[0] === 'send' ? import('../transfer/send.js') : args[0] === 'receive' ? import('../transfer/receive.js') : undefined;
-  command?.catch(() => undefined); // imported again, and any failure reported, where it is used
-  const [{ runCli }, { setRecordBufferCollector }] = await Promise.all([import('./program.js'), import('../transfer/secure-channel.js')]);
+  const [{ runCli }, { setRecordBufferCollector, setRecordBufferRelease }] = await Promise.all([import('./program.js'), import('../transfer/secure-channel.js')]);
   trace('cli: modules loaded');
   // V8 grows its young generation (to 32 MiB) once enough objects have survived collections in
   // all, however slowly; a send of 100,000 small files got there (110 MiB peak RSS, 83 with this),
@@ -56,6 +99,7 @@ export async function runProcess(): Promise<void> {
   // transfers showed no CPU difference within noise.
   v8().setFlagsFromString('--semi-space-growth-factor=1');
   setRecordBufferCollector(youngGenerationGc());
+  setRecordBufferRelease(recordBufferRelease());
   const code = await runCli(process.argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });
   trace('cli: command returned');
   process.exitCode = code;

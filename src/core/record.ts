@@ -31,10 +31,15 @@ const HEADER_BYTES = 4 + SEQ_BYTES;
 export const MAX_FRAME_BODY = SEQ_BYTES + 1 + MAX_RECORD_PAYLOAD + TAG_BYTES;
 /** Records per key before we refuse to go on (far below GCM's limits). */
 export const MAX_RECORDS_PER_KEY = 2 ** 32;
+/** Records with more ciphertext than this decrypt their type byte apart (one more call for a small record would cost more than it frees). */
+export const SPLIT_TYPE_BYTES = 64 * 1024;
 
 export interface OpenedRecord {
   type: RecordTypeValue;
-  /** The plaintext payload, in the pieces it was decrypted in (DATA records are not copied together). */
+  /**
+   * The plaintext payload, in the pieces it was decrypted in (DATA records are not copied
+   * together); in a record of more than SPLIT_TYPE_BYTES each piece is all of its own buffer.
+   */
   chunks: Buffer[];
   length: number;
 }
@@ -142,7 +147,9 @@ export class RecordOpener {
         off = this.#fill(chunk, off, HEADER_BYTES);
         if (this.#smallLen === HEADER_BYTES) this.#begin();
       } else if (rec.ctLeft > 0) {
-        const n = Math.min(rec.ctLeft, chunk.length - off);
+        // a large record's type byte is decrypted on its own: the payload's pieces are then each a
+        // whole buffer of node:crypto's, which a host can free once it has used them (SecureChannel)
+        const n = Math.min(rec.outLen === 0 && rec.ctLeft > SPLIT_TYPE_BYTES ? 1 : rec.ctLeft, chunk.length - off);
         const plain = rec.decipher.update(chunk.subarray(off, off + n));
         if (plain.length > 0) {
           rec.out.push(plain);

@@ -23,6 +23,7 @@ import { dirname, join, sep } from 'node:path';
 import { TscCrocError } from '../core/errors.js';
 import type { BatchEntry, DirMessage, FileMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
+import { releaseRecordChunks } from './secure-channel.js';
 import { Checkpoint, Journal, RESUME_MIN_BYTES, removeJournals, stateName, type Held } from './resume-store.js';
 
 /** Room kept free beyond what an offer needs (journal, checkpoints, folder entries): see checkRoom(). */
@@ -442,7 +443,7 @@ export class FileSink {
     await cur.pending;
     const at = cur.offset;
     cur.offset += length;
-    cur.pending = writeAll(cur.handle, chunks, at);
+    cur.pending = writeAll(cur.handle, chunks, at).then(() => releaseRecordChunks(chunks)); // written: their memory can go
     cur.pending.catch(() => undefined); // observed by the next write, commit or abort
     cur.sinceCheckpoint += length;
     if (cur.sinceCheckpoint >= CHECKPOINT_BYTES) await this.#checkpoint(cur);

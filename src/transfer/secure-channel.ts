@@ -61,6 +61,39 @@ export function setRecordBufferCollector(collect: (() => void) | null, everyByte
   sinceCollect = 0;
 }
 
+/**
+ * Releasing: a host may also take back each large ciphertext buffer (at least RELEASE_MIN_BYTES)
+ * as soon as the socket has written it, instead of leaving it to the collector: the function
+ * registered with setRecordBufferRelease() gets the buffer, which nothing else references any
+ * more (the socket finished or dropped that write), and may free its memory at once (the
+ * tsc-croc CLI detaches it, see src/cli/run.ts). Released bytes do not count towards the
+ * collector's `everyBytes`.
+ */
+let releaser: ((buf: Buffer) => void) | null = null;
+const RELEASE_MIN_BYTES = 64 * 1024;
+
+/**
+ * Register (or with null, remove) the function given every sealed ciphertext buffer of
+ * RELEASE_MIN_BYTES or more once the socket is done with it (written, or dropped with the socket),
+ * and every opened plaintext piece once the file sink wrote it (releaseRecordChunks).
+ * The buffer is never used by the library again. The function must not throw.
+ */
+export function setRecordBufferRelease(release: ((buf: Buffer) => void) | null): void {
+  releaser = release;
+}
+
+/**
+ * Give the pieces of an opened record back once they are written (to a file): each goes to the
+ * registered release function, small ones too (a piece of a few KiB left for the collector sits
+ * between the big ones and fragments the heap: a 4 GiB recipient peaked 2 MiB higher). The
+ * caller must not use them afterwards. Without a release function nothing is done.
+ */
+export function releaseRecordChunks(chunks: readonly Buffer[]): void {
+  const release = releaser;
+  if (release === null) return;
+  for (const c of chunks) if (c.length > 0) release(c);
+}
+
 function collectRecordBuffers(bytes: number): void {
   if (collector === null) return;
   sinceCollect += bytes;
@@ -176,7 +209,7 @@ export class SecureChannel {
     if (this.#endSent) return Promise.reject(new Error('SecureChannel: send after END'));
     const frame = this.#sealer.seal(type, payload);
     if (tracing) trace(`channel: record ${type} sealed`);
-    if (payload !== undefined) collectRecordBuffers(payload.length);
+    if (payload !== undefined && (releaser === null || payload.length < RELEASE_MIN_BYTES)) collectRecordBuffers(payload.length);
     return this.#write(frame, type === RecordType.END);
   }
 
@@ -198,7 +231,12 @@ export class SecureChannel {
       for (const b of bufs) this.#batchLength += b.copy(batch, this.#batchLength);
     } else {
       this.#flushBatch();
-      for (const b of bufs) s.write(b);
+      const release = releaser;
+      for (const b of bufs) {
+        // the write's callback runs once the kernel took the bytes (or the socket dropped them)
+        if (release !== null && b.length >= RELEASE_MIN_BYTES) s.write(b, () => release(b));
+        else s.write(b);
+      }
     }
     // keep two records queued, so the kernel always has data while we read and seal the next record
     if (s.writableLength + this.#batchLength >= WRITE_QUEUE_BYTES) {

@@ -17,8 +17,11 @@ export interface StapledSocket {
   tap: ReadTap;
 }
 
-/** Bytes read from the socket per read call, into one reused buffer (fewer, larger reads). */
-const READ_BUFFER_BYTES = 1024 * 1024;
+/**
+ * Bytes read from the socket per read call, into one reused buffer (fewer, larger reads). Half a
+ * record: two reads per MiB cost nothing measurable, and the recipient's peak RSS is ~1 MiB lower.
+ */
+const READ_BUFFER_BYTES = 512 * 1024;
 
 /**
  * The socket reads into one reused buffer (net's `onread`): whoever holds `onBytes` must consume
