@@ -1,0 +1,2 @@
+import * as core from './core.js';
+void core;
