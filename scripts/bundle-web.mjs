@@ -17,7 +17,10 @@ export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const browserPlatform = {
   name: 'browser-platform',
   setup(build) {
-    build.onResolve({ filter: /^\.\/platform\.js$/ }, (args) => ({ path: join(args.resolveDir, 'platform.browser.ts') }));
+    build.onResolve({ filter: /(^|\/)platform\.js$/ }, (args) => {
+      const target = resolve(args.resolveDir, args.path);
+      return target === join(root, 'src', 'core', 'platform.js') ? { path: join(root, 'src', 'core', 'platform.browser.ts') } : undefined;
+    });
     build.onResolve({ filter: /^node:/ }, (args) => ({ errors: [{ text: `${args.path} imported by ${args.importer}: the browser bundle may not use node built-ins` }] }));
   },
 };

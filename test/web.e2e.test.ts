@@ -1,0 +1,128 @@
+/**
+ * The page end to end, in a real headless Chromium against the built CLI: `tsc-croc send` received
+ * in the page, the page sending to `tsc-croc receive`, a wrong code. Bytes are compared by hash.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { browserSkip, launchChromium } from './helpers/browser.js';
+import { runCli, sha256File, startCliRelay } from './helpers/cli.js';
+
+const skip = browserSkip();
+let browser: Browser;
+let relay: Awaited<ReturnType<typeof startCliRelay>>;
+let dir: string;
+
+before(async () => {
+  if (skip) return;
+  dir = await mkdtemp(join(tmpdir(), 'tsc-croc-web-'));
+  relay = await startCliRelay();
+  browser = await launchChromium();
+});
+
+after(async () => {
+  if (skip) return;
+  await browser?.close();
+  assert.equal(await relay.stop(), 0, relay.proc.stderr());
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A page that fails the test on any request off the relay's origin. */
+async function openPage(path: string): Promise<{ page: Page; offOrigin: string[] }> {
+  const context = await browser.newContext({ acceptDownloads: true });
+  const page = await context.newPage();
+  const offOrigin: string[] = [];
+  page.on('request', (r) => {
+    if (!r.url().startsWith(`${relay.url}/`) && !r.url().startsWith(`ws://127.0.0.1:${relay.httpPort}/`) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) offOrigin.push(r.url());
+  });
+  await page.goto(`${relay.url}${path}`);
+  return { page, offOrigin };
+}
+
+async function statusIs(page: Page, text: RegExp | string, timeout = 60_000): Promise<void> {
+  const status = page.getByTestId('status');
+  try {
+    await status.filter({ hasText: text }).waitFor({ timeout });
+  } catch (e) {
+    throw new Error(`the page's status did not read ${String(text)}: it reads ${JSON.stringify(await status.textContent())}`, { cause: e });
+  }
+}
+
+test('web: tsc-croc send of a file, received in the page (?save=download), bytes verified by hash', { skip }, async () => {
+  const src = join(dir, 'send1');
+  await mkdir(src);
+  const file = join(src, 'photo.bin');
+  await writeFile(file, randomBytes(5 * 1024 * 1024 + 123));
+  const sender = runCli(['send', '--no-local', '--relay', relay.url, file]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const { page, offOrigin } = await openPage(`/?save=download#${code}`);
+  assert.equal(new URL(page.url()).hash, '', 'the code left the address bar');
+  const offer = page.getByTestId('offer');
+  await offer.filter({ hasText: 'photo.bin' }).waitFor({ timeout: 30_000 });
+  assert.match((await offer.textContent()) ?? '', /^1 file \(5\.2 MB\): photo\.bin$/);
+  const download = page.waitForEvent('download', { timeout: 60_000 });
+  await page.getByTestId('accept').click();
+  const d = await download;
+  assert.equal(d.suggestedFilename(), 'photo.bin');
+  const saved = join(src, 'received.bin');
+  await d.saveAs(saved);
+  await statusIs(page, /^done$/);
+  assert.equal(await sender.exit(60_000), 0, sender.stderr());
+  assert.equal(await sha256File(saved), await sha256File(file));
+  assert.deepEqual(offOrigin, []);
+  await page.context().close();
+});
+
+test('web: the page sends two files to tsc-croc receive; bytes verified by hash', { skip }, async () => {
+  const src = join(dir, 'send2');
+  const out = join(dir, 'out2');
+  await mkdir(src);
+  await mkdir(out);
+  const a = join(src, 'a.bin');
+  const b = join(src, 'notes.txt');
+  await writeFile(a, randomBytes(3 * 1024 * 1024 + 7));
+  await writeFile(b, 'hello from the browser\n');
+  const { page, offOrigin } = await openPage('/#send');
+  await page.getByTestId('file-input').setInputFiles([a, b]);
+  const code = page.getByTestId('code');
+  await code.filter({ hasText: /^\d+-[a-z]+-[a-z]+-[a-z]+$/ }).waitFor({ timeout: 30_000 });
+  const recipient = runCli(['receive', '--no-local', '--relay', relay.url, '--out', out, '--yes', (await code.textContent())!]);
+  assert.equal(await recipient.exit(60_000), 0, recipient.stderr());
+  await statusIs(page, /^done$/);
+  assert.deepEqual((await readdir(out)).sort(), ['a.bin', 'notes.txt']);
+  assert.equal(await sha256File(join(out, 'a.bin')), await sha256File(a));
+  assert.equal(await sha256File(join(out, 'notes.txt')), await sha256File(b));
+  assert.deepEqual(offOrigin, []);
+  await page.context().close();
+});
+
+test('web: a wrong code in the page fails there in the CLI\'s words; the CLI sender says so and still sends to the right code', { skip }, async () => {
+  const src = join(dir, 'wrong');
+  const out = join(dir, 'wrong-out');
+  await mkdir(src);
+  await mkdir(out);
+  const file = join(src, 'secret.txt');
+  await writeFile(file, 'top secret');
+  const sender = runCli(['send', '--no-local', '--relay', relay.url, file]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const wrong = `${code!.split('-')[0]}-abandon-ability-able`;
+  // the CLI recipient's words for the same wrong code, first
+  const cli = runCli(['receive', '--no-local', '--relay', relay.url, '--out', out, '--yes', wrong]);
+  assert.equal(await cli.exit(), 3);
+  const words = /tsc-croc: (.*\[ERR_WRONG_CODE\])/.exec(cli.stderr())?.[1];
+  assert.ok(words, cli.stderr());
+  await sender.waitFor(/Someone tried a wrong code \(1 of 5\)/);
+  const { page } = await openPage(`/?save=download#${wrong}`);
+  await statusIs(page, words);
+  await sender.waitFor(/Someone tried a wrong code \(2 of 5\): still waiting for the right one/);
+  assert.equal(await page.getByTestId('offer').isVisible(), false, 'no offer was shown');
+  // the right code still works
+  const right = runCli(['receive', '--no-local', '--relay', relay.url, '--out', out, '--yes', code!]);
+  assert.equal(await right.exit(60_000), 0, right.stderr());
+  assert.equal(await sender.exit(), 0, sender.stderr());
+  await page.context().close();
+});
