@@ -4,13 +4,21 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { browserSkip, launchChromium } from './helpers/browser.js';
 import { runCli, sha256File, startCliRelay } from './helpers/cli.js';
+import { formatCode, generateSecret } from '../src/core/code-phrase.js';
+import { PROTOCOL_VERSION, type SenderMessage } from '../src/core/messages.js';
+import { checkRelativePath } from '../src/core/path.js';
+import { RecordType } from '../src/core/record.js';
+import { senderPake } from '../src/transfer/pake.js';
+import { RelayClient } from '../src/transfer/relay-client.js';
+import { SecureChannel } from '../src/transfer/secure-channel.js';
+import { connectStapled } from '../src/transfer/tcp.js';
 
 const skip = browserSkip();
 let browser: Browser;
@@ -52,18 +60,19 @@ async function statusIs(page: Page, text: RegExp | string, timeout = 60_000): Pr
   }
 }
 
-test('web: tsc-croc send of a file, received in the page (?save=download), bytes verified by hash', { skip }, async () => {
+test('web: tsc-croc send of a 50 MB file, received in the page (?save=download), bytes verified by hash', { skip }, async () => {
   const src = join(dir, 'send1');
   await mkdir(src);
   const file = join(src, 'photo.bin');
-  await writeFile(file, randomBytes(5 * 1024 * 1024 + 123));
+  await writeFile(file, randomBytes(50 * 1000 * 1000));
   const sender = runCli(['send', '--no-local', '--relay', relay.url, file]);
   const [, code] = await sender.waitFor(/Code is: (\S+)/);
   const { page, offOrigin } = await openPage(`/?save=download#${code}`);
   assert.equal(new URL(page.url()).hash, '', 'the code left the address bar');
   const offer = page.getByTestId('offer');
   await offer.filter({ hasText: 'photo.bin' }).waitFor({ timeout: 30_000 });
-  assert.match((await offer.textContent()) ?? '', /^1 file \(5\.2 MB\): photo\.bin$/);
+  assert.match((await offer.textContent()) ?? '', /^1 file \(50 MB\): photo\.bin$/);
+  if (process.env.TSC_CROC_SCREENSHOTS) await page.screenshot({ path: join(process.env.TSC_CROC_SCREENSHOTS, 'web-receive.png') });
   const download = page.waitForEvent('download', { timeout: 60_000 });
   await page.getByTestId('accept').click();
   const d = await download;
@@ -90,6 +99,7 @@ test('web: the page sends two files to tsc-croc receive; bytes verified by hash'
   await page.getByTestId('file-input').setInputFiles([a, b]);
   const code = page.getByTestId('code');
   await code.filter({ hasText: /^\d+-[a-z]+-[a-z]+-[a-z]+$/ }).waitFor({ timeout: 30_000 });
+  if (process.env.TSC_CROC_SCREENSHOTS) await page.screenshot({ path: join(process.env.TSC_CROC_SCREENSHOTS, 'web-send.png') });
   const recipient = runCli(['receive', '--no-local', '--relay', relay.url, '--out', out, '--yes', (await code.textContent())!]);
   assert.equal(await recipient.exit(60_000), 0, recipient.stderr());
   await statusIs(page, /^done$/);
@@ -125,4 +135,79 @@ test('web: a wrong code in the page fails there in the CLI\'s words; the CLI sen
   assert.equal(await right.exit(60_000), 0, right.stderr());
   assert.equal(await sender.exit(), 0, sender.stderr());
   await page.context().close();
+});
+
+test('web: tsc-croc send of a folder, received in the page as downloads (one per file, folder names joined by "__"), verified', { skip }, async () => {
+  const src = join(dir, 'folder-src');
+  const tree = join(src, 'album');
+  await mkdir(join(tree, 'sub', 'deeper'), { recursive: true });
+  const files: Record<string, Buffer> = { 'a.jpg': randomBytes(700_000), 'sub/b.txt': Buffer.from('bee\n'), 'sub/deeper/c.bin': randomBytes(1_500_000) };
+  for (const [p, b] of Object.entries(files)) await writeFile(join(tree, p), b);
+  const sender = runCli(['send', '--no-local', '--relay', relay.url, tree]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const { page } = await openPage(`/?save=download#${code}`);
+  const offer = page.getByTestId('offer');
+  await offer.filter({ hasText: 'album' }).waitFor({ timeout: 30_000 });
+  assert.match((await offer.textContent()) ?? '', /^3 files and 3 folders \(2\.2 MB\): album$/);
+  const got = new Map<string, string>();
+  const saving: Promise<void>[] = [];
+  page.on('download', (d) => {
+    const to = join(src, `got-${d.suggestedFilename()}`);
+    saving.push(d.saveAs(to).then(async () => void got.set(d.suggestedFilename(), await sha256File(to))));
+  });
+  await page.getByTestId('accept').click();
+  await statusIs(page, /^done$/);
+  assert.equal(await sender.exit(60_000), 0, sender.stderr());
+  await Promise.all(saving);
+  const want = new Map(Object.entries(files).map(([p, b]) => [`album__${p.replaceAll('/', '__')}`, createHash('sha256').update(b).digest('hex')]));
+  assert.deepEqual(new Map([...got].sort()), new Map([...want].sort()));
+  await page.context().close();
+});
+
+/**
+ * A hostile sender (the library's lower layers, as test/hostile-sender.test.ts) against the page:
+ * it is refused in the words of the CLI recipient (the same machine refuses), and nothing is downloaded.
+ */
+async function hostileToPage(script: SenderMessage[], data?: Buffer): Promise<Page> {
+  const client = new RelayClient(relay.url);
+  const join = await client.join({ role: 'sender' });
+  const secret = generateSecret();
+  const code = formatCode({ channel: join.channel, secret });
+  const { page } = await openPage(`/?save=download#${code}`);
+  const timeouts = { waitForPeerMs: 30_000, stepMs: 30_000 };
+  const { keys } = await senderPake([{ client, join, via: 'relay' }], secret, timeouts, () => {});
+  const s = await connectStapled({ host: '127.0.0.1', port: join.tcpPort, channel: join.channel, uuid: join.uuid, timeoutMs: 30_000 });
+  const ch = new SecureChannel(s.socket, s.leftover, keys.senderToRecipient, keys.recipientToSender, undefined, s.tap);
+  s.socket.resume();
+  page.on('download', () => assert.fail('a hostile transfer was downloaded'));
+  await ch.sendMessage(script[0]!);
+  await page.getByTestId('accept').click();
+  try {
+    for (const m of script.slice(1)) {
+      await ch.sendMessage(m);
+      if (m.type === 'file' && data) await ch.send(RecordType.DATA, data);
+    }
+  } catch {
+    // the page may hang up on us mid-script
+  }
+  return page;
+}
+
+const offerOf = (names: string[], totalBytes: number): SenderMessage => ({ type: 'offer', v: PROTOCOL_VERSION, kind: 'files', totalFiles: names.length, totalDirs: 0, totalBytes, names });
+
+test('web: a hostile sender against the page: a path out of the offer, a lying size; refused in the CLI\'s words', { skip }, async () => {
+  const unsafeWords = (() => {
+    try {
+      checkRelativePath('../evil');
+    } catch (e) {
+      return `${(e as Error).message} [ERR_UNSAFE_PATH]`;
+    }
+    return '';
+  })();
+  const bad = await hostileToPage([offerOf(['ok.txt'], 10), { type: 'file', path: '../evil', size: 10, offset: 0, mode: 0o644, mtime: 0 }]);
+  await statusIs(bad, unsafeWords, 30_000);
+  await bad.context().close();
+  const liar = await hostileToPage([offerOf(['ok.txt'], 10), { type: 'file', path: 'ok.txt', size: 10, offset: 0, mode: 0o644, mtime: 0 }], randomBytes(20));
+  await statusIs(liar, 'the sender broke the protocol: more data than the 10 bytes announced for a file [ERR_PROTOCOL]', 30_000);
+  await liar.context().close();
 });
