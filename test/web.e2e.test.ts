@@ -211,3 +211,38 @@ test('web: a hostile sender against the page: a path out of the offer, a lying s
   await statusIs(liar, 'the sender broke the protocol: more data than the 10 bytes announced for a file [ERR_PROTOCOL]', 30_000);
   await liar.context().close();
 });
+
+test('web: the page\'s JS heap stays flat while 150 MB stream into it (DevTools heap samples, peak under 24 MiB)', { skip }, async () => {
+  const src = join(dir, 'mem');
+  await mkdir(src);
+  const file = join(src, 'big.bin');
+  await writeFile(file, randomBytes(150 * 1000 * 1000));
+  const sender = runCli(['send', '--no-local', '--no-progress', '--relay', relay.url, file]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const { page } = await openPage(`/?save=download#${code}`);
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Performance.enable');
+  await page.getByTestId('offer').waitFor({ timeout: 30_000 });
+  const peaks: number[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const { metrics } = await cdp.send('Performance.getMetrics');
+      peaks.push(metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? 0);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  const download = page.waitForEvent('download', { timeout: 120_000 });
+  await page.getByTestId('accept').click();
+  await statusIs(page, /^done$/, 120_000);
+  sampling = false;
+  await sampler;
+  const saved = join(src, 'got.bin');
+  await (await download).saveAs(saved);
+  assert.equal(await sender.exit(60_000), 0, sender.stderr());
+  assert.equal(await sha256File(saved), await sha256File(file));
+  assert.ok(peaks.length >= 5, `${peaks.length} samples`);
+  const peak = Math.max(...peaks);
+  assert.ok(peak < 24 * 1024 * 1024, `the page's JS heap peaked at ${(peak / 1048576).toFixed(1)} MiB`);
+  await page.context().close();
+});

@@ -12,7 +12,7 @@ import type { OfferMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
 import { receive } from './receive.js';
 import { send } from './send.js';
-import { DirectorySink, DownloadSink, type Sink } from './sinks.js';
+import { DirectorySink, DownloadSink, OpfsDownloadSink, type Sink } from './sinks.js';
 
 const origin = location.origin;
 const app = document.getElementById('app')!;
@@ -90,7 +90,7 @@ function receiveView(initialCode: string): void {
           status.textContent = 'waiting for your answer';
           accept.onclick = async () => {
             accept.disabled = decline.disabled = true;
-            if (download || o.kind === 'text') return resolve(new DownloadSink());
+            if (download || o.kind === 'text') return resolve((await OpfsDownloadSink.create()) ?? new DownloadSink());
             try {
               const dir = await window.showDirectoryPicker({ mode: 'readwrite' });
               const sink = new DirectorySink(dir);
@@ -184,4 +184,5 @@ function route(): void {
 }
 
 window.addEventListener('hashchange', route);
+void OpfsDownloadSink.clean();
 route();

@@ -1,11 +1,11 @@
 /**
- * Where received files go in the browser. Two ways, both streaming (no file is held whole in the
- * page's memory):
+ * Where received files go in the browser, all streaming (no file is held whole in the page's
+ * JavaScript heap):
  *  - a folder the user picks (File System Access API, Chromium): each file is written through a
  *    FileSystemWritableFileStream, which the browser publishes under its name only at close(),
  *    i.e. after every byte came in authenticated and the count matched;
- *  - downloads: the bytes are gathered into a Blob a few MiB at a time (the browser keeps blob
- *    data outside the JavaScript heap, on disk when large), downloaded when the file is complete.
+ *  - downloads: each file streams into the origin-private file system (on disk) and is
+ *    downloaded from there once complete; without OPFS, into a Blob a few MiB at a time.
  * Names come from src/core/recipient-machine.ts, which checked them (safe, under an offered name).
  */
 import { TscCrocError } from '../core/errors.js';
@@ -25,7 +25,11 @@ export interface Sink {
 /** Bytes gathered in the page before they move into the growing Blob. */
 const BLOB_STEP_BYTES = 4 * 1024 * 1024;
 
-/** Files as downloads; a path in a folder becomes one name, its segments joined by '__'. */
+/**
+ * Files as downloads from a Blob (where there is no OPFS); a path in a folder becomes one name,
+ * its segments joined by '__'. The browser keeps blob data outside the JavaScript heap, but in
+ * memory: large files need OpfsDownloadSink.
+ */
 export class DownloadSink implements Sink {
   #parts: Blob[] = [];
   #pending: Uint8Array[] = [];
@@ -58,22 +62,99 @@ export class DownloadSink implements Sink {
     this.#flush();
     const blob = new Blob(this.#parts, { type: 'application/octet-stream' });
     this.#parts = [];
-    const url = URL.createObjectURL(blob);
-    const a = document.createElement('a');
-    a.href = url;
-    a.download = this.#name;
-    a.rel = 'noopener';
-    document.body.append(a);
-    a.click();
-    a.remove();
-    // the download has its own reference to the blob once started
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    startDownload(blob, this.#name);
     this.saved.push(this.#name);
   }
   async abort(): Promise<void> {
     this.#parts = [];
     this.#pending = [];
   }
+}
+
+/** Prefix of the page's working files in the origin-private file system. */
+const OPFS_PREFIX = 'tsc-croc-download-';
+
+/**
+ * Downloads written through the origin-private file system (OPFS: Chromium, Firefox, Safari, in
+ * secure contexts): each file streams to disk through a writable, and once complete the browser
+ * downloads it from there, so no file is held in memory at all (the Blob way keeps blob data in the
+ * browser's memory where it cannot page it to disk, and the browser cancels large downloads).
+ * The working copies are removed the next time the page loads (a download may still read one now).
+ */
+export class OpfsDownloadSink implements Sink {
+  readonly #root: FileSystemDirectoryHandle;
+  #handle: FileSystemFileHandle | null = null;
+  #file: FileSystemWritableFileStream | null = null;
+  #work = '';
+  #name = '';
+  readonly saved: string[] = [];
+
+  private constructor(root: FileSystemDirectoryHandle) {
+    this.#root = root;
+  }
+
+  /** The OPFS sink, or null where the browser has no writable OPFS. */
+  static async create(): Promise<OpfsDownloadSink | null> {
+    try {
+      if (typeof FileSystemFileHandle === 'undefined' || !('createWritable' in FileSystemFileHandle.prototype)) return null;
+      return new OpfsDownloadSink(await navigator.storage.getDirectory());
+    } catch {
+      return null;
+    }
+  }
+
+  /** Remove working copies an earlier visit left. */
+  static async clean(): Promise<void> {
+    try {
+      const root = await navigator.storage.getDirectory();
+      const names: string[] = [];
+      for await (const name of (root as unknown as { keys(): AsyncIterable<string> }).keys()) if (name.startsWith(OPFS_PREFIX)) names.push(name);
+      for (const n of names) await root.removeEntry(n).catch(() => undefined);
+    } catch {
+      // no OPFS here
+    }
+  }
+
+  async existing(): Promise<string[]> {
+    return [];
+  }
+  async makeDir(): Promise<void> {}
+  async open(segments: string[]): Promise<void> {
+    this.#name = segments.join('__');
+    const id = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
+    this.#work = `${OPFS_PREFIX}${id}`;
+    this.#handle = await this.#root.getFileHandle(this.#work, { create: true });
+    this.#file = await this.#handle.createWritable({ keepExistingData: false });
+  }
+  async write(data: Uint8Array): Promise<void> {
+    await this.#file!.write(data as Uint8Array<ArrayBuffer>);
+  }
+  async commit(): Promise<void> {
+    await this.#file!.close();
+    this.#file = null;
+    const file = await this.#handle!.getFile();
+    startDownload(file, this.#name);
+    this.saved.push(this.#name);
+  }
+  async abort(): Promise<void> {
+    await this.#file?.abort().catch(() => undefined);
+    this.#file = null;
+    if (this.#work !== '') await this.#root.removeEntry(this.#work).catch(() => undefined);
+  }
+}
+
+/** Hand `blob` to the browser's download manager under `name`. */
+function startDownload(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.rel = 'noopener';
+  document.body.append(a);
+  a.click();
+  a.remove();
+  // the URL stays valid while the page is open (a large download reads it for a while)
+  window.addEventListener('pagehide', () => URL.revokeObjectURL(url), { once: true });
 }
 
 /** Files into a folder the user picked (File System Access API). */
