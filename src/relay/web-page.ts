@@ -24,12 +24,17 @@ const FILES = [
 
 /**
  * Where dist/web is, from this module: dist/src/relay/ (tsc's output), or dist/ or dist/chunks/
- * (the esbuild bundle). Undefined when the page was not built (the relay then serves no page).
+ * (the esbuild bundle). Undefined when the page was not built, or in the single binary, whose
+ * module has no file URL (the relay then serves no page).
  */
 export function webRoot(): string | undefined {
   for (const rel of ['../../web/', '../web/', './web/']) {
-    const dir = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(`${dir}index.html`)) return dir;
+    try {
+      const dir = fileURLToPath(new URL(rel, import.meta.url));
+      if (existsSync(`${dir}index.html`)) return dir;
+    } catch {
+      // no file URL for this module (the single binary): no page
+    }
   }
   return undefined;
 }
