@@ -71,6 +71,27 @@ export class DownloadSink implements Sink {
   }
 }
 
+/**
+ * Writes of one writable stream kept in flight (they complete in order): at most WRITES_IN_FLIGHT
+ * records wait for the disk while the next ones are decrypted, so a slow disk still slows the
+ * transfer down, and memory stays bounded (a record is at most 1 MiB). A failed write fails the
+ * next add() or drain().
+ */
+const WRITES_IN_FLIGHT = 4;
+class WriteWindow {
+  #pending: Promise<void>[] = [];
+  async add(p: Promise<void>): Promise<void> {
+    p.catch(() => undefined); // awaited below, in order
+    this.#pending.push(p);
+    if (this.#pending.length > WRITES_IN_FLIGHT) await this.#pending.shift();
+  }
+  async drain(): Promise<void> {
+    const all = this.#pending;
+    this.#pending = [];
+    for (const p of all) await p;
+  }
+}
+
 /** Prefix of the page's working files in the origin-private file system. */
 const OPFS_PREFIX = 'tsc-croc-download-';
 
@@ -85,6 +106,7 @@ export class OpfsDownloadSink implements Sink {
   readonly #root: FileSystemDirectoryHandle;
   #handle: FileSystemFileHandle | null = null;
   #file: FileSystemWritableFileStream | null = null;
+  readonly #writes = new WriteWindow();
   #work = '';
   #name = '';
   readonly saved: string[] = [];
@@ -127,9 +149,10 @@ export class OpfsDownloadSink implements Sink {
     this.#file = await this.#handle.createWritable({ keepExistingData: false });
   }
   async write(data: Uint8Array): Promise<void> {
-    await this.#file!.write(data as Uint8Array<ArrayBuffer>);
+    await this.#writes.add(this.#file!.write(data as Uint8Array<ArrayBuffer>));
   }
   async commit(): Promise<void> {
+    await this.#writes.drain();
     await this.#file!.close();
     this.#file = null;
     const file = await this.#handle!.getFile();
@@ -137,6 +160,7 @@ export class OpfsDownloadSink implements Sink {
     this.saved.push(this.#name);
   }
   async abort(): Promise<void> {
+    await this.#writes.drain().catch(() => undefined);
     await this.#file?.abort().catch(() => undefined);
     this.#file = null;
     if (this.#work !== '') await this.#root.removeEntry(this.#work).catch(() => undefined);
@@ -161,6 +185,7 @@ function startDownload(blob: Blob, name: string): void {
 export class DirectorySink implements Sink {
   readonly #root: FileSystemDirectoryHandle;
   #file: FileSystemWritableFileStream | null = null;
+  readonly #writes = new WriteWindow();
   #path = '';
 
   constructor(root: FileSystemDirectoryHandle) {
@@ -204,13 +229,15 @@ export class DirectorySink implements Sink {
     }
   }
   async write(data: Uint8Array): Promise<void> {
-    await this.#file!.write(data as Uint8Array<ArrayBuffer>);
+    await this.#writes.add(this.#file!.write(data as Uint8Array<ArrayBuffer>));
   }
   async commit(): Promise<void> {
+    await this.#writes.drain();
     await this.#file!.close();
     this.#file = null;
   }
   async abort(): Promise<void> {
+    await this.#writes.drain().catch(() => undefined);
     await this.#file?.abort().catch(() => undefined);
     this.#file = null;
   }
