@@ -246,3 +246,39 @@ test('web: the page\'s JS heap stays flat while 150 MB stream into it (DevTools 
   assert.ok(peak < 24 * 1024 * 1024, `the page's JS heap peaked at ${(peak / 1048576).toFixed(1)} MiB`);
   await page.context().close();
 });
+
+test('web: declining in the page ends the CLI sender with its "declined" words and exit code 4; nothing is downloaded', { skip }, async () => {
+  const src = join(dir, 'decline');
+  await mkdir(src);
+  const file = join(src, 'unwanted.txt');
+  await writeFile(file, 'no thanks');
+  const sender = runCli(['send', '--no-local', '--relay', relay.url, file]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const { page } = await openPage(`/?save=download#${code}`);
+  page.on('download', () => assert.fail('a declined transfer was downloaded'));
+  await page.getByTestId('offer').filter({ hasText: 'unwanted.txt' }).waitFor({ timeout: 30_000 });
+  await page.getByTestId('decline').click();
+  await statusIs(page, 'you declined the transfer [ERR_DECLINED]');
+  assert.equal(await sender.exit(), 4, sender.stderr());
+  assert.match(sender.stderr(), /tsc-croc: the recipient declined the transfer \[ERR_DECLINED\]/);
+  await page.context().close();
+});
+
+test('web: the page sends a folder (its relative paths, nested folders) to tsc-croc receive; verified', { skip }, async () => {
+  const src = join(dir, 'pagefolder');
+  const out = join(dir, 'pagefolder-out');
+  const tree = join(src, 'docs');
+  await mkdir(join(tree, 'a', 'b'), { recursive: true });
+  await mkdir(out);
+  const files: Record<string, Buffer> = { 'top.txt': Buffer.from('top\n'), 'a/mid.bin': randomBytes(1_200_000), 'a/b/deep.txt': Buffer.from('deep\n') };
+  for (const [p, b] of Object.entries(files)) await writeFile(join(tree, p), b);
+  const { page } = await openPage('/#send');
+  await page.getByTestId('folder-input').setInputFiles(tree);
+  const code = page.getByTestId('code');
+  await code.filter({ hasText: /^\d+-[a-z]+-[a-z]+-[a-z]+$/ }).waitFor({ timeout: 30_000 });
+  const recipient = runCli(['receive', '--no-local', '--relay', relay.url, '--out', out, '--yes', (await code.textContent())!]);
+  assert.equal(await recipient.exit(60_000), 0, recipient.stderr());
+  await statusIs(page, /^done$/);
+  for (const [p, b] of Object.entries(files)) assert.equal(await sha256File(join(out, 'docs', p)), createHash('sha256').update(b).digest('hex'), p);
+  await page.context().close();
+});
