@@ -61,6 +61,7 @@ function header(active: 'receive' | 'send'): HTMLElement {
 }
 
 function receiveView(initialCode: string): void {
+  app.ondragover = app.ondrop = null;
   const download = new URLSearchParams(location.search).get('save') === 'download' || !('showDirectoryPicker' in window);
   app.replaceChildren(header('receive'));
   const form = el('form', { 'data-testid': 'code-form' });
@@ -135,7 +136,7 @@ function sendView(): void {
   const files = el('input', { type: 'file', multiple: '', 'data-testid': 'file-input', 'aria-label': 'files to send' });
   const folder = el('input', { type: 'file', webkitdirectory: '', 'data-testid': 'folder-input', 'aria-label': 'a folder to send' });
   const pick = el('div', { class: 'pick' });
-  pick.append(el('label', {}, 'Files: '), files, el('label', {}, 'or a folder: '), folder);
+  pick.append(el('label', {}, 'Files (or drop them here): '), files, el('label', {}, 'or a folder: '), folder);
   const codeBox = el('section', { class: 'code', hidden: '' });
   const code = el('p', { 'data-testid': 'code' });
   const link = el('a', { 'data-testid': 'link', rel: 'noreferrer' });
@@ -173,6 +174,12 @@ function sendView(): void {
   };
   files.onchange = () => start(files.files);
   folder.onchange = () => start(folder.files);
+  // files dropped anywhere on the view (folders: pick them with the folder input)
+  app.ondragover = (ev) => ev.preventDefault();
+  app.ondrop = (ev) => {
+    ev.preventDefault();
+    if (!files.disabled) start(ev.dataTransfer?.files ?? null);
+  };
 }
 
 function route(): void {
