@@ -11,26 +11,28 @@
  * A prefix of length L is digested the same way, so "the first L bytes" and "a file of L bytes"
  * have the same digest; the length is bound in, so no two lengths share a digest.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createSha256, type Sha256 } from './platform.js';
+import { bytesToHex } from './assert.js';
+import { utf8 } from './utf8.js';
 
 export const CHUNK_SIZE = 1024 * 1024;
 export const CHUNK_HASH_BYTES = 32;
-const DOMAIN = Buffer.from('tsc-croc/v1/file-digest\0', 'utf8');
+const DOMAIN = utf8('tsc-croc/v1/file-digest\0');
 
 /** The digest of `length` bytes whose chunk hashes are `hashes` (lowercase hex). */
 export function digestOf(hashes: readonly Uint8Array[], length: number): string {
   if (!Number.isSafeInteger(length) || length < 0) throw new RangeError('length must be a safe non-negative integer');
   const want = Math.ceil(length / CHUNK_SIZE);
   if (hashes.length !== want) throw new RangeError(`${length} bytes have ${want} chunk hashes, not ${hashes.length}`);
-  const h = createHash('sha256').update(DOMAIN);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64BE(BigInt(length));
+  const h = createSha256().update(DOMAIN);
+  const len = new Uint8Array(8);
+  new DataView(len.buffer).setBigUint64(0, BigInt(length));
   h.update(len);
   for (const c of hashes) {
     if (c.length !== CHUNK_HASH_BYTES) throw new RangeError('a chunk hash is 32 bytes');
     h.update(c);
   }
-  return h.digest('hex');
+  return bytesToHex(h.digest());
 }
 
 /**
@@ -41,7 +43,7 @@ export class ChunkHasher {
   /** Hashes of the whole chunks so far. */
   readonly hashes: Uint8Array[];
   #length: number;
-  #current: Hash | null = null;
+  #current: Sha256 | null = null;
   #inCurrent = 0;
 
   constructor(resume: readonly Uint8Array[] = []) {
@@ -58,7 +60,7 @@ export class ChunkHasher {
     let off = 0;
     while (off < data.length) {
       const take = Math.min(CHUNK_SIZE - this.#inCurrent, data.length - off);
-      (this.#current ??= createHash('sha256')).update(data.subarray(off, off + take));
+      (this.#current ??= createSha256()).update(data.subarray(off, off + take));
       this.#inCurrent += take;
       off += take;
       if (this.#inCurrent === CHUNK_SIZE) {

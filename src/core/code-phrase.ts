@@ -7,7 +7,6 @@
  * attempt. Users may type a code in any case, with spaces or dashes, and shorten any list
  * word to its 4-letter prefix.
  */
-import { randomInt } from 'node:crypto';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { TscCrocError } from './errors.js';
 import { CHANNEL_PATTERN } from './relay-api.js';
@@ -32,12 +31,23 @@ export interface CodePhrase {
 /** Pick `count` random list words as the secret. `randomIndex` is injectable for tests. */
 export function generateSecret(
   count = DEFAULT_WORD_COUNT,
-  randomIndex: (max: number) => number = (max) => randomInt(max),
+  randomIndex: (max: number) => number = randomBelow,
 ): string {
   if (!Number.isSafeInteger(count) || count < 2 || count > 16) throw new RangeError('count must be in [2, 16]');
   const out: string[] = [];
   for (let i = 0; i < count; i++) out.push(wordlist[randomIndex(wordlist.length)]!);
   return out.join('-');
+}
+
+/** A uniform integer in [0, max) from the platform's CSPRNG (Web Crypto: node and browsers alike), by rejection. */
+export function randomBelow(max: number): number {
+  if (!Number.isSafeInteger(max) || max < 1 || max > 2 ** 32) throw new RangeError('max must be in [1, 2^32]');
+  const limit = 2 ** 32 - (2 ** 32 % max);
+  const word = new Uint32Array(1);
+  for (;;) {
+    globalThis.crypto.getRandomValues(word);
+    if (word[0]! < limit) return word[0]! % max;
+  }
 }
 
 export function formatCode(code: CodePhrase): string {

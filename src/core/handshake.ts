@@ -16,6 +16,7 @@ import { TscCrocError } from './errors.js';
 import { deriveSessionKeys, type SessionKeys } from './key-schedule.js';
 import { assertContext, type HandshakeContext } from './handshake-context.js';
 import { spake2Start, type Spake2Result } from './spake2.js';
+import { utf8 } from './utf8.js';
 
 export { assertContext, type HandshakeContext } from './handshake-context.js';
 
@@ -45,14 +46,14 @@ export interface RecipientHandshake {
   verify(h_k: Uint8Array): SessionKeys;
 }
 
-const SENDER_ID = Uint8Array.from(Buffer.from(SENDER_IDENTITY, 'utf8'));
-const RECIPIENT_ID = Uint8Array.from(Buffer.from(RECIPIENT_IDENTITY, 'utf8'));
+const SENDER_ID = utf8(SENDER_IDENTITY);
+const RECIPIENT_ID = utf8(RECIPIENT_IDENTITY);
 
 
 /** AAD = UTF-8("tsc-croc/v1/" + curve + "/" + channel): binds the run to one curve and channel. */
 export function handshakeAad(ctx: HandshakeContext): Uint8Array {
   assertContext(ctx);
-  return Uint8Array.from(Buffer.from(`${AAD_PREFIX}${ctx.curve}/${ctx.channel}`, 'utf8'));
+  return utf8(`${AAD_PREFIX}${ctx.curve}/${ctx.channel}`);
 }
 
 function wrongCode(): TscCrocError {

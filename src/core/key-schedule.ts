@@ -21,7 +21,7 @@ export interface SessionKeys {
 }
 
 const EMPTY = new Uint8Array(0);
-const utf8 = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'utf8'));
+import { utf8 } from './utf8.js';
 
 /**
  * HKDF-SHA256(ikm = Ke, salt = empty, info = label, L = 32) for each direction (RFC 5869 §2).

@@ -12,6 +12,7 @@
  * Either side:         keepalive (any time; ignored), error (then END), which ends the transfer.
  */
 import { TscCrocError } from './errors.js';
+import { fromUtf8, utf8 } from './utf8.js';
 
 /** 3: the `batch` message (several small files whole in one DATA record). 2 had no batch. */
 export const PROTOCOL_VERSION = 3;
@@ -181,8 +182,8 @@ export type SenderMessage = OfferMessage | PlanMessage | DirMessage | FileMessag
 export type RecipientMessage = HaveMessage | SkipMessage | AcceptMessage | DeclineMessage | ReceivedMessage | KeepaliveMessage | ErrorMessage;
 export type Message = SenderMessage | RecipientMessage;
 
-export function encodeMessage(m: Message): Buffer {
-  return Buffer.from(JSON.stringify(m), 'utf8');
+export function encodeMessage(m: Message): Uint8Array {
+  return utf8(JSON.stringify(m));
 }
 
 type Fields = Record<string, unknown>;
@@ -236,13 +237,13 @@ function hex64(o: Fields, k: string): string {
 }
 
 /** Parse and check a message's JSON. `from` says which side sent it; the other side's types are refused. */
-export function parseMessage(payload: Buffer, from: 'sender'): SenderMessage;
-export function parseMessage(payload: Buffer, from: 'recipient'): RecipientMessage;
-export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Message;
-export function parseMessage(payload: Buffer, from: 'sender' | 'recipient'): Message {
+export function parseMessage(payload: Uint8Array, from: 'sender'): SenderMessage;
+export function parseMessage(payload: Uint8Array, from: 'recipient'): RecipientMessage;
+export function parseMessage(payload: Uint8Array, from: 'sender' | 'recipient'): Message;
+export function parseMessage(payload: Uint8Array, from: 'sender' | 'recipient'): Message {
   let o: unknown;
   try {
-    o = JSON.parse(payload.toString('utf8'));
+    o = JSON.parse(fromUtf8(payload));
   } catch {
     bad('not JSON');
   }

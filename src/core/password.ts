@@ -3,10 +3,11 @@
  * words of a code, with scrypt (RFC 7914) as the memory-hard function, salted by curve and channel.
  * @module
  */
-import { scrypt } from 'node:crypto';
-import { astring } from './assert.js';
+import { astring, bytesToHex } from './assert.js';
 import { assertContext } from './handshake-context.js';
+import { scryptBytes } from './platform.js';
 import type { CurveName } from './relay-api.js';
+import { utf8 } from './utf8.js';
 
 /**
  * The order p of each suite's prime-order group (RFC 9382 §6: edwards25519's l, P-256's n), the
@@ -48,18 +49,7 @@ export interface PasswordOptions {
 /** salt = UTF-8(label) || 0x00 || UTF-8(curve) || 0x00 || UTF-8(channel). */
 export function passwordSalt(ctx: PasswordContext): Uint8Array {
   assertContext(ctx);
-  return Uint8Array.from(Buffer.from(`${PASSWORD_SALT_LABEL}\0${ctx.curve}\0${ctx.channel}`, 'utf8'));
-}
-
-function scryptAsync(password: Uint8Array, salt: Uint8Array, N: number): Promise<Uint8Array> {
-  // scrypt needs 128 * N * r bytes of V plus small buffers; allow twice that.
-  const maxmem = 256 * N * SCRYPT_R;
-  return new Promise((resolve, reject) => {
-    scrypt(password, salt, SCRYPT_DKLEN, { N, r: SCRYPT_R, p: SCRYPT_P, maxmem }, (err, key) => {
-      if (err) reject(err);
-      else resolve(new Uint8Array(key.buffer, key.byteOffset, key.byteLength));
-    });
-  });
+  return utf8(`${PASSWORD_SALT_LABEL}\0${ctx.curve}\0${ctx.channel}`);
 }
 
 /**
@@ -77,10 +67,10 @@ export async function derivePasswordScalar(
   const N = opts.N ?? SCRYPT_N;
   if (!Number.isSafeInteger(N) || N < 2 || N > 2 ** 20 || (N & (N - 1)) !== 0)
     throw new RangeError('opts.N must be a power of two in [2, 2^20]');
-  const password = Uint8Array.from(Buffer.from(secret, 'utf8'));
-  const out = await scryptAsync(password, salt, N);
+  const password = utf8(secret);
+  const out = await scryptBytes(password, salt, { N, r: SCRYPT_R, p: SCRYPT_P, dkLen: SCRYPT_DKLEN });
   password.fill(0);
-  const w = BigInt(`0x${Buffer.from(out.buffer, out.byteOffset, out.byteLength).toString('hex')}`) % GROUP_ORDERS[ctx.curve];
+  const w = BigInt(`0x${bytesToHex(out)}`) % GROUP_ORDERS[ctx.curve];
   out.fill(0);
   if (w === 0n) throw new RangeError('the password scalar is 0; choose another code');
   return w;

@@ -8,6 +8,7 @@
  * (src/transfer/file-sink.ts) additionally refuses to follow symlinks out of the output folder.
  */
 import { TscCrocError } from './errors.js';
+import { utf8Length } from './utf8.js';
 
 export const MAX_PATH_BYTES = 4096;
 /**
@@ -39,7 +40,7 @@ function unsafe(why: string): never {
 export function checkRelativePath(path: string): string[] {
   if (typeof path !== 'string' || path.length === 0) unsafe('empty name');
   if (LONE_SURROGATE.test(path)) unsafe('ill-formed Unicode');
-  if (Buffer.byteLength(path, 'utf8') > MAX_PATH_BYTES) unsafe(`longer than ${MAX_PATH_BYTES} bytes`);
+  if (utf8Length(path) > MAX_PATH_BYTES) unsafe(`longer than ${MAX_PATH_BYTES} bytes`);
   if (FORBIDDEN.test(path)) unsafe(`it contains control or invisible characters (${JSON.stringify(path).slice(0, 80)})`);
   if (path.includes('\\')) unsafe(`backslash in ${JSON.stringify(path)}`);
   if (path.startsWith('/')) unsafe(`absolute path ${JSON.stringify(path)}`);
@@ -48,7 +49,7 @@ export function checkRelativePath(path: string): string[] {
   for (const s of segments) {
     if (s.length === 0) unsafe(`empty path segment in ${JSON.stringify(path)}`);
     if (s === '.' || s === '..') unsafe(`'${s}' in ${JSON.stringify(path)}`);
-    if (Buffer.byteLength(s, 'utf8') > MAX_SEGMENT_BYTES) unsafe(`a path segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
+    if (utf8Length(s) > MAX_SEGMENT_BYTES) unsafe(`a path segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
     if (isReserved(s)) unsafe(`names beginning with ${RESERVED_PREFIX} are reserved for partial transfers`);
   }
   return segments;

@@ -19,7 +19,7 @@ import type { SessionKeys } from './key-schedule.js';
 /** Slots tried before giving up on a relay (each failed attempt can leave one closed channel behind). */
 export const RECONNECT_SLOTS = 16;
 
-const utf8 = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'utf8'));
+import { utf8 } from './utf8.js';
 const EMPTY = new Uint8Array(0);
 
 export interface ReconnectCode {

@@ -17,20 +17,9 @@ import { createCipheriv, createDecipheriv, type DecipherGCM } from 'node:crypto'
 import { abytes } from './assert.js';
 import { TscCrocError } from './errors.js';
 
-export const RecordType = { DATA: 1, MESSAGE: 2, END: 3 } as const;
-export type RecordTypeValue = (typeof RecordType)[keyof typeof RecordType];
+import { HEADER_BYTES, KEY_BYTES, MAX_FRAME_BODY, MAX_RECORD_PAYLOAD, MAX_RECORDS_PER_KEY, RecordType, SEQ_BYTES, TAG_BYTES, type RecordTypeValue } from './record-framing.js';
+export { MAX_FRAME_BODY, MAX_RECORD_PAYLOAD, MAX_RECORDS_PER_KEY, RecordType, type RecordTypeValue } from './record-framing.js';
 
-/** Largest payload of one record. */
-export const MAX_RECORD_PAYLOAD = 1024 * 1024;
-const SEQ_BYTES = 8;
-const TAG_BYTES = 16;
-const KEY_BYTES = 32;
-/** Frame length and seq, in the clear. */
-const HEADER_BYTES = 4 + SEQ_BYTES;
-/** Largest frame body: seq, type byte, payload, tag. */
-export const MAX_FRAME_BODY = SEQ_BYTES + 1 + MAX_RECORD_PAYLOAD + TAG_BYTES;
-/** Records per key before we refuse to go on (far below GCM's limits). */
-export const MAX_RECORDS_PER_KEY = 2 ** 32;
 /** Records with more ciphertext than this decrypt their type byte apart (one more call for a small record would cost more than it frees). */
 export const SPLIT_TYPE_BYTES = 64 * 1024;
 

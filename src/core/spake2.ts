@@ -16,6 +16,7 @@ import { abytes, equalBytes } from './assert.js';
 import { TscCrocError } from './errors.js';
 import type { CurveName } from './relay-api.js';
 import { SUITES, assertCurve, type Spake2Suite, type SuitePoint } from './spake2-suites.js';
+import { utf8 } from './utf8.js';
 
 export type Spake2Role = 'A' | 'B';
 
@@ -64,7 +65,7 @@ export interface Spake2TranscriptParts {
   w: bigint;
 }
 
-const CONFIRMATION_KEYS = Uint8Array.from(Buffer.from('ConfirmationKeys', 'utf8'));
+const CONFIRMATION_KEYS = utf8('ConfirmationKeys');
 const EMPTY = new Uint8Array(0);
 
 function assertScalar(value: unknown, name: string, order: bigint): asserts value is bigint {

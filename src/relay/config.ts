@@ -39,6 +39,8 @@ export interface RelayCliFlags {
   metrics?: string;
   shutdownGrace?: string;
   quiet?: boolean;
+  /** false with --no-web (commander's negated flag). */
+  web?: boolean;
   logFormat?: string;
   store?: string;
   storePrefix?: string;
@@ -165,6 +167,7 @@ export const RELAY_FLAGS = {
     help: 'on SIGTERM/SIGINT, let stapled transfers finish this long (a second signal stops at once)',
     def: '30',
   },
+  web: { flag: '--no-web', env: 'TSC_CROC_RELAY_WEB', help: 'serve no browser page at / and no WebSocket stream (TSC_CROC_RELAY_WEB=false)', def: undefined },
   quiet: { flag: '--quiet', env: 'TSC_CROC_RELAY_QUIET', help: 'no logs at all (by default: start, stop, channel events; never a line per request)', def: undefined },
   logFormat: {
     flag: '--log-format <format>',
@@ -224,11 +227,11 @@ export interface LogTerminal {
 
 /** Resolve the relay command's flags and environment into RelayOptions; throws ERR_INVALID_ARGUMENT. */
 export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv, out: LogTerminal = { tty: false, colour: false }): RelayCliConfig {
-  const raw = (key: Exclude<keyof RelayCliFlags, 'trustProxy' | 'quiet'>): string | undefined => {
+  const raw = (key: Exclude<keyof RelayCliFlags, 'trustProxy' | 'quiet' | 'web'>): string | undefined => {
     const v = flags[key] ?? env[RELAY_FLAGS[key].env];
     return v === undefined || v === '' ? undefined : v;
   };
-  const int = (key: Exclude<keyof RelayCliFlags, 'trustProxy' | 'quiet'>, min: number, max: number): number | undefined => {
+  const int = (key: Exclude<keyof RelayCliFlags, 'trustProxy' | 'quiet' | 'web'>, min: number, max: number): number | undefined => {
     const v = raw(key);
     return v === undefined ? undefined : integer(key, v, min, max);
   };
@@ -275,6 +278,13 @@ export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv, out: L
     quiet = q;
   }
 
+  let web = flags.web !== false;
+  if (web && env[RELAY_FLAGS.web.env] !== undefined) {
+    const w = truthy(env[RELAY_FLAGS.web.env] ?? '');
+    if (w === undefined) throw usage('web', 'must be true or false');
+    web = w;
+  }
+
   const logFormat = raw('logFormat') ?? (out.tty ? 'pretty' : 'json');
   if (logFormat !== 'json' && logFormat !== 'pretty') throw usage('logFormat', 'must be json or pretty');
 
@@ -299,6 +309,7 @@ export function relayConfig(flags: RelayCliFlags, env: NodeJS.ProcessEnv, out: L
     password,
     trustProxy,
     metrics,
+    web,
     maxChannels: int('maxChannels', 1, 10_000_000),
     maxChannelsPerAddress: int('maxChannelsPerAddress', 1, 10_000_000),
     maxPendingSockets: int('maxPendingSockets', 1, 10_000_000),

@@ -33,6 +33,7 @@ import { RelayMetrics, type CapLimit } from './metrics.js';
 import { resolveRelayOptions, type RelayLoggerOptions, type RelayOptions } from './options.js';
 import { passwordCheck } from './password.js';
 import { compileSerializer, compileValidator, type Schema } from './schema.js';
+import { registerWeb } from './web-page.js';
 import { Stapler } from './stapler.js';
 import { MemoryBackend } from './store-memory.js';
 import { RedisBackend } from './store-redis.js';
@@ -510,6 +511,8 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
       },
     );
   });
+  // the browser page and the WebSocket way to the stapler (web-page.ts, ws-stapler.ts)
+  if (opts.web) registerWeb(app, stapler);
 
   let closing: Promise<void> | undefined;
   let endDrain: (() => void) | undefined;

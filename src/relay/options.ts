@@ -95,6 +95,8 @@ export interface RelayOptions {
   trustProxy: boolean | string;
   /** GET /metrics: 'loopback' answers only requests from 127.0.0.0/8 or ::1, 'public' everyone, 'off' nobody (404). */
   metrics: 'off' | 'loopback' | 'public';
+  /** Serve the browser page at `/` and take peers' streams over a WebSocket at /v1/stream (docs/relay-api.md). */
+  web: boolean;
   /** A TCP peer must send its whole hello within this time. */
   helloTimeoutMs: number;
   /** Largest HTTP request body, in bytes; beyond it 413 ERR_BODY_TOO_LARGE. */
@@ -149,6 +151,7 @@ export const RELAY_DEFAULTS: Readonly<RelayOptions> = Object.freeze({
   password: undefined,
   trustProxy: false,
   metrics: 'loopback',
+  web: true,
   helloTimeoutMs: 5_000,
   bodyLimit: 4096,
   logger: false,
@@ -205,6 +208,7 @@ export function resolveRelayOptions(partial: Partial<RelayOptions> = {}): RelayO
   if (typeof o.trustProxy !== 'boolean' && typeof o.trustProxy !== 'string')
     throw new TypeError('trustProxy must be a boolean or a string of addresses');
   if (!['off', 'loopback', 'public'].includes(o.metrics)) throw new RangeError('metrics must be "off", "loopback" or "public"');
+  if (typeof o.web !== 'boolean') throw new TypeError('web must be a boolean');
   aint(o.helloTimeoutMs, 'helloTimeoutMs', 1, MAX_TIMER_MS);
   aint(o.bodyLimit, 'bodyLimit', 512, 1 << 20);
   if (typeof o.logger !== 'boolean' && (typeof o.logger !== 'object' || o.logger === null || Array.isArray(o.logger)))

@@ -55,11 +55,11 @@ const BIG_READ_BYTES = 1024 * 1024;
 export const MAX_BIG_BUFFERS = 64;
 
 /** What a socket does with bytes read into its buffer; false pauses reading. */
-type OnBytes = (n: number, buf: Buffer) => boolean;
+export type OnBytes = (n: number, buf: Buffer) => boolean;
 const DISCARD: OnBytes = () => true;
 
 /** A socket's read state: where its next read lands and who takes the bytes. */
-interface Link {
+export interface Link {
   buf: Buffer;
   big: boolean;
   onBytes: OnBytes;
@@ -282,6 +282,12 @@ export class Stapler {
     await Promise.allSettled([...this.#storeOps]);
     if (!this.server.listening) return;
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Take a peer's stream that came another way than the TCP server (a WebSocket: ws-stapler.ts), built around the link it reads into. */
+  attach(make: (link: Link) => net.Socket): void {
+    const link: Link = { buf: this.#shared, big: false, onBytes: DISCARD };
+    this.#onConnection(make(link), link);
   }
 
   /** The socket is no longer pending (stapled or closed). */

@@ -1,0 +1,244 @@
+/**
+ * Where received files go in the browser, all streaming (no file is held whole in the page's
+ * JavaScript heap):
+ *  - a folder the user picks (File System Access API, Chromium): each file is written through a
+ *    FileSystemWritableFileStream, which the browser publishes under its name only at close(),
+ *    i.e. after every byte came in authenticated and the count matched;
+ *  - downloads: each file streams into the origin-private file system (on disk) and is
+ *    downloaded from there once complete; without OPFS, into a Blob a few MiB at a time.
+ * Names come from src/core/recipient-machine.ts, which checked them (safe, under an offered name).
+ */
+import { TscCrocError } from '../core/errors.js';
+import { displayName } from '../core/path.js';
+
+export interface Sink {
+  /** Names of the offer that exist already where we write (the user must agree to replace them). */
+  existing(names: readonly string[]): Promise<string[]>;
+  makeDir(segments: string[]): Promise<void>;
+  open(segments: string[], size: number): Promise<void>;
+  write(data: Uint8Array): Promise<void>;
+  commit(): Promise<void>;
+  /** Drop what is not committed. */
+  abort(): Promise<void>;
+}
+
+/** Bytes gathered in the page before they move into the growing Blob. */
+const BLOB_STEP_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Files as downloads from a Blob (where there is no OPFS); a path in a folder becomes one name,
+ * its segments joined by '__'. The browser keeps blob data outside the JavaScript heap, but in
+ * memory: large files need OpfsDownloadSink.
+ */
+export class DownloadSink implements Sink {
+  #parts: Blob[] = [];
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #name = '';
+  readonly saved: string[] = [];
+
+  async existing(): Promise<string[]> {
+    return []; // the browser's download manager never replaces a file: it picks a new name
+  }
+  async makeDir(): Promise<void> {}
+  async open(segments: string[]): Promise<void> {
+    this.#name = segments.join('__');
+    this.#parts = [];
+    this.#pending = [];
+    this.#pendingBytes = 0;
+  }
+  async write(data: Uint8Array): Promise<void> {
+    this.#pending.push(data);
+    this.#pendingBytes += data.length;
+    if (this.#pendingBytes >= BLOB_STEP_BYTES) this.#flush();
+  }
+  #flush(): void {
+    if (this.#pending.length === 0) return;
+    this.#parts = [new Blob([...this.#parts, ...(this.#pending as BlobPart[])])];
+    this.#pending = [];
+    this.#pendingBytes = 0;
+  }
+  async commit(): Promise<void> {
+    this.#flush();
+    const blob = new Blob(this.#parts, { type: 'application/octet-stream' });
+    this.#parts = [];
+    startDownload(blob, this.#name);
+    this.saved.push(this.#name);
+  }
+  async abort(): Promise<void> {
+    this.#parts = [];
+    this.#pending = [];
+  }
+}
+
+/**
+ * Writes of one writable stream kept in flight (they complete in order): at most WRITES_IN_FLIGHT
+ * records wait for the disk while the next ones are decrypted, so a slow disk still slows the
+ * transfer down, and memory stays bounded (a record is at most 1 MiB). A failed write fails the
+ * next add() or drain().
+ */
+const WRITES_IN_FLIGHT = 4;
+class WriteWindow {
+  #pending: Promise<void>[] = [];
+  async add(p: Promise<void>): Promise<void> {
+    p.catch(() => undefined); // awaited below, in order
+    this.#pending.push(p);
+    if (this.#pending.length > WRITES_IN_FLIGHT) await this.#pending.shift();
+  }
+  async drain(): Promise<void> {
+    const all = this.#pending;
+    this.#pending = [];
+    for (const p of all) await p;
+  }
+}
+
+/** Prefix of the page's working files in the origin-private file system. */
+const OPFS_PREFIX = 'tsc-croc-download-';
+
+/**
+ * Downloads written through the origin-private file system (OPFS: Chromium, Firefox, Safari, in
+ * secure contexts): each file streams to disk through a writable, and once complete the browser
+ * downloads it from there, so no file is held in memory at all (the Blob way keeps blob data in the
+ * browser's memory where it cannot page it to disk, and the browser cancels large downloads).
+ * The working copies are removed the next time the page loads (a download may still read one now).
+ */
+export class OpfsDownloadSink implements Sink {
+  readonly #root: FileSystemDirectoryHandle;
+  #handle: FileSystemFileHandle | null = null;
+  #file: FileSystemWritableFileStream | null = null;
+  readonly #writes = new WriteWindow();
+  #work = '';
+  #name = '';
+  readonly saved: string[] = [];
+
+  private constructor(root: FileSystemDirectoryHandle) {
+    this.#root = root;
+  }
+
+  /** The OPFS sink, or null where the browser has no writable OPFS. */
+  static async create(): Promise<OpfsDownloadSink | null> {
+    try {
+      if (typeof FileSystemFileHandle === 'undefined' || !('createWritable' in FileSystemFileHandle.prototype)) return null;
+      return new OpfsDownloadSink(await navigator.storage.getDirectory());
+    } catch {
+      return null;
+    }
+  }
+
+  /** Remove working copies an earlier visit left. */
+  static async clean(): Promise<void> {
+    try {
+      const root = await navigator.storage.getDirectory();
+      const names: string[] = [];
+      for await (const name of (root as unknown as { keys(): AsyncIterable<string> }).keys()) if (name.startsWith(OPFS_PREFIX)) names.push(name);
+      for (const n of names) await root.removeEntry(n).catch(() => undefined);
+    } catch {
+      // no OPFS here
+    }
+  }
+
+  async existing(): Promise<string[]> {
+    return [];
+  }
+  async makeDir(): Promise<void> {}
+  async open(segments: string[]): Promise<void> {
+    this.#name = segments.join('__');
+    const id = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
+    this.#work = `${OPFS_PREFIX}${id}`;
+    this.#handle = await this.#root.getFileHandle(this.#work, { create: true });
+    this.#file = await this.#handle.createWritable({ keepExistingData: false });
+  }
+  async write(data: Uint8Array): Promise<void> {
+    await this.#writes.add(this.#file!.write(data as Uint8Array<ArrayBuffer>));
+  }
+  async commit(): Promise<void> {
+    await this.#writes.drain();
+    await this.#file!.close();
+    this.#file = null;
+    const file = await this.#handle!.getFile();
+    startDownload(file, this.#name);
+    this.saved.push(this.#name);
+  }
+  async abort(): Promise<void> {
+    await this.#writes.drain().catch(() => undefined);
+    await this.#file?.abort().catch(() => undefined);
+    this.#file = null;
+    if (this.#work !== '') await this.#root.removeEntry(this.#work).catch(() => undefined);
+  }
+}
+
+/** Hand `blob` to the browser's download manager under `name`. */
+function startDownload(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.rel = 'noopener';
+  document.body.append(a);
+  a.click();
+  a.remove();
+  // the URL stays valid while the page is open (a large download reads it for a while)
+  window.addEventListener('pagehide', () => URL.revokeObjectURL(url), { once: true });
+}
+
+/** Files into a folder the user picked (File System Access API). */
+export class DirectorySink implements Sink {
+  readonly #root: FileSystemDirectoryHandle;
+  #file: FileSystemWritableFileStream | null = null;
+  readonly #writes = new WriteWindow();
+  #path = '';
+
+  constructor(root: FileSystemDirectoryHandle) {
+    this.#root = root;
+  }
+
+  async existing(names: readonly string[]): Promise<string[]> {
+    const found: string[] = [];
+    for (const n of names) {
+      for (const get of [() => this.#root.getFileHandle(n), () => this.#root.getDirectoryHandle(n)]) {
+        try {
+          await get();
+          found.push(n);
+          break;
+        } catch {
+          // not there (or not that kind)
+        }
+      }
+    }
+    return found;
+  }
+
+  async #dir(segments: string[]): Promise<FileSystemDirectoryHandle> {
+    let d = this.#root;
+    for (const s of segments) d = await d.getDirectoryHandle(s, { create: true });
+    return d;
+  }
+
+  async makeDir(segments: string[]): Promise<void> {
+    await this.#dir(segments);
+  }
+
+  async open(segments: string[]): Promise<void> {
+    this.#path = segments.join('/');
+    const dir = await this.#dir(segments.slice(0, -1));
+    const handle = await dir.getFileHandle(segments[segments.length - 1]!, { create: true });
+    try {
+      this.#file = await handle.createWritable({ keepExistingData: false });
+    } catch {
+      throw new TscCrocError('ERR_NOT_WRITABLE', `cannot write ${displayName(this.#path)} in the chosen folder`);
+    }
+  }
+  async write(data: Uint8Array): Promise<void> {
+    await this.#writes.add(this.#file!.write(data as Uint8Array<ArrayBuffer>));
+  }
+  async commit(): Promise<void> {
+    await this.#writes.drain();
+    await this.#file!.close();
+    this.#file = null;
+  }
+  async abort(): Promise<void> {
+    await this.#writes.drain().catch(() => undefined);
+    await this.#file?.abort().catch(() => undefined);
+    this.#file = null;
+  }
+}

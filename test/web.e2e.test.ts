@@ -1,0 +1,284 @@
+/**
+ * The page end to end, in a real headless Chromium against the built CLI: `tsc-croc send` received
+ * in the page, the page sending to `tsc-croc receive`, a wrong code. Bytes are compared by hash.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { browserSkip, launchChromium } from './helpers/browser.js';
+import { runCli, sha256File, startCliRelay } from './helpers/cli.js';
+import { formatCode, generateSecret } from '../src/core/code-phrase.js';
+import { PROTOCOL_VERSION, type SenderMessage } from '../src/core/messages.js';
+import { checkRelativePath } from '../src/core/path.js';
+import { RecordType } from '../src/core/record.js';
+import { senderPake } from '../src/transfer/pake.js';
+import { RelayClient } from '../src/transfer/relay-client.js';
+import { SecureChannel } from '../src/transfer/secure-channel.js';
+import { connectStapled } from '../src/transfer/tcp.js';
+
+const skip = browserSkip();
+let browser: Browser;
+let relay: Awaited<ReturnType<typeof startCliRelay>>;
+let dir: string;
+
+before(async () => {
+  if (skip) return;
+  dir = await mkdtemp(join(tmpdir(), 'tsc-croc-web-'));
+  relay = await startCliRelay();
+  browser = await launchChromium();
+});
+
+after(async () => {
+  if (skip) return;
+  await browser?.close();
+  assert.equal(await relay.stop(), 0, relay.proc.stderr());
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A page that fails the test on any request off the relay's origin. */
+async function openPage(path: string): Promise<{ page: Page; offOrigin: string[] }> {
+  const context = await browser.newContext({ acceptDownloads: true });
+  const page = await context.newPage();
+  const offOrigin: string[] = [];
+  page.on('request', (r) => {
+    if (!r.url().startsWith(`${relay.url}/`) && !r.url().startsWith(`ws://127.0.0.1:${relay.httpPort}/`) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) offOrigin.push(r.url());
+  });
+  await page.goto(`${relay.url}${path}`);
+  return { page, offOrigin };
+}
+
+async function statusIs(page: Page, text: RegExp | string, timeout = 60_000): Promise<void> {
+  const status = page.getByTestId('status');
+  try {
+    await status.filter({ hasText: text }).waitFor({ timeout });
+  } catch (e) {
+    throw new Error(`the page's status did not read ${String(text)}: it reads ${JSON.stringify(await status.textContent())}`, { cause: e });
+  }
+}
+
+test('web: tsc-croc send of a 50 MB file, received in the page (?save=download), bytes verified by hash', { skip }, async () => {
+  const src = join(dir, 'send1');
+  await mkdir(src);
+  const file = join(src, 'photo.bin');
+  await writeFile(file, randomBytes(50 * 1000 * 1000));
+  const sender = runCli(['send', '--no-local', '--relay', relay.url, file]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const { page, offOrigin } = await openPage(`/?save=download#${code}`);
+  assert.equal(new URL(page.url()).hash, '', 'the code left the address bar');
+  const offer = page.getByTestId('offer');
+  await offer.filter({ hasText: 'photo.bin' }).waitFor({ timeout: 30_000 });
+  assert.match((await offer.textContent()) ?? '', /^1 file \(50 MB\): photo\.bin$/);
+  if (process.env.TSC_CROC_SCREENSHOTS) await page.screenshot({ path: join(process.env.TSC_CROC_SCREENSHOTS, 'web-receive.png') });
+  const download = page.waitForEvent('download', { timeout: 60_000 });
+  await page.getByTestId('accept').click();
+  const d = await download;
+  assert.equal(d.suggestedFilename(), 'photo.bin');
+  const saved = join(src, 'received.bin');
+  await d.saveAs(saved);
+  await statusIs(page, /^done$/);
+  assert.equal(await sender.exit(60_000), 0, sender.stderr());
+  assert.equal(await sha256File(saved), await sha256File(file));
+  assert.deepEqual(offOrigin, []);
+  await page.context().close();
+});
+
+test('web: the page sends two files to tsc-croc receive; bytes verified by hash', { skip }, async () => {
+  const src = join(dir, 'send2');
+  const out = join(dir, 'out2');
+  await mkdir(src);
+  await mkdir(out);
+  const a = join(src, 'a.bin');
+  const b = join(src, 'notes.txt');
+  await writeFile(a, randomBytes(3 * 1024 * 1024 + 7));
+  await writeFile(b, 'hello from the browser\n');
+  const { page, offOrigin } = await openPage('/#send');
+  await page.getByTestId('file-input').setInputFiles([a, b]);
+  const code = page.getByTestId('code');
+  await code.filter({ hasText: /^\d+-[a-z]+-[a-z]+-[a-z]+$/ }).waitFor({ timeout: 30_000 });
+  if (process.env.TSC_CROC_SCREENSHOTS) await page.screenshot({ path: join(process.env.TSC_CROC_SCREENSHOTS, 'web-send.png') });
+  const recipient = runCli(['receive', '--no-local', '--relay', relay.url, '--out', out, '--yes', (await code.textContent())!]);
+  assert.equal(await recipient.exit(60_000), 0, recipient.stderr());
+  await statusIs(page, /^done$/);
+  assert.deepEqual((await readdir(out)).sort(), ['a.bin', 'notes.txt']);
+  assert.equal(await sha256File(join(out, 'a.bin')), await sha256File(a));
+  assert.equal(await sha256File(join(out, 'notes.txt')), await sha256File(b));
+  assert.deepEqual(offOrigin, []);
+  await page.context().close();
+});
+
+test('web: a wrong code in the page fails there in the CLI\'s words; the CLI sender says so and still sends to the right code', { skip }, async () => {
+  const src = join(dir, 'wrong');
+  const out = join(dir, 'wrong-out');
+  await mkdir(src);
+  await mkdir(out);
+  const file = join(src, 'secret.txt');
+  await writeFile(file, 'top secret');
+  const sender = runCli(['send', '--no-local', '--relay', relay.url, file]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const wrong = `${code!.split('-')[0]}-abandon-ability-able`;
+  // the CLI recipient's words for the same wrong code, first
+  const cli = runCli(['receive', '--no-local', '--relay', relay.url, '--out', out, '--yes', wrong]);
+  assert.equal(await cli.exit(), 3);
+  const words = /tsc-croc: (.*\[ERR_WRONG_CODE\])/.exec(cli.stderr())?.[1];
+  assert.ok(words, cli.stderr());
+  await sender.waitFor(/Someone tried a wrong code \(1 of 5\)/);
+  const { page } = await openPage(`/?save=download#${wrong}`);
+  await statusIs(page, words);
+  await sender.waitFor(/Someone tried a wrong code \(2 of 5\): still waiting for the right one/);
+  assert.equal(await page.getByTestId('offer').isVisible(), false, 'no offer was shown');
+  // the right code still works
+  const right = runCli(['receive', '--no-local', '--relay', relay.url, '--out', out, '--yes', code!]);
+  assert.equal(await right.exit(60_000), 0, right.stderr());
+  assert.equal(await sender.exit(), 0, sender.stderr());
+  await page.context().close();
+});
+
+test('web: tsc-croc send of a folder, received in the page as downloads (one per file, folder names joined by "__"), verified', { skip }, async () => {
+  const src = join(dir, 'folder-src');
+  const tree = join(src, 'album');
+  await mkdir(join(tree, 'sub', 'deeper'), { recursive: true });
+  const files: Record<string, Buffer> = { 'a.jpg': randomBytes(700_000), 'sub/b.txt': Buffer.from('bee\n'), 'sub/deeper/c.bin': randomBytes(1_500_000) };
+  for (const [p, b] of Object.entries(files)) await writeFile(join(tree, p), b);
+  const sender = runCli(['send', '--no-local', '--relay', relay.url, tree]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const { page } = await openPage(`/?save=download#${code}`);
+  const offer = page.getByTestId('offer');
+  await offer.filter({ hasText: 'album' }).waitFor({ timeout: 30_000 });
+  assert.match((await offer.textContent()) ?? '', /^3 files and 3 folders \(2\.2 MB\): album$/);
+  const got = new Map<string, string>();
+  const saving: Promise<void>[] = [];
+  page.on('download', (d) => {
+    const to = join(src, `got-${d.suggestedFilename()}`);
+    saving.push(d.saveAs(to).then(async () => void got.set(d.suggestedFilename(), await sha256File(to))));
+  });
+  await page.getByTestId('accept').click();
+  await statusIs(page, /^done$/);
+  assert.equal(await sender.exit(60_000), 0, sender.stderr());
+  await Promise.all(saving);
+  const want = new Map(Object.entries(files).map(([p, b]) => [`album__${p.replaceAll('/', '__')}`, createHash('sha256').update(b).digest('hex')]));
+  assert.deepEqual(new Map([...got].sort()), new Map([...want].sort()));
+  await page.context().close();
+});
+
+/**
+ * A hostile sender (the library's lower layers, as test/hostile-sender.test.ts) against the page:
+ * it is refused in the words of the CLI recipient (the same machine refuses), and nothing is downloaded.
+ */
+async function hostileToPage(script: SenderMessage[], data?: Buffer): Promise<Page> {
+  const client = new RelayClient(relay.url);
+  const join = await client.join({ role: 'sender' });
+  const secret = generateSecret();
+  const code = formatCode({ channel: join.channel, secret });
+  const { page } = await openPage(`/?save=download#${code}`);
+  const timeouts = { waitForPeerMs: 30_000, stepMs: 30_000 };
+  const { keys } = await senderPake([{ client, join, via: 'relay' }], secret, timeouts, () => {});
+  const s = await connectStapled({ host: '127.0.0.1', port: join.tcpPort, channel: join.channel, uuid: join.uuid, timeoutMs: 30_000 });
+  const ch = new SecureChannel(s.socket, s.leftover, keys.senderToRecipient, keys.recipientToSender, undefined, s.tap);
+  s.socket.resume();
+  page.on('download', () => assert.fail('a hostile transfer was downloaded'));
+  await ch.sendMessage(script[0]!);
+  await page.getByTestId('accept').click();
+  try {
+    for (const m of script.slice(1)) {
+      await ch.sendMessage(m);
+      if (m.type === 'file' && data) await ch.send(RecordType.DATA, data);
+    }
+  } catch {
+    // the page may hang up on us mid-script
+  }
+  return page;
+}
+
+const offerOf = (names: string[], totalBytes: number): SenderMessage => ({ type: 'offer', v: PROTOCOL_VERSION, kind: 'files', totalFiles: names.length, totalDirs: 0, totalBytes, names });
+
+test('web: a hostile sender against the page: a path out of the offer, a lying size; refused in the CLI\'s words', { skip }, async () => {
+  const unsafeWords = (() => {
+    try {
+      checkRelativePath('../evil');
+    } catch (e) {
+      return `${(e as Error).message} [ERR_UNSAFE_PATH]`;
+    }
+    return '';
+  })();
+  const bad = await hostileToPage([offerOf(['ok.txt'], 10), { type: 'file', path: '../evil', size: 10, offset: 0, mode: 0o644, mtime: 0 }]);
+  await statusIs(bad, unsafeWords, 30_000);
+  await bad.context().close();
+  const liar = await hostileToPage([offerOf(['ok.txt'], 10), { type: 'file', path: 'ok.txt', size: 10, offset: 0, mode: 0o644, mtime: 0 }], randomBytes(20));
+  await statusIs(liar, 'the sender broke the protocol: more data than the 10 bytes announced for a file [ERR_PROTOCOL]', 30_000);
+  await liar.context().close();
+});
+
+test('web: the page\'s JS heap stays flat while 150 MB stream into it (DevTools heap samples, peak under 24 MiB)', { skip }, async () => {
+  const src = join(dir, 'mem');
+  await mkdir(src);
+  const file = join(src, 'big.bin');
+  await writeFile(file, randomBytes(150 * 1000 * 1000));
+  const sender = runCli(['send', '--no-local', '--no-progress', '--relay', relay.url, file]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const { page } = await openPage(`/?save=download#${code}`);
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Performance.enable');
+  await page.getByTestId('offer').waitFor({ timeout: 30_000 });
+  const peaks: number[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const { metrics } = await cdp.send('Performance.getMetrics');
+      peaks.push(metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? 0);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  const download = page.waitForEvent('download', { timeout: 120_000 });
+  await page.getByTestId('accept').click();
+  await statusIs(page, /^done$/, 120_000);
+  sampling = false;
+  await sampler;
+  const saved = join(src, 'got.bin');
+  await (await download).saveAs(saved);
+  assert.equal(await sender.exit(60_000), 0, sender.stderr());
+  assert.equal(await sha256File(saved), await sha256File(file));
+  assert.ok(peaks.length >= 5, `${peaks.length} samples`);
+  const peak = Math.max(...peaks);
+  assert.ok(peak < 24 * 1024 * 1024, `the page's JS heap peaked at ${(peak / 1048576).toFixed(1)} MiB`);
+  await page.context().close();
+});
+
+test('web: declining in the page ends the CLI sender with its "declined" words and exit code 4; nothing is downloaded', { skip }, async () => {
+  const src = join(dir, 'decline');
+  await mkdir(src);
+  const file = join(src, 'unwanted.txt');
+  await writeFile(file, 'no thanks');
+  const sender = runCli(['send', '--no-local', '--relay', relay.url, file]);
+  const [, code] = await sender.waitFor(/Code is: (\S+)/);
+  const { page } = await openPage(`/?save=download#${code}`);
+  page.on('download', () => assert.fail('a declined transfer was downloaded'));
+  await page.getByTestId('offer').filter({ hasText: 'unwanted.txt' }).waitFor({ timeout: 30_000 });
+  await page.getByTestId('decline').click();
+  await statusIs(page, 'you declined the transfer [ERR_DECLINED]');
+  assert.equal(await sender.exit(), 4, sender.stderr());
+  assert.match(sender.stderr(), /tsc-croc: the recipient declined the transfer \[ERR_DECLINED\]/);
+  await page.context().close();
+});
+
+test('web: the page sends a folder (its relative paths, nested folders) to tsc-croc receive; verified', { skip }, async () => {
+  const src = join(dir, 'pagefolder');
+  const out = join(dir, 'pagefolder-out');
+  const tree = join(src, 'docs');
+  await mkdir(join(tree, 'a', 'b'), { recursive: true });
+  await mkdir(out);
+  const files: Record<string, Buffer> = { 'top.txt': Buffer.from('top\n'), 'a/mid.bin': randomBytes(1_200_000), 'a/b/deep.txt': Buffer.from('deep\n') };
+  for (const [p, b] of Object.entries(files)) await writeFile(join(tree, p), b);
+  const { page } = await openPage('/#send');
+  await page.getByTestId('folder-input').setInputFiles(tree);
+  const code = page.getByTestId('code');
+  await code.filter({ hasText: /^\d+-[a-z]+-[a-z]+-[a-z]+$/ }).waitFor({ timeout: 30_000 });
+  const recipient = runCli(['receive', '--no-local', '--relay', relay.url, '--out', out, '--yes', (await code.textContent())!]);
+  assert.equal(await recipient.exit(60_000), 0, recipient.stderr());
+  await statusIs(page, /^done$/);
+  for (const [p, b] of Object.entries(files)) assert.equal(await sha256File(join(out, 'docs', p)), createHash('sha256').update(b).digest('hex'), p);
+  await page.context().close();
+});
