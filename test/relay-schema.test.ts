@@ -75,6 +75,6 @@ describe('schema checks', () => {
     expectError(await post(relay, '/channel', { channel: 'x', uuid: 'y', wait: -1 }), 400, 'ERR_BAD_REQUEST');
     const ok = await post(relay, '/join', { role: 'sender' });
     assert.equal(ok.status, 200);
-    assert.deepEqual(Object.keys(ok.body).sort(), ['channel', 'curve', 'role', 'state', 'tcpPort', 'uuid', 'version']);
+    assert.deepEqual(Object.keys(ok.body).sort(), ['channel', 'curve', 'role', 'state', 'tcpPort', 'uuid', 'version', 'web']);
   }));
 });

@@ -135,7 +135,7 @@ forEachStore((S) => {
       assert.match(a.body.uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       const { state, ...rest } = a.body;
       assert.deepEqual({ ...rest, channel: 'c', uuid: 'u' }, {
-        version: RELAY_PROTOCOL_VERSION, channel: 'c', uuid: 'u', role: 'sender', curve: 'ed25519', tcpPort: 9010,
+        version: RELAY_PROTOCOL_VERSION, channel: 'c', uuid: 'u', role: 'sender', curve: 'ed25519', tcpPort: 9010, web: true,
       });
       // the channel as /channel answers it right after the join
       assert.deepEqual(state, (await channel(relay, { channel: a.body.channel, uuid: a.body.uuid })).body);

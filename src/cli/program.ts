@@ -130,7 +130,7 @@ export function buildProgram(io: CliIo): Command {
       .description('send files and folders, a text, or what is piped in (`tar c dir | tsc-croc send`); prints a code for the other side')
       .argument('[paths...]', 'files and folders to send (folders recursively, empty ones too)')
       .option('--text <message>', 'send a text message instead of files')
-      .option('--qr', 'also show the receive command as a QR code (for a phone camera)')
+      .option('--qr', "also show a QR code (for a phone camera): the relay page's link when it serves one, else the receive command")
       .addOption(relayOpt())
       .addOption(relayPasswordOpt())
       .option('--code <code>', 'use this code (<channel>-<words>) instead of a random one; visible to other users in process lists, prefer env TSC_CROC_SECRET')
@@ -171,9 +171,11 @@ export function buildProgram(io: CliIo): Command {
             // other users of that computer would see it in the process list
             const via = relay === undefined ? '' : ` --relay ${relay}`;
             ui.info(
-              `On the other computer${relay === undefined ? ' (on this network)' : ''} run:\n  tsc-croc receive${via}\nand type the code; or, in a script:\n  TSC_CROC_SECRET=${e.code} tsc-croc receive${via}`,
+              `On the other computer${relay === undefined ? ' (on this network)' : ''} run:\n  tsc-croc receive${via}\nand type the code; or, in a script:\n  TSC_CROC_SECRET=${e.code} tsc-croc receive${via}` +
+                (e.web === undefined ? '' : `\nOr, with only a browser, open:\n  ${e.web}`),
             );
-            if (qr) ui.info(qr.renderUnicodeCompact(`TSC_CROC_SECRET=${e.code} tsc-croc receive${via}`, { border: 1 }));
+            // with the relay's page, the QR code is its link: a phone camera opens it
+            if (qr) ui.info(qr.renderUnicodeCompact(e.web ?? `TSC_CROC_SECRET=${e.code} tsc-croc receive${via}`, { border: 1 }));
           }
           ui.onEvent(e);
         },

@@ -62,6 +62,8 @@ export interface JoinResponse {
    * characters, never a multicast, broadcast or unspecified address. Absent: the HTTP host.
    */
   tcpHost?: string;
+  /** Optional: true when the relay serves the browser page at `/` (a sender shows the link `<relay>/#<code>`). */
+  web?: boolean;
   /**
    * Optional: the channel as `POST /channel` would answer this participant right after the join
    * (a recipient finds the sender's x there). Absent from relays older than this field.

@@ -102,6 +102,7 @@ const joinResponseSchema = {
     curve: { type: 'string', enum: CURVES },
     tcpPort: { type: 'integer' },
     tcpHost: { type: 'string' },
+    web: { type: 'boolean' },
     // the channel as /channel answers it right after this join (filled in below: declared later)
     state: {},
   },
@@ -474,6 +475,8 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
           role: participant.role,
           curve: state.curve,
           ...stapledAt(joined.tcp),
+          // this relay serves the browser page at / (a sender shows its link)
+          ...(opts.web ? { web: true } : {}),
           // what the recipient's first /channel would fetch (the sender's x): one round trip less
           state,
         };

@@ -33,7 +33,8 @@ export type TransferEvent =
   | { type: 'left-out'; reason: 'unreadable' | 'symlink' | 'special' | 'too-deep'; paths: string[]; count: number }
   /** Recipient: the output folder did not exist and was created (`path` as given, display-safe). */
   | { type: 'created-folder'; path: string }
-  | { type: 'code'; code: string }
+  /** `web`: the link that receives in a browser (`<relay>/#<code>`), when the relay serves its page. */
+  | { type: 'code'; code: string; web?: string }
   /**
    * 'connecting' says where: `relay`, the configured relay's host:port when it is used; `local`,
    * whether the local network is used too (the sender announces its channel there; the recipient

@@ -348,6 +348,7 @@ function isJoinResponse(v: unknown): v is JoinResponse {
     v.tcpPort > 0 &&
     v.tcpPort < 65536 &&
     (v.tcpHost === undefined || isTcpHost(v.tcpHost)) &&
+    (v.web === undefined || typeof v.web === 'boolean') &&
     (v.state === undefined || (isChannelState(v.state) && v.state.channel === v.channel && v.state.curve === v.curve))
   );
 }

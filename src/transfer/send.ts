@@ -124,7 +124,10 @@ export async function send(opts: SendOptions): Promise<SendResult> {
       announcement = (await import('./discovery.js')).announce(routes.at(-1)!.join.channel, local.httpPort, opts.interfaces);
     }
     const code = formatCode({ channel: routes[0]!.join.channel, secret });
-    emit({ type: 'code', code });
+    // a relay that serves the browser page: the recipient may also open a link (the code in its
+    // fragment, which browsers never send to a server)
+    const first = routes[0]!;
+    emit({ type: 'code', code, ...(first.via === 'relay' && first.join.web === true ? { web: `${first.client.baseUrl.origin}/#${code}` } : {}) });
     let won: Awaited<ReturnType<typeof senderPake>>;
     try {
       won = await senderPake(

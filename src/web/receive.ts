@@ -107,6 +107,22 @@ export async function receive(origin: string, code: string, ev: ReceiveEvents): 
             await sink.commit();
             files++;
             break;
+          case 'write-batch': {
+            // small files carried whole in one DATA record (protocol v3 "batch"): each is
+            // written and committed in turn, from its slice of the record (exactly the announced sum)
+            let at = 0;
+            for (let i = 0; i < effect.files.length; i++) {
+              const f = effect.files[i]!;
+              await sink.open(effect.segments[i]!, f.size);
+              if (f.size > 0) await sink.write(data!.subarray(at, at + f.size));
+              await sink.commit();
+              at += f.size;
+              files++;
+            }
+            bytes += at;
+            ev.progress(bytes, total);
+            break;
+          }
           case 'verify-stream':
             if (bytesToHex(hash.digest()) !== effect.sha256) throw new TscCrocError('ERR_INTEGRITY', 'the text does not match the SHA-256 the sender announced');
             break;
