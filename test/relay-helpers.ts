@@ -26,46 +26,37 @@ export const Y = 'b2'.repeat(32);
 export const HH_K = 'c3'.repeat(32);
 export const H_K = 'd4'.repeat(32);
 
-/** A raw TCP client: records what it receives; tests wait on conditions over it. */
-export class Client {
-  readonly socket: net.Socket;
+/**
+ * A raw peer of the stapler, over TCP (Client) or a WebSocket (web-helpers' WsClient): records what
+ * it receives; tests wait on conditions over it.
+ */
+export abstract class StaplerPeer {
   #buf: Buffer = Buffer.alloc(0);
   #reply: TcpReply | undefined;
   #checks = new Set<() => void>();
+  readonly #keep: boolean;
   received = 0;
+  /** The relay ended its direction. */
   ended = false;
   closed = false;
 
-  constructor(socket: net.Socket, options: { keep?: boolean } = {}) {
-    this.socket = socket;
-    const keep = options.keep ?? true;
-    socket.on('data', (chunk: Buffer) => {
-      this.received += chunk.length;
-      if (keep || this.#reply === undefined) this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
-      this.#notify();
-    });
-    socket.on('end', () => {
-      this.ended = true;
-      this.#notify();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.#notify();
-    });
-    socket.on('error', () => {});
+  protected constructor(keep: boolean) {
+    this.#keep = keep;
   }
 
-  static connect(port: number, options: { allowHalfOpen?: boolean; keep?: boolean; localAddress?: string } = {}): Promise<Client> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({
-        host: '127.0.0.1',
-        port,
-        allowHalfOpen: options.allowHalfOpen ?? false,
-        ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
-      });
-      socket.once('connect', () => resolve(new Client(socket, options)));
-      socket.once('error', reject);
-    });
+  /** Send bytes to the relay. */
+  abstract write(data: Uint8Array): void;
+
+  /** Bytes from the relay (kept unless `keep` is false, then only until the reply). */
+  protected took(chunk: Buffer): void {
+    this.received += chunk.length;
+    if (this.#keep || this.#reply === undefined) this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    this.notify();
+  }
+
+  /** Something a condition may wait on changed. */
+  protected notify(): void {
+    for (const check of [...this.#checks]) check();
   }
 
   hello(channel: string, uuid: string, extra?: { password?: string; data?: Buffer }): void {
@@ -73,7 +64,7 @@ export class Client {
       ? { v: RELAY_PROTOCOL_VERSION, channel, uuid }
       : { v: RELAY_PROTOCOL_VERSION, channel, uuid, password: extra.password };
     const frame = encodeControlFrame(body);
-    this.socket.write(extra?.data ? Buffer.concat([frame, extra.data]) : frame);
+    this.write(extra?.data ? Buffer.concat([frame, extra.data]) : frame);
   }
 
   /** The relay's control frame (the first thing it sends). */
@@ -110,9 +101,42 @@ export class Client {
       this.#checks.add(check);
     });
   }
+}
 
-  #notify(): void {
-    for (const check of [...this.#checks]) check();
+/** A raw TCP peer of the stapler. */
+export class Client extends StaplerPeer {
+  readonly socket: net.Socket;
+
+  constructor(socket: net.Socket, options: { keep?: boolean } = {}) {
+    super(options.keep ?? true);
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => this.took(chunk));
+    socket.on('end', () => {
+      this.ended = true;
+      this.notify();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.notify();
+    });
+    socket.on('error', () => {});
+  }
+
+  static connect(port: number, options: { allowHalfOpen?: boolean; keep?: boolean; localAddress?: string } = {}): Promise<Client> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({
+        host: '127.0.0.1',
+        port,
+        allowHalfOpen: options.allowHalfOpen ?? false,
+        ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
+      });
+      socket.once('connect', () => resolve(new Client(socket, options)));
+      socket.once('error', reject);
+    });
+  }
+
+  write(data: Uint8Array): void {
+    this.socket.write(data);
   }
 }
 

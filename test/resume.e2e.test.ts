@@ -217,6 +217,22 @@ test('the sender killed mid-transfer: the recipient waits for it, then says so (
   assert.ok((await stateFiles(out)).some((n) => n.endsWith('.partial')));
 });
 
+/**
+ * A send of `src` whose recipient is killed (-9) once it received `bytes`, then the same commands
+ * again: the second run, both ends exited 0.
+ */
+async function killedThenAgain(url: string, src: string, out: string, bytes: number): Promise<Awaited<ReturnType<typeof pair>>> {
+  const first = await pair(url, [src], out, ['--reconnect', '0']);
+  await first.recipient.waitFor(progressPast(bytes), 60_000);
+  first.recipient.child.kill('SIGKILL');
+  await first.recipient.exit();
+  await first.sender.exit();
+  const second = await pair(url, [src], out);
+  assert.equal(await second.recipient.exit(60_000), 0, second.recipient.stderr());
+  assert.equal(await second.sender.exit(), 0, second.sender.stderr());
+  return second;
+}
+
 test('a folder interrupted midway: files already received are not sent again, the one in progress continues', async (t) => {
   const relay = await startCliRelay();
   t.after(() => relay.stop());
@@ -226,15 +242,7 @@ test('a folder interrupted midway: files already received are not sent again, th
   for (const n of names) await randomFile(join(src, n), 40 * MB);
   const out = await outFolder('album');
 
-  const first = await pair(relay.url, [src], out, ['--reconnect', '0']);
-  await first.recipient.waitFor(progressPast(60 * MB), 60_000);
-  first.recipient.child.kill('SIGKILL');
-  await first.recipient.exit();
-  await first.sender.exit();
-
-  const second = await pair(relay.url, [src], out);
-  assert.equal(await second.recipient.exit(60_000), 0, second.recipient.stderr());
-  assert.equal(await second.sender.exit(), 0, second.sender.stderr());
+  const second = await killedThenAgain(relay.url, src, out, 60 * MB);
   for (const n of names) assert.equal(await sha256File(join(out, 'album', n)), await sha256File(join(src, n)), n);
   const starts = events(second.sender).filter((e) => e.event === 'file-start') as { path: string; size: number; offset: number }[];
   const skipped = starts.filter((s) => s.offset === s.size).length;
@@ -258,15 +266,7 @@ test('a folder of small files (batches, protocol v3) interrupted midway: every f
   await randomFile(join(src, 'z.bin'), 120 * MB);
   const out = await outFolder('notes');
 
-  const first = await pair(relay.url, [src], out, ['--reconnect', '0']);
-  await first.recipient.waitFor(progressPast(20 * MB), 60_000); // the small files (~3.3 MB) and part of z.bin
-  first.recipient.child.kill('SIGKILL');
-  await first.recipient.exit();
-  await first.sender.exit();
-
-  const second = await pair(relay.url, [src], out);
-  assert.equal(await second.recipient.exit(60_000), 0, second.recipient.stderr());
-  assert.equal(await second.sender.exit(), 0, second.sender.stderr());
+  const second = await killedThenAgain(relay.url, src, out, 20 * MB); // the small files (~3.3 MB) and part of z.bin
   for (const n of [...small, 'z.bin']) assert.equal(await sha256File(join(out, 'notes', n)), await sha256File(join(src, n)), n);
   const starts = events(second.sender).filter((e) => e.event === 'file-start') as { path: string; size: number; offset: number }[];
   const proven = new Set(starts.filter((s) => s.offset === s.size).map((s) => s.path));

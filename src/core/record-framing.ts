@@ -56,3 +56,11 @@ export function checkHeader(header: Uint8Array, expectedSeq: number): number {
   if (seq > expectedSeq) throw new TscCrocError('ERR_RECORD_REORDER', `record ${seq} out of order (expected ${expectedSeq})`);
   return len;
 }
+
+/** What both record layers check before sealing: nothing after END, a payload that fits, a sequence number left. */
+export function checkSeal(ended: boolean, seq: number, payloadLength: number): void {
+  if (ended) throw new TscCrocError('ERR_RECORD_AFTER_END', 'cannot send a record after the end record');
+  if (payloadLength > MAX_RECORD_PAYLOAD)
+    throw new TscCrocError('ERR_FRAME_TOO_LARGE', `record payload of ${payloadLength} bytes exceeds ${MAX_RECORD_PAYLOAD}`);
+  if (seq >= MAX_RECORDS_PER_KEY) throw new TscCrocError('ERR_COUNTER_EXHAUSTED', 'too many records under one key');
+}

@@ -20,6 +20,7 @@ import {
   SEQ_BYTES,
   TAG_BYTES,
   checkHeader,
+  checkSeal,
   nonceOf,
   writeHeader,
   type RecordTypeValue,
@@ -84,10 +85,7 @@ export class WebRecordSealer {
   }
 
   async seal(type: RecordTypeValue, payload: Uint8Array = new Uint8Array(0)): Promise<Uint8Array> {
-    if (this.#ended) throw new TscCrocError('ERR_RECORD_AFTER_END', 'cannot send a record after the end record');
-    if (payload.length > MAX_RECORD_PAYLOAD)
-      throw new TscCrocError('ERR_FRAME_TOO_LARGE', `record payload of ${payload.length} bytes exceeds ${MAX_RECORD_PAYLOAD}`);
-    if (this.#seq >= MAX_RECORDS_PER_KEY) throw new TscCrocError('ERR_COUNTER_EXHAUSTED', 'too many records under one key');
+    checkSeal(this.#ended, this.#seq, payload.length);
     const seq = this.#seq++;
     if (type === RecordType.END) this.#ended = true;
     const plain = new Uint8Array(1 + payload.length);

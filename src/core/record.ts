@@ -17,7 +17,7 @@ import { createCipheriv, createDecipheriv, type DecipherGCM } from 'node:crypto'
 import { abytes } from './assert.js';
 import { TscCrocError } from './errors.js';
 
-import { HEADER_BYTES, KEY_BYTES, MAX_FRAME_BODY, MAX_RECORD_PAYLOAD, MAX_RECORDS_PER_KEY, RecordType, SEQ_BYTES, TAG_BYTES, type RecordTypeValue } from './record-framing.js';
+import { HEADER_BYTES, KEY_BYTES, MAX_FRAME_BODY, MAX_RECORD_PAYLOAD, MAX_RECORDS_PER_KEY, RecordType, checkSeal, SEQ_BYTES, TAG_BYTES, type RecordTypeValue } from './record-framing.js';
 export { MAX_FRAME_BODY, MAX_RECORD_PAYLOAD, MAX_RECORDS_PER_KEY, RecordType, type RecordTypeValue } from './record-framing.js';
 
 /** Records with more ciphertext than this decrypt their type byte apart (one more call for a small record would cost more than it frees). */
@@ -66,10 +66,7 @@ export class RecordSealer {
    * soon as this returns.
    */
   seal(type: RecordTypeValue, payload: Uint8Array = EMPTY): Buffer[] {
-    if (this.#ended) throw new TscCrocError('ERR_RECORD_AFTER_END', 'cannot send a record after the end record');
-    if (payload.length > MAX_RECORD_PAYLOAD)
-      throw new TscCrocError('ERR_FRAME_TOO_LARGE', `record payload of ${payload.length} bytes exceeds ${MAX_RECORD_PAYLOAD}`);
-    if (this.#seq >= MAX_RECORDS_PER_KEY) throw new TscCrocError('ERR_COUNTER_EXHAUSTED', 'too many records under one key');
+    checkSeal(this.#ended, this.#seq, payload.length);
     const seq = this.#seq++;
     if (type === RecordType.END) this.#ended = true;
     // header = u32be(len(body)) || u64be(seq); the nonce is 0x00000000 || u64be(seq)

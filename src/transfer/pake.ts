@@ -11,6 +11,7 @@
  * failed attempts per code (fewer if the relay allows fewer); then it closes "wrong-code".
  */
 import { bytesToHex, hexToBytes } from '../core/assert.js';
+import { closeOnWrongCode, pakeFieldBytes } from '../core/pake-fields.js';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import type { HandshakeContext, SenderHandshake } from '../core/handshake.js';
 import type { SessionKeys } from '../core/key-schedule.js';
@@ -81,23 +82,6 @@ export async function joinAsRecipient(client: RelayClient, channel: string, retr
   }
 }
 
-function peerBytes(hex: string | null, name: string): Uint8Array {
-  if (hex === null) throw new TscCrocError('ERR_BAD_PAKE_MESSAGE', `the relay returned no ${name}`);
-  try {
-    return hexToBytes(hex, name);
-  } catch {
-    throw new TscCrocError('ERR_BAD_PAKE_MESSAGE', `the other side sent a malformed ${name}`);
-  }
-}
-
-async function closeOnWrongCode<T>(client: RelayClient, auth: { channel: string; uuid: string }, f: () => T): Promise<T> {
-  try {
-    return f();
-  } catch (e) {
-    if (isTscCrocError(e, 'ERR_WRONG_CODE') || isTscCrocError(e, 'ERR_BAD_PAKE_MESSAGE')) await client.close(auth, 'wrong-code');
-    throw e;
-  }
-}
 
 /** One place the sender can be reached: a relay client and its join. */
 export interface Route {
@@ -194,7 +178,7 @@ export async function senderPake(
         let finished: { h_k: Uint8Array; keys: SessionKeys };
         trace('pake: sender read y and hh_k');
         try {
-          finished = o.hs.finish(peerBytes(st.y, 'y'), peerBytes(st.hh_k, 'hh_k'));
+          finished = o.hs.finish(pakeFieldBytes(st.y, 'y'), pakeFieldBytes(st.hh_k, 'hh_k'));
           trace('pake: sender finished SPAKE2');
         } catch (e) {
           if (!isTscCrocError(e, 'ERR_WRONG_CODE') && !isTscCrocError(e, 'ERR_BAD_PAKE_MESSAGE')) throw e;
@@ -296,13 +280,13 @@ export async function recipientPake(client: RelayClient, join: JoinResponse, sec
     join.state?.x != null && !join.state.closed ? join.state : client.waitFor(auth, (s) => s.x !== null, timeouts.stepMs, 'waiting for the sender', undefined, 'recipient'),
   ]);
   trace('pake: recipient has w and x');
-  const x = peerBytes(st.x, 'x');
+  const x = pakeFieldBytes(st.x, 'x');
   const hs = await closeOnWrongCode(client, auth, () => recipientRespond(w, ctx, x));
   trace('pake: recipient computed y and hh_k');
   await client.channel({ ...auth, y: bytesToHex(hs.y), hh_k: bytesToHex(hs.hh_k) });
   trace('pake: recipient posted y and hh_k');
   const st2 = await client.waitFor(auth, (s) => s.h_k !== null, timeouts.stepMs, 'waiting for the sender to confirm the key', undefined, 'recipient');
-  const h_k = peerBytes(st2.h_k, 'h_k');
+  const h_k = pakeFieldBytes(st2.h_k, 'h_k');
   trace('pake: recipient read h_k');
   return closeOnWrongCode(client, auth, () => hs.verify(h_k));
 }

@@ -621,32 +621,9 @@ function readSmall(src: Entry): Promise<Buffer> {
  * a read blocks the event loop for one seek; the read-ahead still keeps the socket fed.)
  */
 function readSmallSync(src: Entry): Buffer {
-  let fd: number;
-  try {
-    fd = fs.openSync(src.abs, 'r');
-  } catch (err) {
-    throw openError(src, err);
-  }
-  try {
-    const buf = Buffer.allocUnsafe(src.size + 1);
-    let got = 0;
-    for (;;) {
-      const n = fs.readSync(fd, buf, got, src.size + 1 - got, got);
-      got += n;
-      if (n === 0 || got > src.size) break;
-    }
-    if (got !== src.size) throw sourceChanged(src);
-    if (!unchanged(src, fs.fstatSync(fd, { bigint: true }))) throw sourceChanged(src);
-    return buf.subarray(0, src.size);
-  } catch (e) {
-    throw readError(src, e);
-  } finally {
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // read-only: nothing to lose
-    }
-  }
+  const buf = Buffer.allocUnsafe(src.size + 1);
+  readInto(src, buf, 0);
+  return buf.subarray(0, src.size);
 }
 
 /**

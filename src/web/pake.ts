@@ -3,6 +3,7 @@
  * for the CLI, for one route (the page's relay): the same order, checks and words.
  */
 import { bytesToHex, hexToBytes } from '../core/assert.js';
+import { closeOnWrongCode, pakeFieldBytes } from '../core/pake-fields.js';
 import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import { recipientRespond, senderStart, type HandshakeContext } from '../core/handshake.js';
 import type { SessionKeys } from '../core/key-schedule.js';
@@ -15,23 +16,6 @@ export const STEP_MS = 60_000;
 /** How long the sender waits for a recipient. */
 export const WAIT_FOR_PEER_MS = 30 * 60_000;
 
-function peerBytes(hex: string | null, name: string): Uint8Array {
-  if (hex === null) throw new TscCrocError('ERR_BAD_PAKE_MESSAGE', `the relay returned no ${name}`);
-  try {
-    return hexToBytes(hex, name);
-  } catch {
-    throw new TscCrocError('ERR_BAD_PAKE_MESSAGE', `the other side sent a malformed ${name}`);
-  }
-}
-
-async function closeOnWrongCode<T>(relay: WebRelay, auth: { channel: string; uuid: string }, f: () => T): Promise<T> {
-  try {
-    return f();
-  } catch (e) {
-    if (isTscCrocError(e, 'ERR_WRONG_CODE') || isTscCrocError(e, 'ERR_BAD_PAKE_MESSAGE')) await relay.close(auth, 'wrong-code');
-    throw e;
-  }
-}
 
 export async function recipientPake(relay: WebRelay, join: JoinResponse, secret: string): Promise<SessionKeys> {
   const auth = { channel: join.channel, uuid: join.uuid };
@@ -40,10 +24,10 @@ export async function recipientPake(relay: WebRelay, join: JoinResponse, secret:
     derivePasswordScalar(secret, ctx),
     relay.waitFor(auth, (s) => s.x !== null, STEP_MS, 'waiting for the sender', 'recipient'),
   ]);
-  const hs = await closeOnWrongCode(relay, auth, () => recipientRespond(w, ctx, peerBytes(st.x, 'x')));
+  const hs = await closeOnWrongCode(relay, auth, () => recipientRespond(w, ctx, pakeFieldBytes(st.x, 'x')));
   await relay.channel({ ...auth, y: bytesToHex(hs.y), hh_k: bytesToHex(hs.hh_k) });
   const st2 = await relay.waitFor(auth, (s) => s.h_k !== null, STEP_MS, 'waiting for the sender to confirm the key', 'recipient');
-  return closeOnWrongCode(relay, auth, () => hs.verify(peerBytes(st2.h_k, 'h_k')));
+  return closeOnWrongCode(relay, auth, () => hs.verify(pakeFieldBytes(st2.h_k, 'h_k')));
 }
 
 /**
@@ -74,7 +58,7 @@ export async function senderPake(relay: WebRelay, join: JoinResponse, secret: st
       if (st.x === null && st.version > xVersion) break; // cleared: post a fresh x
       if (st.x === x && st.y !== null && st.hh_k !== null) {
         try {
-          const done = hs.finish(peerBytes(st.y, 'y'), peerBytes(st.hh_k, 'hh_k'));
+          const done = hs.finish(pakeFieldBytes(st.y, 'y'), pakeFieldBytes(st.hh_k, 'hh_k'));
           await relay.channel({ ...auth, h_k: bytesToHex(done.h_k) });
           return done.keys;
         } catch (e) {
