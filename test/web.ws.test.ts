@@ -96,6 +96,17 @@ for (const r of REFUSALS) {
   );
 }
 
+/** The sender's seat over a WebSocket, the recipient's over TCP: both told `stapled`. */
+async function wsToTcp(relay: Relay, seats: Seats): Promise<{ a: WsClient; b: Client }> {
+  const a = await WsClient.connect(httpPort(relay));
+  a.hello(seats.channel, seats.sender);
+  const b = await Client.connect(seats.tcpPort);
+  b.hello(seats.channel, seats.recipient);
+  assert.deepEqual(await a.reply(), { v: 1, type: 'stapled' });
+  assert.deepEqual(await b.reply(), { v: 1, type: 'stapled' });
+  return { a, b };
+}
+
 test(
   'ws stapler: early bytes beyond the limit, a hello timeout and the pending cap refuse a WebSocket as TCP; TCP and WebSocket share the cap',
   withRelay({ helloTimeoutMs: 300, maxPendingSocketsPerAddress: 2 }, async (relay) => {
@@ -119,12 +130,7 @@ test(
       assert.equal(r.type === 'error' && r.code, 'ERR_HELLO');
     }
     // and the seat is still there: a legitimate pair staples after all that
-    const a = await WsClient.connect(httpPort(relay));
-    a.hello(seats.channel, seats.sender);
-    const b = await Client.connect(seats.tcpPort);
-    b.hello(seats.channel, seats.recipient);
-    assert.deepEqual(await a.reply(), { v: 1, type: 'stapled' });
-    assert.deepEqual(await b.reply(), { v: 1, type: 'stapled' });
+    await wsToTcp(relay, seats);
   }),
 );
 
@@ -133,12 +139,7 @@ test(
   withRelay({}, async (relay) => {
     for (const abuse of ['text', 'after-end', 'oversize'] as const) {
       const seats = await seat(relay);
-      const a = await WsClient.connect(httpPort(relay));
-      a.hello(seats.channel, seats.sender);
-      const b = await Client.connect(seats.tcpPort);
-      b.hello(seats.channel, seats.recipient);
-      assert.deepEqual(await a.reply(), { v: 1, type: 'stapled' });
-      assert.deepEqual(await b.reply(), { v: 1, type: 'stapled' });
+      const { a, b } = await wsToTcp(relay, seats);
       if (abuse === 'text') a.ws.send('hello', { binary: false });
       else if (abuse === 'after-end') {
         a.end();
