@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { receive, send, type RunningRelay } from '../src/index.js';
 import { startRelay } from '../src/relay/index.js';
+import { runCli } from './helpers/cli.js';
 
 const SIZE = 3 * 1024 * 1024;
 let root: string;
@@ -101,6 +102,30 @@ test("the sender's connection drops just as `received` comes back: the recipient
     assert.equal(proxy.cut(), 1, "the sender's connection was cut once, as `received` came back");
     assert.equal(sent.bytes, SIZE);
     assert.deepEqual(senderEvents.filter((t) => t === 'reconnecting' || t === 'done'), ['reconnecting', 'done']);
+  } finally {
+    await relay.close();
+    await proxy.close();
+  }
+});
+
+test('the same with the built CLI: both exit 0 at once, the sender well inside its reconnection window (no rejoin left behind)', { timeout: 90_000 }, async () => {
+  let relay: RunningRelay | undefined;
+  const proxy = await cuttingProxy(() => relay!.tcpPort);
+  relay = await startRelay({ host: '127.0.0.1', port: 0, tcpPort: 0, advertiseTcp: `127.0.0.1:${proxy.port}` });
+  try {
+    const file = join(root, 'b.bin');
+    const data = randomBytes(SIZE);
+    await writeFile(file, data);
+    const out = await mkdtemp(join(root, 'out-'));
+    // a 10-minute window: a sender that waited it out (or a rejoin still running) would outlast the test
+    const sender = runCli(['send', '--no-local', '--no-progress', '--reconnect', '600', '--relay', relay.httpUrl, file]);
+    const [, code] = await sender.waitFor(/Code is: (\S+)/);
+    const recipient = runCli(['receive', '--no-local', '--no-progress', '--yes', '--relay', relay.httpUrl, '--out', out], { env: { TSC_CROC_SECRET: code! } });
+    assert.equal(await recipient.exit(60_000), 0, recipient.output());
+    assert.equal(await sender.exit(60_000), 0, sender.output());
+    assert.equal(proxy.cut(), 1);
+    assert.match(sender.stderr(), /Done: 1 file/);
+    assert.equal(createHash('sha256').update(await readFile(join(out, 'b.bin'))).digest('hex'), createHash('sha256').update(data).digest('hex'));
   } finally {
     await relay.close();
     await proxy.close();

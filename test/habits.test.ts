@@ -284,6 +284,24 @@ describe('network errors in plain words', () => {
     assert.doesNotMatch(netReason(err('HPE_INVALID_CONSTANT'), tcp), /TCP port\?/);
   });
 
+  test('the library: a proxy with no relay behind it (HTTP 502/503/504, not a relay\'s answer): unavailable right now, try again', T, async () => {
+    for (const status of [502, 503, 504]) {
+      const proxy = createHttpServer((_req, res) => {
+        res.writeHead(status, { 'content-type': 'text/html' });
+        res.end('<html><body><h1>503 Service Unavailable</h1>No server is available to handle this request.</body></html>');
+      });
+      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+      try {
+        const url = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+        const e = await new RelayClient(url).join({ role: 'recipient', channel: '5126' }).catch((x: unknown) => x);
+        assert.ok(e instanceof TscCrocError && e.code === 'ERR_RELAY_UNREACHABLE', String(e));
+        assert.match(e.message, new RegExp(`^cannot reach the relay at ${url}: it is unavailable right now \\(HTTP ${status}, from the relay's server or a proxy in front of it\\): try again in a moment$`));
+      } finally {
+        await new Promise<void>((r) => proxy.close(() => r()));
+      }
+    }
+  });
+
   test('the library: a JSON answer without a relay code is not taken for a relay', T, async () => {
     const json = createHttpServer((_req, res) => {
       res.writeHead(500, { 'content-type': 'application/json' });

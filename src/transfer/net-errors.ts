@@ -91,6 +91,13 @@ export function brokenError(e: unknown, target: NetTarget): TscCrocError {
 
 /** An HTTP answer that is not a relay's JSON (a web server, a proxy's error page, another service). */
 export function notARelayError(status: number, target: NetTarget): TscCrocError {
+  // a proxy or load balancer in front of the relay with no relay to send the request to (all
+  // down, or restarting): the address is right, the moment is not
+  if (status === 502 || status === 503 || status === 504)
+    return new TscCrocError(
+      'ERR_RELAY_UNREACHABLE',
+      `cannot reach the relay at ${target.where}: it is unavailable right now (HTTP ${status}, from the relay's server or a proxy in front of it): try again in a moment`,
+    );
   return new TscCrocError(
     'ERR_RELAY',
     `the server at ${target.where} answered (HTTP ${status}), but not as a tsc-croc relay: check the address and port (a relay's HTTP port is usually 9009), and any proxy in front of it`,

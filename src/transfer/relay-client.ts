@@ -114,6 +114,11 @@ export class RelayClient {
     this.password = opts.password;
   }
 
+  /** The same relay, with another signal (a task of its own that can be stopped: its requests are cancelled with it). */
+  withSignal(signal: AbortSignal): RelayClient {
+    return new RelayClient(this.baseUrl.href, { signal, password: this.password });
+  }
+
   /** The relay's host name as the peer should use it for the TCP port. */
   get host(): string {
     return this.baseUrl.hostname.replace(/^\[(.*)\]$/, '$1');

@@ -188,7 +188,8 @@ async function transfer(
       const signal = opts.signal === undefined ? stop.signal : AbortSignal.any([opts.signal, stop.signal]);
       const proven = run.allSent && run.whole !== undefined ? recipientProof(route.client, join, sessionKeys, untilMs, signal) : null;
       try {
-        const rejoining = rejoin(e, 'sender', route.client, keys, route.join.curve, untilMs, signal, timeouts);
+        // its own client: a rejoin that loses the race to the proof is cancelled, requests included
+        const rejoining = rejoin(e, 'sender', proven === null ? route.client : route.client.withSignal(signal), keys, route.join.curve, untilMs, signal, timeouts);
         rejoining.catch(() => undefined); // lost the race to a proof (cancelled), or awaited below
         const outcome: Rejoined | 'proven' = await Promise.race<Rejoined | 'proven'>([
           rejoining,
