@@ -450,8 +450,13 @@ export class Stapler {
       await this.#store.markStapled(pair.channel);
     } catch (e) {
       // The channel closed between the hellos (or the store is unreachable): nothing to staple.
-      this.#log.info({ channel: pair.channel, code: isRelayError(e) ? e.code : 'ERR_INTERNAL' }, 'staple refused');
-      this.#dropChannel(pair.channel);
+      // Both peers are told why (the store's outage reads "try again in a moment"), then cut.
+      const code: ErrorCode = isRelayError(e) ? e.code : 'ERR_INTERNAL';
+      this.#log.info({ channel: pair.channel, code }, 'staple refused');
+      const frame = encodeControlFrame({ v: RELAY_PROTOCOL_VERSION, type: 'error', code, message: isRelayError(e) ? e.message.slice(0, 200) : 'internal relay error' });
+      if (this.#pairs.get(pair.channel) === pair) this.#pairs.delete(pair.channel);
+      for (const p of [a, b]) this.#endWith(p.socket, frame);
+      this.#notifyIdle();
       return;
     }
     if (a.closed || b.closed || this.#pairs.get(pair.channel) !== pair || pair.sender !== a || pair.recipient !== b) {
@@ -573,8 +578,13 @@ export class Stapler {
     this.#opts.metrics.rejected('tcp', code);
     link.onBytes = DISCARD;
     socket.resume();
-    if (!socket.destroyed && !socket.writableEnded)
-      socket.end(encodeControlFrame({ v: RELAY_PROTOCOL_VERSION, type: 'error', code, message: message.slice(0, 200) }));
+    this.#endWith(socket, encodeControlFrame({ v: RELAY_PROTOCOL_VERSION, type: 'error', code, message: message.slice(0, 200) }));
+  }
+
+  /** Send `frame` and end the socket, then close it: as soon as the frame is written, or after helloTimeoutMs at most. */
+  #endWith(socket: net.Socket, frame: Buffer): void {
+    if (socket.destroyed) return;
+    if (!socket.writableEnded) socket.end(frame);
     // Close as soon as the frame is written: a refused socket (over a cap ones included, which are
     // counted nowhere) must not hold a descriptor while its client keeps its side open.
     socket.once('finish', () => socket.destroy());
