@@ -51,21 +51,20 @@ test('30 transfers over 3 relay processes + HAProxy + Redis: kill -9 of one proc
     const [kill, redis] = reports;
     assert.ok(kill && redis, out.slice(-3000));
 
-    // kill -9: every file arrives intact; those stapled on the killed process reconnected. A sender
-    // whose last bytes were out when its stapler died may not learn that they arrived: it says so
+    // kill -9: every file arrives intact and both sides of every transfer end well; those stapled on
+    // the killed process reconnected (a sender whose stapler died as the recipient's `received`
+    // crossed it reads the recipient's proof on the relay instead: docs/protocol.md §7.1)
     assert.equal(kill.deliveredVerified, 30, JSON.stringify(kill.errors));
-    for (const why of Object.keys(kill.errors))
-      assert.match(why, /^recipient ok \/ sender ERR_PEER_LOST: everything was sent, but the connection dropped before the recipient confirmed it/, why);
+    assert.equal(kill.completedVerified, 30, JSON.stringify(kill.errors));
+    assert.deepEqual(kill.errors, {});
     assert.ok(kill.stapledOnKilled! > 0, 'the killed process stapled some transfers');
-    const confirmationLost = Object.values(kill.errors).reduce((a, n) => a + n, 0);
     assert.ok(kill.reconnectedTransfers > 0, 'transfers stapled on the killed process reconnected through the others');
-    assert.ok(kill.reconnectedTransfers + confirmationLost >= kill.stapledOnKilled!, `${kill.reconnectedTransfers} reconnected, ${confirmationLost} lost their last confirmation, ${kill.stapledOnKilled} stapled on the killed process`);
     assert.ok(kill.splitAcrossProcesses > 0);
 
     // Redis restarted empty: each transfer arrived, or its peers say the relay's store was unreachable
     // (or that the channel it needs is gone): never a hash mismatch, never a hang
     const clear =
-      /^(recipient|sender) (ok|ERR_RELAY_UNREACHABLE: the relay cannot reach its channel store|ERR_CHANNEL_NOT_FOUND|ERR_TIMEOUT: timed out waiting for the other side|ERR_RELAY: the relay closed the TCP connection before stapling|ERR_CHANNEL_CLOSED)/;
+      /^(recipient|sender) (ok|ERR_RELAY_UNREACHABLE: the relay cannot reach its channel store|ERR_CHANNEL_NOT_FOUND|ERR_TIMEOUT: timed out waiting for the other side|ERR_RELAY: the relay closed the TCP connection before stapling|ERR_CHANNEL_CLOSED|ERR_RELAY_UNREACHABLE: cannot reach the relay at \S+: it is unavailable right now)/;
     let ended = redis.completedVerified;
     for (const [why, n] of Object.entries(redis.errors)) {
       ended += n;
