@@ -138,7 +138,13 @@ export async function send(opts: SendOptions): Promise<SendResult> {
         (attempt, maxAttempts) => emit({ type: 'wrong-code', attempt, maxAttempts }),
       );
     } catch (raw) {
-      const e = opts.signal?.aborted ? new TscCrocError('ERR_CANCELLED', 'cancelled') : raw;
+      // our own channel gone from the relay (it, or its store, restarted and lost it): the
+      // recipient-side wording ("no sender is waiting on that channel") would mislead here
+      const e = opts.signal?.aborted
+        ? new TscCrocError('ERR_CANCELLED', 'cancelled')
+        : isTscCrocError(raw, 'ERR_CHANNEL_NOT_FOUND')
+          ? new TscCrocError('ERR_CHANNEL_NOT_FOUND', "the relay no longer has this transfer's channel (the relay or its store restarted): send again for a new code", { cause: raw })
+          : raw;
       await Promise.all(routes.map((r) => r.client.close({ channel: r.join.channel, uuid: r.join.uuid }, closeReasonFor(e))));
       throw e;
     }
