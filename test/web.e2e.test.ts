@@ -5,12 +5,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { browserSkip, launchChromium } from './helpers/browser.js';
 import { runCli, sha256File, startCliRelay } from './helpers/cli.js';
+import { readZip } from './helpers/zip-read.js';
 import { formatCode, generateSecret } from '../src/core/code-phrase.js';
 import { PROTOCOL_VERSION, type SenderMessage } from '../src/core/messages.js';
 import { checkRelativePath } from '../src/core/path.js';
@@ -137,10 +139,11 @@ test('web: a wrong code in the page fails there in the CLI\'s words; the CLI sen
   await page.context().close();
 });
 
-test('web: tsc-croc send of a folder, received in the page as downloads (one per file, folder names joined by "__"), verified', { skip }, async () => {
+test('web: tsc-croc send of a folder, received in the page as one download, album.zip: every file (hashed, CRC-checked) and every folder, empty ones too', { skip }, async () => {
   const src = join(dir, 'folder-src');
   const tree = join(src, 'album');
   await mkdir(join(tree, 'sub', 'deeper'), { recursive: true });
+  await mkdir(join(tree, 'empty'));
   const files: Record<string, Buffer> = { 'a.jpg': randomBytes(700_000), 'sub/b.txt': Buffer.from('bee\n'), 'sub/deeper/c.bin': randomBytes(1_500_000) };
   for (const [p, b] of Object.entries(files)) await writeFile(join(tree, p), b);
   const sender = runCli(['send', '--no-local', '--relay', relay.url, tree]);
@@ -148,19 +151,29 @@ test('web: tsc-croc send of a folder, received in the page as downloads (one per
   const { page } = await openPage(`/?save=download#${code}`);
   const offer = page.getByTestId('offer');
   await offer.filter({ hasText: 'album' }).waitFor({ timeout: 30_000 });
-  assert.match((await offer.textContent()) ?? '', /^3 files and 3 folders \(2\.2 MB\): album$/);
-  const got = new Map<string, string>();
+  assert.match((await offer.textContent()) ?? '', /^3 files and 4 folders \(2\.2 MB\): album$/);
+  const names: string[] = [];
   const saving: Promise<void>[] = [];
+  const to = join(src, 'got.zip');
   page.on('download', (d) => {
-    const to = join(src, `got-${d.suggestedFilename()}`);
-    saving.push(d.saveAs(to).then(async () => void got.set(d.suggestedFilename(), await sha256File(to))));
+    names.push(d.suggestedFilename());
+    saving.push(d.saveAs(to));
   });
   await page.getByTestId('accept').click();
   await statusIs(page, /^done$/);
   assert.equal(await sender.exit(60_000), 0, sender.stderr());
   await Promise.all(saving);
-  const want = new Map(Object.entries(files).map(([p, b]) => [`album__${p.replaceAll('/', '__')}`, createHash('sha256').update(b).digest('hex')]));
-  assert.deepEqual(new Map([...got].sort()), new Map([...want].sort()));
+  assert.deepEqual(names, ['album.zip']);
+  const entries = readZip(await readFile(to));
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  assert.deepEqual(
+    entries.filter((e) => !e.dir).map((e) => [e.name, sha(e.data), e.crcOk]).sort(),
+    Object.entries(files).map(([p, b]) => [`album/${p}`, sha(b), true]).sort(),
+  );
+  assert.deepEqual(entries.filter((e) => e.dir).map((e) => e.name).sort(), ['album/', 'album/empty/', 'album/sub/', 'album/sub/deeper/']);
+  // and another implementation reads it: Python's zipfile, where there is one
+  const py = spawnSync('python3', ['-c', 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); print(z.testzip(), len(z.namelist()))', to], { encoding: 'utf8' });
+  if (py.status !== null && py.error === undefined) assert.equal(py.stdout.trim(), 'None 7', py.stderr);
   await page.context().close();
 });
 

@@ -12,7 +12,7 @@ import type { OfferMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
 import { receive } from './receive.js';
 import { send } from './send.js';
-import { DirectorySink, DownloadSink, OpfsDownloadSink, type Sink } from './sinks.js';
+import { DirectorySink, DownloadSink, OpfsDownloadSink, ZipDownloadSink, type Sink } from './sinks.js';
 
 const origin = location.origin;
 const app = document.getElementById('app')!;
@@ -91,6 +91,11 @@ function receiveView(initialCode: string): void {
           status.textContent = 'waiting for your answer';
           accept.onclick = async () => {
             accept.disabled = decline.disabled = true;
+            // a folder (or several names) in download mode: one zip, `<name>.zip` for one top-level name
+            if (download && o.kind === 'files' && (o.totalDirs > 0 || o.names.length > 1)) {
+              const zip = await ZipDownloadSink.create(`${o.names.length === 1 ? o.names[0]! : 'tsc-croc-files'}.zip`);
+              if (zip !== null) return resolve(zip);
+            }
             if (download || o.kind === 'text') return resolve((await OpfsDownloadSink.create()) ?? new DownloadSink());
             try {
               const dir = await window.showDirectoryPicker({ mode: 'readwrite' });

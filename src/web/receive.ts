@@ -91,7 +91,7 @@ export async function receive(origin: string, code: string, ev: ReceiveEvents): 
             await sink.makeDir(effect.segments);
             break;
           case 'open-file':
-            await sink.open(effect.segments, effect.file.size);
+            await sink.open(effect.segments, effect.file.size, effect.file.mtime);
             break;
           case 'write':
             await sink.write(data!);
@@ -113,7 +113,7 @@ export async function receive(origin: string, code: string, ev: ReceiveEvents): 
             let at = 0;
             for (let i = 0; i < effect.files.length; i++) {
               const f = effect.files[i]!;
-              await sink.open(effect.segments[i]!, f.size);
+              await sink.open(effect.segments[i]!, f.size, f.mtime);
               if (f.size > 0) await sink.write(data!.subarray(at, at + f.size));
               await sink.commit();
               at += f.size;
@@ -127,6 +127,7 @@ export async function receive(origin: string, code: string, ev: ReceiveEvents): 
             if (bytesToHex(hash.digest()) !== effect.sha256) throw new TscCrocError('ERR_INTEGRITY', 'the text does not match the SHA-256 the sender announced');
             break;
           case 'finish-dirs':
+            await sink.finish?.(); // every file is in: a zip hands its download over now
             break;
           case 'finish':
             await channel.end();

@@ -10,16 +10,20 @@
  */
 import { TscCrocError } from '../core/errors.js';
 import { displayName } from '../core/path.js';
+import { ZipStream } from './zip.js';
 
 export interface Sink {
   /** Names of the offer that exist already where we write (the user must agree to replace them). */
   existing(names: readonly string[]): Promise<string[]>;
   makeDir(segments: string[]): Promise<void>;
-  open(segments: string[], size: number): Promise<void>;
+  /** `mtimeMs`: the sender's modification time (kept where the destination can keep it). */
+  open(segments: string[], size: number, mtimeMs?: number): Promise<void>;
   write(data: Uint8Array): Promise<void>;
   commit(): Promise<void>;
   /** Drop what is not committed. */
   abort(): Promise<void>;
+  /** Every file is in (the sink that gathers them, a zip, hands them over now). */
+  finish?(): Promise<void>;
 }
 
 /** Bytes gathered in the page before they move into the growing Blob. */
@@ -164,6 +168,76 @@ export class OpfsDownloadSink implements Sink {
     await this.#file?.abort().catch(() => undefined);
     this.#file = null;
     if (this.#work !== '') await this.#root.removeEntry(this.#work).catch(() => undefined);
+  }
+}
+
+/**
+ * A folder (or several names) as one download: `name`.zip, streamed into the origin-private file
+ * system as the files arrive (src/web/zip.ts: stored entries, ZIP64, each file's CRC-32 computed
+ * on the way), then downloaded once every file is in. Empty folders are kept as folder entries.
+ */
+export class ZipDownloadSink implements Sink {
+  readonly #root: FileSystemDirectoryHandle;
+  readonly #file: FileSystemWritableFileStream;
+  readonly #writes = new WriteWindow();
+  readonly #zip = new ZipStream();
+  readonly #work: string;
+  readonly #name: string;
+  readonly saved: string[] = [];
+
+  private constructor(root: FileSystemDirectoryHandle, work: string, file: FileSystemWritableFileStream, name: string) {
+    this.#root = root;
+    this.#work = work;
+    this.#file = file;
+    this.#name = name;
+  }
+
+  /** The zip sink writing `name`, or null where the browser has no writable OPFS. */
+  static async create(name: string): Promise<ZipDownloadSink | null> {
+    try {
+      if (typeof FileSystemFileHandle === 'undefined' || !('createWritable' in FileSystemFileHandle.prototype)) return null;
+      const root = await navigator.storage.getDirectory();
+      const id = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
+      const work = `${OPFS_PREFIX}${id}`;
+      const handle = await root.getFileHandle(work, { create: true });
+      return new ZipDownloadSink(root, work, await handle.createWritable({ keepExistingData: false }), name);
+    } catch {
+      return null;
+    }
+  }
+
+  async existing(): Promise<string[]> {
+    return [];
+  }
+  #put(bytes: Uint8Array): Promise<void> {
+    return this.#writes.add(this.#file.write(bytes as Uint8Array<ArrayBuffer>));
+  }
+  async makeDir(segments: string[]): Promise<void> {
+    await this.#put(this.#zip.begin(segments.join('/'), Date.now(), true));
+    await this.#put(this.#zip.end());
+  }
+  async open(segments: string[], _size: number, mtimeMs?: number): Promise<void> {
+    await this.#put(this.#zip.begin(segments.join('/'), mtimeMs ?? Date.now()));
+  }
+  async write(data: Uint8Array): Promise<void> {
+    this.#zip.data(data);
+    await this.#put(data);
+  }
+  async commit(): Promise<void> {
+    await this.#put(this.#zip.end());
+  }
+  async finish(): Promise<void> {
+    await this.#put(this.#zip.finish());
+    await this.#writes.drain();
+    await this.#file.close();
+    const handle = await this.#root.getFileHandle(this.#work);
+    startDownload(await handle.getFile(), this.#name);
+    this.saved.push(this.#name);
+  }
+  async abort(): Promise<void> {
+    await this.#writes.drain().catch(() => undefined);
+    await this.#file.abort().catch(() => undefined);
+    await this.#root.removeEntry(this.#work).catch(() => undefined);
   }
 }
 
