@@ -99,6 +99,14 @@ class WriteWindow {
 /** Prefix of the page's working files in the origin-private file system. */
 const OPFS_PREFIX = 'tsc-croc-download-';
 
+/** A new working file in the origin-private file system (a random name under OPFS_PREFIX), open for writing. */
+async function opfsWorkFile(root: FileSystemDirectoryHandle): Promise<{ work: string; handle: FileSystemFileHandle; file: FileSystemWritableFileStream }> {
+  const id = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
+  const work = `${OPFS_PREFIX}${id}`;
+  const handle = await root.getFileHandle(work, { create: true });
+  return { work, handle, file: await handle.createWritable({ keepExistingData: false }) };
+}
+
 /**
  * Downloads written through the origin-private file system (OPFS: Chromium, Firefox, Safari, in
  * secure contexts): each file streams to disk through a writable, and once complete the browser
@@ -147,10 +155,7 @@ export class OpfsDownloadSink implements Sink {
   async makeDir(): Promise<void> {}
   async open(segments: string[]): Promise<void> {
     this.#name = segments.join('__');
-    const id = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
-    this.#work = `${OPFS_PREFIX}${id}`;
-    this.#handle = await this.#root.getFileHandle(this.#work, { create: true });
-    this.#file = await this.#handle.createWritable({ keepExistingData: false });
+    ({ work: this.#work, handle: this.#handle, file: this.#file } = await opfsWorkFile(this.#root));
   }
   async write(data: Uint8Array): Promise<void> {
     await this.#writes.add(this.#file!.write(data as Uint8Array<ArrayBuffer>));
@@ -197,10 +202,8 @@ export class ZipDownloadSink implements Sink {
     try {
       if (typeof FileSystemFileHandle === 'undefined' || !('createWritable' in FileSystemFileHandle.prototype)) return null;
       const root = await navigator.storage.getDirectory();
-      const id = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
-      const work = `${OPFS_PREFIX}${id}`;
-      const handle = await root.getFileHandle(work, { create: true });
-      return new ZipDownloadSink(root, work, await handle.createWritable({ keepExistingData: false }), name);
+      const { work, file } = await opfsWorkFile(root);
+      return new ZipDownloadSink(root, work, file, name);
     } catch {
       return null;
     }
