@@ -8,8 +8,11 @@ FROM node:20-alpine AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.web.json ./
+COPY scripts ./scripts
 COPY src ./src
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev --no-audit --no-fund
+# the code, and the browser page the relay serves at / (dist/web)
+RUN npx tsc -p tsconfig.json && node scripts/bundle-web.mjs && npm prune --omit=dev --no-audit --no-fund
 
 # ---- runtime: node, the compiled code and its dependencies; no compiler, no sources, no tests
 FROM node:20-alpine
@@ -21,6 +24,7 @@ WORKDIR /app
 COPY --from=build --chown=root:root /app/package.json ./
 COPY --from=build --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist/src ./dist/src
+COPY --from=build --chown=root:root /app/dist/web ./dist/web
 # The files belong to root and are read-only for the process, which runs as the unprivileged "node" user.
 USER node
 EXPOSE 9009/tcp 9010/tcp

@@ -476,7 +476,7 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
           curve: state.curve,
           ...stapledAt(joined.tcp),
           // this relay serves the browser page at / (a sender shows its link)
-          ...(opts.web ? { web: true } : {}),
+          ...(servesPage ? { web: true } : {}),
           // what the recipient's first /channel would fetch (the sender's x): one round trip less
           state,
         };
@@ -515,7 +515,8 @@ export function buildRelay(options: Partial<RelayOptions> = {}): Relay {
     );
   });
   // the browser page and the WebSocket way to the stapler (web-page.ts, ws-stapler.ts)
-  if (opts.web) registerWeb(app, stapler);
+  // a page served (it was built): join answers say so, and senders show its link
+  const servesPage = opts.web && registerWeb(app, stapler);
 
   let closing: Promise<void> | undefined;
   let endDrain: (() => void) | undefined;

@@ -39,11 +39,12 @@ export function webRoot(): string | undefined {
   return undefined;
 }
 
-export function registerWeb(app: FastifyInstance, stapler: Stapler, root = webRoot()): void {
+/** Registers the WebSocket way to the stapler and the page; true when the page is served (it was built). */
+export function registerWeb(app: FastifyInstance, stapler: Stapler, root = webRoot()): boolean {
   registerWebSocketStapler(app, stapler);
   if (root === undefined) {
     app.log.warn('the browser page is not built (dist/web): / answers 404');
-    return;
+    return false;
   }
   for (const { route, file, type } of FILES) {
     const body = readFileSync(`${root}${file}`);
@@ -58,4 +59,5 @@ export function registerWeb(app: FastifyInstance, stapler: Stapler, root = webRo
         .send(body),
     );
   }
+  return true;
 }
