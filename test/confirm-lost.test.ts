@@ -70,11 +70,21 @@ async function cuttingProxy(target: () => number): Promise<{ port: number; cut: 
   };
 }
 
-test("the sender's connection drops just as `received` comes back: the recipient has the file, and its proof on the relay ends the sender's transfer as done", { timeout: 60_000 }, async () => {
+/** A relay whose join answers send TCP connections through cuttingProxy; both closed after `fn`. */
+async function throughCuttingProxy(fn: (relay: RunningRelay, proxy: { cut: () => number }) => Promise<void>): Promise<void> {
   let relay: RunningRelay | undefined;
   const proxy = await cuttingProxy(() => relay!.tcpPort);
   relay = await startRelay({ host: '127.0.0.1', port: 0, tcpPort: 0, advertiseTcp: `127.0.0.1:${proxy.port}` });
   try {
+    await fn(relay, proxy);
+  } finally {
+    await relay.close();
+    await proxy.close();
+  }
+}
+
+test("the sender's connection drops just as `received` comes back: the recipient has the file, and its proof on the relay ends the sender's transfer as done", { timeout: 60_000 }, async () => {
+  await throughCuttingProxy(async (relay, proxy) => {
     const file = join(root, 'a.bin');
     const data = randomBytes(SIZE);
     await writeFile(file, data);
@@ -102,17 +112,11 @@ test("the sender's connection drops just as `received` comes back: the recipient
     assert.equal(proxy.cut(), 1, "the sender's connection was cut once, as `received` came back");
     assert.equal(sent.bytes, SIZE);
     assert.deepEqual(senderEvents.filter((t) => t === 'reconnecting' || t === 'done'), ['reconnecting', 'done']);
-  } finally {
-    await relay.close();
-    await proxy.close();
-  }
+  });
 });
 
 test('the same with the built CLI: both exit 0 at once, the sender well inside its reconnection window (no rejoin left behind)', { timeout: 90_000 }, async () => {
-  let relay: RunningRelay | undefined;
-  const proxy = await cuttingProxy(() => relay!.tcpPort);
-  relay = await startRelay({ host: '127.0.0.1', port: 0, tcpPort: 0, advertiseTcp: `127.0.0.1:${proxy.port}` });
-  try {
+  await throughCuttingProxy(async (relay, proxy) => {
     const file = join(root, 'b.bin');
     const data = randomBytes(SIZE);
     await writeFile(file, data);
@@ -126,8 +130,5 @@ test('the same with the built CLI: both exit 0 at once, the sender well inside i
     assert.equal(proxy.cut(), 1);
     assert.match(sender.stderr(), /Done: 1 file/);
     assert.equal(createHash('sha256').update(await readFile(join(out, 'b.bin'))).digest('hex'), createHash('sha256').update(data).digest('hex'));
-  } finally {
-    await relay.close();
-    await proxy.close();
-  }
+  });
 });

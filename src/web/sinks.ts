@@ -79,20 +79,35 @@ export class DownloadSink implements Sink {
  * Writes of one writable stream kept in flight (they complete in order): at most WRITES_IN_FLIGHT
  * records wait for the disk while the next ones are decrypted, so a slow disk still slows the
  * transfer down, and memory stays bounded (a record is at most 1 MiB). A failed write fails the
- * next add() or drain().
+ * next write() or close().
  */
 const WRITES_IN_FLIGHT = 4;
 class WriteWindow {
+  readonly #file: FileSystemWritableFileStream;
   #pending: Promise<void>[] = [];
-  async add(p: Promise<void>): Promise<void> {
+  constructor(file: FileSystemWritableFileStream) {
+    this.#file = file;
+  }
+  async write(data: Uint8Array): Promise<void> {
+    const p = this.#file.write(data as Uint8Array<ArrayBuffer>);
     p.catch(() => undefined); // awaited below, in order
     this.#pending.push(p);
     if (this.#pending.length > WRITES_IN_FLIGHT) await this.#pending.shift();
   }
-  async drain(): Promise<void> {
+  async #drain(): Promise<void> {
     const all = this.#pending;
     this.#pending = [];
     for (const p of all) await p;
+  }
+  /** Every write done, then the file closed (published under its name). */
+  async close(): Promise<void> {
+    await this.#drain();
+    await this.#file.close();
+  }
+  /** Drop the file (what was written is not published). */
+  async abort(): Promise<void> {
+    await this.#drain().catch(() => undefined);
+    await this.#file.abort().catch(() => undefined);
   }
 }
 
@@ -117,8 +132,7 @@ async function opfsWorkFile(root: FileSystemDirectoryHandle): Promise<{ work: st
 export class OpfsDownloadSink implements Sink {
   readonly #root: FileSystemDirectoryHandle;
   #handle: FileSystemFileHandle | null = null;
-  #file: FileSystemWritableFileStream | null = null;
-  readonly #writes = new WriteWindow();
+  #file: WriteWindow | null = null;
   #work = '';
   #name = '';
   readonly saved: string[] = [];
@@ -155,13 +169,14 @@ export class OpfsDownloadSink implements Sink {
   async makeDir(): Promise<void> {}
   async open(segments: string[]): Promise<void> {
     this.#name = segments.join('__');
-    ({ work: this.#work, handle: this.#handle, file: this.#file } = await opfsWorkFile(this.#root));
+    const opened = await opfsWorkFile(this.#root);
+    ({ work: this.#work, handle: this.#handle } = opened);
+    this.#file = new WriteWindow(opened.file);
   }
   async write(data: Uint8Array): Promise<void> {
-    await this.#writes.add(this.#file!.write(data as Uint8Array<ArrayBuffer>));
+    await this.#file!.write(data);
   }
   async commit(): Promise<void> {
-    await this.#writes.drain();
     await this.#file!.close();
     this.#file = null;
     const file = await this.#handle!.getFile();
@@ -169,8 +184,7 @@ export class OpfsDownloadSink implements Sink {
     this.saved.push(this.#name);
   }
   async abort(): Promise<void> {
-    await this.#writes.drain().catch(() => undefined);
-    await this.#file?.abort().catch(() => undefined);
+    await this.#file?.abort();
     this.#file = null;
     if (this.#work !== '') await this.#root.removeEntry(this.#work).catch(() => undefined);
   }
@@ -183,8 +197,7 @@ export class OpfsDownloadSink implements Sink {
  */
 export class ZipDownloadSink implements Sink {
   readonly #root: FileSystemDirectoryHandle;
-  readonly #file: FileSystemWritableFileStream;
-  readonly #writes = new WriteWindow();
+  readonly #file: WriteWindow;
   readonly #zip = new ZipStream();
   readonly #work: string;
   readonly #name: string;
@@ -193,7 +206,7 @@ export class ZipDownloadSink implements Sink {
   private constructor(root: FileSystemDirectoryHandle, work: string, file: FileSystemWritableFileStream, name: string) {
     this.#root = root;
     this.#work = work;
-    this.#file = file;
+    this.#file = new WriteWindow(file);
     this.#name = name;
   }
 
@@ -213,7 +226,7 @@ export class ZipDownloadSink implements Sink {
     return [];
   }
   #put(bytes: Uint8Array): Promise<void> {
-    return this.#writes.add(this.#file.write(bytes as Uint8Array<ArrayBuffer>));
+    return this.#file.write(bytes);
   }
   async makeDir(segments: string[]): Promise<void> {
     await this.#put(this.#zip.begin(segments.join('/'), Date.now(), true));
@@ -231,15 +244,13 @@ export class ZipDownloadSink implements Sink {
   }
   async finish(): Promise<void> {
     await this.#put(this.#zip.finish());
-    await this.#writes.drain();
     await this.#file.close();
     const handle = await this.#root.getFileHandle(this.#work);
     startDownload(await handle.getFile(), this.#name);
     this.saved.push(this.#name);
   }
   async abort(): Promise<void> {
-    await this.#writes.drain().catch(() => undefined);
-    await this.#file.abort().catch(() => undefined);
+    await this.#file.abort();
     await this.#root.removeEntry(this.#work).catch(() => undefined);
   }
 }
@@ -261,8 +272,7 @@ function startDownload(blob: Blob, name: string): void {
 /** Files into a folder the user picked (File System Access API). */
 export class DirectorySink implements Sink {
   readonly #root: FileSystemDirectoryHandle;
-  #file: FileSystemWritableFileStream | null = null;
-  readonly #writes = new WriteWindow();
+  #file: WriteWindow | null = null;
   #path = '';
 
   constructor(root: FileSystemDirectoryHandle) {
@@ -300,22 +310,20 @@ export class DirectorySink implements Sink {
     const dir = await this.#dir(segments.slice(0, -1));
     const handle = await dir.getFileHandle(segments[segments.length - 1]!, { create: true });
     try {
-      this.#file = await handle.createWritable({ keepExistingData: false });
+      this.#file = new WriteWindow(await handle.createWritable({ keepExistingData: false }));
     } catch {
       throw new TscCrocError('ERR_NOT_WRITABLE', `cannot write ${displayName(this.#path)} in the chosen folder`);
     }
   }
   async write(data: Uint8Array): Promise<void> {
-    await this.#writes.add(this.#file!.write(data as Uint8Array<ArrayBuffer>));
+    await this.#file!.write(data);
   }
   async commit(): Promise<void> {
-    await this.#writes.drain();
     await this.#file!.close();
     this.#file = null;
   }
   async abort(): Promise<void> {
-    await this.#writes.drain().catch(() => undefined);
-    await this.#file?.abort().catch(() => undefined);
+    await this.#file?.abort();
     this.#file = null;
   }
 }
