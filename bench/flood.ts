@@ -1,6 +1,6 @@
 /**
  * Flood a real relay process from one address and watch its memory (issue 11, docs/self-hosting.md
- * "Under attack"). Spawns `node dist/tsc-croc.mjs relay` on loopback (its log on a pipe this process
+ * "Under attack"). Spawns `node dist/tsc-croc.cjs relay` on loopback (its log on a pipe this process
  * reads, as a log collector would), then for each flood kind: RSS before, the peak while flooding
  * from 127.0.0.2 at full speed, and RSS some seconds after the flood stopped.
  *
@@ -29,7 +29,7 @@ export interface RelayChild {
   stop(): Promise<void>;
 }
 
-const CLI = fileURLToPath(new URL('../tsc-croc.mjs', import.meta.url));
+const CLI = fileURLToPath(new URL('../tsc-croc.cjs', import.meta.url));
 
 /** Start `tsc-croc relay` on 127.0.0.1, ports picked by the system; resolves once it listens. */
 export function startRelayChild(args: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RelayChild> {

@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 /**
- * `npm run bundle`: the CLI as ES modules for node: dist/tsc-croc.mjs, the executable (1 KB: it
- * answers `--version` itself), and dist/tsc-croc-cli.mjs, everything else. Start-up is what it is
- * for (bench/README.md, "Session 3" and "Session 4"):
+ * `npm run bundle`: the CLI for node, as CommonJS: dist/tsc-croc.cjs, the executable (a few KB:
+ * it answers `--version` itself), and dist/tsc-croc-cli.cjs, everything else, which the
+ * executable compiles with a V8 code cache (src/cli/code-cache.ts). Start-up is what it is for
+ * (bench/README.md, "Session 3", "Session 4" and "Session 5"):
  *
+ * - CommonJS, not ES modules: node starts no ES module loader (~4 ms of CPU per start), and a
+ *   CommonJS file can be compiled through node:vm with a code cache (node 20 has none for ES
+ *   modules): a start then neither parses nor compiles the ~700 KB again (~20 ms per start).
  * - The CLI in one file: every module of ours and the packages the commands use are bundled together. A
  *   module imported with import() (the relay server, the SPAKE2 code, the local network, the
  *   prompts) is still evaluated only when first imported (esbuild wraps it in a lazy init); only
@@ -18,7 +22,8 @@
  * - commander's `require('node:child_process')` (for executable subcommands, which tsc-croc does
  *   not have) is deferred to its first use: loading child_process also loads net, dgram and more.
  */
-import { chmodSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -73,27 +78,39 @@ const lazyPackages = {
   },
 };
 
-/** main.ts's import('./run.js'): the CLI's own file, built below. */
-const cliFile = {
-  name: 'cli-file',
-  setup(build) {
-    build.onResolve({ filter: /^\.\/run\.js$/ }, (args) => (args.kind === 'dynamic-import' && /[\\/]main\.ts$/.test(args.importer) ? { path: './tsc-croc-cli.mjs', external: true } : undefined));
-  },
-};
-
 const common = {
   bundle: true,
   splitting: false,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   logLevel: 'warning',
-  // the bundle can require(): bundled CommonJS packages, the packages above, and the built-ins
-  // (node:module taken as a built-in too, not imported: its ES namespace would load its source-map support)
-  banner: { js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);" },
 };
-// the executable: `--version` answered from this small file alone; anything else imports the CLI
-await esbuild.build({ ...common, entryPoints: [join(root, 'src', 'cli', 'main.ts')], outfile: join(root, 'dist', 'tsc-croc.mjs'), plugins: [cliFile, builtinsByRequire] });
-// the CLI: every command, one file
-await esbuild.build({ ...common, entryPoints: [join(root, 'src', 'cli', 'run.ts')], outfile: join(root, 'dist', 'tsc-croc-cli.mjs'), plugins: [lazyPackages, lazyChildProcess, builtinsByRequire] });
-chmodSync(join(root, 'dist', 'tsc-croc.mjs'), 0o755);
+// the CLI: every command, one CommonJS file. `import()` of a package becomes require() (all of
+// them have a CommonJS build), and import.meta.url the file's own URL.
+const cliOut = join(root, 'dist', 'tsc-croc-cli.cjs');
+await esbuild.build({
+  ...common,
+  entryPoints: [join(root, 'src', 'cli', 'run.ts')],
+  outfile: cliOut,
+  supported: { 'dynamic-import': false },
+  define: { 'import.meta.url': '__tscCrocFileUrl' },
+  banner: { js: "var __tscCrocFileUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [lazyPackages, lazyChildProcess, builtinsByRequire],
+});
+const cli = readFileSync(cliOut, 'utf8');
+const left = cli.match(/\bimport\(\s*["'`][^"'`]*["'`]\s*\)/);
+if (left) throw new Error(`the CLI bundle still has a dynamic import, which its loader cannot run: ${left[0]}`);
+// the executable: `--version` answered from this small file alone; anything else loads the CLI
+// with a code cache named after the CLI's build (src/cli/code-cache.ts)
+const build = createHash('sha256').update(cli).digest('hex').slice(0, 16);
+const bin = join(root, 'dist', 'tsc-croc.cjs');
+await esbuild.build({
+  ...common,
+  entryPoints: [join(root, 'src', 'cli', 'launch.ts')],
+  outfile: bin,
+  define: { __TSC_CROC_CLI_BUILD__: JSON.stringify(build) },
+  banner: { js: '#!/usr/bin/env node' },
+  plugins: [builtinsByRequire],
+});
+chmodSync(bin, 0o755);

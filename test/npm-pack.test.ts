@@ -55,7 +55,7 @@ test('npm pack, npm install -g of the tarball, then the installed tsc-croc relay
     assert.ok((files.get(pkg.bin['tsc-croc']!)! & 0o111) !== 0, 'the bin is packed executable');
     // everything the bundle loads is in the package (by relative import), or is one of its dependencies (by name)
     const pkgDeps = new Set(Object.keys((JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies));
-    const bundled = [pkg.bin['tsc-croc']!, 'dist/tsc-croc-cli.mjs'];
+    const bundled = [pkg.bin['tsc-croc']!, 'dist/tsc-croc-cli.cjs'];
     for (const f of bundled) {
       assert.ok(files.has(f), `${f} is not in the package`);
       const text = await readFile(join(ROOT, f), 'utf8');

@@ -237,7 +237,7 @@ describe('relay logs: --log-format json|pretty', () => {
     }
     const env: NodeJS.ProcessEnv = { ...process.env, ...LOCAL, TERM: 'xterm', NO_COLOR: '1' };
     delete env.FORCE_COLOR;
-    const CLI = fileURLToPath(new URL('../tsc-croc.mjs', import.meta.url));
+    const CLI = fileURLToPath(new URL('../tsc-croc.cjs', import.meta.url));
     const child = spawn('script', ['-qefc', `'${process.execPath}' '${CLI}' relay`, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let screen = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);

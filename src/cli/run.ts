@@ -5,6 +5,7 @@
  */
 import { VERSION } from './version.js';
 import { installTrace, trace } from '../transfer/trace.js';
+import { setV8Flags } from './v8-flags.js';
 
 /** node:v8, loaded past the `--version` fast path only. */
 const v8 = () => process.getBuiltinModule('node:v8') as typeof import('node:v8');
@@ -25,6 +26,8 @@ function youngGenerationGc(): () => void {
         v8().setFlagsFromString('--expose-gc');
         const { runInNewContext } = process.getBuiltinModule('node:vm') as typeof import('node:vm');
         const f: unknown = runInNewContext('gc');
+        // the flags as they were (v8-flags.ts): the code cache written at exit must fit the next start
+        v8().setFlagsFromString('--no-expose-gc');
         if (typeof f === 'function') gc = f as (o: { type: 'minor' }) => void;
       } catch {
         // no gc function: V8 collects on its own schedule
@@ -73,7 +76,6 @@ function recordBufferRelease(): (buf: Buffer) => void {
   };
 }
 const MALLOC_THRESHOLD_BYTES = 4 * 1024 * 1024;
-const INTERRUPT_BUDGET = 10 * 67584;
 
 /** Run the CLI on process.argv; sets process.exitCode, never calls exit on a normal path. */
 export async function runProcess(): Promise<void> {
@@ -83,21 +85,10 @@ export async function runProcess(): Promise<void> {
     process.stdout.write(`${VERSION}\n`);
     return;
   }
-  // TurboFan later: a function is optimized after ten times more of its bytecode ran than V8's
-  // default (67584 in Node 20). Each optimization costs compile memory on a V8 worker thread
-  // (kept in that thread's malloc arena) and code: 1 GiB peak RSS 65 / 69.5 -> 60 / 63 MiB, the
-  // CPU no higher (bench/README.md, "Session 4"); what runs long (20,000 small files, a relay)
-  // is still optimized, a little later. Set before the commands' modules load.
-  v8().setFlagsFromString(`--interrupt-budget=${INTERRUPT_BUDGET}`);
+  setV8Flags(); // already set by the launcher (dist/tsc-croc.cjs); not by main.ts or the single binary
   installTrace();
   const [{ runCli }, { setRecordBufferCollector, setRecordBufferRelease }] = await Promise.all([import('./program.js'), import('../transfer/secure-channel.js')]);
   trace('cli: modules loaded');
-  // V8 grows its young generation (to 32 MiB) once enough objects have survived collections in
-  // all, however slowly; a send of 100,000 small files got there (110 MiB peak RSS, 83 with this),
-  // and a relay kept ~50 MiB more RSS after a flood. Set at run time (where V8 honours it) and
-  // after the modules are loaded (with it, loading them took a few more scavenges); 1 GiB
-  // transfers showed no CPU difference within noise.
-  v8().setFlagsFromString('--semi-space-growth-factor=1');
   setRecordBufferCollector(youngGenerationGc());
   setRecordBufferRelease(recordBufferRelease());
   const code = await runCli(process.argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });

@@ -1,4 +1,4 @@
-/** Spawning the built CLI (the bundle users run, dist/tsc-croc.mjs) in tests: bounded waits on output and exit, never sleeps. */
+/** Spawning the built CLI (the bundle users run, dist/tsc-croc.cjs) in tests: bounded waits on output and exit, never sleeps. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdtempSync } from 'node:fs';
@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const CLI = fileURLToPath(new URL('../../tsc-croc.mjs', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../tsc-croc.cjs', import.meta.url));
 /** An empty config folder, so that no real remembered relay of the machine's user leaks in. */
 const CONFIG_HOME = mkdtempSync(join(tmpdir(), 'tsc-croc-config-'));
 

@@ -19,7 +19,7 @@ export function how(): Privilege {
   if (typeof process.getuid !== 'function') return (cached = { kind: 'none', why: 'no user ids on this system' });
   if (process.getuid() !== 0) return (cached = { kind: 'self' });
   // root: can a child run as nobody and read our built files?
-  const probe = fileURLToPath(new URL('../../tsc-croc.mjs', import.meta.url));
+  const probe = fileURLToPath(new URL('../../tsc-croc.cjs', import.meta.url));
   const r = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(probe)}, require('fs').constants.R_OK)`], { ...NOBODY, encoding: 'utf8', timeout: 20_000 });
   if (r.error !== undefined || r.status !== 0)
     return (cached = { kind: 'none', why: `running as root, and a child as uid ${NOBODY.uid} cannot run the built CLI (${r.error?.message ?? r.stderr.trim().split('\n')[0]})` });
