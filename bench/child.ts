@@ -2,7 +2,7 @@
  * Benchmark child processes, each with its own CPU time and peak RSS:
  * - by default through bench/measured.ts (the current checkout's CLI, or a raw peer), which writes
  *   its process.resourceUsage() at exit;
- * - `program: { node: SCRIPT }`: any build of the CLI (`node --import rusage-hook.js SCRIPT ...`);
+ * - `program: { node: SCRIPT }`: any build of the CLI (`node --require rusage-hook.cjs SCRIPT ...`);
  *   the preloaded hook writes the same record at exit (bench/rusage-hook.ts);
  * - `program: { exec: FILE }`: a native program (socat) under `timeout` and GNU `/usr/bin/time`,
  *   whose output file gives the same figures.
@@ -18,8 +18,8 @@ import { fileURLToPath } from 'node:url';
 import type { StatsRecord } from './measured.js';
 
 const MEASURED = fileURLToPath(new URL('./measured.js', import.meta.url));
-/** Preloaded into a CLI under test; a file: URL, as --import wants. */
-const RUSAGE_HOOK = new URL('./rusage-hook.js', import.meta.url).href;
+/** Preloaded into a CLI under test (--require: a path). */
+const RUSAGE_HOOK = fileURLToPath(new URL('./rusage-hook.cjs', import.meta.url));
 /** GNU time: elapsed s, user s, system s, max RSS KiB, minor faults, voluntary and involuntary switches. */
 const GNU_TIME_FORMAT = 'gnu-time %e %U %S %M %R %w %c';
 const MAX_LINES = 20_000;
@@ -87,7 +87,7 @@ export class MeasuredChild {
     let argv = [...(o.nodeArgs ?? []), MEASURED, o.statsFile, ...o.args];
     let env = o.env ?? process.env;
     if (o.program && 'node' in o.program) {
-      argv = [...(o.nodeArgs ?? []), '--import', RUSAGE_HOOK, o.program.node, ...o.args];
+      argv = [...(o.nodeArgs ?? []), '--require', RUSAGE_HOOK, o.program.node, ...o.args];
       env = { ...env, BENCH_STATS_FILE: o.statsFile };
     } else if (o.program) {
       // timeout puts the command in its own process group and kills all of it at the deadline

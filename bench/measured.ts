@@ -11,7 +11,7 @@
  * The CLI is imported only for CLI runs, so the raw peers do not pay for loading it.
  */
 import { writeFileSync } from 'node:fs';
-import { ownPeakRss } from './own-peak-rss.js';
+import { ownPeakRss } from './own-peak-rss.cjs';
 
 export interface StatsRecord {
   exitCode: number;

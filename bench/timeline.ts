@@ -8,7 +8,7 @@
  * alike). Each transfer is started as bench/harness.ts transfer() does: the sender, and once it
  * printed its code, the recipient (both --no-local, no progress bar). Both peers run with
  * TSC_CROC_TRACE=1 (src/transfer/trace.ts; a build without it just has fewer marks) and with
- * bench/rusage-hook.js preloaded, so each process's CPU time (user + system) is exact.
+ * bench/rusage-hook.cjs preloaded, so each process's CPU time (user + system) is exact.
  *
  * Prints, per CLI, one timeline (every mark of both sides in ms from the sender's spawn, median
  * of the runs, with the range) unless TIMELINE_SUMMARY=1, then a summary per CLI: medians of the
@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { binOf, CHECKOUT } from './config.js';
 import { median } from './harness.js';
 
@@ -45,12 +46,12 @@ const runs = Number(process.argv[2] ?? 5);
 if (!Number.isSafeInteger(runs) || runs < 1) throw new RangeError('RUNS must be a positive integer');
 const clis = process.argv.length > 3 ? process.argv.slice(3).map((c) => resolve(c)) : [process.env.BENCH_CLI ? resolve(process.env.BENCH_CLI) : binOf(CHECKOUT)];
 const nodeOpts = (process.env.TIMELINE_NODE_OPTIONS ?? '').split(' ').filter((s) => s !== '');
-const HOOK = new URL('./rusage-hook.js', import.meta.url).href;
+const HOOK = fileURLToPath(new URL('./rusage-hook.cjs', import.meta.url));
 const RELAY_ENV = { TSC_CROC_RELAY_JOIN_RATE: '1000000', TSC_CROC_RELAY_CHANNEL_RATE: '1000000' };
 const epochNow = () => performance.timeOrigin + performance.now();
 
 function start(cli: string, args: string[], env: NodeJS.ProcessEnv, onLine: (stream: 'out' | 'err', line: string, at: number) => void, preload = true) {
-  const child = spawn(process.execPath, [...nodeOpts, ...(preload ? ['--import', HOOK] : []), cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, [...nodeOpts, ...(preload ? ['--require', HOOK] : []), cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   createInterface({ input: child.stdout! }).on('line', (l) => onLine('out', l, epochNow()));
   createInterface({ input: child.stderr! }).on('line', (l) => onLine('err', l, epochNow()));
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
