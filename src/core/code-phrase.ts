@@ -9,6 +9,7 @@
  */
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { TscCrocError } from './errors.js';
+import { fillRandom } from './platform.js';
 import { CHANNEL_PATTERN } from './relay-api.js';
 
 export const DEFAULT_WORD_COUNT = 3;
@@ -39,13 +40,13 @@ export function generateSecret(
   return out.join('-');
 }
 
-/** A uniform integer in [0, max) from the platform's CSPRNG (Web Crypto: node and browsers alike), by rejection. */
+/** A uniform integer in [0, max) from the platform's CSPRNG (platform.ts: node:crypto, or Web Crypto in a browser), by rejection. */
 export function randomBelow(max: number): number {
   if (!Number.isSafeInteger(max) || max < 1 || max > 2 ** 32) throw new RangeError('max must be in [1, 2^32]');
   const limit = 2 ** 32 - (2 ** 32 % max);
   const word = new Uint32Array(1);
   for (;;) {
-    globalThis.crypto.getRandomValues(word);
+    fillRandom(word);
     if (word[0]! < limit) return word[0]! % max;
   }
 }

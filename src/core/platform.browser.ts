@@ -10,6 +10,11 @@ import type { ScryptParams, Sha256 } from './platform-types.js';
 
 export type { ScryptParams, Sha256 } from './platform-types.js';
 
+/** Fills `bytes` from the browser's CSPRNG and returns it. */
+export function fillRandom<T extends Uint8Array | Uint32Array>(bytes: T): T {
+  return globalThis.crypto.getRandomValues(bytes);
+}
+
 export function scryptBytes(password: Uint8Array, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
   const { N, r, p, dkLen } = params;
   return scryptAsync(password, salt, { N, r, p, dkLen, maxmem: 256 * N * r, asyncTick: 10 });

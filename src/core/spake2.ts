@@ -11,9 +11,9 @@
  * @module
  */
 import { bytesToNumberBE } from '@noble/curves/utils.js';
-import { randomBytes } from '@noble/hashes/utils.js';
 import { abytes, equalBytes } from './assert.js';
 import { TscCrocError } from './errors.js';
+import { fillRandom } from './platform.js';
 import type { CurveName } from './relay-api.js';
 import { SUITES, assertCurve, type Spake2Suite, type SuitePoint } from './spake2-suites.js';
 import { utf8 } from './utf8.js';
@@ -76,7 +76,7 @@ function assertScalar(value: unknown, name: string, order: bigint): asserts valu
 /** A uniformly random scalar in [1, order-1]: 64 CSPRNG bytes reduced mod (order-1), bias < 2^-250. */
 export function randomScalar(order: bigint): bigint {
   if (typeof order !== 'bigint' || order < 3n) throw new RangeError('order must be a bigint >= 3');
-  const bytes = randomBytes(64);
+  const bytes = fillRandom(new Uint8Array(64));
   const scalar = (bytesToNumberBE(bytes) % (order - 1n)) + 1n;
   bytes.fill(0);
   return scalar;
