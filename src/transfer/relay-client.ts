@@ -4,6 +4,7 @@
  * The relay is not trusted with anything secret: it only ever sees the public channel state.
  */
 import type { Agent as HttpAgent, AgentOptions, request as httpRequest } from 'node:http';
+import { Http1Connections, type Http1Exchange } from './http1.js';
 import { TscCrocError } from '../core/errors.js';
 import { closedError, knownRefusal } from '../core/relay-words.js';
 
@@ -190,7 +191,6 @@ export class RelayClient {
     }
   }
 
-  /** One request: node:http on a kept-alive connection (lighter to load and to run than fetch). */
   /** What net-errors.ts words failures about. */
   get #target(): NetTarget {
     return { kind: 'relay-http', where: this.baseUrl.origin, host: this.host };
@@ -225,10 +225,9 @@ export class RelayClient {
    * (the relay never saw it: no answer had started).
    */
   async #exchange(path: string, payload: Buffer, timeoutMs: number, stop: AbortSignal | undefined, farewell: boolean): Promise<{ status: number; text: string }> {
-    const agent = this.#agentFor();
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.#once(agent, path, payload, timeoutMs, stop, farewell);
+        return await this.#once(path, payload, timeoutMs, stop, farewell);
       } catch (e) {
         const { code, reused } = e as { code?: string; reused?: boolean };
         if (attempt > 0 || reused !== true || (code !== 'ECONNRESET' && code !== 'EPIPE')) throw e;
@@ -236,21 +235,23 @@ export class RelayClient {
     }
   }
 
-  #once(agent: HttpAgent, path: string, payload: Buffer, timeoutMs: number, stop: AbortSignal | undefined, farewell: boolean): Promise<{ status: number; text: string }> {
-    const { request } = this.#http!;
+  #once(path: string, payload: Buffer, timeoutMs: number, stop: AbortSignal | undefined, farewell: boolean): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
       let settled = false;
       let phase: 'request' | 'body' = 'request';
       const signals = farewell ? [] : [this.#signal, stop].filter((x): x is AbortSignal => x !== undefined);
+      const target = new URL(path, this.baseUrl).pathname;
+      const ex = this.baseUrl.protocol === 'https:' ? this.#httpsPost(target, payload) : this.#http1().post(target, 'application/json', payload, MAX_ANSWER_BYTES);
+      ex.onAnswerStarted = () => (phase = 'body');
       const finish = (err: unknown, value?: { status: number; text: string }) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         for (const sig of signals) sig.removeEventListener('abort', onAbort);
         if (err) {
-          req.destroy();
+          ex.destroy();
           if (typeof err === 'object' && err !== null && !(err instanceof TscCrocError))
-            Object.assign(err, { phase, reused: req.reusedSocket && phase === 'request' });
+            Object.assign(err, { phase, reused: ex.reused && phase === 'request' });
           reject(err);
         } else resolve(value!);
       };
@@ -264,48 +265,67 @@ export class RelayClient {
           ),
         timeoutMs,
       );
-      const url = this.baseUrl;
-      const req = request({
-        agent,
-        protocol: url.protocol,
-        hostname: this.host,
-        port: url.port === '' ? undefined : Number(url.port),
-        path: new URL(path, url).pathname,
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-length': payload.length },
-      });
       for (const sig of signals) sig.addEventListener('abort', onAbort, { once: true });
-      req.on('error', (e) => finish(e));
-      req.on('response', (res) => {
-        phase = 'body';
-        const tooLarge = () => finish(new TscCrocError('ERR_RELAY', 'the relay sent an oversized answer'));
-        if (Number(res.headers['content-length'] ?? 0) > MAX_ANSWER_BYTES) return tooLarge();
-        const parts: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_ANSWER_BYTES) return tooLarge();
-          parts.push(chunk);
-        });
-        res.on('error', (e) => finish(e));
-        res.on('aborted', () => finish(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
-        res.on('end', () => finish(null, { status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
-      });
-      req.end(payload);
+      ex.answer.then(
+        (a) => finish(null, { status: a.status, text: a.body.toString('utf8') }),
+        (e: unknown) => finish((e as { code?: string }).code === 'ERR_ANSWER_TOO_LARGE' ? new TscCrocError('ERR_RELAY', 'the relay sent an oversized answer') : e),
+      );
     });
   }
 
-  /** node:http or node:https, loaded on first use, and one pool of kept-alive connections per client. */
-  #http: { request: typeof httpRequest } | undefined;
-  #agent: HttpAgent | undefined;
-  #agentFor(): HttpAgent {
-    if (this.#agent) return this.#agent;
-    // taken synchronously (an ES import of a built-in builds its namespace and costs a turn of the loop)
-    const mod = process.getBuiltinModule(this.baseUrl.protocol === 'https:' ? 'node:https' : 'node:http') as typeof import('node:http');
-    this.#http = { request: mod.request as typeof httpRequest };
-    // idle connections are unref'ed by the agent: they never keep the process alive
-    this.#agent = new mod.Agent({ keepAlive: true, noDelay: true } as AgentOptions);
-    return this.#agent;
+  /** http:// relays: kept-alive connections of our own (http1.ts), made on first use. */
+  #conns: Http1Connections | undefined;
+  #http1(): Http1Connections {
+    const url = this.baseUrl;
+    return (this.#conns ??= new Http1Connections(this.host, url.port === '' ? 80 : Number(url.port), url.host));
+  }
+
+  /** https:// relays: node:https, loaded on first use, with one pool of kept-alive connections per client. */
+  #https: { request: typeof httpRequest; agent: HttpAgent } | undefined;
+  #httpsPost(path: string, payload: Buffer): Http1Exchange {
+    if (this.#https === undefined) {
+      // taken synchronously (an ES import of a built-in builds its namespace and costs a turn of the loop)
+      const mod = process.getBuiltinModule('node:https') as typeof import('node:https');
+      // idle connections are unref'ed by the agent: they never keep the process alive
+      this.#https = { request: mod.request as unknown as typeof httpRequest, agent: new mod.Agent({ keepAlive: true, noDelay: true } as AgentOptions) };
+    }
+    const url = this.baseUrl;
+    const req = this.#https.request({
+      agent: this.#https.agent,
+      protocol: url.protocol,
+      hostname: this.host,
+      port: url.port === '' ? undefined : Number(url.port),
+      path,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': payload.length },
+    });
+    const ex: Http1Exchange = {
+      get reused() {
+        return req.reusedSocket;
+      },
+      onAnswerStarted: undefined,
+      destroy: () => req.destroy(),
+      answer: new Promise((resolve, reject) => {
+        req.on('error', reject);
+        req.on('response', (res) => {
+          ex.onAnswerStarted?.();
+          const tooLarge = () => reject(Object.assign(new Error('oversized answer'), { code: 'ERR_ANSWER_TOO_LARGE' }));
+          if (Number(res.headers['content-length'] ?? 0) > MAX_ANSWER_BYTES) return tooLarge();
+          const parts: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_ANSWER_BYTES) return tooLarge();
+            parts.push(chunk);
+          });
+          res.on('error', reject);
+          res.on('aborted', () => reject(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }));
+        });
+      }),
+    };
+    req.end(payload);
+    return ex;
   }
 }
 
