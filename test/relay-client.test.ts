@@ -1,5 +1,5 @@
 /**
- * The relay client's HTTP layer (node:http with kept-alive connections) against a plain HTTP
+ * The relay client's HTTP layer (http1.ts, kept-alive connections) against node's own HTTP
  * server on loopback: connection reuse, the one retry after a kept-alive connection the server
  * dropped, and no retry otherwise.
  */

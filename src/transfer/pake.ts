@@ -43,35 +43,48 @@ let pakeCrypto: Promise<typeof import('./pake-crypto.js')> | undefined;
 const loadPakeCrypto = () => (pakeCrypto ??= import('./pake-crypto.js'));
 
 /**
- * A recipient's password scalar derived while its join is under way, for the default curve (the
- * relay's answer names the curve; another one is derived afresh). scrypt runs on libuv's thread
- * pool, so it overlaps the join's round trip and the loading of the SPAKE2 code, which starts
- * then too.
+ * A recipient's password scalar, derived from the moment the code is known (startPasswordScalar),
+ * for the join that got it. scrypt runs on libuv's thread pool while the recipient checks its
+ * output folder, joins and loads the SPAKE2 code: ~10 ms of it overlap what the main thread does.
  */
-const earlyScalars = new WeakMap<JoinResponse, { channel: string; secret: string; w: Promise<bigint> }>();
+const earlyScalars = new WeakMap<JoinResponse, EarlyScalar>();
 
 /** The message of a seat that stayed taken: true whoever took it. */
 export const SEAT_TAKEN_TEXT = 'someone else joined this channel first: if that was not you, the code may have been seen';
 
+/** The recipient's password scalar, derived from the moment the code is known (scrypt runs on libuv's pool). */
+export interface EarlyScalar {
+  channel: string;
+  secret: string;
+  w: Promise<bigint>;
+}
+
+/**
+ * Starts deriving w for `secret` on `channel` with the default curve, the one a sender uses
+ * unless told otherwise (recipientPake derives it again for another curve or channel).
+ */
+export function startPasswordScalar(secret: string, channel: string): EarlyScalar {
+  const w = derivePasswordScalar(secret, { curve: DEFAULT_CURVE, channel });
+  w.catch(() => undefined); // awaited by recipientPake, which rethrows; unused otherwise
+  return { channel, secret, w };
+}
+
 /**
  * Join as the recipient. While the seat is taken (ERR_CHANNEL_FULL) try again every 2 s for up to
  * `retryMs`: a stranger's seat is freed when its key agreement fails or times out on the relay.
- * Given the code's `secret`, the password scalar and the SPAKE2 code are prepared meanwhile for
+ * Given the code's `early` scalar, the SPAKE2 code is loaded meanwhile and the scalar kept for
  * recipientPake (earlyScalars).
  */
-export async function joinAsRecipient(client: RelayClient, channel: string, retryMs: number, signal?: AbortSignal, secret?: string): Promise<JoinResponse> {
+export async function joinAsRecipient(client: RelayClient, channel: string, retryMs: number, signal?: AbortSignal, early?: EarlyScalar): Promise<JoinResponse> {
   const until = Date.now() + retryMs;
-  let early: Promise<bigint> | undefined;
   for (;;) {
     try {
-      if (secret !== undefined && early === undefined) {
-        early = derivePasswordScalar(secret, { curve: DEFAULT_CURVE, channel });
-        early.catch(() => undefined); // awaited by recipientPake, which rethrows; unused otherwise
-      }
       const joining = client.join({ role: 'recipient', channel });
-      if (secret !== undefined) void loadPakeCrypto().catch(() => undefined); // awaited when used
+      // the SPAKE2 code is loaded while the join is under way, once the request has gone out (a
+      // turn of the event loop later: loaded at once, its evaluation would hold the request back)
+      if (early !== undefined) setImmediate(() => void loadPakeCrypto().catch(() => undefined)); // awaited when used
       const join = await joining;
-      if (early !== undefined) earlyScalars.set(join, { channel, secret: secret!, w: early });
+      if (early !== undefined) earlyScalars.set(join, early);
       return join;
     } catch (e) {
       if (!isTscCrocError(e, 'ERR_CHANNEL_FULL')) throw e;

@@ -13,7 +13,7 @@ import { initialRecipientState, recipientStep, type RecipientInput, type Recipie
 import { RecordType, recordPayload } from '../core/record.js';
 import { DEFAULT_TIMEOUTS, relayHost, type ContentKind, type EventSink, type OfferInfo } from './events.js';
 import { FileSink, type CommittedFile } from './file-sink.js';
-import { joinAsRecipient, recipientPake } from './pake.js';
+import { joinAsRecipient, recipientPake, startPasswordScalar } from './pake.js';
 import { RelayClient, joinWhenSenderThere } from './relay-client.js';
 import { SecureChannel } from './secure-channel.js';
 import { withSession } from './session.js';
@@ -171,6 +171,8 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   const emit: EventSink = opts.onEvent ?? (() => {});
   const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
   const code = parseCode(opts.code);
+  // w from the code at once: scrypt runs on libuv's pool while the folder is checked and the relay joined
+  const early = startPasswordScalar(code.secret, code.channel);
   const sink = new FileSink(resolve(opts.outDir ?? '.'), opts.overwrite === true);
   // a missing output folder is created (with its parents), as croc does
   if (await sink.checkOutDir()) emit({ type: 'created-folder', path: displayName(opts.outDir ?? '.') });
@@ -196,7 +198,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveResult> {
   const client = new RelayClient(relay, { signal: opts.signal, password: via === 'relay' ? opts.relayPassword : undefined });
 
   // a sender that has not started yet is waited for (the relay route; the local one waited above)
-  let join = await joinWhenSenderThere(() => joinAsRecipient(client, code.channel, timeouts.joinRetryMs, opts.signal, code.secret), {
+  let join = await joinWhenSenderThere(() => joinAsRecipient(client, code.channel, timeouts.joinRetryMs, opts.signal, early), {
     waitMs: via === 'relay' ? timeouts.waitForSenderMs : 0,
     relay: client.baseUrl.origin,
     signal: opts.signal,
