@@ -14,6 +14,7 @@
  * complete HTTP/1.1 answer without `Connection: close` and with no byte after it.
  */
 import { connect, type Socket } from 'node:net';
+import { trace, tracing } from './trace.js';
 
 export const MAX_HEAD_BYTES = 16 * 1024;
 export const MAX_HEADERS = 100;
@@ -342,6 +343,11 @@ export class Http1Connections {
     s.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
     const head = `POST ${path} HTTP/1.1\r\nHost: ${this.hostHeader}\r\nContent-Type: ${contentType}\r\nContent-Length: ${payload.length}\r\nConnection: keep-alive\r\n\r\n`;
     s.write(Buffer.concat([Buffer.from(head, 'latin1'), payload]));
+    if (tracing) {
+      // the marks node:http gives through diagnostics_channel (trace.ts), for the timeline
+      trace(`http: POST ${path} sent${reused ? ' (kept-alive connection)' : ''}`);
+      exchange.answer.then((a) => trace(`http: ${path} answered ${a.status}`), () => undefined);
+    }
     return exchange;
   }
 
