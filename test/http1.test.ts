@@ -155,6 +155,7 @@ test('the request on the wire: POST, Host with its port, the JSON body, keep-ali
   for (let i = 0; i < 3; i++) {
     const ex = conns.post('/join', 'application/json', Buffer.from('{"role":"sender"}'), 1024);
     assert.equal(ex.reused, i > 0);
+    await ex.sent;
     const a = await ex.answer;
     assert.equal(a.status, 200);
     assert.deepEqual(JSON.parse(a.body.toString()), JOIN);

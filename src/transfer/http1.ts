@@ -29,6 +29,8 @@ export interface Http1Exchange {
   answer: Promise<Http1Answer>;
   /** The request went out on a kept-alive connection (a failure before any answer may be retried once). */
   reused: boolean;
+  /** Settles once the request has been handed to the kernel (never rejects). */
+  sent: Promise<void>;
   /** Called when the answer's head (its status and headers) has arrived and parsed. */
   onAnswerStarted: (() => void) | undefined;
   /** Drops the connection (a timeout, a cancel). */
@@ -287,8 +289,10 @@ export class Http1Connections {
     const reader = new AnswerReader(maxBytes);
     let settled = false;
     let started = false;
+    let markSent!: () => void;
     const exchange: Http1Exchange = {
       reused,
+      sent: new Promise<void>((r) => (markSent = r)),
       onAnswerStarted: undefined,
       answer: undefined as unknown as Promise<Http1Answer>,
       destroy: () => {
@@ -342,7 +346,7 @@ export class Http1Connections {
     const onClose = () => settle(hangUp(), false);
     s.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
     const head = `POST ${path} HTTP/1.1\r\nHost: ${this.hostHeader}\r\nContent-Type: ${contentType}\r\nContent-Length: ${payload.length}\r\nConnection: keep-alive\r\n\r\n`;
-    s.write(Buffer.concat([Buffer.from(head, 'latin1'), payload]));
+    s.write(Buffer.concat([Buffer.from(head, 'latin1'), payload]), () => markSent());
     if (tracing) {
       // the marks node:http gives through diagnostics_channel (trace.ts), for the timeline
       trace(`http: POST ${path} sent${reused ? ' (kept-alive connection)' : ''}`);

@@ -79,11 +79,9 @@ export async function joinAsRecipient(client: RelayClient, channel: string, retr
   const until = Date.now() + retryMs;
   for (;;) {
     try {
-      const joining = client.join({ role: 'recipient', channel });
-      // the SPAKE2 code is loaded while the join is under way, once the request has gone out (a
-      // turn of the event loop later: loaded at once, its evaluation would hold the request back)
-      if (early !== undefined) setImmediate(() => void loadPakeCrypto().catch(() => undefined)); // awaited when used
-      const join = await joining;
+      // the SPAKE2 code is loaded while the join is under way, once the request has gone out
+      // (loaded at once, its evaluation would hold the request back); awaited when used
+      const join = await client.join({ role: 'recipient', channel }, early === undefined ? undefined : () => void loadPakeCrypto().catch(() => undefined));
       if (early !== undefined) earlyScalars.set(join, early);
       return join;
     } catch (e) {

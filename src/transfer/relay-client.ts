@@ -125,8 +125,9 @@ export class RelayClient {
     return this.baseUrl.hostname.replace(/^\[(.*)\]$/, '$1');
   }
 
-  async join(req: JoinRequest): Promise<JoinResponse> {
-    const body = await this.#post('/join', this.password === undefined ? req : { ...req, password: this.password }, 0);
+  /** `onSent`: called once the request has been handed to the kernel (work that can wait for the answer goes there). */
+  async join(req: JoinRequest, onSent?: () => void): Promise<JoinResponse> {
+    const body = await this.#post('/join', this.password === undefined ? req : { ...req, password: this.password }, 0, undefined, false, onSent);
     // the relay is not trusted: its answer must be well-formed and about what we asked for
     if (!isJoinResponse(body) || body.role !== req.role || (req.channel !== undefined && body.channel !== req.channel))
       throw new TscCrocError('ERR_RELAY', 'the relay sent a malformed join answer');
@@ -196,12 +197,12 @@ export class RelayClient {
     return { kind: 'relay-http', where: this.baseUrl.origin, host: this.host };
   }
 
-  async #post(path: string, body: unknown, holdMs: number, stop?: AbortSignal, farewell = false): Promise<unknown> {
+  async #post(path: string, body: unknown, holdMs: number, stop?: AbortSignal, farewell = false, onSent?: () => void): Promise<unknown> {
     if (!farewell && (this.#signal?.aborted || stop?.aborted)) throw new TscCrocError('ERR_CANCELLED', 'cancelled');
     const payload = Buffer.from(JSON.stringify(body), 'utf8');
     let answer: { status: number; text: string };
     try {
-      answer = await this.#exchange(path, payload, farewell ? FAREWELL_MS : holdMs + REQUEST_SLACK_MS, stop, farewell);
+      answer = await this.#exchange(path, payload, farewell ? FAREWELL_MS : holdMs + REQUEST_SLACK_MS, stop, farewell, onSent);
     } catch (e) {
       if (e instanceof TscCrocError) throw e;
       if (!farewell && (this.#signal?.aborted || stop?.aborted)) throw new TscCrocError('ERR_CANCELLED', 'cancelled');
@@ -224,10 +225,12 @@ export class RelayClient {
    * that fails on a kept-alive connection the relay had just closed is sent once more on a new one
    * (the relay never saw it: no answer had started).
    */
-  async #exchange(path: string, payload: Buffer, timeoutMs: number, stop: AbortSignal | undefined, farewell: boolean): Promise<{ status: number; text: string }> {
+  async #exchange(path: string, payload: Buffer, timeoutMs: number, stop: AbortSignal | undefined, farewell: boolean, onSent?: () => void): Promise<{ status: number; text: string }> {
+    let sent = onSent;
+    const once = sent === undefined ? undefined : () => (sent?.(), (sent = undefined));
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.#once(path, payload, timeoutMs, stop, farewell);
+        return await this.#once(path, payload, timeoutMs, stop, farewell, once);
       } catch (e) {
         const { code, reused } = e as { code?: string; reused?: boolean };
         if (attempt > 0 || reused !== true || (code !== 'ECONNRESET' && code !== 'EPIPE')) throw e;
@@ -235,7 +238,7 @@ export class RelayClient {
     }
   }
 
-  #once(path: string, payload: Buffer, timeoutMs: number, stop: AbortSignal | undefined, farewell: boolean): Promise<{ status: number; text: string }> {
+  #once(path: string, payload: Buffer, timeoutMs: number, stop: AbortSignal | undefined, farewell: boolean, onSent?: () => void): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
       let settled = false;
       let phase: 'request' | 'body' = 'request';
@@ -243,6 +246,7 @@ export class RelayClient {
       const target = new URL(path, this.baseUrl).pathname;
       const ex = this.baseUrl.protocol === 'https:' ? this.#httpsPost(target, payload) : this.#http1().post(target, 'application/json', payload, MAX_ANSWER_BYTES);
       ex.onAnswerStarted = () => (phase = 'body');
+      if (onSent !== undefined) ex.sent.then(onSent, () => undefined);
       const finish = (err: unknown, value?: { status: number; text: string }) => {
         if (settled) return;
         settled = true;
@@ -303,6 +307,7 @@ export class RelayClient {
       get reused() {
         return req.reusedSocket;
       },
+      sent: new Promise((resolve) => req.once('finish', () => resolve())),
       onAnswerStarted: undefined,
       destroy: () => req.destroy(),
       answer: new Promise((resolve, reject) => {
