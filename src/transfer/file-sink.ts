@@ -430,10 +430,11 @@ export class FileSink {
    * Append the pieces of one record. A large file's pieces are written at once, synchronously
    * (pwritev on this thread), and handed back (releaseRecordChunks): a write into the page cache
    * costs less than a hop through libuv's thread pool and its promise, and the recipient then
-   * holds no record that is written but not yet freed (1 GiB: peak RSS ~2.5 MiB lower, CPU no
-   * higher; bench/README.md, "Session 5"). A disk that blocks the write blocks the reading of the
-   * socket too, as a full write queue did: the sender waits, and our stall clock does not run
-   * while we write (it counts only waits on the network).
+   * holds no record that is written but not yet freed, and the bytes go out from the core that
+   * decrypted them (1 GiB: peak RSS ~2.5 MiB and CPU ~0.13 s lower; bench/README.md, "Session
+   * 5"). A disk that blocks the write blocks the reading of the socket too, as a full write
+   * queue did: the sender waits, and our stall clock does not run while we write (it counts only
+   * waits on the network).
    */
   async write(chunks: Buffer[]): Promise<void> {
     const cur = this.#current;
