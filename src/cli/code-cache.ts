@@ -97,11 +97,11 @@ function writeCache(dir: string, name: string, data: Buffer, buildId: string): v
     const tmp = join(dir, `${name}.${process.pid}.tmp`);
     writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' });
     renameSync(tmp, join(dir, name));
-    // caches (and a crashed writer's temporary files) of other builds not written for a day: an
+    // caches of other builds, and temporary files of writers that died, not written for a day: an
     // upgrade leaves none behind, and two installs in use side by side do not remove each other's
     const old = Date.now() - STALE_MS;
     for (const f of readdirSync(dir)) {
-      if (!f.startsWith(FILE_PREFIX) || f.startsWith(`${FILE_PREFIX}${buildId}-`)) continue;
+      if (!f.startsWith(FILE_PREFIX) || (f.startsWith(`${FILE_PREFIX}${buildId}-`) && !f.endsWith('.tmp'))) continue;
       const p = join(dir, f);
       if (statSync(p).mtimeMs < old) unlinkSync(p);
     }
