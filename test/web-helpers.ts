@@ -1,4 +1,5 @@
 /** A raw WebSocket peer of the stapler (GET /v1/stream), the WebSocket twin of relay-helpers' Client. */
+import type { Browser, Page } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { StaplerPeer } from './relay-helpers.js';
 
@@ -45,5 +46,37 @@ export class WsClient extends StaplerPeer {
   /** End our direction (the WebSocket's half-close). */
   end(): void {
     this.ws.send(new Uint8Array(0), { binary: true });
+  }
+}
+
+/** The CLI relay the page tests use (test/helpers/cli.ts startCliRelay). */
+export interface PageRelay {
+  url: string;
+  httpPort: number;
+}
+
+/**
+ * A page of the relay in a fresh browser context; `offOrigin` collects every request off the
+ * relay's origin (the tests want none). `init` runs before the page's own script.
+ */
+export async function openPage(browser: Browser, relay: PageRelay, path: string, init?: () => void): Promise<{ page: Page; offOrigin: string[] }> {
+  const context = await browser.newContext({ acceptDownloads: true });
+  const page = await context.newPage();
+  if (init) await page.addInitScript(init);
+  const offOrigin: string[] = [];
+  page.on('request', (r) => {
+    if (!r.url().startsWith(`${relay.url}/`) && !r.url().startsWith(`ws://127.0.0.1:${relay.httpPort}/`) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) offOrigin.push(r.url());
+  });
+  await page.goto(`${relay.url}${path}`);
+  return { page, offOrigin };
+}
+
+/** Wait until the page's status line reads `text` (bounded); the failure says what it reads. */
+export async function statusIs(page: Page, text: RegExp | string, timeout = 60_000): Promise<void> {
+  const status = page.getByTestId('status');
+  try {
+    await status.filter({ hasText: text }).waitFor({ timeout });
+  } catch (e) {
+    throw new Error(`the page's status did not read ${String(text)}: it reads ${JSON.stringify(await status.textContent())}`, { cause: e });
   }
 }

@@ -13,6 +13,7 @@ import type { Browser, Page } from 'playwright-core';
 import { browserSkip, launchChromium } from './helpers/browser.js';
 import { runCli, sha256File, startCliRelay } from './helpers/cli.js';
 import { readZip } from './helpers/zip-read.js';
+import { openPage as openPageOf, statusIs } from './web-helpers.js';
 import { formatCode, generateSecret } from '../src/core/code-phrase.js';
 import { PROTOCOL_VERSION, type SenderMessage } from '../src/core/messages.js';
 import { checkRelativePath } from '../src/core/path.js';
@@ -41,26 +42,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** A page that fails the test on any request off the relay's origin. */
-async function openPage(path: string): Promise<{ page: Page; offOrigin: string[] }> {
-  const context = await browser.newContext({ acceptDownloads: true });
-  const page = await context.newPage();
-  const offOrigin: string[] = [];
-  page.on('request', (r) => {
-    if (!r.url().startsWith(`${relay.url}/`) && !r.url().startsWith(`ws://127.0.0.1:${relay.httpPort}/`) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) offOrigin.push(r.url());
-  });
-  await page.goto(`${relay.url}${path}`);
-  return { page, offOrigin };
-}
-
-async function statusIs(page: Page, text: RegExp | string, timeout = 60_000): Promise<void> {
-  const status = page.getByTestId('status');
-  try {
-    await status.filter({ hasText: text }).waitFor({ timeout });
-  } catch (e) {
-    throw new Error(`the page's status did not read ${String(text)}: it reads ${JSON.stringify(await status.textContent())}`, { cause: e });
-  }
-}
+const openPage = (path: string) => openPageOf(browser, relay, path);
 
 test('web: tsc-croc send of a 50 MB file, received in the page (?save=download), bytes verified by hash', { skip }, async () => {
   const src = join(dir, 'send1');

@@ -7,9 +7,10 @@
  * from the address bar and the history.
  */
 import { renderSVG } from 'uqr';
-import { isTscCrocError } from '../core/errors.js';
+import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import type { OfferMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
+import { fromDrop, fromFileList, type Picked } from './drop.js';
 import { receive } from './receive.js';
 import { send } from './send.js';
 import { DirectorySink, DownloadSink, OpfsDownloadSink, ZipDownloadSink, type Sink } from './sinks.js';
@@ -61,7 +62,7 @@ function header(active: 'receive' | 'send'): HTMLElement {
 }
 
 function receiveView(initialCode: string): void {
-  app.ondragover = app.ondrop = null;
+  app.ondragover = app.ondrop = app.ondragleave = null;
   const download = new URLSearchParams(location.search).get('save') === 'download' || !('showDirectoryPicker' in window);
   app.replaceChildren(header('receive'));
   const form = el('form', { 'data-testid': 'code-form' });
@@ -140,8 +141,8 @@ function sendView(): void {
   app.replaceChildren(header('send'));
   const files = el('input', { type: 'file', multiple: '', 'data-testid': 'file-input', 'aria-label': 'files to send' });
   const folder = el('input', { type: 'file', webkitdirectory: '', 'data-testid': 'folder-input', 'aria-label': 'a folder to send' });
-  const pick = el('div', { class: 'pick' });
-  pick.append(el('label', {}, 'Files (or drop them here): '), files, el('label', {}, 'or a folder: '), folder);
+  const pick = el('div', { class: 'pick', 'data-testid': 'drop-zone' });
+  pick.append(el('p', {}, 'Drop files or folders here, or pick them:'), el('label', {}, 'Files: '), files, el('label', {}, 'a folder: '), folder);
   const codeBox = el('section', { class: 'code', hidden: '' });
   const code = el('p', { 'data-testid': 'code' });
   const link = el('a', { 'data-testid': 'link', rel: 'noreferrer' });
@@ -150,40 +151,55 @@ function sendView(): void {
   const progress = el('progress', { 'data-testid': 'progress', max: '1', value: '0', hidden: '' });
   const status = el('p', { 'data-testid': 'status', role: 'status', 'aria-live': 'polite' });
   app.append(pick, codeBox, progress, status);
-  const start = (list: FileList | null): void => {
-    if (list === null || list.length === 0) return;
+  const start = (picking: Picked | Promise<Picked>): void => {
     files.disabled = folder.disabled = true;
-    send(origin, [...list], {
-      stage: (s) => (status.textContent = s),
-      code: (c) => {
-        code.textContent = c;
-        const url = `${origin}/#${c}`;
-        link.href = url;
-        link.textContent = url;
-        qr.src = `data:image/svg+xml;utf8,${encodeURIComponent(renderSVG(url))}`;
-        codeBox.hidden = false;
-      },
-      failedAttempt: (n, max) => (status.textContent = `Someone tried a wrong code (${n} of ${max})${n < max ? ': still waiting for the right one' : ''}.`),
-      progress: (bytes, total) => {
-        progress.hidden = false;
-        progress.max = Math.max(1, total);
-        progress.value = bytes;
-      },
-    }).then(
-      () => (status.textContent = 'done'),
-      (e: unknown) => {
-        status.textContent = errorLine(e);
-        status.classList.add('error');
-      },
-    );
+    pick.classList.remove('over');
+    status.classList.remove('error');
+    status.textContent = 'reading the files';
+    Promise.resolve(picking)
+      .then((picked) => {
+        if (picked.files.length === 0 && picked.dirs.length === 0) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'nothing to send: pick or drop files or folders');
+        return send(origin, picked, {
+          stage: (s) => (status.textContent = s),
+          code: (c) => {
+            code.textContent = c;
+            const url = `${origin}/#${c}`;
+            link.href = url;
+            link.textContent = url;
+            qr.src = `data:image/svg+xml;utf8,${encodeURIComponent(renderSVG(url))}`;
+            codeBox.hidden = false;
+          },
+          failedAttempt: (n, max) => (status.textContent = `Someone tried a wrong code (${n} of ${max})${n < max ? ': still waiting for the right one' : ''}.`),
+          progress: (bytes, total) => {
+            progress.hidden = false;
+            progress.max = Math.max(1, total);
+            progress.value = bytes;
+          },
+        });
+      })
+      .then(
+        () => (status.textContent = 'done'),
+        (e: unknown) => {
+          status.textContent = errorLine(e);
+          status.classList.add('error');
+          if (codeBox.hidden) files.disabled = folder.disabled = false; // nothing sent yet: pick again
+        },
+      );
   };
-  files.onchange = () => start(files.files);
-  folder.onchange = () => start(folder.files);
-  // files dropped anywhere on the view (folders: pick them with the folder input)
-  app.ondragover = (ev) => ev.preventDefault();
+  files.onchange = () => files.files !== null && files.files.length > 0 && start(fromFileList(files.files));
+  folder.onchange = () => folder.files !== null && folder.files.length > 0 && start(fromFileList(folder.files));
+  // files and folders dropped anywhere on the view (the drop zone shows where)
+  app.ondragover = (ev) => {
+    ev.preventDefault();
+    if (ev.dataTransfer) ev.dataTransfer.dropEffect = files.disabled ? 'none' : 'copy';
+    if (!files.disabled) pick.classList.add('over');
+  };
+  app.ondragleave = (ev) => {
+    if (ev.relatedTarget === null) pick.classList.remove('over');
+  };
   app.ondrop = (ev) => {
     ev.preventDefault();
-    if (!files.disabled) start(ev.dataTransfer?.files ?? null);
+    if (!files.disabled && ev.dataTransfer) start(fromDrop(ev.dataTransfer));
   };
 }
 
