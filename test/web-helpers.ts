@@ -1,6 +1,11 @@
 /** A raw WebSocket peer of the stapler (GET /v1/stream), the WebSocket twin of relay-helpers' Client. */
 import type { Browser, Page } from 'playwright-core';
 import { WebSocket } from 'ws';
+import { formatCode, generateSecret } from '../src/core/code-phrase.js';
+import { senderPake } from '../src/transfer/pake.js';
+import { RelayClient } from '../src/transfer/relay-client.js';
+import { SecureChannel } from '../src/transfer/secure-channel.js';
+import { connectStapled } from '../src/transfer/tcp.js';
 import { StaplerPeer } from './relay-helpers.js';
 
 export class WsClient extends StaplerPeer {
@@ -79,4 +84,20 @@ export async function statusIs(page: Page, text: RegExp | string, timeout = 60_0
   } catch (e) {
     throw new Error(`the page's status did not read ${String(text)}: it reads ${JSON.stringify(await status.textContent())}`, { cause: e });
   }
+}
+
+/**
+ * A sender of our own making (the library's lower layers: join, SPAKE2, the stapled TCP stream)
+ * for the page at `path` (its `#code` added): the test scripts what it sends, lies included.
+ */
+export async function scriptedSenderToPage(browser: Browser, relay: PageRelay, path: string, init?: () => void): Promise<{ page: Page; channel: SecureChannel }> {
+  const client = new RelayClient(relay.url);
+  const join = await client.join({ role: 'sender' });
+  const secret = generateSecret();
+  const { page } = await openPage(browser, relay, `${path}#${formatCode({ channel: join.channel, secret })}`, init);
+  const { keys } = await senderPake([{ client, join, via: 'relay' }], secret, { waitForPeerMs: 30_000, stepMs: 30_000 }, () => {});
+  const s = await connectStapled({ host: '127.0.0.1', port: join.tcpPort, channel: join.channel, uuid: join.uuid, timeoutMs: 30_000 });
+  const channel = new SecureChannel(s.socket, s.leftover, keys.senderToRecipient, keys.recipientToSender, undefined, s.tap);
+  s.socket.resume();
+  return { page, channel };
 }
