@@ -58,16 +58,16 @@ export function planOffer(picked: Picked): { offer: OfferMessage; entries: Entry
   };
 }
 
-export async function send(origin: string, picked: Picked, ev: SendEvents): Promise<void> {
+export async function send(origin: string, picked: Picked, ev: SendEvents, password?: string): Promise<void> {
   const { offer, entries, dirs } = planOffer(picked);
-  const relay = new WebRelay(origin);
+  const relay = new WebRelay(origin, password);
   ev.stage('joining the relay');
   const join = await relay.join({ role: 'sender' });
   const secret = generateSecret();
   ev.code(formatCode({ channel: join.channel, secret }));
   ev.stage('waiting for the recipient');
   const keys = await senderPake(relay, join, secret, ev.failedAttempt);
-  const channel = await WebChannel.open(origin, join, { send: keys.senderToRecipient, receive: keys.recipientToSender });
+  const channel = await WebChannel.open(origin, join, { send: keys.senderToRecipient, receive: keys.recipientToSender }, relay.password);
   ev.stage('waiting for the recipient to accept');
   let state: SenderState = senderStart(offer);
   try {

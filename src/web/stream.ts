@@ -10,6 +10,7 @@ import { MAX_HELLO_BYTES, RELAY_PROTOCOL_VERSION, isTcpReply, type JoinResponse 
 import { knownRefusal } from '../core/relay-words.js';
 import { RecordType, WebRecordOpener, WebRecordSealer, type WebOpenedRecord } from '../core/record-web.js';
 import { utf8, fromUtf8 } from '../core/utf8.js';
+import { passwordRefused } from './relay.js';
 
 /** Bytes we let the WebSocket buffer before waiting for it to drain (the WebSocket API). */
 const SEND_QUEUE_BYTES = 4 * 1024 * 1024;
@@ -20,8 +21,8 @@ const STAPLE_MS = 60_000;
 /** How long we wait on a full send queue before calling the connection stalled. */
 const STALL_MS = 120_000;
 
-function helloFrame(channel: string, uuid: string): Uint8Array {
-  const json = utf8(JSON.stringify({ v: RELAY_PROTOCOL_VERSION, channel, uuid }));
+function helloFrame(channel: string, uuid: string, password: string | undefined): Uint8Array {
+  const json = utf8(JSON.stringify({ v: RELAY_PROTOCOL_VERSION, channel, uuid, ...(password === undefined ? {} : { password }) }));
   if (json.length > MAX_HELLO_BYTES) throw new RangeError('hello too large');
   const out = new Uint8Array(2 + json.length);
   new DataView(out.buffer).setUint16(0, json.length);
@@ -281,12 +282,12 @@ export class WebChannel {
   }
 
   /** Open the WebSocket (WebSocketStream where the browser has it), send the hello, wait for `stapled`. */
-  static async open(origin: string, join: JoinResponse, keys: StreamKeys): Promise<WebChannel> {
+  static async open(origin: string, join: JoinResponse, keys: StreamKeys, password?: string): Promise<WebChannel> {
     const url = new URL('/v1/stream', origin);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const wire: Wire = typeof WebSocketStream === 'function' ? await StreamWire.open(url, origin) : await SocketWire.open(url, origin);
     try {
-      await wire.send(helloFrame(join.channel, join.uuid));
+      await wire.send(helloFrame(join.channel, join.uuid, password));
       // the reply: u16be length, then JSON
       const reply = async (): Promise<void> => {
         let buf = new Uint8Array(0);
@@ -302,6 +303,7 @@ export class WebChannel {
                 throw new TscCrocError('ERR_RELAY', 'the relay sent a malformed reply');
               }
               if (!isTcpReply(body)) throw new TscCrocError('ERR_RELAY', 'the relay sent a malformed reply');
+              if (body.type === 'error' && body.code === 'ERR_UNAUTHORIZED') throw passwordRefused();
               if (body.type === 'error')
                 throw knownRefusal(body.code) ?? new TscCrocError('ERR_RELAY', `the relay refused the TCP connection: ${displayName(body.message.slice(0, 200))}`);
               wire.unshift(buf.subarray(2 + len));
