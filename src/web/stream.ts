@@ -125,7 +125,8 @@ class StreamWire implements Wire {
 
   async close(): Promise<void> {
     try {
-      await within(this.#writer.ready, STALL_MS, stalled);
+      // every queued write goes out first (the writable closes after its queue)
+      await within(this.#writer.close(), STALL_MS, stalled);
     } catch {
       // closed below all the same
     }
