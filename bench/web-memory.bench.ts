@@ -146,7 +146,7 @@ try {
   console.log(`JS heap used: first ${mib(used[0]!)} MiB, peak ${mib(Math.max(...used))} MiB, last ${mib(used.at(-1)!)} MiB over ${samples.length} samples; heap total peak ${mib(Math.max(...samples.map((s) => s.total)))} MiB`);
   const rss = samples.map((s) => s.rss);
   console.log(`renderer RSS (${rendererPids.length} renderer process(es)): first ${mib(rss[0]!)} MiB, peak ${mib(Math.max(...rss))} MiB, last ${mib(rss.at(-1)!)} MiB`);
-  console.log(`CPU during the transfer: relay ${cpu.relay.toFixed(2)} s, sender ${cpu.sender.toFixed(2)} s; Chromium: ${chromium.join(', ')}`);
+  console.log(`CPU during the transfer: relay ${cpu.relay.toFixed(2)} s, sender ${Number.isNaN(cpu.sender) ? 'n/a (it had exited)' : cpu.sender.toFixed(2)} s; Chromium: ${chromium.join(', ')}`);
   await sender.exit(60_000);
   await context.close();
   if (!same || status !== 'done') process.exitCode = 1;

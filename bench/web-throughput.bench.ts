@@ -192,7 +192,7 @@ try {
   console.log(`${product}${WITH_NETWORK ? ' (DevTools Network domain on)' : ''}: ${MB} MiB received in the page in ${secs.toFixed(1)} s (${(MB / secs).toFixed(0)} MiB/s), status "${status}", download ${String(progress.state)}, bytes ${same ? 'identical' : 'DIFFER'}`);
   console.log(`JS heap used: first ${mib(used[0]!)} MiB, peak ${mib(Math.max(...used))} MiB over ${samples.length} samples; renderer RSS: first ${mib(rss[0]!)} MiB, peak ${mib(Math.max(...rss))} MiB, last ${mib(rss.at(-1)!)} MiB`);
   const byType = Object.entries(cpu.chromium).map(([type, t]) => `${type.replace(/\.mojom\.\w+$/, '')} ${(t - (cpu0.chromium[type] ?? 0)).toFixed(2)}`);
-  console.log(`CPU seconds during the transfer: relay ${cpu.relay.toFixed(2)}, sender ${cpu.sender.toFixed(2)}; Chromium: ${byType.join(', ')}`);
+  console.log(`CPU seconds during the transfer: relay ${cpu.relay.toFixed(2)}, sender ${Number.isNaN(cpu.sender) ? 'n/a (it had exited)' : cpu.sender.toFixed(2)}; Chromium: ${byType.join(', ')}`);
   await sender.exit(60_000);
   cdp.close();
   if (!same || status !== 'done') process.exitCode = 1;
