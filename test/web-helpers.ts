@@ -1,5 +1,11 @@
 /** A raw WebSocket peer of the stapler (GET /v1/stream), the WebSocket twin of relay-helpers' Client. */
+import type { Browser, Page } from 'playwright-core';
 import { WebSocket } from 'ws';
+import { formatCode, generateSecret } from '../src/core/code-phrase.js';
+import { senderPake } from '../src/transfer/pake.js';
+import { RelayClient } from '../src/transfer/relay-client.js';
+import { SecureChannel } from '../src/transfer/secure-channel.js';
+import { connectStapled } from '../src/transfer/tcp.js';
 import { StaplerPeer } from './relay-helpers.js';
 
 export class WsClient extends StaplerPeer {
@@ -46,4 +52,52 @@ export class WsClient extends StaplerPeer {
   end(): void {
     this.ws.send(new Uint8Array(0), { binary: true });
   }
+}
+
+/** The CLI relay the page tests use (test/helpers/cli.ts startCliRelay). */
+export interface PageRelay {
+  url: string;
+  httpPort: number;
+}
+
+/**
+ * A page of the relay in a fresh browser context; `offOrigin` collects every request off the
+ * relay's origin (the tests want none). `init` runs before the page's own script.
+ */
+export async function openPage(browser: Browser, relay: PageRelay, path: string, init?: () => void): Promise<{ page: Page; offOrigin: string[] }> {
+  const context = await browser.newContext({ acceptDownloads: true });
+  const page = await context.newPage();
+  if (init) await page.addInitScript(init);
+  const offOrigin: string[] = [];
+  page.on('request', (r) => {
+    if (!r.url().startsWith(`${relay.url}/`) && !r.url().startsWith(`ws://127.0.0.1:${relay.httpPort}/`) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) offOrigin.push(r.url());
+  });
+  await page.goto(`${relay.url}${path}`);
+  return { page, offOrigin };
+}
+
+/** Wait until the page's status line reads `text` (bounded); the failure says what it reads. */
+export async function statusIs(page: Page, text: RegExp | string, timeout = 60_000): Promise<void> {
+  const status = page.getByTestId('status');
+  try {
+    await status.filter({ hasText: text }).waitFor({ timeout });
+  } catch (e) {
+    throw new Error(`the page's status did not read ${String(text)}: it reads ${JSON.stringify(await status.textContent())}`, { cause: e });
+  }
+}
+
+/**
+ * A sender of our own making (the library's lower layers: join, SPAKE2, the stapled TCP stream)
+ * for the page at `path` (its `#code` added): the test scripts what it sends, lies included.
+ */
+export async function scriptedSenderToPage(browser: Browser, relay: PageRelay, path: string, init?: () => void): Promise<{ page: Page; channel: SecureChannel }> {
+  const client = new RelayClient(relay.url);
+  const join = await client.join({ role: 'sender' });
+  const secret = generateSecret();
+  const { page } = await openPage(browser, relay, `${path}#${formatCode({ channel: join.channel, secret })}`, init);
+  const { keys } = await senderPake([{ client, join, via: 'relay' }], secret, { waitForPeerMs: 30_000, stepMs: 30_000 }, () => {});
+  const s = await connectStapled({ host: '127.0.0.1', port: join.tcpPort, channel: join.channel, uuid: join.uuid, timeoutMs: 30_000 });
+  const channel = new SecureChannel(s.socket, s.leftover, keys.senderToRecipient, keys.recipientToSender, undefined, s.tap);
+  s.socket.resume();
+  return { page, channel };
 }

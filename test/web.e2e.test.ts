@@ -13,14 +13,10 @@ import type { Browser, Page } from 'playwright-core';
 import { browserSkip, launchChromium } from './helpers/browser.js';
 import { runCli, sha256File, startCliRelay } from './helpers/cli.js';
 import { readZip } from './helpers/zip-read.js';
-import { formatCode, generateSecret } from '../src/core/code-phrase.js';
+import { openPage as openPageOf, scriptedSenderToPage, statusIs } from './web-helpers.js';
 import { PROTOCOL_VERSION, type SenderMessage } from '../src/core/messages.js';
 import { checkRelativePath } from '../src/core/path.js';
 import { RecordType } from '../src/core/record.js';
-import { senderPake } from '../src/transfer/pake.js';
-import { RelayClient } from '../src/transfer/relay-client.js';
-import { SecureChannel } from '../src/transfer/secure-channel.js';
-import { connectStapled } from '../src/transfer/tcp.js';
 
 const skip = browserSkip();
 let browser: Browser;
@@ -41,26 +37,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** A page that fails the test on any request off the relay's origin. */
-async function openPage(path: string): Promise<{ page: Page; offOrigin: string[] }> {
-  const context = await browser.newContext({ acceptDownloads: true });
-  const page = await context.newPage();
-  const offOrigin: string[] = [];
-  page.on('request', (r) => {
-    if (!r.url().startsWith(`${relay.url}/`) && !r.url().startsWith(`ws://127.0.0.1:${relay.httpPort}/`) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) offOrigin.push(r.url());
-  });
-  await page.goto(`${relay.url}${path}`);
-  return { page, offOrigin };
-}
-
-async function statusIs(page: Page, text: RegExp | string, timeout = 60_000): Promise<void> {
-  const status = page.getByTestId('status');
-  try {
-    await status.filter({ hasText: text }).waitFor({ timeout });
-  } catch (e) {
-    throw new Error(`the page's status did not read ${String(text)}: it reads ${JSON.stringify(await status.textContent())}`, { cause: e });
-  }
-}
+const openPage = (path: string) => openPageOf(browser, relay, path);
 
 test('web: tsc-croc send of a 50 MB file, received in the page (?save=download), bytes verified by hash', { skip }, async () => {
   const src = join(dir, 'send1');
@@ -182,16 +159,7 @@ test('web: tsc-croc send of a folder, received in the page as one download, albu
  * it is refused in the words of the CLI recipient (the same machine refuses), and nothing is downloaded.
  */
 async function hostileToPage(script: SenderMessage[], data?: Buffer): Promise<Page> {
-  const client = new RelayClient(relay.url);
-  const join = await client.join({ role: 'sender' });
-  const secret = generateSecret();
-  const code = formatCode({ channel: join.channel, secret });
-  const { page } = await openPage(`/?save=download#${code}`);
-  const timeouts = { waitForPeerMs: 30_000, stepMs: 30_000 };
-  const { keys } = await senderPake([{ client, join, via: 'relay' }], secret, timeouts, () => {});
-  const s = await connectStapled({ host: '127.0.0.1', port: join.tcpPort, channel: join.channel, uuid: join.uuid, timeoutMs: 30_000 });
-  const ch = new SecureChannel(s.socket, s.leftover, keys.senderToRecipient, keys.recipientToSender, undefined, s.tap);
-  s.socket.resume();
+  const { page, channel: ch } = await scriptedSenderToPage(browser, relay, '/?save=download');
   page.on('download', () => assert.fail('a hostile transfer was downloaded'));
   await ch.sendMessage(script[0]!);
   await page.getByTestId('accept').click();

@@ -7,10 +7,12 @@
  * from the address bar and the history.
  */
 import { renderSVG } from 'uqr';
-import { isTscCrocError } from '../core/errors.js';
+import { TscCrocError, isTscCrocError } from '../core/errors.js';
 import type { OfferMessage } from '../core/messages.js';
 import { displayName } from '../core/path.js';
+import { fromDrop, fromFileList, type Picked } from './drop.js';
 import { receive } from './receive.js';
+import { needsPassword } from './relay.js';
 import { send } from './send.js';
 import { DirectorySink, DownloadSink, OpfsDownloadSink, ZipDownloadSink, type Sink } from './sinks.js';
 
@@ -60,15 +62,21 @@ function header(active: 'receive' | 'send'): HTMLElement {
   return h;
 }
 
+/** The relay's password field (hidden until the relay asks for one; kept in this page only, never in the address). */
+function passwordField(): HTMLInputElement {
+  return el('input', { type: 'password', 'data-testid': 'password', placeholder: "the relay's password", autocomplete: 'off', 'aria-label': "the relay's password", hidden: '' });
+}
+
 function receiveView(initialCode: string): void {
-  app.ondragover = app.ondrop = null;
+  app.ondragover = app.ondrop = app.ondragleave = null;
   const download = new URLSearchParams(location.search).get('save') === 'download' || !('showDirectoryPicker' in window);
   app.replaceChildren(header('receive'));
   const form = el('form', { 'data-testid': 'code-form' });
   const input = el('input', { 'data-testid': 'code-input', placeholder: '7-word-word-word', autocomplete: 'off', spellcheck: 'false', 'aria-label': 'code' });
   input.value = initialCode;
+  const password = passwordField();
   const go = el('button', { type: 'submit', 'data-testid': 'receive' }, 'Receive');
-  form.append(input, go);
+  form.append(input, password, go);
   const offerBox = el('section', { class: 'offer', hidden: '' });
   const offer = el('p', { 'data-testid': 'offer' });
   const accept = el('button', { 'data-testid': 'accept' }, download ? 'Accept and download' : 'Accept and choose a folder');
@@ -81,6 +89,7 @@ function receiveView(initialCode: string): void {
 
   const start = (code: string): void => {
     form.hidden = true;
+    status.classList.remove('error');
     status.textContent = 'starting';
     receive(origin, code, {
       stage: (s) => (status.textContent = s),
@@ -121,11 +130,17 @@ function receiveView(initialCode: string): void {
         text.hidden = false;
         text.textContent = t;
       },
-    }).then(
+    }, password.value === '' ? undefined : password.value).then(
       () => (status.textContent = 'done'),
       (e: unknown) => {
         status.textContent = errorLine(e);
         status.classList.add('error');
+        if (needsPassword(e)) {
+          // nothing was joined: the same code again, with the password typed in
+          form.hidden = password.hidden = false;
+          password.value = '';
+          password.focus();
+        }
       },
     );
   };
@@ -140,50 +155,82 @@ function sendView(): void {
   app.replaceChildren(header('send'));
   const files = el('input', { type: 'file', multiple: '', 'data-testid': 'file-input', 'aria-label': 'files to send' });
   const folder = el('input', { type: 'file', webkitdirectory: '', 'data-testid': 'folder-input', 'aria-label': 'a folder to send' });
-  const pick = el('div', { class: 'pick' });
-  pick.append(el('label', {}, 'Files (or drop them here): '), files, el('label', {}, 'or a folder: '), folder);
+  const pick = el('div', { class: 'pick', 'data-testid': 'drop-zone' });
+  pick.append(el('p', {}, 'Drop files or folders here, or pick them:'), el('label', {}, 'Files: '), files, el('label', {}, 'a folder: '), folder);
   const codeBox = el('section', { class: 'code', hidden: '' });
   const code = el('p', { 'data-testid': 'code' });
   const link = el('a', { 'data-testid': 'link', rel: 'noreferrer' });
   const qr = el('img', { 'data-testid': 'qr', alt: 'QR code of the link' });
   codeBox.append(el('p', {}, 'Code:'), code, el('p', {}, 'or open:'), link, qr);
+  const passwordForm = el('form', { 'data-testid': 'password-form', hidden: '' });
+  const password = passwordField();
+  password.hidden = false;
+  passwordForm.append(password, el('button', { type: 'submit', 'data-testid': 'password-send' }, 'Send'));
   const progress = el('progress', { 'data-testid': 'progress', max: '1', value: '0', hidden: '' });
   const status = el('p', { 'data-testid': 'status', role: 'status', 'aria-live': 'polite' });
-  app.append(pick, codeBox, progress, status);
-  const start = (list: FileList | null): void => {
-    if (list === null || list.length === 0) return;
+  app.append(pick, passwordForm, codeBox, progress, status);
+  let picked: Picked | null = null;
+  const start = (picking: Picked | Promise<Picked>): void => {
+    passwordForm.hidden = true;
     files.disabled = folder.disabled = true;
-    send(origin, [...list], {
-      stage: (s) => (status.textContent = s),
-      code: (c) => {
-        code.textContent = c;
-        const url = `${origin}/#${c}`;
-        link.href = url;
-        link.textContent = url;
-        qr.src = `data:image/svg+xml;utf8,${encodeURIComponent(renderSVG(url))}`;
-        codeBox.hidden = false;
-      },
-      failedAttempt: (n, max) => (status.textContent = `Someone tried a wrong code (${n} of ${max})${n < max ? ': still waiting for the right one' : ''}.`),
-      progress: (bytes, total) => {
-        progress.hidden = false;
-        progress.max = Math.max(1, total);
-        progress.value = bytes;
-      },
-    }).then(
-      () => (status.textContent = 'done'),
-      (e: unknown) => {
-        status.textContent = errorLine(e);
-        status.classList.add('error');
-      },
-    );
+    pick.classList.remove('over');
+    status.classList.remove('error');
+    status.textContent = 'reading the files';
+    Promise.resolve(picking)
+      .then((p) => {
+        if (p.files.length === 0 && p.dirs.length === 0) throw new TscCrocError('ERR_INVALID_ARGUMENT', 'nothing to send: pick or drop files or folders');
+        picked = p;
+        return send(origin, p, {
+          stage: (s) => (status.textContent = s),
+          code: (c) => {
+            code.textContent = c;
+            const url = `${origin}/#${c}`;
+            link.href = url;
+            link.textContent = url;
+            qr.src = `data:image/svg+xml;utf8,${encodeURIComponent(renderSVG(url))}`;
+            codeBox.hidden = false;
+          },
+          failedAttempt: (n, max) => (status.textContent = `Someone tried a wrong code (${n} of ${max})${n < max ? ': still waiting for the right one' : ''}.`),
+          progress: (bytes, total) => {
+            progress.hidden = false;
+            progress.max = Math.max(1, total);
+            progress.value = bytes;
+          },
+        }, password.value === '' ? undefined : password.value);
+      })
+      .then(
+        () => (status.textContent = 'done'),
+        (e: unknown) => {
+          status.textContent = errorLine(e);
+          status.classList.add('error');
+          if (codeBox.hidden) files.disabled = folder.disabled = false; // nothing sent yet: pick again
+          if (needsPassword(e) && picked !== null) {
+            // the same files again, once the password is typed in
+            passwordForm.hidden = false;
+            password.value = '';
+            password.focus();
+          }
+        },
+      );
   };
-  files.onchange = () => start(files.files);
-  folder.onchange = () => start(folder.files);
-  // files dropped anywhere on the view (folders: pick them with the folder input)
-  app.ondragover = (ev) => ev.preventDefault();
+  passwordForm.onsubmit = (ev) => {
+    ev.preventDefault();
+    if (picked !== null) start(picked);
+  };
+  files.onchange = () => files.files !== null && files.files.length > 0 && start(fromFileList(files.files));
+  folder.onchange = () => folder.files !== null && folder.files.length > 0 && start(fromFileList(folder.files));
+  // files and folders dropped anywhere on the view (the drop zone shows where)
+  app.ondragover = (ev) => {
+    ev.preventDefault();
+    if (ev.dataTransfer) ev.dataTransfer.dropEffect = files.disabled ? 'none' : 'copy';
+    if (!files.disabled) pick.classList.add('over');
+  };
+  app.ondragleave = (ev) => {
+    if (ev.relatedTarget === null) pick.classList.remove('over');
+  };
   app.ondrop = (ev) => {
     ev.preventDefault();
-    if (!files.disabled) start(ev.dataTransfer?.files ?? null);
+    if (!files.disabled && ev.dataTransfer) start(fromDrop(ev.dataTransfer));
   };
 }
 

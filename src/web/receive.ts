@@ -39,14 +39,14 @@ export interface ReceiveResult {
   bytes: number;
 }
 
-export async function receive(origin: string, code: string, ev: ReceiveEvents): Promise<ReceiveResult> {
+export async function receive(origin: string, code: string, ev: ReceiveEvents, password?: string): Promise<ReceiveResult> {
   const { channel: name, secret } = parseCode(code);
-  const relay = new WebRelay(origin);
+  const relay = new WebRelay(origin, password);
   ev.stage('joining the relay');
   const join = await relay.join({ role: 'recipient', channel: name });
   ev.stage('securing the connection');
   const keys = await recipientPake(relay, join, secret);
-  const channel = await WebChannel.open(origin, join, { send: keys.recipientToSender, receive: keys.senderToRecipient });
+  const channel = await WebChannel.open(origin, join, { send: keys.recipientToSender, receive: keys.senderToRecipient }, relay.password);
   ev.stage('waiting for the offer');
   let state: RecipientState = initialRecipientState;
   let sink: Sink = NO_SINK;

@@ -6,21 +6,37 @@
 import { TscCrocError } from '../core/errors.js';
 import { displayName } from '../core/path.js';
 import { closedError, knownRefusal } from '../core/relay-words.js';
-import { CURVES, type ChannelRequest, type ChannelState, type CloseReason, type JoinRequest, type JoinResponse, type Role } from '../core/relay-api.js';
+import { CURVES, MAX_PASSWORD_LENGTH, type ChannelRequest, type ChannelState, type CloseReason, type JoinRequest, type JoinResponse, type Role } from '../core/relay-api.js';
 
 const LONG_POLL_MS = 25_000;
 const MIN_POLL_INTERVAL_MS = 1000;
 
+/** The relay's refusal of a missing or wrong password, in the page's words (the CLI's name an environment variable). */
+export const passwordRefused = (): TscCrocError => new TscCrocError('ERR_RELAY', 'the relay needs a password, or refused the one given', { cause: UNAUTHORIZED });
+
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Marks the error of a relay that wants a password (or another one): the page then asks for it. */
+const UNAUTHORIZED = Symbol('unauthorized');
+
+/** Whether `e` says the relay needs a password, or refused the one given. */
+export function needsPassword(e: unknown): boolean {
+  return e instanceof TscCrocError && e.cause === UNAUTHORIZED;
+}
 
 export class WebRelay {
   readonly origin: string;
-  constructor(origin: string) {
+  /** The relay's password, when it has one (typed into the page; sent on /join and in the hello, nowhere else). */
+  readonly password: string | undefined;
+  constructor(origin: string, password?: string) {
     this.origin = origin;
+    this.password = password === '' ? undefined : password;
+    if (this.password !== undefined && this.password.length > MAX_PASSWORD_LENGTH)
+      throw new TscCrocError('ERR_INVALID_ARGUMENT', `a relay password has 1 to ${MAX_PASSWORD_LENGTH} characters`);
   }
 
   async join(req: JoinRequest): Promise<JoinResponse> {
-    const b = await this.#post('/join', req);
+    const b = await this.#post('/join', this.password === undefined ? req : { ...req, password: this.password });
     if (!isObj(b) || typeof b.channel !== 'string' || typeof b.uuid !== 'string' || b.role !== req.role || !(CURVES as readonly unknown[]).includes(b.curve))
       throw new TscCrocError('ERR_RELAY', 'the relay sent a malformed join answer');
     if (req.channel !== undefined && b.channel !== req.channel) throw new TscCrocError('ERR_RELAY', 'the relay sent a malformed join answer');
@@ -82,6 +98,7 @@ export class WebRelay {
     const b = isObj(json) ? json : {};
     if (typeof b.code !== 'string' || !/^ERR_[A-Z_]{1,60}$/.test(b.code))
       throw new TscCrocError('ERR_RELAY', `the relay at ${this.origin} did not answer like a tsc-croc relay (HTTP ${res.status})`);
+    if (b.code === 'ERR_UNAUTHORIZED') throw passwordRefused();
     const message = typeof b.message === 'string' ? displayName(b.message.slice(0, 200)) : `HTTP ${res.status}`;
     throw knownRefusal(b.code) ?? new TscCrocError('ERR_RELAY', `the relay refused: ${message} (${displayName(b.code)})`);
   }

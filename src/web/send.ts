@@ -10,6 +10,7 @@ import { checkRelativePath } from '../core/path.js';
 import { MAX_RECORD_PAYLOAD } from '../core/record-framing.js';
 import { RecordType } from '../core/record-web.js';
 import { senderStart, senderStep, type SenderInput, type SenderState } from '../core/sender-machine.js';
+import type { Picked } from './drop.js';
 import { senderPake } from './pake.js';
 import { WebRelay } from './relay.js';
 import { WebChannel } from './stream.js';
@@ -26,19 +27,28 @@ interface Entry {
   file: File;
 }
 
-/** The offer for `files`: a folder pick keeps its relative paths; top-level names are unique. */
-export function planOffer(files: readonly File[]): { offer: OfferMessage; entries: Entry[]; dirs: string[] } {
-  const entries: Entry[] = files.map((file) => ({ path: file.webkitRelativePath || file.name, file }));
+/** The offer for what was picked or dropped: relative paths kept, folders (empty ones too) created first; paths unique. */
+export function planOffer(picked: Picked): { offer: OfferMessage; entries: Entry[]; dirs: string[] } {
+  const entries: Entry[] = picked.files;
   const names: string[] = [];
   const dirs = new Set<string>();
   const seen = new Set<string>();
+  const top = (segments: string[]): void => {
+    if (!names.includes(segments[0]!)) names.push(segments[0]!);
+  };
+  for (const d of picked.dirs) {
+    const segments = checkRelativePath(d);
+    top(segments);
+    for (let i = 1; i <= segments.length; i++) dirs.add(segments.slice(0, i).join('/'));
+  }
   for (const e of entries) {
     const segments = checkRelativePath(e.path);
-    if (seen.has(e.path)) throw new TscCrocError('ERR_INVALID_ARGUMENT', `${e.path} is picked twice`);
+    if (seen.has(e.path) || dirs.has(e.path)) throw new TscCrocError('ERR_INVALID_ARGUMENT', `${e.path} is picked twice`);
     seen.add(e.path);
-    if (!names.includes(segments[0]!)) names.push(segments[0]!);
+    top(segments);
     for (let i = 1; i < segments.length; i++) dirs.add(segments.slice(0, i).join('/'));
   }
+  for (const d of dirs) if (seen.has(d)) throw new TscCrocError('ERR_INVALID_ARGUMENT', `${d} is picked twice`);
   const dirList = [...dirs].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1));
   const totalBytes = entries.reduce((n, e) => n + e.file.size, 0);
   return {
@@ -48,16 +58,16 @@ export function planOffer(files: readonly File[]): { offer: OfferMessage; entrie
   };
 }
 
-export async function send(origin: string, files: readonly File[], ev: SendEvents): Promise<void> {
-  const { offer, entries, dirs } = planOffer(files);
-  const relay = new WebRelay(origin);
+export async function send(origin: string, picked: Picked, ev: SendEvents, password?: string): Promise<void> {
+  const { offer, entries, dirs } = planOffer(picked);
+  const relay = new WebRelay(origin, password);
   ev.stage('joining the relay');
   const join = await relay.join({ role: 'sender' });
   const secret = generateSecret();
   ev.code(formatCode({ channel: join.channel, secret }));
   ev.stage('waiting for the recipient');
   const keys = await senderPake(relay, join, secret, ev.failedAttempt);
-  const channel = await WebChannel.open(origin, join, { send: keys.senderToRecipient, receive: keys.recipientToSender });
+  const channel = await WebChannel.open(origin, join, { send: keys.senderToRecipient, receive: keys.recipientToSender }, relay.password);
   ev.stage('waiting for the recipient to accept');
   let state: SenderState = senderStart(offer);
   try {

@@ -269,11 +269,23 @@ function startDownload(blob: Blob, name: string): void {
   window.addEventListener('pagehide', () => URL.revokeObjectURL(url), { once: true });
 }
 
-/** Files into a folder the user picked (File System Access API). */
+/** A DOMException's name (the browser's reason), else ''. */
+const domName = (e: unknown): string => (e instanceof DOMException ? e.name : '');
+
+/**
+ * Files into a folder the user picked (File System Access API). A file is written through a
+ * writable stream, which the browser publishes under the file's name only at close (its swap
+ * file until then); the name itself, made for the writable, is removed again if the transfer
+ * stops before the file is complete, so that nothing partial shows under a final name. Files
+ * completed before a failure stay (as the CLI keeps them). Names that exist were agreed to by
+ * the user (`existing`, asked before the transfer) or live in such a folder.
+ */
 export class DirectorySink implements Sink {
   readonly #root: FileSystemDirectoryHandle;
   #file: WriteWindow | null = null;
   #path = '';
+  /** The folder and name of the open file, when this transfer created the name (removed on abort). */
+  #created: { dir: FileSystemDirectoryHandle; name: string } | null = null;
 
   constructor(root: FileSystemDirectoryHandle) {
     this.#root = root;
@@ -297,8 +309,21 @@ export class DirectorySink implements Sink {
 
   async #dir(segments: string[]): Promise<FileSystemDirectoryHandle> {
     let d = this.#root;
-    for (const s of segments) d = await d.getDirectoryHandle(s, { create: true });
+    for (let i = 0; i < segments.length; i++) {
+      try {
+        d = await d.getDirectoryHandle(segments[i]!, { create: true });
+      } catch (e) {
+        throw this.#failed(segments.slice(0, i + 1).join('/'), e);
+      }
+    }
     return d;
+  }
+
+  /** The CLI's error for a name the folder will not give us. */
+  #failed(path: string, e: unknown): TscCrocError {
+    if (domName(e) === 'TypeMismatchError') return new TscCrocError('ERR_FILE_EXISTS', `${displayName(path)} exists in the chosen folder and is not a ${path === this.#path ? 'file' : 'folder'}`);
+    if (domName(e) === 'QuotaExceededError') return new TscCrocError('ERR_DISK_FULL', `no space left to write ${displayName(path)} in the chosen folder`);
+    return new TscCrocError('ERR_NOT_WRITABLE', `cannot write ${displayName(path)} in the chosen folder`);
   }
 
   async makeDir(segments: string[]): Promise<void> {
@@ -308,11 +333,24 @@ export class DirectorySink implements Sink {
   async open(segments: string[]): Promise<void> {
     this.#path = segments.join('/');
     const dir = await this.#dir(segments.slice(0, -1));
-    const handle = await dir.getFileHandle(segments[segments.length - 1]!, { create: true });
+    const name = segments[segments.length - 1]!;
+    let handle: FileSystemFileHandle;
+    try {
+      handle = await dir.getFileHandle(name);
+    } catch (e) {
+      if (domName(e) !== 'NotFoundError') throw this.#failed(this.#path, e);
+      try {
+        handle = await dir.getFileHandle(name, { create: true });
+        this.#created = { dir, name };
+      } catch (e2) {
+        throw this.#failed(this.#path, e2);
+      }
+    }
     try {
       this.#file = new WriteWindow(await handle.createWritable({ keepExistingData: false }));
-    } catch {
-      throw new TscCrocError('ERR_NOT_WRITABLE', `cannot write ${displayName(this.#path)} in the chosen folder`);
+    } catch (e) {
+      await this.#removeCreated();
+      throw this.#failed(this.#path, e);
     }
   }
   async write(data: Uint8Array): Promise<void> {
@@ -321,9 +359,16 @@ export class DirectorySink implements Sink {
   async commit(): Promise<void> {
     await this.#file!.close();
     this.#file = null;
+    this.#created = null;
   }
   async abort(): Promise<void> {
     await this.#file?.abort();
     this.#file = null;
+    await this.#removeCreated();
+  }
+  async #removeCreated(): Promise<void> {
+    const c = this.#created;
+    this.#created = null;
+    if (c !== null) await c.dir.removeEntry(c.name).catch(() => undefined);
   }
 }
