@@ -7,7 +7,7 @@
  * the official Node binary of another platform (see README, "Single binary").
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -52,7 +52,12 @@ try {
   // out when injecting into another one (--node)
   // (`--no-code-cache` leaves it out anyway, to measure what it brings: bench/README.md "Session 3")
   const sameNode = nodeBinary === process.execPath && !args.includes('--no-code-cache');
-  writeFileSync(config, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: sameNode }));
+  // the browser page (dist/web, from `npm run build`), served by the binary's relay from its assets
+  const web = join(root, 'dist', 'web');
+  const pageFiles = ['index.html', 'app.js', 'app.css'];
+  const assets = pageFiles.every((f) => existsSync(join(web, f))) ? Object.fromEntries(pageFiles.map((f) => [`web/${f}`, join(web, f)])) : undefined;
+  if (assets === undefined) process.stderr.write('dist/web is not built (npm run build): the binary\'s relay will serve no page\n');
+  writeFileSync(config, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: sameNode, ...(assets ? { assets } : {}) }));
   execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
   mkdirSync(dirname(out), { recursive: true });
   const tmpOut = `${out}.tmp-${process.pid}`;

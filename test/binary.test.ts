@@ -58,6 +58,13 @@ test('the binary runs a relay, a send and a receive end to end; the file arrives
     assert.equal(await sender.exit(), 0, sender.output());
     assert.equal(await sha256File(join(out, 'payload.bin')), await sha256File(file));
     assert.ok(!/ExperimentalWarning|Single executable/i.test(sender.output() + recipient.output()), 'no SEA warning');
+    // the browser page, from the binary's own assets (no dist/web beside it): served, and named to the sender
+    assert.match(sender.output(), new RegExp(`Or, with only a browser, open:\\n  ${url.replace(/\./g, '\\.')}/#${code}`));
+    const page = await fetch(`${url}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+    assert.match(await page.text(), /<script type="module" src="\/app.js">/);
+    for (const asset of ['/app.js', '/app.css']) assert.equal((await fetch(`${url}${asset}`)).status, 200, asset);
   } finally {
     relay.child.kill('SIGTERM');
     assert.equal(await relay.exit(10_000), 0, relay.output());
