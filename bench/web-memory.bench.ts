@@ -12,26 +12,18 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { launchChromium } from '../test/helpers/browser.js';
 import { runCli, startCliRelay } from '../test/helpers/cli.js';
 import { summarizeProfileFile } from './profile-summary.js';
+import { cpuSeconds, writeBlocks } from './web-files.js';
 
 const PROFILE = process.env.BENCH_WEB_PROFILE;
 /** runCli's options for a child profiled into PROFILE/`name`.cpuprofile (node refuses --cpu-prof in NODE_OPTIONS). */
 const prof = (name: string) => (PROFILE ? { wrap: ['sh', '-c', `exec "$0" --cpu-prof --cpu-prof-dir=${PROFILE} --cpu-prof-name=${name}.cpuprofile "$@"`] } : {});
-/** user + system CPU seconds of a process so far (Linux /proc). */
-const cpuSeconds = (pid: number | undefined): number => {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return NaN;
-  }
-};
 
 const MB = Number(process.env.BENCH_WEB_MB ?? 1024);
 const sha = async (p: string) => {
@@ -68,14 +60,7 @@ const browser = await launchChromium();
 try {
   // a file of pseudo-random 1 MiB blocks (not sparse: every byte is read and encrypted)
   const file = join(dir, 'big.bin');
-  const fh = await open(file, 'w');
-  const block = Buffer.alloc(1024 * 1024);
-  for (let i = 0; i < MB; i++) {
-    block.writeUInt32LE(i, 0);
-    createHash('sha256').update(block.subarray(0, 4)).digest().copy(block, 4);
-    await fh.write(block);
-  }
-  await fh.close();
+  await writeBlocks(file, MB);
   const sender = runCli(['send', '--no-local', '--no-progress', '--relay', relay.url, file], prof('sender'));
   const [, code] = await sender.waitFor(/Code is: (\S+)/);
   const context = await browser.newContext({ acceptDownloads: true });

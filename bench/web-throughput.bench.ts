@@ -18,12 +18,13 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { CHROMIUM, OFFLINE_FLAGS } from '../test/helpers/browser.js';
 import { runCli, startCliRelay } from '../test/helpers/cli.js';
+import { cpuSeconds, writeBlocks } from './web-files.js';
 
 const MB = Number(process.env.BENCH_WEB_MB ?? 1024);
 const WITH_NETWORK = process.env.BENCH_WEB_DEVTOOLS_NETWORK === '1';
@@ -33,15 +34,6 @@ const sha = async (p: string) => {
   const h = createHash('sha256');
   for await (const c of createReadStream(p)) h.update(c as Buffer);
   return h.digest('hex');
-};
-/** user + system CPU seconds of a process so far (Linux /proc). */
-const cpuSeconds = (pid: number | undefined): number => {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return NaN;
-  }
 };
 const rssOf = (pid: number): number => {
   try {
@@ -124,14 +116,7 @@ try {
   const { product } = await cdp.send<{ product: string }>('Browser.getVersion');
 
   const file = join(dir, 'big.bin');
-  const fh = await open(file, 'w');
-  const block = Buffer.alloc(1024 * 1024);
-  for (let i = 0; i < MB; i++) {
-    block.writeUInt32LE(i, 0);
-    createHash('sha256').update(block.subarray(0, 4)).digest().copy(block, 4);
-    await fh.write(block);
-  }
-  await fh.close();
+  await writeBlocks(file, MB);
   const sender = runCli(['send', '--no-local', '--no-progress', '--relay', relay.url, file]);
   const [, code] = await sender.waitFor(/Code is: (\S+)/);
 

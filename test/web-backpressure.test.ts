@@ -8,15 +8,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
-import { browserSkip, launchChromium } from './helpers/browser.js';
-import { runCli, sha256File, startCliRelay } from './helpers/cli.js';
+import { browserSkip } from './helpers/browser.js';
+import { runCli, sha256File } from './helpers/cli.js';
 import { PROTOCOL_VERSION } from '../src/core/messages.js';
 import { RecordType } from '../src/core/record.js';
-import { openPage, scriptedSenderToPage, statusIs } from './web-helpers.js';
+import { acceptDownload, openPage, scriptedSenderToPage, statusIs, type CliRelay, webFixture } from './web-helpers.js';
 
 // the browser's side (run in the page through playwright; node's types have no DOM)
 interface Writable {
@@ -76,22 +75,9 @@ function stalledDisk(): void {
 
 const skip = browserSkip();
 let browser: Browser;
-let relay: Awaited<ReturnType<typeof startCliRelay>>;
+let relay: CliRelay;
 let dir: string;
-
-before(async () => {
-  if (skip) return;
-  dir = await mkdtemp(join(tmpdir(), 'tsc-croc-web-bp-'));
-  relay = await startCliRelay();
-  browser = await launchChromium();
-});
-
-after(async () => {
-  if (skip) return;
-  await browser?.close();
-  assert.equal(await relay.stop(), 0, relay.proc.stderr());
-  await rm(dir, { recursive: true, force: true });
-});
+webFixture('tsc-croc-web-bp-', (f) => ({ browser, relay, dir } = f));
 
 const MiB = 1024 * 1024;
 
@@ -154,12 +140,8 @@ test('web: without WebSocketStream (the WebSocket API fallback) the page receive
   const [, code] = await sender.waitFor(/Code is: (\S+)/);
   const { page } = await openPage(browser, relay, `/?save=download#${code}`, noStream);
   assert.equal(await page.evaluate(() => typeof window.WebSocketStream), 'undefined');
-  await page.getByTestId('offer').filter({ hasText: 'f.bin' }).waitFor({ timeout: 30_000 });
-  const download = page.waitForEvent('download', { timeout: 60_000 });
-  await page.getByTestId('accept').click();
   const saved = join(src, 'got.bin');
-  await (await download).saveAs(saved);
-  await statusIs(page, /^done$/);
+  await acceptDownload(page, 'f.bin', saved);
   assert.equal(await sender.exit(60_000), 0, sender.stderr());
   assert.equal(await sha256File(saved), await sha256File(file));
   // and the other way

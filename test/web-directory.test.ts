@@ -9,15 +9,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { browserSkip, launchChromium } from './helpers/browser.js';
-import { runCli, startCliRelay } from './helpers/cli.js';
+import { browserSkip } from './helpers/browser.js';
+import { runCli } from './helpers/cli.js';
 import { PROTOCOL_VERSION } from '../src/core/messages.js';
 import { RecordType } from '../src/core/record.js';
-import { openPage, scriptedSenderToPage, statusIs } from './web-helpers.js';
+import { openPage, scriptedSenderToPage, statusIs, type CliRelay, webFixture } from './web-helpers.js';
 
 // the browser's side (run in the page through playwright; node's types have no DOM)
 interface DirHandle {
@@ -89,22 +88,9 @@ const sha = (b: Buffer | string): string => createHash('sha256').update(b).diges
 
 const skip = browserSkip();
 let browser: Browser;
-let relay: Awaited<ReturnType<typeof startCliRelay>>;
+let relay: CliRelay;
 let dir: string;
-
-before(async () => {
-  if (skip) return;
-  dir = await mkdtemp(join(tmpdir(), 'tsc-croc-web-dir-'));
-  relay = await startCliRelay();
-  browser = await launchChromium();
-});
-
-after(async () => {
-  if (skip) return;
-  await browser?.close();
-  assert.equal(await relay.stop(), 0, relay.proc.stderr());
-  await rm(dir, { recursive: true, force: true });
-});
+webFixture('tsc-croc-web-dir-', (f) => ({ browser, relay, dir } = f));
 
 test('web directory: tsc-croc send of a folder, received in the page into the chosen folder (a real FileSystemDirectoryHandle); every file by hash, every folder, nothing else', { skip }, async () => {
   const tree = join(dir, 'album');

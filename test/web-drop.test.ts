@@ -6,35 +6,21 @@
  * (DevTools' dropped folders are listable on a real origin such as the relay's; on an opaque one,
  * about:blank or setContent, readEntries fails with EncodingError.)
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { browserSkip, launchChromium } from './helpers/browser.js';
-import { runCli, sha256File, startCliRelay } from './helpers/cli.js';
-import { openPage, statusIs } from './web-helpers.js';
+import { browserSkip } from './helpers/browser.js';
+import { runCli, sha256File } from './helpers/cli.js';
+import { openPage, statusIs, type CliRelay, webFixture } from './web-helpers.js';
 
 const skip = browserSkip();
 let browser: Browser;
-let relay: Awaited<ReturnType<typeof startCliRelay>>;
+let relay: CliRelay;
 let dir: string;
-
-before(async () => {
-  if (skip) return;
-  dir = await mkdtemp(join(tmpdir(), 'tsc-croc-web-drop-'));
-  relay = await startCliRelay();
-  browser = await launchChromium();
-});
-
-after(async () => {
-  if (skip) return;
-  await browser?.close();
-  assert.equal(await relay.stop(), 0, relay.proc.stderr());
-  await rm(dir, { recursive: true, force: true });
-});
+webFixture('tsc-croc-web-drop-', (f) => ({ browser, relay, dir } = f));
 
 /** A real drag of `paths` (files and folders on disk) onto the page's drop zone, through DevTools. */
 async function dropPaths(page: Page, paths: string[]): Promise<void> {

@@ -1,4 +1,9 @@
 /** A raw WebSocket peer of the stapler (GET /v1/stream), the WebSocket twin of relay-helpers' Client. */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { formatCode, generateSecret } from '../src/core/code-phrase.js';
@@ -6,6 +11,8 @@ import { senderPake } from '../src/transfer/pake.js';
 import { RelayClient } from '../src/transfer/relay-client.js';
 import { SecureChannel } from '../src/transfer/secure-channel.js';
 import { connectStapled } from '../src/transfer/tcp.js';
+import { browserSkip, launchChromium } from './helpers/browser.js';
+import { startCliRelay } from './helpers/cli.js';
 import { StaplerPeer } from './relay-helpers.js';
 
 export class WsClient extends StaplerPeer {
@@ -90,6 +97,15 @@ export async function statusIs(page: Page, text: RegExp | string, timeout = 60_0
  * A sender of our own making (the library's lower layers: join, SPAKE2, the stapled TCP stream)
  * for the page at `path` (its `#code` added): the test scripts what it sends, lies included.
  */
+/** Accepts the offer naming `name` (download mode), saves its one download to `saveAs`, and waits for the page's `done`. */
+export async function acceptDownload(page: Page, name: string, saveAs: string): Promise<void> {
+  await page.getByTestId('offer').filter({ hasText: name }).waitFor({ timeout: 30_000 });
+  const download = page.waitForEvent('download', { timeout: 60_000 });
+  await page.getByTestId('accept').click();
+  await (await download).saveAs(saveAs);
+  await statusIs(page, /^done$/);
+}
+
 export async function scriptedSenderToPage(browser: Browser, relay: PageRelay, path: string, init?: () => void): Promise<{ page: Page; channel: SecureChannel }> {
   const client = new RelayClient(relay.url);
   const join = await client.join({ role: 'sender' });
@@ -100,4 +116,34 @@ export async function scriptedSenderToPage(browser: Browser, relay: PageRelay, p
   const channel = new SecureChannel(s.socket, s.leftover, keys.senderToRecipient, keys.recipientToSender, undefined, s.tap);
   s.socket.resume();
   return { page, channel };
+}
+
+export type CliRelay = Awaited<ReturnType<typeof startCliRelay>>;
+
+/**
+ * What a web test file runs against, started before its tests and stopped after them: headless
+ * Chromium, a `tsc-croc relay` (with `env`) and a scratch folder named `prefix...`. `take` gets
+ * them once started; `check` runs on the relay before it is stopped. Nothing starts when the
+ * browser is missing (browserSkip()).
+ */
+export function webFixture(
+  prefix: string,
+  take: (f: { browser: Browser; relay: CliRelay; dir: string }) => void,
+  opts: { env?: NodeJS.ProcessEnv; check?: (relay: CliRelay) => void } = {},
+): void {
+  let f: { browser: Browser; relay: CliRelay; dir: string } | undefined;
+  before(async () => {
+    if (browserSkip()) return;
+    const dir = await mkdtemp(join(tmpdir(), prefix));
+    const relay = await startCliRelay(opts.env);
+    f = { dir, relay, browser: await launchChromium() };
+    take(f);
+  });
+  after(async () => {
+    if (f === undefined) return;
+    await f.browser.close();
+    assert.equal(await f.relay.stop(), 0, f.relay.proc.stderr());
+    opts.check?.(f.relay);
+    await rm(f.dir, { recursive: true, force: true });
+  });
 }

@@ -3,16 +3,15 @@
  * asks for it in a field (never in the address), sends it on /join and in the WebSocket hello as
  * the CLI does, and the transfer goes through both ways. Real headless Chromium, the built CLI.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { browserSkip, launchChromium } from './helpers/browser.js';
-import { runCli, sha256File, startCliRelay } from './helpers/cli.js';
-import { openPage, statusIs } from './web-helpers.js';
+import { browserSkip } from './helpers/browser.js';
+import { runCli, sha256File } from './helpers/cli.js';
+import { acceptDownload, openPage, statusIs, type CliRelay, webFixture } from './web-helpers.js';
 
 const PASSWORD = 'correct horse battery staple';
 const env = { TSC_CROC_RELAY_PASSWORD: PASSWORD };
@@ -20,23 +19,9 @@ const REFUSED = 'the relay needs a password, or refused the one given [ERR_RELAY
 
 const skip = browserSkip();
 let browser: Browser;
-let relay: Awaited<ReturnType<typeof startCliRelay>>;
+let relay: CliRelay;
 let dir: string;
-
-before(async () => {
-  if (skip) return;
-  dir = await mkdtemp(join(tmpdir(), 'tsc-croc-web-pw-'));
-  relay = await startCliRelay(env);
-  browser = await launchChromium();
-});
-
-after(async () => {
-  if (skip) return;
-  await browser?.close();
-  assert.equal(await relay.stop(), 0, relay.proc.stderr());
-  assert.ok(!relay.proc.output().includes(PASSWORD), 'the relay printed the password');
-  await rm(dir, { recursive: true, force: true });
-});
+webFixture('tsc-croc-web-pw-', (f) => ({ browser, relay, dir } = f), { env: env, check: (r) => assert.ok(!r.proc.output().includes(PASSWORD), 'the relay printed the password') });
 
 /** Do `act`, and wait for the relay's answer to the page's next /join: its HTTP status. */
 async function joinAnswer(page: Page, act: () => Promise<void>): Promise<number> {
@@ -64,12 +49,8 @@ test('web password: the page asks for the relay\'s password in a field (a wrong 
   await statusIs(page, REFUSED);
   await field.fill(PASSWORD);
   assert.equal(await joinAnswer(page, () => page.getByTestId('receive').click()), 200);
-  await page.getByTestId('offer').filter({ hasText: 'p.bin' }).waitFor({ timeout: 30_000 });
-  const download = page.waitForEvent('download', { timeout: 60_000 });
-  await page.getByTestId('accept').click();
   const saved = join(src, 'got.bin');
-  await (await download).saveAs(saved);
-  await statusIs(page, /^done$/);
+  await acceptDownload(page, 'p.bin', saved);
   assert.equal(await sender.exit(60_000), 0, sender.stderr());
   assert.equal(await sha256File(saved), await sha256File(file));
   assert.ok(!page.url().includes(PASSWORD) && !requests.some((u) => u.includes(encodeURIComponent(PASSWORD)) || u.includes(PASSWORD)), 'the password went into an address');

@@ -2,40 +2,26 @@
  * The page end to end, in a real headless Chromium against the built CLI: `tsc-croc send` received
  * in the page, the page sending to `tsc-croc receive`, a wrong code. Bytes are compared by hash.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { browserSkip, launchChromium } from './helpers/browser.js';
-import { runCli, sha256File, startCliRelay } from './helpers/cli.js';
+import { browserSkip } from './helpers/browser.js';
+import { runCli, sha256File } from './helpers/cli.js';
 import { readZip } from './helpers/zip-read.js';
-import { openPage as openPageOf, scriptedSenderToPage, statusIs } from './web-helpers.js';
+import { openPage as openPageOf, scriptedSenderToPage, statusIs, type CliRelay, webFixture } from './web-helpers.js';
 import { PROTOCOL_VERSION, type SenderMessage } from '../src/core/messages.js';
 import { checkRelativePath } from '../src/core/path.js';
 import { RecordType } from '../src/core/record.js';
 
 const skip = browserSkip();
 let browser: Browser;
-let relay: Awaited<ReturnType<typeof startCliRelay>>;
+let relay: CliRelay;
 let dir: string;
-
-before(async () => {
-  if (skip) return;
-  dir = await mkdtemp(join(tmpdir(), 'tsc-croc-web-'));
-  relay = await startCliRelay();
-  browser = await launchChromium();
-});
-
-after(async () => {
-  if (skip) return;
-  await browser?.close();
-  assert.equal(await relay.stop(), 0, relay.proc.stderr());
-  await rm(dir, { recursive: true, force: true });
-});
+webFixture('tsc-croc-web-', (f) => ({ browser, relay, dir } = f));
 
 const openPage = (path: string) => openPageOf(browser, relay, path);
 
