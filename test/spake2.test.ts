@@ -11,7 +11,7 @@ import { bytesToHex, equalBytes, hexToBytes } from '../src/core/assert.js';
 import { isTscCrocError, type ErrorCode } from '../src/core/errors.js';
 import type { CurveName } from '../src/core/relay-api.js';
 import { randomScalar, spake2Start } from '../src/core/spake2.js';
-import { SUITES } from '../src/core/spake2-suites.js';
+import { ED25519_PARAMS, P256_PARAMS, SUITES } from '../src/core/spake2-suites.js';
 import {
   RECIPIENT_IDENTITY,
   SENDER_IDENTITY,
@@ -159,6 +159,46 @@ for (const curve of CURVES) {
     assert.notDeepEqual(spake2Start({ ...common, role: 'A' }).message, spake2Start({ ...common, role: 'A' }).message);
   });
 }
+
+test("the suites' curves are noble's edwards25519 and P-256: same parameters, same points, same decoding", () => {
+  assert.deepEqual({ ...ED25519_PARAMS }, { ...ed25519.Point.CURVE() });
+  assert.deepEqual({ ...P256_PARAMS }, { ...p256.Point.CURVE() });
+  // encodings of multiples of the generator, and 32 random byte strings (most not points): both
+  // decoders accept the same ones and give the same point; encoding round-trips
+  const ours = SUITES.ed25519;
+  const samples: Uint8Array[] = [];
+  for (let k = 1n; k <= 8n; k++) samples.push(ed25519.Point.BASE.multiply(k * 7919n).toBytes());
+  for (let i = 0; i < 32; i++) samples.push(crypto.getRandomValues(new Uint8Array(32)));
+  samples.push(ed25519.Point.fromHex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a').toBytes());
+  // (noble's decoding, then the checks decodeElement makes: canonical, not small order, torsion-free)
+  const nobleDecode = (bytes: Uint8Array): string | undefined => {
+    try {
+      const p = ed25519.Point.fromBytes(bytes, false);
+      return equalBytes(p.toBytes(), bytes) && !p.isSmallOrder() && p.isTorsionFree() ? bytesToHex(p.toBytes()) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const ourDecode = (bytes: Uint8Array): string | undefined => {
+    try {
+      return bytesToHex(ours.encodeElement(ours.decodeElement(bytes, 'sample')));
+    } catch (e) {
+      assert.ok(isTscCrocError(e, 'ERR_BAD_PAKE_MESSAGE'));
+      return undefined;
+    }
+  };
+  let accepted = 0;
+  for (const bytes of samples) {
+    const mine = ourDecode(bytes);
+    assert.equal(mine, nobleDecode(bytes), bytesToHex(bytes));
+    if (mine !== undefined) accepted++;
+  }
+  assert.ok(accepted >= 8, 'the multiples of the generator decode');
+  assert.equal(bytesToHex(ours.encodeElement(ours.P.multiply(123456789n))), bytesToHex(ed25519.Point.BASE.multiply(123456789n).toBytes()));
+  const nist = SUITES.p256;
+  assert.equal(bytesToHex(nist.encodeElement(nist.P.multiply(987654321n))), bytesToHex(p256.Point.BASE.multiply(987654321n).toBytes(false)));
+  assert.equal(bytesToHex(nist.encodeElement(nist.N.multiply(5n).add(nist.M))), bytesToHex(p256.Point.fromBytes(nist.encodeElement(nist.N)).multiply(5n).add(p256.Point.fromBytes(nist.encodeElement(nist.M))).toBytes(false)));
+});
 
 test('ed25519: invalid encodings, small-order and torsioned points are ERR_BAD_PAKE_MESSAGE', () => {
   const w = wFor('ed25519');

@@ -4,16 +4,15 @@
  * Constants and encodings only; the protocol itself is in spake2.ts.
  * @module
  */
-import { ed25519 } from '@noble/curves/ed25519.js';
-import { p256 } from '@noble/curves/nist.js';
-import type { EdwardsPoint } from '@noble/curves/abstract/edwards.js';
-import type { WeierstrassPoint } from '@noble/curves/abstract/weierstrass.js';
+import { edwards, type EdwardsPoint } from '@noble/curves/abstract/edwards.js';
+import { weierstrass, type WeierstrassPoint } from '@noble/curves/abstract/weierstrass.js';
 import { numberToBytesBE } from '@noble/curves/utils.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { abytes, equalBytes } from './assert.js';
 import { TscCrocError } from './errors.js';
+import { fillRandom } from './platform.js';
 import { CURVES, type CurveName } from './relay-api.js';
 
 /** The group operations SPAKE2 uses on one suite's points (RFC 9382 §3.1). */
@@ -111,7 +110,53 @@ function bad(name: string, why: string): TscCrocError {
   return new TscCrocError('ERR_BAD_PAKE_MESSAGE', `${name} is not a valid SPAKE2 message: ${why}`);
 }
 
-const Ed = ed25519.Point;
+/**
+ * The curves, built from their published parameters with noble's `edwards` and `weierstrass`
+ * rather than taken from @noble/curves/ed25519.js and nist.js: those build theirs with noble's
+ * default randomness, `globalThis.crypto`, which they probe once at construction, and that loads
+ * node's whole Web Crypto module (~1-2 ms of every start, on the recipient's critical path).
+ * Here randomness comes from the platform seam (node:crypto; Web Crypto in a browser). Same
+ * curves, same points: test/spake2.test.ts compares both with noble's own and runs the RFC 9382
+ * vectors. (Noble uses the randomness only to blind multiplications on a prime-order curve: P-256
+ * here; edwards25519's generator P below is not noble's BASE, so nothing is blinded there.)
+ */
+const randomBytes = (length = 32): Uint8Array<ArrayBuffer> => fillRandom(new Uint8Array(length));
+
+/** A curve's parameters as noble takes them: field prime p, group order n, cofactor h, a, generator. */
+interface CurveParams {
+  p: bigint;
+  n: bigint;
+  h: bigint;
+  a: bigint;
+  Gx: bigint;
+  Gy: bigint;
+}
+
+/** edwards25519 (RFC 8032 §5.1, RFC 7748 §4.1): -x² + y² = 1 + d·x²·y² over GF(2^255 - 19). */
+const ED25519_P = 2n ** 255n - 19n;
+export const ED25519_PARAMS: Readonly<CurveParams & { d: bigint }> = Object.freeze({
+  p: ED25519_P,
+  n: 2n ** 252n + 27742317777372353535851937790883648493n,
+  h: 8n,
+  a: ED25519_P - 1n,
+  d: 0x52036cee2b6ffe738cc740797779e89800700a4d4141d8ab75eb4dca135978a3n,
+  Gx: 0x216936d3cd6e53fec0a4e231fdd6dc5c692cc7609525a7b2c9562d608f25d51an,
+  Gy: 0x6666666666666666666666666666666666666666666666666666666666666658n,
+});
+
+/** P-256 (FIPS 186-5 / SEC 2 secp256r1): y² = x³ - 3x + b. */
+export const P256_PARAMS: Readonly<CurveParams & { b: bigint }> = Object.freeze({
+  p: 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn,
+  n: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
+  h: 1n,
+  a: 0xffffffff00000001000000000000000000000000fffffffffffffffffffffffcn,
+  b: 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn,
+  Gx: 0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296n,
+  Gy: 0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5n,
+});
+
+/** Decoding's square root is noble's generic one, sqrt(u/v) (RFC 8032 §5.1.3 gives the same root). */
+const Ed = edwards({ ...ED25519_PARAMS }, { randomBytes });
 const ED_LENGTH = 32;
 
 /**
@@ -156,7 +201,7 @@ export const ED25519_SUITE: Ed25519Suite = Object.freeze({
   ...HASH,
 });
 
-const Nist = p256.Point;
+const Nist = weierstrass<bigint>({ ...P256_PARAMS }, { randomBytes });
 const P256_LENGTH = 65;
 
 /** SPAKE2-P256-SHA256-HKDF-HMAC-SHA256 (RFC 9382 §6); elements are uncompressed SEC1, as in Appendix B. */
