@@ -86,3 +86,22 @@ test('a release function that frees each buffer at once (detaches it) leaves the
   assert.ok(released >= 9, `released ${released} buffers`);
   assert.ok(bytes >= 8 * 1024 * 1024 && bytes <= 2 * (8 * 1024 * 1024 + 12_345), `released ${bytes} bytes`);
 });
+
+test('with a release function, the bytes it freed count a quarter towards the collector', async () => {
+  // the recipient's opened pieces are released by the file sink once written: a large file then
+  // costs one collection per ~13-16 MiB instead of one per 4 (the sender's released ciphertexts count nothing)
+  const { port1, port2 } = new MessageChannel();
+  port1.close();
+  port2.close();
+  let calls = 0;
+  setRecordBufferCollector(() => calls++, 4 * 1024 * 1024);
+  setRecordBufferRelease((b) => port1.postMessage(null, [b.buffer as ArrayBuffer]));
+  try {
+    await transfer(32 * 1024 * 1024, 'd.bin');
+  } finally {
+    setRecordBufferRelease(null);
+    setRecordBufferCollector(null);
+  }
+  // counted in full, the 32 MiB opened would be 8 calls
+  assert.ok(calls >= 1 && calls <= 4, `collector called ${calls} times`);
+});
