@@ -254,8 +254,11 @@ export class TransferUi {
       case 'progress': {
         this.#bytes = e.bytes;
         this.#moved = Math.max(this.#moved, this.#movedBefore + Math.max(0, e.bytes - this.#resumedHere));
-        const now = this.#now();
-        this.#rate = this.#rate === null ? startRate(now, this.#moved) : sampleRate(this.#rate, now, this.#moved);
+        // the speed and ETA are for the bars alone (a record's progress is 1 MiB: no per-record work without them)
+        if (this.#o.progress && !this.#o.json) {
+          const now = this.#now();
+          this.#rate = this.#rate === null ? startRate(now, this.#moved) : sampleRate(this.#rate, now, this.#moved);
+        }
         const starting = !this.#bars && this.#barsModule !== null && e.totalBytes > 0 && this.#kind !== 'text';
         if (starting) this.#startBars(this.#barsModule!, e.totalBytes);
         this.#total?.update(e.bytes, this.#payload(e.bytes, e.totalBytes));
