@@ -163,7 +163,7 @@ for (const curve of CURVES) {
 test("the suites' curves are noble's edwards25519 and P-256: same parameters, same points, same decoding", () => {
   assert.deepEqual({ ...ED25519_PARAMS }, { ...ed25519.Point.CURVE() });
   assert.deepEqual({ ...P256_PARAMS }, { ...p256.Point.CURVE() });
-  // encodings of multiples of the generator, and 32 random byte strings (most not points): both
+  // encodings of multiples of the generator, and 32 random byte strings (most not valid shares): both
   // decoders accept the same ones and give the same point; encoding round-trips
   const ours = SUITES.ed25519;
   const samples: Uint8Array[] = [];
